@@ -1,0 +1,139 @@
+# qsd — one non-recursive Makefile.
+#   make                      build qsd, qsctl, qsbench into build/
+#   make check                install missing build deps, build, run the unit and integration tests
+#   make demo                 run a local 4-validator cluster (Ctrl-C stops it)
+#   make SANITIZE=address,undefined check / make SANITIZE=thread check
+#   make CC=clang             build with clang
+#   make install PREFIX=/usr DESTDIR=/tmp/pkg
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DESTDIR    ?=
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+PROTOC_C   ?= protoc-c
+B          := build
+
+PKGS      := rocksdb libevent_core libevent_extra libevent_openssl libevent_pthreads \
+             libprotobuf-c libssl libcrypto yaml-0.1 libsystemd
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+WARN   := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+          -Wno-unused-parameter
+# RocksDB's version header is C++; take the version from pkg-config instead.
+ROCKSDB_VERSION := $(shell $(PKG_CONFIG) --modversion rocksdb 2>/dev/null)
+QS_CPPFLAGS := -I. -I$(B)/proto -D_GNU_SOURCE -DQS_VERSION='"$(VERSION)"' \
+               -DQS_ROCKSDB_VERSION='"$(ROCKSDB_VERSION)"'
+QS_CFLAGS   := -std=c11 -pthread -fPIC $(WARN)
+ifneq ($(SANITIZE),)
+QS_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+QS_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS  = $(QS_CPPFLAGS) $(QS_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(QS_LDFLAGS) $(LDFLAGS)
+
+PROTOS     := $(wildcard proto/quorumstore/v1/*.proto)
+PROTO_C    := $(patsubst proto/%.proto,$(B)/proto/%.pb-c.c,$(PROTOS))
+PROTO_H    := $(PROTO_C:.c=.h)
+PROTO_O    := $(PROTO_C:.c=.o)
+
+# Every module source except the program entry points goes into libqs.a,
+# which the programs and the tests link.
+LIB_SRCS   := $(wildcard core/*.c config/*.c storage/*.c net/*.c daemon/*.c client/*.c)
+LIB_SRCS   := $(filter-out daemon/main.c,$(LIB_SRCS))
+LIB_O      := $(patsubst %.c,$(B)/%.o,$(LIB_SRCS)) $(PROTO_O)
+LIB        := $(B)/libqs.a
+
+PROGS      := $(B)/qsd $(B)/qsctl $(patsubst tools/%.c,$(B)/%,$(filter tools/qsbench.c,$(wildcard tools/*.c)))
+TESTS_SRC  := $(wildcard tests/check_*.c)
+TESTS      := $(patsubst tests/%.c,$(B)/tests/%,$(TESTS_SRC))
+SHIMS_SRC  := $(wildcard tests/shim_*.c)
+SHIMS      := $(patsubst tests/%.c,$(B)/tests/%.so,$(SHIMS_SRC))
+ALL_O      := $(LIB_O) $(B)/daemon/main.o $(patsubst %.c,$(B)/%.o,$(wildcard tools/*.c))
+
+.PHONY: all check check-unit check-integration check-long demo install lint clean deps bench fuzz
+.DEFAULT_GOAL := all
+
+all: $(PROGS)
+
+deps:
+	@tools/deps
+
+$(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(B)/proto
+	$(PROTOC_C) --proto_path=proto --c_out=$(B)/proto $<
+
+# protobuf-c's generated code is not -Wextra clean; compile it without -Werror.
+$(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c
+	$(CC) $(QS_CPPFLAGS) -std=c11 -fPIC $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) \
+		$(if $(SANITIZE),-fsanitize=$(SANITIZE)) -c -o $@ $<
+
+$(B)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/tests/%.o: tests/%.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_O)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/qsd: $(B)/daemon/main.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/qsctl $(B)/qsbench: $(B)/%: $(B)/tools/%.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/tests/check_%: $(B)/tests/check_%.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
+
+# Fault-injection shims are loaded with LD_PRELOAD; build them without sanitizers.
+$(B)/tests/shim_%.so: tests/shim_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(QS_CPPFLAGS) -std=c11 -fPIC -shared $(WARN) $(CFLAGS) -o $@ $< -ldl
+
+-include $(ALL_O:.o=.d) $(TESTS:=.d)
+
+check: deps
+	@$(MAKE) --no-print-directory check-unit check-integration
+
+check-unit: $(PROGS) $(TESTS) $(SHIMS)
+	@tests/run-unit $(TESTS)
+
+check-integration: $(PROGS) $(SHIMS)
+	@B=$(B) SANITIZE=$(SANITIZE) tests/run-integration
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) tools/demo
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(B)/qsd $(DESTDIR)$(SBINDIR)/qsd
+	install -m 0755 $(B)/qsctl $(DESTDIR)$(BINDIR)/qsctl
+	$(if $(wildcard $(B)/qsbench),install -m 0755 $(B)/qsbench $(DESTDIR)$(BINDIR)/qsbench)
+	install -m 0755 tools/mkcluster $(DESTDIR)$(BINDIR)/qs-mkcluster
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 0644 systemd/qsd.service $(DESTDIR)$(UNITDIR)/qsd.service
+	install -d $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	install -m 0644 systemd/qsd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/qsd.conf
+	install -m 0644 systemd/qsd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/qsd.conf
+	install -d $(DESTDIR)/etc/qsd
+	install -m 0640 docs/qsd.yaml.example $(DESTDIR)/etc/qsd/qsd.yaml.example
+
+lint:
+	@tools/lint
+
+clean:
+	rm -rf $(B)
+.SECONDARY:

@@ -1,0 +1,125 @@
+#include "core/codec.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/error.h"
+
+int
+qs_codec_batch_digest(uint32_t chain_id, const uint8_t author[QS_PUBKEY_BYTES],
+		      uint64_t epoch, uint64_t batch_id, const ProtobufCBinaryData *txns,
+		      size_t n_txns, uint8_t digest[QS_DIGEST_BYTES])
+{
+	uint8_t head[sizeof(QS_DIGEST_DOMAIN) + 4 + QS_PUBKEY_BYTES + 8 + 8 + 4];
+	uint8_t *p = head;
+	uint8_t len[4];
+	unsigned int out_len = 0;
+	EVP_MD_CTX *ctx = NULL;
+	int rc = QS_ECRYPTO;
+
+	if (n_txns > UINT32_MAX)
+		return QS_ELIMIT;
+	memcpy(p, QS_DIGEST_DOMAIN, sizeof(QS_DIGEST_DOMAIN)); /* with its 0x00 */
+	p += sizeof(QS_DIGEST_DOMAIN);
+	qs_put_be32(p, chain_id);
+	p += 4;
+	memcpy(p, author, QS_PUBKEY_BYTES);
+	p += QS_PUBKEY_BYTES;
+	qs_put_be64(p, epoch);
+	p += 8;
+	qs_put_be64(p, batch_id);
+	p += 8;
+	qs_put_be32(p, (uint32_t)n_txns);
+
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, head, sizeof(head)))
+		goto out;
+	for (size_t i = 0; i < n_txns; i++) {
+		if (txns[i].len > UINT32_MAX) {
+			rc = QS_ELIMIT;
+			goto out;
+		}
+		qs_put_be32(len, (uint32_t)txns[i].len);
+		if (!EVP_DigestUpdate(ctx, len, sizeof(len)) ||
+		    (txns[i].len && !EVP_DigestUpdate(ctx, txns[i].data, txns[i].len)))
+			goto out;
+	}
+	if (!EVP_DigestFinal_ex(ctx, digest, &out_len) || out_len != QS_DIGEST_BYTES)
+		goto out;
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+void
+qs_codec_info_signing_bytes(uint32_t chain_id, const struct qs_batch_info *info,
+			    uint8_t out[QS_INFO_SIGNING_BYTES])
+{
+	uint8_t *p = out;
+
+	memcpy(p, QS_SIGN_DOMAIN, sizeof(QS_SIGN_DOMAIN));
+	p += sizeof(QS_SIGN_DOMAIN);
+	qs_put_be32(p, chain_id);
+	p += 4;
+	memcpy(p, info->author, QS_PUBKEY_BYTES);
+	p += QS_PUBKEY_BYTES;
+	qs_put_be64(p, info->epoch);
+	p += 8;
+	qs_put_be64(p, info->batch_id);
+	p += 8;
+	qs_put_be64(p, info->expiration_us);
+	p += 8;
+	memcpy(p, info->digest, QS_DIGEST_BYTES);
+	p += QS_DIGEST_BYTES;
+	qs_put_be32(p, info->num_txns);
+	p += 4;
+	qs_put_be64(p, info->num_bytes);
+	p += 8;
+	qs_put_be64(p, info->gas_bucket_start);
+}
+
+int
+qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_info *info,
+		   uint8_t sig[QS_SIG_BYTES])
+{
+	uint8_t msg[QS_INFO_SIGNING_BYTES];
+	size_t sig_len = QS_SIG_BYTES;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = QS_ECRYPTO;
+
+	qs_codec_info_signing_bytes(chain_id, info, msg);
+	if (!ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) != 1 ||
+	    EVP_DigestSign(ctx, sig, &sig_len, msg, sizeof(msg)) != 1 ||
+	    sig_len != QS_SIG_BYTES)
+		goto out;
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int
+qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
+		     const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
+{
+	uint8_t msg[QS_INFO_SIGNING_BYTES];
+	EVP_PKEY *pub = NULL;
+	EVP_MD_CTX *ctx = NULL;
+	int rc = QS_ECRYPTO;
+	int ok;
+
+	qs_codec_info_signing_bytes(chain_id, info, msg);
+	pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, signer, QS_PUBKEY_BYTES);
+	ctx = EVP_MD_CTX_new();
+	if (!pub || !ctx || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) != 1)
+		goto out;
+	ok = EVP_DigestVerify(ctx, sig, QS_SIG_BYTES, msg, sizeof(msg));
+	rc = ok == 1 ? 0 : QS_EBADSIG;
+out:
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pub);
+	return rc;
+}

@@ -1,0 +1,221 @@
+#include "storage/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+#include "core/codec.h"
+#include "core/error.h"
+#include "storage/store_impl.h"
+
+#define QS_META_SCHEMA "schema_version"
+#define QS_ROCKSDB_FATAL_LEVEL 4
+
+const char *const qs_store_cf_names[QS_CF_COUNT] = {
+	[QS_CF_BATCHES] = "batches",
+	[QS_CF_INFOS] = "infos",
+	[QS_CF_PROOFS] = "proofs",
+	[QS_CF_META] = "meta",
+};
+
+
+int
+qs_store_error_code(const char *msg)
+{
+	if (!msg)
+		return QS_ESTORE;
+	if (strstr(msg, "No space left") || strstr(msg, "ENOSPC"))
+		return QS_ENOSPACE;
+	if (strncmp(msg, "Corruption", 10) == 0 || strstr(msg, "orruption"))
+		return QS_ECORRUPT;
+	if (strncmp(msg, "IO error", 8) == 0)
+		return QS_EIO;
+	return QS_ESTORE;
+}
+
+/* Record a RocksDB error in err and free it; returns its code. */
+static int
+store_fail(char *rerr, const char *what, char *err, size_t errlen)
+{
+	int rc = qs_store_error_code(rerr);
+
+	snprintf(err, errlen, "%s: %s", what, rerr ? rerr : "unknown error");
+	rocksdb_free(rerr);
+	return rc;
+}
+
+static int
+store_mkdir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == 0)
+		return 0;
+	if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+	return -errno;
+}
+
+/* A directory without a database yet (RocksDB finds no CURRENT file). */
+static int
+store_is_fresh(rocksdb_options_t *opts, const char *dir)
+{
+	char *rerr = NULL;
+	size_t n = 0;
+	char **names = rocksdb_list_column_families(opts, dir, &n, &rerr);
+
+	/* The list is allocated even when the call fails. */
+	rocksdb_list_column_families_destroy(names, n);
+	if (rerr) {
+		rocksdb_free(rerr);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+store_check_schema(struct qs_store *st, int fresh, char *err, size_t errlen)
+{
+	char *rerr = NULL;
+	size_t len = 0;
+	char *val = rocksdb_get_cf(st->db, st->ro, st->cf[QS_CF_META], QS_META_SCHEMA,
+				   strlen(QS_META_SCHEMA), &len, &rerr);
+	uint8_t buf[4];
+	int rc = 0;
+
+	if (rerr)
+		return store_fail(rerr, "reading schema version", err, errlen);
+	if (val) {
+		if (len != 4) {
+			snprintf(err, errlen, "schema version record has %zu bytes, want 4", len);
+			rc = QS_ECORRUPT;
+			goto out;
+		}
+		st->schema_version = qs_get_be32((const uint8_t *)val);
+		if (st->schema_version > QS_SCHEMA_VERSION || st->schema_version == 0) {
+			snprintf(err, errlen,
+				 "database schema version %u is not supported by this qsd "
+				 "(supports %u); use a newer qsd",
+				 st->schema_version, QS_SCHEMA_VERSION);
+			rc = QS_ESCHEMA;
+		}
+		goto out;
+	}
+	if (!fresh) {
+		/* A database without a schema record that holds data is not ours. */
+		rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro,
+								    st->cf[QS_CF_INFOS]);
+		rocksdb_iter_seek_to_first(it);
+		int has_data = rocksdb_iter_valid(it);
+		rocksdb_iter_destroy(it);
+		if (has_data) {
+			snprintf(err, errlen, "database holds data but no schema version");
+			rc = QS_ESCHEMA;
+			goto out;
+		}
+	}
+	qs_put_be32(buf, QS_SCHEMA_VERSION);
+	rocksdb_put_cf(st->db, st->wo_sync, st->cf[QS_CF_META], QS_META_SCHEMA,
+		       strlen(QS_META_SCHEMA), (const char *)buf, sizeof(buf), &rerr);
+	if (rerr) {
+		rc = store_fail(rerr, "writing schema version", err, errlen);
+		goto out;
+	}
+	st->schema_version = QS_SCHEMA_VERSION;
+out:
+	rocksdb_free(val);
+	return rc;
+}
+
+int
+qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *err,
+	      size_t errlen)
+{
+	const rocksdb_options_t *cf_opts[QS_CF_COUNT + 1];
+	const char *cf_names[QS_CF_COUNT + 1];
+	rocksdb_column_family_handle_t *handles[QS_CF_COUNT + 1] = { 0 };
+	int fresh;
+	char *rerr = NULL;
+	struct qs_store *st = NULL;
+	int rc;
+
+	rc = store_mkdir(opt->dir, err, errlen);
+	if (rc)
+		return rc;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->opts = rocksdb_options_create();
+	st->table = rocksdb_block_based_options_create();
+	st->cache = rocksdb_cache_create_lru(opt->block_cache_bytes);
+	st->ro = rocksdb_readoptions_create();
+	st->wo_sync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(st->wo_sync, 1);
+	rocksdb_block_based_options_set_block_cache(st->table, st->cache);
+	rocksdb_options_set_block_based_table_factory(st->opts, st->table);
+	rocksdb_options_set_create_if_missing(st->opts, 1);
+	rocksdb_options_set_create_missing_column_families(st->opts, 1);
+	rocksdb_options_set_info_log_level(st->opts, QS_ROCKSDB_FATAL_LEVEL);
+	rocksdb_options_set_keep_log_file_num(st->opts, 2);
+	rocksdb_options_set_db_write_buffer_size(st->opts, opt->write_buffer_bytes);
+	rocksdb_options_set_max_total_wal_size(st->opts, opt->max_wal_bytes);
+	rocksdb_options_set_compression(st->opts, rocksdb_no_compression);
+	rocksdb_options_set_paranoid_checks(st->opts, 1);
+
+	fresh = store_is_fresh(st->opts, opt->dir);
+	/* RocksDB requires the default family to be opened too. */
+	cf_names[0] = "default";
+	cf_opts[0] = st->opts;
+	for (int c = 0; c < QS_CF_COUNT; c++) {
+		cf_names[c + 1] = qs_store_cf_names[c];
+		cf_opts[c + 1] = st->opts;
+	}
+	st->db = rocksdb_open_column_families(st->opts, opt->dir, QS_CF_COUNT + 1, cf_names,
+					      cf_opts, handles, &rerr);
+	if (rerr) {
+		rc = store_fail(rerr, "opening database", err, errlen);
+		goto out;
+	}
+	rocksdb_column_family_handle_destroy(handles[0]);
+	for (int c = 0; c < QS_CF_COUNT; c++)
+		st->cf[c] = handles[c + 1];
+	rc = store_check_schema(st, fresh, err, errlen);
+out:
+	if (rc) {
+		qs_store_close(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void
+qs_store_close(struct qs_store *st)
+{
+	if (!st)
+		return;
+	if (st->db)
+		rocksdb_cancel_all_background_work(st->db, 1);
+	for (int c = 0; c < QS_CF_COUNT; c++)
+		if (st->cf[c])
+			rocksdb_column_family_handle_destroy(st->cf[c]);
+	if (st->db)
+		rocksdb_close(st->db);
+	rocksdb_writeoptions_destroy(st->wo_sync);
+	rocksdb_readoptions_destroy(st->ro);
+	rocksdb_options_destroy(st->opts);
+	rocksdb_block_based_options_destroy(st->table);
+	rocksdb_cache_destroy(st->cache);
+	free(st);
+}
+
+uint32_t
+qs_store_schema_version(const struct qs_store *st)
+{
+	return st->schema_version;
+}

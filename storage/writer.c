@@ -1,0 +1,304 @@
+#include "storage/writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "storage/store_impl.h"
+
+struct qs_writer {
+	struct qs_writer_options opt;
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct qs_link *head;		/* submitted, not yet taken */
+	struct qs_link **tail;
+	uint64_t queue_bytes;		/* queued and in flight */
+	int stopping;
+	struct qs_doneq *done;
+};
+
+void
+qs_store_key(uint64_t expiration_us, const uint8_t digest[QS_DIGEST_BYTES],
+	     uint8_t key[QS_STORE_KEY_BYTES])
+{
+	qs_put_be64(key, expiration_us);
+	memcpy(key + 8, digest, QS_DIGEST_BYTES);
+}
+
+uint64_t
+qs_write_item_bytes(const struct qs_write_item *item)
+{
+	/* Payload plus a fixed charge for the item and its per-txn slices. */
+	uint64_t n = sizeof(*item) + QS_INFO_SIGNING_BYTES;
+
+	if (item->kind == QS_WRITE_BATCH)
+		n += item->info.num_bytes + 4 + 4 * (uint64_t)item->n_txns;
+	return n;
+}
+
+static double
+elapsed_s(const struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/*
+ * Add one item's records to the WriteBatch. The payload goes in as a list of
+ * slices (count, then length and bytes per transaction) so it is copied once,
+ * into the WriteBatch itself. `lens` holds 4 bytes per transaction plus 4.
+ */
+static int
+add_item(struct qs_writer *w, rocksdb_writebatch_t *wb, struct qs_write_item *it,
+	 uint8_t *key, uint8_t *info_buf, uint8_t *lens)
+{
+	struct qs_store *st = w->opt.store;
+	size_t n_slices = 1 + 2 * it->n_txns;
+	const char **vals = NULL;
+	size_t *sizes = NULL;
+	const char *keys[1] = { (const char *)key };
+	size_t key_sizes[1] = { QS_STORE_KEY_BYTES };
+
+	qs_store_key(it->info.expiration_us, it->info.digest, key);
+	qs_codec_info_signing_bytes(w->opt.chain_id, &it->info, info_buf);
+	if (it->kind == QS_WRITE_BATCH) {
+		if (n_slices > INT32_MAX)
+			return QS_ELIMIT;
+		vals = malloc(n_slices * sizeof(*vals));
+		sizes = malloc(n_slices * sizeof(*sizes));
+		if (!vals || !sizes) {
+			free(vals);
+			free(sizes);
+			return -ENOMEM;
+		}
+		qs_put_be32(lens, (uint32_t)it->n_txns);
+		vals[0] = (const char *)lens;
+		sizes[0] = 4;
+		for (size_t i = 0; i < it->n_txns; i++) {
+			qs_put_be32(lens + 4 + 4 * i, (uint32_t)it->txns[i].len);
+			vals[1 + 2 * i] = (const char *)lens + 4 + 4 * i;
+			sizes[1 + 2 * i] = 4;
+			vals[2 + 2 * i] = (const char *)it->txns[i].data;
+			sizes[2 + 2 * i] = it->txns[i].len;
+		}
+		rocksdb_writebatch_putv_cf(wb, st->cf[QS_CF_BATCHES], 1, keys, key_sizes,
+					   (int)n_slices, vals, sizes);
+		free(vals);
+		free(sizes);
+	}
+	if (it->kind != QS_WRITE_SIGN)
+		rocksdb_writebatch_put_cf(wb, st->cf[QS_CF_INFOS], (const char *)key,
+					  QS_STORE_KEY_BYTES, (const char *)info_buf,
+					  QS_INFO_SIGNING_BYTES);
+	return 0;
+}
+
+/* Write one group with sync, then sign each item only if the write succeeded. */
+static void
+write_group(struct qs_writer *w, struct qs_link *group, size_t n_items, uint64_t bytes)
+{
+	struct qs_store *st = w->opt.store;
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	uint8_t key[QS_STORE_KEY_BYTES];
+	uint8_t info_buf[QS_INFO_SIGNING_BYTES];
+	size_t need_writes = 0;
+	char *rerr = NULL;
+	struct timespec t0;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (struct qs_link *l = group; l && rc == 0; l = l->next) {
+		struct qs_write_item *it = (struct qs_write_item *)l;
+		uint8_t *lens = NULL;
+
+		if (it->kind == QS_WRITE_SIGN)
+			continue;
+		need_writes++;
+		if (it->kind == QS_WRITE_BATCH) {
+			lens = malloc(4 + 4 * it->n_txns);
+			if (!lens) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		rc = add_item(w, wb, it, key, info_buf, lens);
+		free(lens);
+	}
+	if (rc == 0 && need_writes) {
+		rocksdb_write(st->db, st->wo_sync, wb, &rerr);
+		if (rerr)
+			rc = qs_store_error_code(rerr);
+	}
+	rocksdb_writebatch_destroy(wb);
+
+	/* The invariant: a signature exists only for what the disk acknowledged. */
+	for (struct qs_link *l = group; l; l = l->next) {
+		struct qs_write_item *it = (struct qs_write_item *)l;
+
+		it->result = rc;
+		if (rc == 0 && qs_codec_info_sign(w->opt.signing_key, w->opt.chain_id, &it->info,
+						  it->sig) != 0)
+			it->result = QS_ECRYPTO;
+	}
+	if (w->opt.observer.group_done)
+		w->opt.observer.group_done(w->opt.observer.arg, n_items, bytes, elapsed_s(&t0), rc,
+					   rerr);
+	rocksdb_free(rerr);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct qs_writer *w = arg;
+
+	for (;;) {
+		struct qs_link *group, *l, *next;
+		size_t n = 0;
+		uint64_t bytes = 0;
+
+		pthread_mutex_lock(&w->lock);
+		while (!w->head && !w->stopping)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (!w->head) {
+			pthread_mutex_unlock(&w->lock);
+			break;
+		}
+		/* Take everything waiting, up to the group bounds (at least one). */
+		group = w->head;
+		l = group;
+		for (;;) {
+			struct qs_write_item *it = (struct qs_write_item *)l;
+
+			n++;
+			bytes += it->queued_bytes;
+			next = l->next;
+			if (!next || n >= w->opt.group_max_items ||
+			    bytes + ((struct qs_write_item *)next)->queued_bytes >
+				    w->opt.group_max_bytes)
+				break;
+			l = next;
+		}
+		w->head = l->next;
+		if (!w->head)
+			w->tail = &w->head;
+		l->next = NULL;
+		pthread_mutex_unlock(&w->lock);
+
+		write_group(w, group, n, bytes);
+
+		pthread_mutex_lock(&w->lock);
+		w->queue_bytes -= bytes;
+		pthread_mutex_unlock(&w->lock);
+		for (l = group; l; l = next) {
+			next = l->next;
+			qs_doneq_push(w->done, l);
+		}
+	}
+	return NULL;
+}
+
+static void
+deliver(void *arg, struct qs_link *item)
+{
+	struct qs_writer *w = arg;
+
+	w->opt.complete(w->opt.arg, (struct qs_write_item *)item);
+}
+
+int
+qs_writer_start(const struct qs_writer_options *opt, struct qs_writer **out)
+{
+	struct qs_writer *w = calloc(1, sizeof(*w));
+	int rc;
+
+	if (!w)
+		return -ENOMEM;
+	w->opt = *opt;
+	if (w->opt.group_max_items == 0)
+		w->opt.group_max_items = 1;
+	w->tail = &w->head;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	rc = qs_doneq_new(opt->base, deliver, w, &w->done);
+	if (rc)
+		goto out;
+	rc = -pthread_create(&w->thread, NULL, writer_main, w);
+	if (rc)
+		goto out;
+	w->thread_started = 1;
+	*out = w;
+	return 0;
+out:
+	qs_writer_stop(w);
+	return rc;
+}
+
+int
+qs_writer_submit(struct qs_writer *w, struct qs_write_item *item)
+{
+	uint64_t bytes = qs_write_item_bytes(item);
+	int rc = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		rc = QS_ESHUTDOWN;
+	} else if (w->queue_bytes && w->queue_bytes + bytes > w->opt.queue_max_bytes) {
+		rc = QS_EQUEUEFULL;
+	} else {
+		item->queued_bytes = bytes;
+		item->result = 0;
+		item->link.next = NULL;
+		*w->tail = &item->link;
+		w->tail = &item->link.next;
+		w->queue_bytes += bytes;
+		pthread_cond_signal(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+uint64_t
+qs_writer_queue_bytes(struct qs_writer *w)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&w->lock);
+	n = w->queue_bytes;
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
+int
+qs_writer_has_room(struct qs_writer *w, uint64_t bytes)
+{
+	int room;
+
+	pthread_mutex_lock(&w->lock);
+	room = w->queue_bytes == 0 || w->queue_bytes + bytes <= w->opt.queue_max_bytes;
+	pthread_mutex_unlock(&w->lock);
+	return room;
+}
+
+void
+qs_writer_stop(struct qs_writer *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	if (w->thread_started)
+		pthread_join(w->thread, NULL);
+	qs_doneq_free(w->done);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}

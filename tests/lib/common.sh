@@ -1,0 +1,59 @@
+# Shared helpers for the shell integration tests. Source it; needs $B.
+B=${B:-build}
+QSD=$B/qsd
+QSCTL=$B/qsctl
+export QSCTL
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# A temporary directory removed at exit, with every process started by
+# start_qsd killed.
+T=$(mktemp -d /tmp/qsd-it-XXXXXX)
+QS_PIDS=()
+cleanup() {
+	for p in "${QS_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null || true
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# A base port for a test cluster, unlikely to collide with a parallel run.
+pick_base_port() {
+	echo $((20000 + (RANDOM % 400) * 50))
+}
+
+# start_qsd CONFIG LOG: start qsd in the background; sets QS_PID.
+start_qsd() {
+	"$QSD" -c "$1" 2>>"$2" &
+	QS_PID=$!
+	QS_PIDS+=("$QS_PID")
+}
+
+# wait_http URL SECONDS: wait until URL answers (any status).
+wait_http() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		curl -s -o /dev/null -m 1 "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_exit PID SECONDS: wait for PID (a child of this shell) to exit; sets
+# WAIT_RC to its exit code, or to "timeout".
+wait_exit() {
+	local i
+	WAIT_RC=timeout
+	for ((i = 0; i < $2 * 10; i++)); do
+		if ! kill -0 "$1" 2>/dev/null; then
+			WAIT_RC=0
+			wait "$1" || WAIT_RC=$?
+			return 0
+		fi
+		sleep 0.1
+	done
+}
