@@ -37,6 +37,13 @@ ifneq ($(SANITIZE),)
 QS_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 QS_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+# Fault shims go into LD_PRELOAD behind the sanitizer runtime, which must
+# come first when it is a shared library (gcc); clang links it statically.
+ifneq ($(findstring address,$(SANITIZE)),)
+SAN_RT := $(filter /%,$(shell $(CC) -print-file-name=libasan.so))
+else ifneq ($(findstring thread,$(SANITIZE)),)
+SAN_RT := $(filter /%,$(shell $(CC) -print-file-name=libtsan.so))
+endif
 ALL_CFLAGS  = $(QS_CPPFLAGS) $(QS_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(QS_LDFLAGS) $(LDFLAGS)
 
@@ -108,10 +115,10 @@ check: deps
 	@$(MAKE) --no-print-directory check-unit check-integration
 
 check-unit: $(PROGS) $(TESTS) $(SHIMS)
-	@tests/run-unit $(TESTS)
+	@QS_PRELOAD="$(SAN_RT) $(abspath $(B)/tests/shim_sync.so)" tests/run-unit $(TESTS)
 
 check-integration: $(PROGS) $(SHIMS)
-	@B=$(B) SANITIZE=$(SANITIZE) tests/run-integration
+	@B=$(B) QS_SAN_RT="$(SAN_RT)" tests/run-integration
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -79,6 +79,7 @@ struct qs_option {
 #define QS_TIB (UINT64_C(1) << 40)
 
 /* Every key of qsd.yaml, in the order the example shows them. */
+/* clang-format off */
 static const struct qs_option qs_options[] = {
 	{ .name = "chain_id", .type = QS_CFG_UINT, .flags = QS_CFG_REQUIRED, QS_C(chain_id),
 	  .min = 1, .max = UINT32_MAX, .example = "1",
@@ -227,6 +228,7 @@ static const struct qs_option qs_validator_options[] = {
 	  QS_V(voting_power), .min = 1, .max = QS_MAX_VOTING_POWER, .example = "1",
 	  .doc = "Voting power; a quorum is more than two thirds of the total." },
 };
+/* clang-format on */
 
 #define QS_N_OPTIONS QS_CFG_ARRAY_SIZE(qs_options)
 #define QS_N_VALIDATOR_OPTIONS QS_CFG_ARRAY_SIZE(qs_validator_options)
@@ -645,9 +647,9 @@ qs_cfg_syntax_error(struct qs_cfg_parser *p, const yaml_parser_t *y)
 	line = y->problem_mark.line + 1;
 	column = y->problem_mark.column + 1;
 	if (y->context)
-		rc = qs_cfg_error(p, line, column, path, "syntax error: %s (%s at line %zu, column %zu)",
-				  problem, y->context, y->context_mark.line + 1,
-				  y->context_mark.column + 1);
+		rc = qs_cfg_error(p, line, column, path,
+				  "syntax error: %s (%s at line %zu, column %zu)", problem,
+				  y->context, y->context_mark.line + 1, y->context_mark.column + 1);
 	else
 		rc = qs_cfg_error(p, line, column, path, "syntax error: %s", problem);
 out:
@@ -1060,7 +1062,8 @@ qs_cfg_set_hex_key(struct qs_cfg_parser *p, const struct qs_option *row, void *b
 	}
 	if (v->len != 2 * QS_KEY_BYTES) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "bad key: expected %d hex digits (a %d-byte Ed25519 public key), got %zu characters",
+				  "bad key: expected %d hex digits (a %d-byte Ed25519 public key), "
+				  "got %zu characters",
 				  2 * QS_KEY_BYTES, QS_KEY_BYTES, v->len);
 		goto out;
 	}
@@ -1098,7 +1101,8 @@ qs_cfg_set_uid_list(struct qs_cfg_parser *p, const struct qs_option *row, void *
 
 	if (v->type != QS_CFG_NODE_SEQ) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected a sequence of uids, got %s", qs_cfg_kind(v));
+				  "wrong type: expected a sequence of uids, got %s",
+				  qs_cfg_kind(v));
 		goto out;
 	}
 	if (v->count > row->max || v->count > QS_MAX_ALLOWED_UIDS) {
@@ -1163,9 +1167,10 @@ qs_cfg_check_unique(struct qs_cfg_parser *p, const struct qs_config *cfg, size_t
 			if (!same)
 				continue;
 			qs_cfg_path(path, sizeof(path), prefix, row->name);
-			rc = qs_cfg_error(p, seen[i][r]->line, seen[i][r]->column, path,
-					  "duplicate validator %s (first at validators[%zu], line %u)",
-					  row->name, j, seen[j][r]->line);
+			rc = qs_cfg_error(
+				p, seen[i][r]->line, seen[i][r]->column, path,
+				"duplicate validator %s (first at validators[%zu], line %u)",
+				row->name, j, seen[j][r]->line);
 			goto out;
 		}
 	}

@@ -1,5 +1,7 @@
 #include "core/codec.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -122,4 +124,90 @@ out:
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pub);
 	return rc;
+}
+
+int
+qs_codec_info_parse(const uint8_t *buf, size_t len, uint32_t *chain_id,
+		    struct qs_batch_info *info)
+{
+	const uint8_t *p = buf;
+
+	if (len != QS_INFO_SIGNING_BYTES || memcmp(p, QS_SIGN_DOMAIN, sizeof(QS_SIGN_DOMAIN)) != 0)
+		return QS_EDECODE;
+	p += sizeof(QS_SIGN_DOMAIN);
+	*chain_id = qs_get_be32(p);
+	p += 4;
+	memcpy(info->author, p, QS_PUBKEY_BYTES);
+	p += QS_PUBKEY_BYTES;
+	info->epoch = qs_get_be64(p);
+	p += 8;
+	info->batch_id = qs_get_be64(p);
+	p += 8;
+	info->expiration_us = qs_get_be64(p);
+	p += 8;
+	memcpy(info->digest, p, QS_DIGEST_BYTES);
+	p += QS_DIGEST_BYTES;
+	info->num_txns = qs_get_be32(p);
+	p += 4;
+	info->num_bytes = qs_get_be64(p);
+	p += 8;
+	info->gas_bucket_start = qs_get_be64(p);
+	return 0;
+}
+
+uint64_t
+qs_codec_txns_size(const ProtobufCBinaryData *txns, size_t n_txns)
+{
+	uint64_t n = 4;
+
+	if (n_txns > UINT32_MAX)
+		return 0;
+	for (size_t i = 0; i < n_txns; i++) {
+		if (txns[i].len > UINT32_MAX)
+			return 0;
+		n += 4 + (uint64_t)txns[i].len;
+	}
+	return n;
+}
+
+int
+qs_codec_txns_parse(const uint8_t *buf, size_t len, size_t max_txns, ProtobufCBinaryData **txns,
+		    size_t *n_txns)
+{
+	ProtobufCBinaryData *out;
+	size_t off = 4;
+	uint32_t n;
+
+	if (len < 4)
+		return QS_EDECODE;
+	n = qs_get_be32(buf);
+	if (n > max_txns)
+		return QS_ELIMIT;
+	/* Each transaction takes at least its 4-byte length. */
+	if ((uint64_t)n * 4 > len - 4)
+		return QS_EDECODE;
+	out = calloc(n ? n : 1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t l;
+
+		if (len - off < 4)
+			goto bad;
+		l = qs_get_be32(buf + off);
+		off += 4;
+		if (l > len - off)
+			goto bad;
+		out[i].len = l;
+		out[i].data = (uint8_t *)buf + off;
+		off += l;
+	}
+	if (off != len)
+		goto bad;
+	*txns = out;
+	*n_txns = n;
+	return 0;
+bad:
+	free(out);
+	return QS_EDECODE;
 }

@@ -57,6 +57,26 @@ int qs_codec_batch_digest(uint32_t chain_id, const uint8_t author[QS_PUBKEY_BYTE
 void qs_codec_info_signing_bytes(uint32_t chain_id, const struct qs_batch_info *info,
 				 uint8_t out[QS_INFO_SIGNING_BYTES]);
 
+/*
+ * Parse a signing encoding (as stored in the infos column family) back into
+ * *info and *chain_id. Returns 0 or QS_EDECODE (wrong length or domain).
+ */
+int qs_codec_info_parse(const uint8_t *buf, size_t len, uint32_t *chain_id,
+			struct qs_batch_info *info);
+
+/*
+ * The transaction section of the canonical encoding: count(u32), then per
+ * transaction len(u32) bytes. This is how payloads are stored.
+ * qs_codec_txns_size() gives its length (0 if a count or length does not fit
+ * in u32); qs_codec_txns_parse() splits a section into at most max_txns
+ * slices pointing into buf (*txns is allocated, the caller frees it) and
+ * returns 0, QS_ELIMIT (over max_txns) or QS_EDECODE (lengths inconsistent
+ * with len).
+ */
+uint64_t qs_codec_txns_size(const ProtobufCBinaryData *txns, size_t n_txns);
+int qs_codec_txns_parse(const uint8_t *buf, size_t len, size_t max_txns,
+			ProtobufCBinaryData **txns, size_t *n_txns);
+
 /* Sign `info` with the Ed25519 private key `key` (not consumed). */
 int qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_info *info,
 		       uint8_t sig[QS_SIG_BYTES]);

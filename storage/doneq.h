@@ -6,11 +6,14 @@
 #ifndef QS_STORAGE_DONEQ_H
 #define QS_STORAGE_DONEQ_H
 
+#include <stdint.h>
+
 #include <event2/event.h>
 
 /* Embedded as the first member of whatever is queued. */
 struct qs_link {
 	struct qs_link *next;
+	uint64_t bytes;		/* what the item is charged in a bounded queue */
 };
 
 struct qs_doneq;

@@ -11,6 +11,8 @@
 #include "core/codec.h"
 #include "core/error.h"
 #include "storage/store_impl.h"
+#include "storage/writer.h"
+#include "core/hex.h"
 
 #define QS_META_SCHEMA "schema_version"
 #define QS_ROCKSDB_FATAL_LEVEL 4
@@ -218,4 +220,85 @@ uint32_t
 qs_store_schema_version(const struct qs_store *st)
 {
 	return st->schema_version;
+}
+
+/* Range-delete [0, end) in the expiration-ordered families. */
+static void
+delete_expired(struct qs_store *st, rocksdb_writebatch_t *wb, const uint8_t end[8])
+{
+	static const uint8_t zero[8];
+	static const enum qs_store_cf cfs[] = { QS_CF_BATCHES, QS_CF_INFOS, QS_CF_PROOFS };
+
+	for (size_t i = 0; i < sizeof(cfs) / sizeof(cfs[0]); i++)
+		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)zero, 8,
+						   (const char *)end, 8);
+}
+
+int
+qs_store_recover(struct qs_store *st, uint64_t now_us, uint32_t chain_id,
+		 int (*keep)(void *arg, const struct qs_batch_info *info), void *arg,
+		 struct qs_recovery_stats *stats, char *err, size_t errlen)
+{
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[QS_CF_INFOS]);
+	uint8_t first_live[8];
+	char *rerr = NULL;
+	int rc = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	qs_put_be64(first_live, now_us + 1);
+	rocksdb_iter_seek_to_first(it);
+	if (rocksdb_iter_valid(it)) {
+		size_t klen;
+		const char *k = rocksdb_iter_key(it, &klen);
+
+		if (klen >= 8 && memcmp(k, first_live, 8) < 0) {
+			delete_expired(st, wb, first_live);
+			stats->expired_deleted = 1;
+		}
+	}
+	for (rocksdb_iter_seek(it, (const char *)first_live, 8); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		struct qs_batch_info info;
+		uint32_t chain;
+		size_t klen, vlen;
+		const char *k = rocksdb_iter_key(it, &klen);
+		const char *v = rocksdb_iter_value(it, &vlen);
+
+		if (klen != QS_STORE_KEY_BYTES ||
+		    qs_codec_info_parse((const uint8_t *)v, vlen, &chain, &info) != 0 ||
+		    info.expiration_us != qs_get_be64((const uint8_t *)k) ||
+		    memcmp(info.digest, k + 8, QS_DIGEST_BYTES) != 0) {
+			char hex[2 * QS_STORE_KEY_BYTES + 1];
+
+			qs_hex_encode((const uint8_t *)k, klen < QS_STORE_KEY_BYTES ? klen :
+					      QS_STORE_KEY_BYTES, hex);
+			snprintf(err, errlen, "infos record %s does not parse", hex);
+			rc = QS_ECORRUPT;
+			goto out;
+		}
+		if (chain == chain_id && keep(arg, &info) == 0) {
+			stats->kept++;
+			continue;
+		}
+		rocksdb_writebatch_delete_cf(wb, st->cf[QS_CF_BATCHES], k, klen);
+		rocksdb_writebatch_delete_cf(wb, st->cf[QS_CF_INFOS], k, klen);
+		stats->dropped++;
+	}
+	rocksdb_iter_get_error(it, &rerr);
+	if (rerr) {
+		rc = store_fail(rerr, "scanning infos", err, errlen);
+		goto out;
+	}
+	if (rocksdb_writebatch_count(wb) > 0) {
+		rocksdb_write(st->db, st->wo_sync, wb, &rerr);
+		if (rerr) {
+			rc = store_fail(rerr, "deleting expired batches", err, errlen);
+			goto out;
+		}
+	}
+out:
+	rocksdb_iter_destroy(it);
+	rocksdb_writebatch_destroy(wb);
+	return rc;
 }

@@ -53,6 +53,28 @@ uint32_t qs_store_schema_version(const struct qs_store *st);
  */
 int qs_store_error_code(const char *rocksdb_err);
 
+struct qs_batch_info;
+
+struct qs_recovery_stats {
+	uint64_t kept;			/* batches handed to the callback and kept */
+	uint64_t dropped;		/* deleted: other epoch, chain or author */
+	int expired_deleted;		/* whether an expired range was deleted */
+};
+
+/*
+ * Start-up recovery: read the `infos` column family only (payloads stay on
+ * disk until asked for). Everything that expired at or before now_us is
+ * range-deleted from batches, infos and proofs. Each other record is parsed
+ * and handed to keep(arg, info); a record of another chain, or for which
+ * keep() returns non-zero (another epoch, an author not in the validator
+ * set), is deleted. Deletions are written with sync before this returns.
+ * Returns 0; QS_ECORRUPT when a record does not parse (err names its key);
+ * or a storage error.
+ */
+int qs_store_recover(struct qs_store *st, uint64_t now_us, uint32_t chain_id,
+		     int (*keep)(void *arg, const struct qs_batch_info *info), void *arg,
+		     struct qs_recovery_stats *stats, char *err, size_t errlen);
+
 /* Column family names, indexed by enum qs_store_cf. */
 extern const char *const qs_store_cf_names[QS_CF_COUNT];
 

@@ -1,25 +1,17 @@
 #include "storage/writer.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/error.h"
 #include "storage/store_impl.h"
+#include "storage/worker.h"
 
 struct qs_writer {
 	struct qs_writer_options opt;
-	pthread_t thread;
-	int thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct qs_link *head;		/* submitted, not yet taken */
-	struct qs_link **tail;
-	uint64_t queue_bytes;		/* queued and in flight */
-	int stopping;
-	struct qs_doneq *done;
+	struct qs_worker *worker;
 };
 
 void
@@ -93,17 +85,16 @@ add_item(struct qs_writer *w, rocksdb_writebatch_t *wb, struct qs_write_item *it
 		free(vals);
 		free(sizes);
 	}
-	if (it->kind != QS_WRITE_SIGN)
-		rocksdb_writebatch_put_cf(wb, st->cf[QS_CF_INFOS], (const char *)key,
-					  QS_STORE_KEY_BYTES, (const char *)info_buf,
-					  QS_INFO_SIGNING_BYTES);
+	rocksdb_writebatch_put_cf(wb, st->cf[QS_CF_INFOS], (const char *)key, QS_STORE_KEY_BYTES,
+				  (const char *)info_buf, QS_INFO_SIGNING_BYTES);
 	return 0;
 }
 
 /* Write one group with sync, then sign each item only if the write succeeded. */
 static void
-write_group(struct qs_writer *w, struct qs_link *group, size_t n_items, uint64_t bytes)
+write_group(void *arg, struct qs_link *group, size_t n_items, uint64_t bytes)
 {
+	struct qs_writer *w = arg;
 	struct qs_store *st = w->opt.store;
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	uint8_t key[QS_STORE_KEY_BYTES];
@@ -116,17 +107,15 @@ write_group(struct qs_writer *w, struct qs_link *group, size_t n_items, uint64_t
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (struct qs_link *l = group; l && rc == 0; l = l->next) {
 		struct qs_write_item *it = (struct qs_write_item *)l;
-		uint8_t *lens = NULL;
+		uint8_t *lens;
 
 		if (it->kind == QS_WRITE_SIGN)
 			continue;
 		need_writes++;
-		if (it->kind == QS_WRITE_BATCH) {
-			lens = malloc(4 + 4 * it->n_txns);
-			if (!lens) {
-				rc = -ENOMEM;
-				break;
-			}
+		lens = malloc(4 + 4 * it->n_txns);
+		if (!lens) {
+			rc = -ENOMEM;
+			break;
 		}
 		rc = add_item(w, wb, it, key, info_buf, lens);
 		free(lens);
@@ -153,59 +142,8 @@ write_group(struct qs_writer *w, struct qs_link *group, size_t n_items, uint64_t
 	rocksdb_free(rerr);
 }
 
-static void *
-writer_main(void *arg)
-{
-	struct qs_writer *w = arg;
-
-	for (;;) {
-		struct qs_link *group, *l, *next;
-		size_t n = 0;
-		uint64_t bytes = 0;
-
-		pthread_mutex_lock(&w->lock);
-		while (!w->head && !w->stopping)
-			pthread_cond_wait(&w->cond, &w->lock);
-		if (!w->head) {
-			pthread_mutex_unlock(&w->lock);
-			break;
-		}
-		/* Take everything waiting, up to the group bounds (at least one). */
-		group = w->head;
-		l = group;
-		for (;;) {
-			struct qs_write_item *it = (struct qs_write_item *)l;
-
-			n++;
-			bytes += it->queued_bytes;
-			next = l->next;
-			if (!next || n >= w->opt.group_max_items ||
-			    bytes + ((struct qs_write_item *)next)->queued_bytes >
-				    w->opt.group_max_bytes)
-				break;
-			l = next;
-		}
-		w->head = l->next;
-		if (!w->head)
-			w->tail = &w->head;
-		l->next = NULL;
-		pthread_mutex_unlock(&w->lock);
-
-		write_group(w, group, n, bytes);
-
-		pthread_mutex_lock(&w->lock);
-		w->queue_bytes -= bytes;
-		pthread_mutex_unlock(&w->lock);
-		for (l = group; l; l = next) {
-			next = l->next;
-			qs_doneq_push(w->done, l);
-		}
-	}
-	return NULL;
-}
-
 static void
-deliver(void *arg, struct qs_link *item)
+complete(void *arg, struct qs_link *item)
 {
 	struct qs_writer *w = arg;
 
@@ -216,74 +154,48 @@ int
 qs_writer_start(const struct qs_writer_options *opt, struct qs_writer **out)
 {
 	struct qs_writer *w = calloc(1, sizeof(*w));
+	struct qs_worker_options wo = {
+		.name = "qsd-writer",
+		.base = opt->base,
+		.queue_max_bytes = opt->queue_max_bytes,
+		.group_max_items = opt->group_max_items,
+		.group_max_bytes = opt->group_max_bytes,
+		.process = write_group,
+		.complete = complete,
+	};
 	int rc;
 
 	if (!w)
 		return -ENOMEM;
 	w->opt = *opt;
-	if (w->opt.group_max_items == 0)
-		w->opt.group_max_items = 1;
-	w->tail = &w->head;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	rc = qs_doneq_new(opt->base, deliver, w, &w->done);
-	if (rc)
-		goto out;
-	rc = -pthread_create(&w->thread, NULL, writer_main, w);
-	if (rc)
-		goto out;
-	w->thread_started = 1;
+	wo.arg = w;
+	rc = qs_worker_start(&wo, &w->worker);
+	if (rc) {
+		free(w);
+		return rc;
+	}
 	*out = w;
 	return 0;
-out:
-	qs_writer_stop(w);
-	return rc;
 }
 
 int
 qs_writer_submit(struct qs_writer *w, struct qs_write_item *item)
 {
-	uint64_t bytes = qs_write_item_bytes(item);
-	int rc = 0;
-
-	pthread_mutex_lock(&w->lock);
-	if (w->stopping) {
-		rc = QS_ESHUTDOWN;
-	} else if (w->queue_bytes && w->queue_bytes + bytes > w->opt.queue_max_bytes) {
-		rc = QS_EQUEUEFULL;
-	} else {
-		item->queued_bytes = bytes;
-		item->result = 0;
-		item->link.next = NULL;
-		*w->tail = &item->link;
-		w->tail = &item->link.next;
-		w->queue_bytes += bytes;
-		pthread_cond_signal(&w->cond);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return rc;
+	item->link.bytes = qs_write_item_bytes(item);
+	item->result = 0;
+	return qs_worker_submit(w->worker, &item->link);
 }
 
 uint64_t
 qs_writer_queue_bytes(struct qs_writer *w)
 {
-	uint64_t n;
-
-	pthread_mutex_lock(&w->lock);
-	n = w->queue_bytes;
-	pthread_mutex_unlock(&w->lock);
-	return n;
+	return qs_worker_queue_bytes(w->worker);
 }
 
 int
 qs_writer_has_room(struct qs_writer *w, uint64_t bytes)
 {
-	int room;
-
-	pthread_mutex_lock(&w->lock);
-	room = w->queue_bytes == 0 || w->queue_bytes + bytes <= w->opt.queue_max_bytes;
-	pthread_mutex_unlock(&w->lock);
-	return room;
+	return qs_worker_has_room(w->worker, bytes);
 }
 
 void
@@ -291,14 +203,6 @@ qs_writer_stop(struct qs_writer *w)
 {
 	if (!w)
 		return;
-	pthread_mutex_lock(&w->lock);
-	w->stopping = 1;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	if (w->thread_started)
-		pthread_join(w->thread, NULL);
-	qs_doneq_free(w->done);
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
+	qs_worker_stop(w->worker);
 	free(w);
 }

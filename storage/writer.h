@@ -25,9 +25,9 @@
 
 enum qs_write_kind {
 	QS_WRITE_BATCH,		/* store payload and info, then sign */
-	QS_WRITE_INFO,		/* store the info only (payload already durable
-				 * under this expiration), then sign */
-	QS_WRITE_SIGN,		/* already durable as it is: sign only */
+	QS_WRITE_SIGN,		/* durable already (an earlier write of the same
+				 * digest with an equal or later expiration
+				 * completed): sign only */
 };
 
 struct qs_write_item {
@@ -36,7 +36,6 @@ struct qs_write_item {
 	struct qs_batch_info info;	/* what is stored and signed */
 	const ProtobufCBinaryData *txns; /* payload, borrowed; valid until completion */
 	size_t n_txns;
-	uint64_t queued_bytes;		/* charged to the submit queue, set by submit */
 	void *owner;			/* caller's context, untouched */
 	/* Set by the writer before completion. */
 	int result;			/* 0: durable and signed; else a QS_E* code */

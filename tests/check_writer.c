@@ -1,0 +1,490 @@
+/*
+ * storage/writer, reader and recovery: group commit, one completion per
+ * item, signatures only after a successful synced write, bounded queue,
+ * reads checked against the digest, recovery of the index.
+ *
+ * The failed-write test needs tests/shim_sync.so in LD_PRELOAD (the unit
+ * runner sets it); without it that test is skipped with a message.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+
+#include "core/codec.h"
+#include "core/error.h"
+#include "storage/reader.h"
+#include "storage/store.h"
+#include "storage/writer.h"
+#include "tests/lib/tmpdir.h"
+
+#define CHAIN 7
+
+struct harness {
+	char dir[256];
+	struct event_base *base;
+	struct qs_store *store;
+	struct qs_writer *writer;
+	struct qs_reader *reader;
+	EVP_PKEY *key;
+	uint8_t pub[32];
+	int completed;
+	int want;
+	int *seen;			/* completions per item index */
+	/* Observer state, written on the writer thread. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int groups;
+	int items_in_groups;
+	int max_group;
+	int hold_first_group;		/* block the writer after its first group */
+	int released;
+};
+
+struct test_item {
+	struct qs_write_item w;
+	int index;
+	ProtobufCBinaryData txns[3];
+	uint8_t payload[3][64];
+};
+
+static void
+group_done(void *arg, size_t items, uint64_t bytes, double seconds, int result, const char *err)
+{
+	struct harness *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	h->groups++;
+	h->items_in_groups += (int)items;
+	if ((int)items > h->max_group)
+		h->max_group = (int)items;
+	if (h->hold_first_group && h->groups == 1)
+		while (!h->released)
+			pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void
+release_writer(struct harness *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->released = 1;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void
+on_write(void *arg, struct qs_write_item *item)
+{
+	struct harness *h = arg;
+	struct test_item *ti = item->owner;
+
+	h->seen[ti->index]++;
+	if (++h->completed >= h->want)
+		event_base_loopbreak(h->base);
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	ck_abort_msg("timed out waiting for completions");
+}
+
+static void
+run_until(struct harness *h, int want)
+{
+	struct timeval tv = { 20, 0 };
+	struct event *t = evtimer_new(h->base, on_timeout, h);
+
+	h->want = want;
+	evtimer_add(t, &tv);
+	if (h->completed < want)
+		event_base_dispatch(h->base);
+	event_free(t);
+}
+
+static void
+harness_open(struct harness *h, uint64_t queue_max, uint32_t group_items)
+{
+	struct qs_store_options so = { .write_buffer_bytes = 8 << 20,
+				       .block_cache_bytes = 8 << 20,
+				       .max_wal_bytes = 64 << 20 };
+	struct qs_writer_options wo = {
+		.chain_id = CHAIN,
+		.queue_max_bytes = queue_max,
+		.group_max_items = group_items,
+		.group_max_bytes = 64 << 20,
+		.complete = on_write,
+		.arg = h,
+		.observer = { group_done, h },
+	};
+	char err[512];
+	size_t len = 32;
+
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	if (!h->dir[0])
+		qs_test_mkdtemp(h->dir, sizeof(h->dir));
+	so.dir = h->dir;
+	h->base = event_base_new();
+	ck_assert_int_eq(qs_store_open(&so, &h->store, err, sizeof(err)), 0);
+	if (!h->key)
+		h->key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	ck_assert_int_eq(EVP_PKEY_get_raw_public_key(h->key, h->pub, &len), 1);
+	wo.store = h->store;
+	wo.base = h->base;
+	wo.signing_key = h->key;
+	ck_assert_int_eq(qs_writer_start(&wo, &h->writer), 0);
+	h->seen = calloc(1000, sizeof(int));
+}
+
+static void
+harness_close(struct harness *h, int keep_dir)
+{
+	qs_reader_stop(h->reader);
+	h->reader = NULL;
+	qs_writer_stop(h->writer);
+	h->writer = NULL;
+	qs_store_close(h->store);
+	h->store = NULL;
+	event_base_free(h->base);
+	free(h->seen);
+	h->seen = NULL;
+	h->completed = 0;
+	if (!keep_dir) {
+		EVP_PKEY_free(h->key);
+		qs_test_rmtree(h->dir);
+	}
+}
+
+static struct test_item *
+make_item(struct harness *h, int index, uint64_t expiration_us)
+{
+	struct test_item *ti = calloc(1, sizeof(*ti));
+
+	for (int t = 0; t < 3; t++) {
+		memset(ti->payload[t], 'a' + (index + t) % 26, sizeof(ti->payload[t]));
+		ti->payload[t][0] = (uint8_t)index;
+		ti->txns[t].data = ti->payload[t];
+		ti->txns[t].len = 10 + 20 * (size_t)t;
+	}
+	ti->index = index;
+	ti->w.kind = QS_WRITE_BATCH;
+	ti->w.owner = ti;
+	ti->w.txns = ti->txns;
+	ti->w.n_txns = 3;
+	memcpy(ti->w.info.author, h->pub, 32);
+	ti->w.info.epoch = 1;
+	ti->w.info.batch_id = (uint64_t)index;
+	ti->w.info.expiration_us = expiration_us;
+	ti->w.info.num_txns = 3;
+	ti->w.info.num_bytes = 10 + 30 + 50;
+	ck_assert_int_eq(qs_codec_batch_digest(CHAIN, h->pub, 1, (uint64_t)index, ti->txns, 3,
+					       ti->w.info.digest),
+			 0);
+	return ti;
+}
+
+START_TEST(group_commit_signs_each_batch_once_after_write)
+{
+	struct harness h = { 0 };
+	struct test_item *items[20];
+
+	harness_open(&h, 64 << 20, 7);
+	h.hold_first_group = 1;
+	for (int i = 0; i < 20; i++) {
+		items[i] = make_item(&h, i, 5000000000000000ULL + (uint64_t)i);
+		ck_assert_int_eq(qs_writer_submit(h.writer, &items[i]->w), 0);
+	}
+	release_writer(&h);
+	run_until(&h, 20);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(h.seen[i], 1);
+		ck_assert_int_eq(items[i]->w.result, 0);
+		ck_assert_int_eq(qs_codec_info_verify(h.pub, CHAIN, &items[i]->w.info,
+						      items[i]->w.sig),
+				 0);
+		free(items[i]);
+	}
+	/* The writer was held after its first group, so the other 19 (or 20)
+	 * waited together and went out in groups bounded by 7 items. */
+	ck_assert_int_eq(h.items_in_groups, 20);
+	ck_assert_int_le(h.max_group, 7);
+	ck_assert_int_le(h.groups, 1 + 3);
+	ck_assert_int_eq(h.max_group, 7);
+	harness_close(&h, 0);
+}
+END_TEST
+
+START_TEST(full_queue_refuses_until_space_returns)
+{
+	struct harness h = { 0 };
+	struct test_item *a, *b;
+
+	harness_open(&h, 100, 16);	/* smaller than any item: one at a time */
+	h.hold_first_group = 1;
+	a = make_item(&h, 0, 5000000000000000ULL);
+	b = make_item(&h, 1, 5000000000000001ULL);
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), 0);
+	ck_assert_int_eq(qs_writer_has_room(h.writer, qs_write_item_bytes(&b->w)), 0);
+	ck_assert_int_eq(qs_writer_submit(h.writer, &b->w), QS_EQUEUEFULL);
+	ck_assert_uint_eq(qs_writer_queue_bytes(h.writer), qs_write_item_bytes(&a->w));
+	release_writer(&h);
+	run_until(&h, 1);
+	ck_assert_uint_eq(qs_writer_queue_bytes(h.writer), 0);
+	ck_assert_int_eq(qs_writer_submit(h.writer, &b->w), 0);
+	run_until(&h, 2);
+	ck_assert_int_eq(h.seen[0], 1);
+	ck_assert_int_eq(h.seen[1], 1);
+	free(a);
+	free(b);
+	harness_close(&h, 0);
+}
+END_TEST
+
+START_TEST(stop_completes_every_queued_item)
+{
+	struct harness h = { 0 };
+	struct test_item *items[50];
+
+	harness_open(&h, 64 << 20, 8);
+	for (int i = 0; i < 50; i++) {
+		items[i] = make_item(&h, i, 5000000000000000ULL + (uint64_t)i);
+		ck_assert_int_eq(qs_writer_submit(h.writer, &items[i]->w), 0);
+	}
+	/* Stopping without running the loop still delivers each completion. */
+	qs_writer_stop(h.writer);
+	h.writer = NULL;
+	for (int i = 0; i < 50; i++) {
+		ck_assert_int_eq(h.seen[i], 1);
+		ck_assert_int_eq(items[i]->w.result, 0);
+		free(items[i]);
+	}
+	harness_close(&h, 0);
+}
+END_TEST
+
+static void
+on_read(void *arg, struct qs_read_item *item)
+{
+	struct harness *h = arg;
+	struct qs_read_item **slot = item->owner;
+
+	*slot = item;
+	if (++h->completed >= h->want)
+		event_base_loopbreak(h->base);
+}
+
+static void
+start_reader(struct harness *h)
+{
+	struct qs_reader_options ro = {
+		.store = h->store,
+		.base = h->base,
+		.chain_id = CHAIN,
+		.max_txns = 2000,
+		.queue_max_items = 64,
+		.complete = on_read,
+		.arg = h,
+	};
+
+	ck_assert_int_eq(qs_reader_start(&ro, &h->reader), 0);
+}
+
+START_TEST(reader_returns_stored_bytes_checked_against_digest)
+{
+	struct harness h = { 0 };
+	struct test_item *a = NULL;
+	struct qs_read_item r1 = { 0 }, r2 = { 0 };
+	struct qs_read_item *done1 = NULL, *done2 = NULL;
+
+	harness_open(&h, 64 << 20, 8);
+	a = make_item(&h, 3, 5000000000000000ULL);
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(a->w.result, 0);
+	h.completed = 0;
+	start_reader(&h);
+	r1.info = a->w.info;
+	r1.owner = &done1;
+	r2.info = a->w.info;
+	r2.info.digest[0] ^= 1;		/* never written */
+	r2.owner = &done2;
+	ck_assert_int_eq(qs_reader_submit(h.reader, &r1), 0);
+	ck_assert_int_eq(qs_reader_submit(h.reader, &r2), 0);
+	run_until(&h, 2);
+	ck_assert_ptr_eq(done1, &r1);
+	ck_assert_int_eq(r1.result, 0);
+	ck_assert_uint_eq(r1.n_txns, 3);
+	for (int t = 0; t < 3; t++) {
+		ck_assert_uint_eq(r1.txns[t].len, a->txns[t].len);
+		ck_assert_mem_eq(r1.txns[t].data, a->txns[t].data, a->txns[t].len);
+	}
+	ck_assert_int_eq(r2.result, QS_ENOTFOUND);
+	qs_read_item_release(&r1);
+	free(a);
+	harness_close(&h, 0);
+}
+END_TEST
+
+START_TEST(reader_refuses_bytes_that_do_not_match_the_digest)
+{
+	struct harness h = { 0 };
+	struct test_item *a;
+	struct qs_read_item r = { 0 };
+	struct qs_read_item *done = NULL;
+
+	harness_open(&h, 64 << 20, 8);
+	a = make_item(&h, 4, 5000000000000000ULL);
+	/* Store the payload under a digest it does not hash to. */
+	a->w.info.digest[5] ^= 0x40;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), 0);
+	run_until(&h, 1);
+	h.completed = 0;
+	start_reader(&h);
+	r.info = a->w.info;
+	r.owner = &done;
+	ck_assert_int_eq(qs_reader_submit(h.reader, &r), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(r.result, QS_EBADDIGEST);
+	ck_assert_ptr_null(r.txns);
+	free(a);
+	harness_close(&h, 0);
+}
+END_TEST
+
+struct recovered {
+	int n;
+	uint64_t batch_ids[64];
+	uint64_t drop_batch_id;
+};
+
+static int
+keep_cb(void *arg, const struct qs_batch_info *info)
+{
+	struct recovered *r = arg;
+
+	if (info->batch_id == r->drop_batch_id)
+		return 1;
+	r->batch_ids[r->n++] = info->batch_id;
+	return 0;
+}
+
+START_TEST(recovery_keeps_live_and_deletes_expired)
+{
+	struct harness h = { 0 };
+	struct test_item *items[10];
+	struct recovered rec = { .drop_batch_id = 9 };
+	struct qs_recovery_stats stats;
+	char err[512];
+	const uint64_t now = 4000000000000000ULL;
+
+	harness_open(&h, 64 << 20, 8);
+	for (int i = 0; i < 10; i++) {
+		/* 0..3 expired at `now`, 4..9 live. */
+		uint64_t exp = i < 4 ? now - 1000 + (uint64_t)i * 100 : now + 1 + (uint64_t)i;
+		items[i] = make_item(&h, i, exp);
+		ck_assert_int_eq(qs_writer_submit(h.writer, &items[i]->w), 0);
+	}
+	run_until(&h, 10);
+	harness_close(&h, 1);
+
+	harness_open(&h, 64 << 20, 8);
+	ck_assert_int_eq(qs_store_recover(h.store, now, CHAIN, keep_cb, &rec, &stats, err,
+					  sizeof(err)),
+			 0);
+	ck_assert_int_eq(rec.n, 5);	/* 4..8; 9 dropped by the callback */
+	for (int i = 0; i < 5; i++)
+		ck_assert_uint_eq(rec.batch_ids[i], (uint64_t)(4 + i));
+	ck_assert_uint_eq(stats.kept, 5);
+	ck_assert_uint_eq(stats.dropped, 1);
+	ck_assert_int_eq(stats.expired_deleted, 1);
+	harness_close(&h, 1);
+
+	/* A second recovery sees only what the first kept. */
+	memset(&rec, 0, sizeof(rec));
+	harness_open(&h, 64 << 20, 8);
+	ck_assert_int_eq(qs_store_recover(h.store, now, CHAIN, keep_cb, &rec, &stats, err,
+					  sizeof(err)),
+			 0);
+	ck_assert_int_eq(rec.n, 5);
+	ck_assert_int_eq(stats.expired_deleted, 0);
+	/* Another chain's records are not ours: all dropped. */
+	memset(&rec, 0, sizeof(rec));
+	ck_assert_int_eq(qs_store_recover(h.store, now, CHAIN + 1, keep_cb, &rec, &stats, err,
+					  sizeof(err)),
+			 0);
+	ck_assert_int_eq(rec.n, 0);
+	ck_assert_uint_eq(stats.dropped, 5);
+	for (int i = 0; i < 10; i++)
+		free(items[i]);
+	harness_close(&h, 0);
+}
+END_TEST
+
+START_TEST(failed_sync_nacks_whole_group_without_signing)
+{
+	struct harness h = { 0 };
+	struct test_item *items[10];
+	char trigger[300];
+	uint8_t zero[QS_SIG_BYTES] = { 0 };
+
+	if (!getenv("QS_SHIM_LOADED")) {
+		fprintf(stderr, "check_writer: shim_sync.so not preloaded; skipping "
+				"failed_sync_nacks_whole_group_without_signing\n");
+		return;
+	}
+	harness_open(&h, 64 << 20, 16);
+	snprintf(trigger, sizeof(trigger), "%s/fail-sync", h.dir);
+	setenv("QS_SHIM_FAIL_SYNC", trigger, 1);
+	h.hold_first_group = 1;
+	/* A first write succeeds and holds the writer while the rest queue up. */
+	items[0] = make_item(&h, 0, 5000000000000000ULL);
+	ck_assert_int_eq(qs_writer_submit(h.writer, &items[0]->w), 0);
+	for (int i = 1; i < 10; i++) {
+		items[i] = make_item(&h, i, 5000000000000000ULL + (uint64_t)i);
+		ck_assert_int_eq(qs_writer_submit(h.writer, &items[i]->w), 0);
+	}
+	fclose(fopen(trigger, "w"));
+	release_writer(&h);
+	run_until(&h, 10);
+	unlink(trigger);
+	for (int i = 1; i < 10; i++) {
+		ck_assert_int_eq(h.seen[i], 1);
+		ck_assert_msg(items[i]->w.result == QS_EIO || items[i]->w.result == QS_ESTORE,
+			      "item %d result %d", i, items[i]->w.result);
+		ck_assert_mem_eq(items[i]->w.sig, zero, QS_SIG_BYTES);
+	}
+	for (int i = 0; i < 10; i++)
+		free(items[i]);
+	harness_close(&h, 0);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("writer");
+	TCase *tc = tcase_create("writer");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, group_commit_signs_each_batch_once_after_write);
+	tcase_add_test(tc, full_queue_refuses_until_space_returns);
+	tcase_add_test(tc, stop_completes_every_queued_item);
+	tcase_add_test(tc, reader_returns_stored_bytes_checked_against_digest);
+	tcase_add_test(tc, reader_refuses_bytes_that_do_not_match_the_digest);
+	tcase_add_test(tc, recovery_keeps_live_and_deletes_expired);
+	tcase_add_test(tc, failed_sync_nacks_whole_group_without_signing);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
