@@ -19,14 +19,17 @@
 
 #include "core/error.h"
 #include "core/hex.h"
+#include "daemon/ingest.h"
 #include "daemon/keys.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "net/http.h"
+#include "net/peer.h"
 #include "storage/store.h"
 
-static const char *const qs_storage_states[] = { "ok", "full", "failed", "recovering" };
-enum { QS_STORAGE_OK, QS_STORAGE_FULL, QS_STORAGE_FAILED, QS_STORAGE_RECOVERING };
+/* After SIGTERM, how long the loop keeps running to flush the answers of
+ * the batches drained from the writer. */
+#define QS_STOP_FLUSH_MS 1000
 
 struct qs_daemon {
 	const struct qs_config *cfg;
@@ -41,15 +44,20 @@ struct qs_daemon {
 	struct qs_metric *m_storage_state;
 	struct qs_http *http;
 	struct qs_store *store;
-	int storage_state;
+	struct qs_ingest *ingest;
+	struct qs_peers *peers;
+	uint8_t signing_pub[QS_KEY_BYTES];
+	enum qs_storage_state storage_state;
+	char storage_reason[256];
+	int stopping;
 	int exit_code;
 };
 
 static int
-load_identity(const struct qs_config *cfg, EVP_PKEY **net, EVP_PKEY **sign, int *self,
-	      char *err, size_t errlen)
+load_identity(const struct qs_config *cfg, EVP_PKEY **net, EVP_PKEY **sign,
+	      uint8_t sign_pub[QS_KEY_BYTES], int *self, char *err, size_t errlen)
 {
-	uint8_t net_pub[QS_KEY_BYTES], sign_pub[QS_KEY_BYTES];
+	uint8_t net_pub[QS_KEY_BYTES];
 	char hex[2 * QS_KEY_BYTES + 1];
 	int n, s, rc;
 
@@ -91,7 +99,8 @@ int
 qs_daemon_check_identity(const struct qs_config *cfg, int *self, char *err, size_t errlen)
 {
 	EVP_PKEY *net, *sign;
-	int rc = load_identity(cfg, &net, &sign, self, err, errlen);
+	uint8_t pub[QS_KEY_BYTES];
+	int rc = load_identity(cfg, &net, &sign, pub, self, err, errlen);
 
 	EVP_PKEY_free(net);
 	EVP_PKEY_free(sign);
@@ -103,27 +112,31 @@ health(void *arg, char *reason, size_t len)
 {
 	struct qs_daemon *d = arg;
 
-	switch (d->storage_state) {
-	case QS_STORAGE_OK:
+	if (d->storage_state == QS_STORAGE_OK)
 		return 1;
-	case QS_STORAGE_RECOVERING:
-		snprintf(reason, len, "recovering");
-		return 0;
-	case QS_STORAGE_FULL:
-		snprintf(reason, len, "storage full");
-		return 0;
-	default:
-		snprintf(reason, len, "storage failed");
-		return 0;
-	}
+	snprintf(reason, len, "%s", d->storage_reason);
+	return 0;
 }
 
 static void
-set_storage_state(struct qs_daemon *d, int state)
+set_storage_state(struct qs_daemon *d, enum qs_storage_state state, const char *reason)
 {
+	int prio = state == QS_STORAGE_OK || state == QS_STORAGE_RECOVERING ? LOG_NOTICE : LOG_CRIT;
+
+	if (state != d->storage_state)
+		qs_log(prio, "storage_state", "from=%s to=%s reason=\"%s\"",
+		       qs_storage_state_names[d->storage_state], qs_storage_state_names[state],
+		       reason);
 	d->storage_state = state;
-	for (size_t i = 0; i < sizeof(qs_storage_states) / sizeof(qs_storage_states[0]); i++)
-		qs_metric_set(d->m_storage_state, i, (int)i == state);
+	snprintf(d->storage_reason, sizeof(d->storage_reason), "%s", reason);
+	for (int i = 0; i < QS_STORAGE_STATE_COUNT; i++)
+		qs_metric_set(d->m_storage_state, (size_t)i, i == (int)state);
+}
+
+static void
+on_storage_state(void *arg, enum qs_storage_state state, const char *reason)
+{
+	set_storage_state(arg, state, reason);
 }
 
 static int
@@ -146,7 +159,7 @@ register_metrics(struct qs_daemon *d)
 	d->m_storage_state = qs_metrics_gauge(
 		d->metrics, "qsd_storage_state",
 		"Storage state: 1 for the current state, 0 for the others.", "state",
-		qs_storage_states, sizeof(qs_storage_states) / sizeof(qs_storage_states[0]));
+		qs_storage_state_names, QS_STORAGE_STATE_COUNT);
 	if (!d->m_storage_state)
 		return QS_EBASE;
 	return 0;
@@ -163,9 +176,21 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			      "restart qsd to apply a new configuration\"");
 		return;
 	}
+	if (d->stopping)
+		return;
+	d->stopping = 1;
 	qs_log_notice("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	sd_notify(0, "STOPPING=1");
-	event_base_loopbreak(d->base);
+	{
+		struct timeval tv = { 0, QS_STOP_FLUSH_MS * 1000 };
+
+		/* Take no more batches, persist and answer the ones already taken,
+		 * then give the answers a moment to leave. */
+		if (d->peers)
+			qs_peers_set_reading(d->peers, 0);
+		qs_ingest_drain(d->ingest);
+		event_base_loopexit(d->base, &tv);
+	}
 }
 
 static int
@@ -181,6 +206,9 @@ static void
 daemon_cleanup(struct qs_daemon *d)
 {
 	qs_http_free(d->http);
+	qs_ingest_drain(d->ingest);
+	qs_peers_free(d->peers);
+	qs_ingest_free(d->ingest);
 	if (d->sig_term)
 		event_free(d->sig_term);
 	if (d->sig_int)
@@ -214,7 +242,8 @@ qs_daemon_run(const struct qs_config *cfg)
 		qs_log_warn("prctl_failed", "what=PR_SET_DUMPABLE errno=%d", errno);
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = load_identity(cfg, &d.network_key, &d.signing_key, &d.self, err, sizeof(err));
+	rc = load_identity(cfg, &d.network_key, &d.signing_key, d.signing_pub, &d.self, err,
+			   sizeof(err));
 	if (rc) {
 		qs_log_err("config_invalid", "error=\"%s\"", err);
 		d.exit_code = QS_EXIT_CONFIG;
@@ -225,7 +254,8 @@ qs_daemon_run(const struct qs_config *cfg)
 		qs_log_err("metrics_failed", "error=\"cannot register metrics\"");
 		goto out;
 	}
-	set_storage_state(&d, QS_STORAGE_RECOVERING);
+	d.storage_state = QS_STORAGE_RECOVERING;
+	set_storage_state(&d, QS_STORAGE_RECOVERING, "opening the database");
 	qs_log_info("starting", "version=%s validator=%s index=%d epoch=%" PRIu64
 		    " chain_id=%" PRIu32 " data_dir=\"%s\"",
 		    QS_VERSION, cfg->validators[d.self].name, d.self, cfg->epoch, cfg->chain_id,
@@ -250,12 +280,45 @@ qs_daemon_run(const struct qs_config *cfg)
 	if (rc) {
 		qs_log_crit("storage_open_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
 			    cfg->data_dir, rc, err);
-		set_storage_state(&d, QS_STORAGE_FAILED);
+		set_storage_state(&d, QS_STORAGE_FAILED, "cannot open the database");
 		goto out;
 	}
-	set_storage_state(&d, QS_STORAGE_OK);
 	qs_log_info("storage_open", "data_dir=\"%s\" schema_version=%" PRIu32, cfg->data_dir,
 		    qs_store_schema_version(d.store));
+	{
+		struct qs_ingest_options io = {
+			.cfg = cfg,
+			.self = d.self,
+			.base = d.base,
+			.store = d.store,
+			.signing_key = d.signing_key,
+			.signing_pub = d.signing_pub,
+			.metrics = d.metrics,
+			.state_changed = on_storage_state,
+			.arg = &d,
+		};
+		struct qs_peers_handlers ph = {
+			.on_message = qs_ingest_on_message,
+			.on_state = qs_ingest_on_state,
+		};
+
+		sd_notify(0, "STATUS=recovering");
+		rc = qs_ingest_start(&io, &d.ingest, err, sizeof(err));
+		if (rc) {
+			qs_log_crit("recovery_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
+				    cfg->data_dir, rc, err);
+			set_storage_state(&d, QS_STORAGE_FAILED, "recovery failed");
+			goto out;
+		}
+		rc = qs_peers_start(d.base, cfg, d.self, d.network_key, d.signing_pub, &ph,
+				    d.ingest, d.metrics, &d.peers, err, sizeof(err));
+		if (rc) {
+			qs_log_err("peer_listen_failed", "listen=%s error=\"%s\"", cfg->listen, err);
+			goto out;
+		}
+		qs_ingest_set_peers(d.ingest, d.peers);
+		qs_log_info("peers_listening", "listen=%s", cfg->listen);
+	}
 
 	rc = qs_http_start(d.base, cfg->metrics_listen, d.metrics, health, &d, &d.http, err,
 			   sizeof(err));
@@ -266,7 +329,8 @@ qs_daemon_run(const struct qs_config *cfg)
 	}
 	qs_log_info("metrics_listening", "listen=%s", cfg->metrics_listen);
 
-	sd_notifyf(0, "READY=1\nSTATUS=epoch %" PRIu64 ", storage ok", cfg->epoch);
+	sd_notifyf(0, "READY=1\nSTATUS=epoch %" PRIu64 ", %zu batches, storage %s", cfg->epoch,
+		   qs_ingest_batches(d.ingest), qs_storage_state_names[d.storage_state]);
 	qs_log_notice("ready", "validator=%s", cfg->validators[d.self].name);
 	if (event_base_dispatch(d.base) < 0) {
 		qs_log_err("loop_failed", NULL);

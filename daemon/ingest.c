@@ -1,0 +1,825 @@
+#include "daemon/ingest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/batch.h"
+#include "core/error.h"
+#include "core/hex.h"
+#include "core/index.h"
+#include "daemon/log.h"
+#include "net/frame.h"
+#include "storage/reader.h"
+#include "storage/writer.h"
+
+/* Serving BatchRequest: a token bucket per peer. */
+#define QS_FETCH_RATE_PER_S 1000
+#define QS_FETCH_BURST 2000
+#define QS_READ_QUEUE_MAX 1024
+#define QS_EXPIRE_INTERVAL_MS 1000
+
+const char *const qs_storage_state_names[QS_STORAGE_STATE_COUNT] = {
+	[QS_STORAGE_OK] = "ok",
+	[QS_STORAGE_FULL] = "full",
+	[QS_STORAGE_FAILED] = "failed",
+	[QS_STORAGE_RECOVERING] = "recovering",
+};
+
+enum { FAIL_NO_SPACE, FAIL_IO, FAIL_CORRUPTION, FAIL_BACKGROUND, FAIL_OTHER, FAIL_COUNT };
+static const char *const fail_names[FAIL_COUNT] = { "no_space", "io_error", "corruption",
+						    "background", "other" };
+
+enum { REQ_SERVED, REQ_NOT_FOUND, REQ_RATE_LIMITED, REQ_CORRUPT, REQ_OVERLOADED, REQ_ERROR,
+       REQ_COUNT };
+static const char *const req_names[REQ_COUNT] = { "served",  "not_found",  "rate_limited",
+						  "corrupt", "overloaded", "error" };
+
+enum { IGN_SIGNED_INFO, IGN_NACK, IGN_PROOF, IGN_RESPONSE, IGN_COUNT };
+static const char *const ign_names[IGN_COUNT] = { "signed_batch_info", "batch_nack", "proof",
+						  "batch_response" };
+
+/* A decoded BatchMsg stays alive while any of its batches is being written:
+ * the write items borrow its transactions. */
+struct msg_ref {
+	Quorumstore__V1__PeerMessage *msg;
+	int refs;
+};
+
+struct ingest_item {
+	struct qs_write_item w;		/* first: the writer hands this back */
+	struct qs_ingest *in;
+	struct msg_ref *ref;
+	int author;			/* validator index, = the sending peer */
+	int admitted;			/* qs_index_write_done() owed */
+	struct ingest_item *next;	/* waiting for room in the writer queue */
+};
+
+struct serve_item {
+	struct qs_read_item r;		/* first */
+	struct qs_ingest *in;
+	int peer;
+	uint64_t request_id;
+};
+
+struct bucket {
+	double tokens;
+	uint64_t last_us;
+};
+
+struct qs_ingest {
+	struct qs_ingest_options opt;
+	const struct qs_config *cfg;
+	struct qs_index *index;
+	struct qs_writer *writer;
+	struct qs_reader *reader;
+	struct qs_peers *peers;
+	struct event *expire_timer;
+	enum qs_storage_state state;
+	int reading_paused;
+	struct ingest_item *wait_head;	/* FIFO of items the writer had no room for */
+	struct ingest_item **wait_tail;
+	struct bucket *buckets;		/* per validator */
+
+	struct qs_metric *m_received;
+	struct qs_metric *m_persisted;
+	struct qs_metric *m_signed;
+	struct qs_metric *m_rejected;
+	struct qs_metric *m_persist_failures;
+	struct qs_metric *m_group_size;
+	struct qs_metric *m_persist_seconds;
+	struct qs_metric *m_requests;
+	struct qs_metric *m_ignored;
+	struct qs_metric *m_protocol_errors;
+};
+
+static uint64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+set_state(struct qs_ingest *in, enum qs_storage_state state, const char *reason)
+{
+	if (in->state == state)
+		return;
+	in->state = state;
+	if (in->opt.state_changed)
+		in->opt.state_changed(in->opt.arg, state, reason);
+}
+
+static void
+msg_unref(struct msg_ref *ref)
+{
+	if (ref && --ref->refs == 0) {
+		qs_frame_msg_free(&ref->msg->base);
+		free(ref);
+	}
+}
+
+static void
+send_nack(struct qs_ingest *in, int peer, const struct qs_batch_info *info, int reason,
+	  const char *detail)
+{
+	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
+
+	nack.digest.data = (uint8_t *)info->digest;
+	nack.digest.len = QS_DIGEST_BYTES;
+	nack.reason = (Quorumstore__V1__NackReason)reason;
+	nack.batch_id = info->batch_id;
+	nack.detail = (char *)(detail ? detail : qs_nack_reason_name(reason));
+	pm.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK;
+	pm.batch_nack = &nack;
+	qs_metric_add(in->m_rejected, (size_t)reason, 1);
+	if (in->peers)
+		qs_peers_send(in->peers, peer, &pm);
+}
+
+static void
+send_signed(struct qs_ingest *in, int peer, const struct qs_write_item *w)
+{
+	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__SignedBatchInfoMsg m = QUORUMSTORE__V1__SIGNED_BATCH_INFO_MSG__INIT;
+	Quorumstore__V1__SignedBatchInfo sbi = QUORUMSTORE__V1__SIGNED_BATCH_INFO__INIT;
+	Quorumstore__V1__SignedBatchInfo *list[1] = { &sbi };
+	Quorumstore__V1__BatchInfo info;
+
+	qs_batch_info_to_pb(&w->info, &info);
+	sbi.info = &info;
+	sbi.signer.data = (uint8_t *)in->opt.signing_pub;
+	sbi.signer.len = QS_PUBKEY_BYTES;
+	sbi.signature.data = (uint8_t *)w->sig;
+	sbi.signature.len = QS_SIG_BYTES;
+	m.n_infos = 1;
+	m.infos = list;
+	pm.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_SIGNED_BATCH_INFO_MSG;
+	pm.signed_batch_info_msg = &m;
+	qs_metric_add(in->m_signed, 0, 1);
+	if (in->peers)
+		qs_peers_send(in->peers, peer, &pm);
+}
+
+static void
+item_free(struct ingest_item *it)
+{
+	msg_unref(it->ref);
+	free(it);
+}
+
+static void
+pause_reading(struct qs_ingest *in, int pause)
+{
+	if (in->reading_paused == pause)
+		return;
+	in->reading_paused = pause;
+	if (in->peers)
+		qs_peers_set_reading(in->peers, !pause);
+	qs_log_debug("ingest_backpressure", "reading=%s", pause ? "paused" : "resumed");
+}
+
+/* Refuse a batch that was admitted but never reached the disk. */
+static void
+fail_item(struct qs_ingest *in, struct ingest_item *it, int err)
+{
+	int reason = qs_nack_reason_from_error(err);
+
+	if (it->admitted)
+		qs_index_write_done(in->index, it->author, &it->w.info, 0);
+	send_nack(in, it->author, &it->w.info, reason, qs_strerror(err));
+	item_free(it);
+}
+
+/* Hand items to the writer in arrival order; park what does not fit. */
+static void
+flush_waiting(struct qs_ingest *in)
+{
+	while (in->wait_head) {
+		struct ingest_item *it = in->wait_head;
+		int rc = qs_writer_submit(in->writer, &it->w);
+
+		if (rc == QS_EQUEUEFULL) {
+			pause_reading(in, 1);
+			return;
+		}
+		in->wait_head = it->next;
+		if (!in->wait_head)
+			in->wait_tail = &in->wait_head;
+		if (rc)
+			fail_item(in, it, rc);
+	}
+	pause_reading(in, 0);
+}
+
+static void
+enqueue(struct qs_ingest *in, struct ingest_item *it)
+{
+	it->next = NULL;
+	*in->wait_tail = it;
+	in->wait_tail = &it->next;
+	flush_waiting(in);
+}
+
+static int
+storage_refusal(const struct qs_ingest *in)
+{
+	if (!in->writer)
+		return QUORUMSTORE__V1__NACK_REASON__NACK_REASON_SHUTTING_DOWN;
+	switch (in->state) {
+	case QS_STORAGE_FULL:
+		return QUORUMSTORE__V1__NACK_REASON__NACK_REASON_STORAGE_FULL;
+	case QS_STORAGE_FAILED:
+		return QUORUMSTORE__V1__NACK_REASON__NACK_REASON_STORAGE_FAILED;
+	default:
+		return 0;
+	}
+}
+
+static void
+nack_unvalidated(struct qs_ingest *in, int peer, const Quorumstore__V1__Batch *b, int reason,
+		 const char *detail)
+{
+	struct qs_batch_info info = { 0 };
+
+	/* Name the digest and batch id the sender used, when they are usable. */
+	if (b->info) {
+		info.batch_id = b->info->batch_id;
+		if (b->info->digest.len == QS_DIGEST_BYTES)
+			memcpy(info.digest, b->info->digest.data, QS_DIGEST_BYTES);
+	}
+	send_nack(in, peer, &info, reason, detail);
+}
+
+static void
+on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
+{
+	Quorumstore__V1__BatchMsg *bm = msg->batch_msg;
+	const struct qs_limits *lim = &in->cfg->limits;
+	struct qs_validate_ctx ctx = {
+		.chain_id = in->cfg->chain_id,
+		.epoch = in->cfg->epoch,
+		.now_us = wall_us(),
+		.max_lifetime_us = in->cfg->max_batch_lifetime_us,
+		.limits = lim,
+	};
+	struct msg_ref *ref;
+	uint64_t total = 0;
+
+	if (bm->n_batches > lim->msg_max_batches) {
+		qs_metric_add(in->m_protocol_errors, 0, 1);
+		qs_peers_close(in->peers, peer, "too_many_batches");
+		qs_frame_msg_free(&msg->base);
+		return;
+	}
+	for (size_t i = 0; i < bm->n_batches; i++)
+		for (size_t t = 0; t < bm->batches[i]->n_transactions; t++)
+			total += bm->batches[i]->transactions[t].len;
+	if (total > lim->msg_max_bytes) {
+		qs_metric_add(in->m_protocol_errors, 1, 1);
+		qs_peers_close(in->peers, peer, "message_too_large");
+		qs_frame_msg_free(&msg->base);
+		return;
+	}
+	ref = calloc(1, sizeof(*ref));
+	if (!ref) {
+		qs_frame_msg_free(&msg->base);
+		return;
+	}
+	ref->msg = msg;
+	ref->refs = 1;
+	qs_metric_add(in->m_received, 0, bm->n_batches);
+	for (size_t i = 0; i < bm->n_batches; i++) {
+		const Quorumstore__V1__Batch *b = bm->batches[i];
+		struct ingest_item *it;
+		const char *detail = NULL;
+		enum qs_admit admit;
+		int reason;
+
+		reason = storage_refusal(in);
+		if (reason) {
+			nack_unvalidated(in, peer, b, reason, NULL);
+			continue;
+		}
+		it = calloc(1, sizeof(*it));
+		if (!it) {
+			nack_unvalidated(in, peer, b,
+					 QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVERLOADED,
+					 "out of memory");
+			continue;
+		}
+		reason = qs_batch_validate(&ctx, in->cfg->validators[peer].signing_key, b,
+					   &it->w.info, &detail);
+		if (reason) {
+			nack_unvalidated(in, peer, b, reason, detail);
+			free(it);
+			continue;
+		}
+		admit = qs_index_admit(in->index, peer, &it->w.info, &reason);
+		if (admit == QS_ADMIT_REJECT) {
+			send_nack(in, peer, &it->w.info, reason, NULL);
+			free(it);
+			continue;
+		}
+		it->in = in;
+		it->author = peer;
+		it->admitted = admit == QS_ADMIT_WRITE;
+		it->w.kind = admit == QS_ADMIT_WRITE ? QS_WRITE_BATCH : QS_WRITE_SIGN;
+		it->w.txns = b->transactions;
+		it->w.n_txns = b->n_transactions;
+		it->w.owner = it;
+		it->ref = ref;
+		ref->refs++;
+		enqueue(in, it);
+	}
+	msg_unref(ref);
+}
+
+static void
+classify_failure(struct qs_ingest *in, int rc)
+{
+	switch (rc) {
+	case QS_ENOSPACE:
+		set_state(in, QS_STORAGE_FULL, "storage full: a write failed with no space");
+		break;
+	case QS_ECORRUPT:
+		set_state(in, QS_STORAGE_FAILED, "storage corruption reported by RocksDB");
+		break;
+	default:
+		set_state(in, QS_STORAGE_FAILED, "storage I/O error: a synced write failed");
+		break;
+	}
+}
+
+static void
+on_write_done(void *arg, struct qs_write_item *w)
+{
+	struct ingest_item *it = w->owner;
+	struct qs_ingest *in = it->in;
+
+	if (w->result == 0) {
+		if (it->admitted)
+			qs_index_write_done(in->index, it->author, &w->info, 1);
+		if (w->kind == QS_WRITE_BATCH)
+			qs_metric_add(in->m_persisted, 0, 1);
+		send_signed(in, it->author, w);
+		item_free(it);
+	} else {
+		if (w->result != QS_ECRYPTO)
+			classify_failure(in, w->result);
+		fail_item(in, it, w->result);
+	}
+	if (in->wait_head)
+		flush_waiting(in);
+}
+
+/* Writer thread: metrics and the journal line for a failed group. */
+static void
+on_group_done(void *arg, size_t items, uint64_t bytes, double seconds, int result,
+	      const char *rocksdb_err)
+{
+	struct qs_ingest *in = arg;
+	int reason;
+
+	qs_metric_observe(in->m_group_size, 0, (double)items);
+	qs_metric_observe(in->m_persist_seconds, 0, seconds);
+	if (result == 0)
+		return;
+	switch (result) {
+	case QS_ENOSPACE:
+		reason = FAIL_NO_SPACE;
+		break;
+	case QS_EIO:
+		reason = FAIL_IO;
+		break;
+	case QS_ECORRUPT:
+		reason = FAIL_CORRUPTION;
+		break;
+	default:
+		reason = FAIL_OTHER;
+		break;
+	}
+	qs_metric_add(in->m_persist_failures, (size_t)reason, items);
+	qs_log_crit("persist_failed", "reason=%s batches=%zu bytes=%" PRIu64
+		    " error=\"%s\" action=\"nack the group; nothing signed\"",
+		    fail_names[reason], items, bytes, rocksdb_err ? rocksdb_err : qs_strerror(result));
+}
+
+static int
+take_token(struct qs_ingest *in, int peer)
+{
+	struct bucket *b = &in->buckets[peer];
+	uint64_t now = mono_us();
+
+	b->tokens += (double)(now - b->last_us) * QS_FETCH_RATE_PER_S / 1e6;
+	if (b->tokens > QS_FETCH_BURST)
+		b->tokens = QS_FETCH_BURST;
+	b->last_us = now;
+	if (b->tokens < 1)
+		return 0;
+	b->tokens -= 1;
+	return 1;
+}
+
+static void
+send_response(struct qs_ingest *in, int peer, uint64_t request_id, const uint8_t *digest,
+	      const struct qs_read_item *r)
+{
+	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__BatchResponse resp = QUORUMSTORE__V1__BATCH_RESPONSE__INIT;
+	Quorumstore__V1__Batch batch = QUORUMSTORE__V1__BATCH__INIT;
+	Quorumstore__V1__BatchNotFound nf = QUORUMSTORE__V1__BATCH_NOT_FOUND__INIT;
+	Quorumstore__V1__BatchInfo info;
+
+	resp.request_id = request_id;
+	if (r) {
+		qs_batch_info_to_pb(&r->info, &info);
+		batch.info = &info;
+		batch.n_transactions = r->n_txns;
+		batch.transactions = r->txns;
+		resp.result_case = QUORUMSTORE__V1__BATCH_RESPONSE__RESULT_BATCH;
+		resp.batch = &batch;
+	} else {
+		nf.digest.data = (uint8_t *)digest;
+		nf.digest.len = QS_DIGEST_BYTES;
+		resp.result_case = QUORUMSTORE__V1__BATCH_RESPONSE__RESULT_NOT_FOUND;
+		resp.not_found = &nf;
+	}
+	pm.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_RESPONSE;
+	pm.batch_response = &resp;
+	if (in->peers)
+		qs_peers_send(in->peers, peer, &pm);
+}
+
+static void
+on_read_done(void *arg, struct qs_read_item *r)
+{
+	struct serve_item *s = (struct serve_item *)r;
+	struct qs_ingest *in = s->in;
+	char hex[2 * QS_DIGEST_BYTES + 1];
+
+	if (r->result == 0) {
+		qs_metric_add(in->m_requests, REQ_SERVED, 1);
+		send_response(in, s->peer, s->request_id, r->info.digest, r);
+	} else {
+		qs_hex_encode(r->info.digest, QS_DIGEST_BYTES, hex);
+		if (r->result == QS_EBADDIGEST || r->result == QS_EDECODE) {
+			/* The disk returned bytes that are not what was acked. */
+			qs_metric_add(in->m_requests, REQ_CORRUPT, 1);
+			qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
+			qs_log_crit("stored_batch_corrupt", "digest=%s error=\"%s\"", hex,
+				    qs_strerror(r->result));
+			set_state(in, QS_STORAGE_FAILED, "stored batch does not match its digest");
+		} else {
+			qs_metric_add(in->m_requests,
+				      r->result == QS_ENOTFOUND ? REQ_NOT_FOUND : REQ_ERROR, 1);
+			qs_log_err("batch_read_failed", "digest=%s error=\"%s\"", hex,
+				   qs_strerror(r->result));
+		}
+		send_response(in, s->peer, s->request_id, r->info.digest, NULL);
+	}
+	qs_read_item_release(r);
+	free(s);
+}
+
+static void
+on_batch_request(struct qs_ingest *in, int peer, const Quorumstore__V1__BatchRequest *req)
+{
+	struct serve_item *s;
+	struct qs_batch_info info;
+
+	if (req->digest.len != QS_DIGEST_BYTES) {
+		qs_metric_add(in->m_protocol_errors, 2, 1);
+		qs_peers_close(in->peers, peer, "malformed_request");
+		return;
+	}
+	if (!in->reader)
+		return;
+	if (!take_token(in, peer)) {
+		qs_metric_add(in->m_requests, REQ_RATE_LIMITED, 1);
+		return;
+	}
+	if (qs_index_lookup(in->index, req->digest.data, &info) != 0) {
+		qs_metric_add(in->m_requests, REQ_NOT_FOUND, 1);
+		send_response(in, peer, req->request_id, req->digest.data, NULL);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		qs_metric_add(in->m_requests, REQ_OVERLOADED, 1);
+		return;
+	}
+	s->in = in;
+	s->peer = peer;
+	s->request_id = req->request_id;
+	s->r.info = info;
+	if (qs_reader_submit(in->reader, &s->r) != 0) {
+		qs_metric_add(in->m_requests, REQ_OVERLOADED, 1);
+		free(s);
+	}
+}
+
+void
+qs_ingest_on_message(void *arg, int peer, Quorumstore__V1__PeerMessage *msg)
+{
+	struct qs_ingest *in = arg;
+
+	switch (msg->msg_case) {
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_MSG:
+		on_batch_msg(in, peer, msg);
+		return;	/* ownership passed */
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_REQUEST:
+		on_batch_request(in, peer, msg->batch_request);
+		break;
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_SIGNED_BATCH_INFO_MSG:
+		/* This node authors no batches yet, so it expects no signatures. */
+		qs_metric_add(in->m_ignored, IGN_SIGNED_INFO, 1);
+		break;
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK:
+		qs_metric_add(in->m_ignored, IGN_NACK, 1);
+		break;
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_PROOF_MSG:
+		qs_metric_add(in->m_ignored, IGN_PROOF, 1);
+		break;
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_RESPONSE:
+		qs_metric_add(in->m_ignored, IGN_RESPONSE, 1);
+		break;
+	default:
+		qs_metric_add(in->m_protocol_errors, 3, 1);
+		qs_peers_close(in->peers, peer, "unexpected_message");
+		break;
+	}
+	qs_frame_msg_free(&msg->base);
+}
+
+void
+qs_ingest_on_state(void *arg, int peer, int connected)
+{
+	(void)arg;
+	(void)peer;
+	(void)connected;
+}
+
+void
+qs_ingest_set_peers(struct qs_ingest *in, struct qs_peers *peers)
+{
+	in->peers = peers;
+	if (in->reading_paused)
+		qs_peers_set_reading(peers, 0);
+}
+
+size_t
+qs_ingest_batches(const struct qs_ingest *in)
+{
+	return qs_index_count(in->index);
+}
+
+static void
+on_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct qs_ingest *in = arg;
+
+	qs_index_expire(in->index, wall_us());
+}
+
+static double
+queue_bytes_fn(void *arg)
+{
+	struct qs_ingest *in = arg;
+
+	return in->writer ? (double)qs_writer_queue_bytes(in->writer) : 0;
+}
+
+static double
+stored_fn(void *arg)
+{
+	return (double)qs_index_count(((struct qs_ingest *)arg)->index);
+}
+
+static double
+stored_bytes_fn(void *arg)
+{
+	return (double)qs_index_bytes(((struct qs_ingest *)arg)->index);
+}
+
+static int
+register_metrics(struct qs_ingest *in)
+{
+	static const double group_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512 };
+	static const double seconds_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+						 0.01,	 0.025,	  0.05,	  0.1,	 0.25,	 1 };
+	static const char *const proto_errs[] = { "too_many_batches", "message_too_large",
+						  "malformed_request", "unexpected_message" };
+	struct qs_metrics *m = in->opt.metrics;
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+	in->m_received = qs_metrics_counter(m, "qsd_batches_received_total",
+					    "Batches received from peers.", NULL, NULL, 0);
+	in->m_persisted = qs_metrics_counter(
+		m, "qsd_batches_persisted_total",
+		"Batches written to disk with sync and acknowledged by RocksDB.", NULL, NULL, 0);
+	in->m_signed = qs_metrics_counter(m, "qsd_batches_signed_total",
+					  "SignedBatchInfo sent, each after a durable write.",
+					  NULL, NULL, 0);
+	in->m_rejected = qs_metrics_counter(m, "qsd_batches_rejected_total",
+					    "Batches answered with a BatchNack, by reason.",
+					    "reason", qs_nack_reason_names, QS_NACK_REASON_COUNT);
+	in->m_persist_failures = qs_metrics_counter(
+		m, "qsd_persist_failures_total",
+		"Batches whose write failed or whose stored bytes were found corrupt, by reason.",
+		"reason", fail_names, FAIL_COUNT);
+	in->m_group_size = qs_metrics_histogram(m, "qsd_persist_group_size",
+						"Batches per synced WriteBatch.", group_bounds,
+						N(group_bounds), NULL, NULL, 0);
+	in->m_persist_seconds = qs_metrics_histogram(
+		m, "qsd_persist_seconds", "Time to write and sync one group.", seconds_bounds,
+		N(seconds_bounds), NULL, NULL, 0);
+	in->m_requests = qs_metrics_counter(m, "qsd_batch_requests_total",
+					    "BatchRequest from peers, by outcome.", "result",
+					    req_names, REQ_COUNT);
+	in->m_ignored = qs_metrics_counter(
+		m, "qsd_peer_messages_ignored_total",
+		"Peer messages this node does not act on yet, by type.", "type", ign_names,
+		IGN_COUNT);
+	in->m_protocol_errors = qs_metrics_counter(
+		m, "qsd_peer_protocol_errors_total",
+		"Connections closed for a message breaking the protocol, by reason.", "reason",
+		proto_errs, N(proto_errs));
+#undef N
+	if (!in->m_received || !in->m_persisted || !in->m_signed || !in->m_rejected ||
+	    !in->m_persist_failures || !in->m_group_size || !in->m_persist_seconds ||
+	    !in->m_requests || !in->m_ignored || !in->m_protocol_errors ||
+	    !qs_metrics_gauge_fn(m, "qsd_submit_queue_bytes",
+				 "Bytes queued for the writer or being written.", queue_bytes_fn,
+				 in) ||
+	    !qs_metrics_gauge_fn(m, "qsd_batches_stored", "Durable batches in the index.",
+				 stored_fn, in) ||
+	    !qs_metrics_gauge_fn(m, "qsd_batches_stored_bytes",
+				 "Payload bytes of the durable batches in the index.",
+				 stored_bytes_fn, in))
+		return QS_EBASE;
+	return 0;
+}
+
+struct recover_ctx {
+	struct qs_ingest *in;
+	uint64_t kept_bytes;
+};
+
+static int
+recover_keep(void *arg, const struct qs_batch_info *info)
+{
+	struct recover_ctx *rc = arg;
+	struct qs_ingest *in = rc->in;
+	int author = qs_config_find_signing_key(in->cfg, info->author);
+
+	if (author < 0 || info->epoch != in->cfg->epoch)
+		return 1;
+	if (qs_index_add_durable(in->index, author, info) == -ENOMEM)
+		return 1;
+	rc->kept_bytes += info->num_bytes;
+	return 0;
+}
+
+int
+qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, char *err,
+		size_t errlen)
+{
+	struct qs_ingest *in = calloc(1, sizeof(*in));
+	const struct qs_config *cfg = opt->cfg;
+	struct qs_recovery_stats stats;
+	struct recover_ctx rctx = { .in = in };
+	struct timeval tv = { 0, QS_EXPIRE_INTERVAL_MS * 1000 };
+	uint64_t seed = 0, t0;
+	int rc;
+
+	if (!in)
+		return -ENOMEM;
+	in->opt = *opt;
+	in->cfg = cfg;
+	in->state = QS_STORAGE_RECOVERING;
+	in->wait_tail = &in->wait_head;
+	in->buckets = calloc(cfg->n_validators, sizeof(*in->buckets));
+	if (!in->buckets) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_validators; i++) {
+		in->buckets[i].tokens = QS_FETCH_BURST;
+		in->buckets[i].last_us = mono_us();
+	}
+	rc = register_metrics(in);
+	if (rc) {
+		snprintf(err, errlen, "cannot register ingest metrics");
+		goto out;
+	}
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = mono_us();
+	rc = qs_index_new(cfg->n_validators, &cfg->quotas, seed, &in->index);
+	if (rc) {
+		snprintf(err, errlen, "cannot create the index: %s", qs_strerror(rc));
+		goto out;
+	}
+	t0 = mono_us();
+	rc = qs_store_recover(opt->store, wall_us(), cfg->chain_id, recover_keep, &rctx, &stats,
+			      err, errlen);
+	if (rc)
+		goto out;
+	qs_log_info("recovered", "batches=%" PRIu64 " bytes=%" PRIu64 " dropped=%" PRIu64
+		    " expired_range_deleted=%d ms=%" PRIu64,
+		    stats.kept, rctx.kept_bytes, stats.dropped, stats.expired_deleted,
+		    (mono_us() - t0) / 1000);
+
+	{
+		struct qs_writer_options wo = {
+			.store = opt->store,
+			.base = opt->base,
+			.signing_key = opt->signing_key,
+			.chain_id = cfg->chain_id,
+			.queue_max_bytes = cfg->submit_queue_bytes,
+			.group_max_items = cfg->group_max_batches,
+			.group_max_bytes = cfg->group_max_bytes,
+			.complete = on_write_done,
+			.arg = in,
+			.observer = { on_group_done, in },
+		};
+		struct qs_reader_options ro = {
+			.store = opt->store,
+			.base = opt->base,
+			.chain_id = cfg->chain_id,
+			.max_txns = cfg->limits.batch_max_txns,
+			.queue_max_items = QS_READ_QUEUE_MAX,
+			.complete = on_read_done,
+			.arg = in,
+		};
+
+		rc = qs_writer_start(&wo, &in->writer);
+		if (rc == 0)
+			rc = qs_reader_start(&ro, &in->reader);
+		if (rc) {
+			snprintf(err, errlen, "cannot start storage threads: %s", qs_strerror(rc));
+			goto out;
+		}
+	}
+	in->expire_timer = event_new(opt->base, -1, EV_PERSIST, on_expire, in);
+	if (!in->expire_timer || event_add(in->expire_timer, &tv) != 0) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cannot add the expiry timer");
+		goto out;
+	}
+	set_state(in, QS_STORAGE_OK, "recovered");
+	*out = in;
+	return 0;
+out:
+	qs_ingest_free(in);
+	return rc;
+}
+
+void
+qs_ingest_drain(struct qs_ingest *in)
+{
+	if (!in)
+		return;
+	/* Batches that never reached the writer are refused, not dropped. */
+	while (in->wait_head) {
+		struct ingest_item *it = in->wait_head;
+
+		in->wait_head = it->next;
+		fail_item(in, it, QS_ESHUTDOWN);
+	}
+	in->wait_tail = &in->wait_head;
+	/* The writer persists and completes everything it holds; completions
+	 * run here, answering each batch once. */
+	qs_writer_stop(in->writer);
+	in->writer = NULL;
+	qs_reader_stop(in->reader);
+	in->reader = NULL;
+}
+
+void
+qs_ingest_free(struct qs_ingest *in)
+{
+	if (!in)
+		return;
+	qs_ingest_drain(in);
+	if (in->expire_timer)
+		event_free(in->expire_timer);
+	qs_index_free(in->index);
+	free(in->buckets);
+	free(in);
+}

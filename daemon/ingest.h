@@ -1,0 +1,80 @@
+/*
+ * The ingest pipeline: batches from peers are validated (core/batch.h),
+ * admitted against the index and quotas (core/index.h), persisted by the
+ * writer with sync, and answered: SignedBatchInfo only after the write
+ * returned OK, a BatchNack naming the reason otherwise. It also serves
+ * BatchRequest from the index and the reader thread.
+ *
+ * Runs on the event loop thread; the writer and reader threads are owned
+ * here.
+ */
+#ifndef QS_DAEMON_INGEST_H
+#define QS_DAEMON_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+
+#include "config/config.h"
+#include "daemon/metrics.h"
+#include "net/peer.h"
+#include "storage/store.h"
+
+/* The storage state, as GetStatus, /healthz and qsd_storage_state show it. */
+enum qs_storage_state {
+	QS_STORAGE_OK,
+	QS_STORAGE_FULL,
+	QS_STORAGE_FAILED,
+	QS_STORAGE_RECOVERING,
+	QS_STORAGE_STATE_COUNT,
+};
+
+struct qs_ingest_options {
+	const struct qs_config *cfg;	/* borrowed; outlives the pipeline */
+	int self;			/* this node's validator index */
+	struct event_base *base;
+	struct qs_store *store;		/* borrowed */
+	EVP_PKEY *signing_key;		/* borrowed */
+	const uint8_t *signing_pub;	/* 32 bytes, borrowed */
+	struct qs_metrics *metrics;	/* families are registered here */
+	/* Called on the loop thread when the storage state changes. */
+	void (*state_changed)(void *arg, enum qs_storage_state state, const char *reason);
+	void *arg;
+};
+
+struct qs_ingest;
+
+/*
+ * Recover the index from the store (infos only), then start the writer and
+ * reader threads. Returns 0, or a QS_E* / -errno code with one line in err.
+ */
+int qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, char *err,
+		    size_t errlen);
+
+/* The peer transport to answer on (set once, before any message). */
+void qs_ingest_set_peers(struct qs_ingest *in, struct qs_peers *peers);
+
+/* net/peer.h handlers. */
+void qs_ingest_on_message(void *arg, int peer, Quorumstore__V1__PeerMessage *msg);
+void qs_ingest_on_state(void *arg, int peer, int connected);
+
+/* Durable batches in the index. */
+size_t qs_ingest_batches(const struct qs_ingest *in);
+
+/*
+ * Drain: every batch already submitted is persisted and answered (or
+ * NACKed), and the writer and reader threads are joined. Batches that
+ * arrive afterwards are NACKed SHUTTING_DOWN. The answers are queued on the
+ * peer connections; run the loop a little longer to flush them.
+ */
+void qs_ingest_drain(struct qs_ingest *in);
+
+/* Drain if needed, then free. Call before the peer transport is freed.
+ * NULL is fine. */
+void qs_ingest_free(struct qs_ingest *in);
+
+extern const char *const qs_storage_state_names[QS_STORAGE_STATE_COUNT];
+
+#endif

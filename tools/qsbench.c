@@ -1,0 +1,2549 @@
+/*
+ * qsbench: load generator and verifier for qsd, over the real peer protocol.
+ *
+ *   qsbench run -d DIR [options]            drive a node as one or more validators
+ *   qsbench verify -d DIR -f RECORD [opts]  fetch recorded batches back and check them
+ *
+ * DIR is a cluster written by tools/mkcluster: DIR/vI/qsd.yaml and
+ * DIR/vI/keys/. Each simulated validator is one TLS connection made with that
+ * validator's own network key, so the target sees exactly what a real peer
+ * would send. Payloads are derived from (seed, author, batch_id, txn index),
+ * so `verify` regenerates them from a one-line record instead of storing them.
+ *
+ * See docs/qsbench.md. Exit status: 0 success; 1 a bad signature, protocol
+ * error, failed connection or failed verification; 2 usage or config error.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "config/config.h"
+#include "core/codec.h"
+#include "core/error.h"
+#include "core/hex.h"
+#include "daemon/keys.h"
+#include "net/frame.h"
+#include "net/tls.h"
+#include "quorumstore/v1/peer.pb-c.h"
+
+#ifndef QS_VERSION
+#define QS_VERSION "0.0.0-unknown"
+#endif
+
+#define QSB_EXIT_FAIL 1
+#define QSB_EXIT_USAGE 2
+
+#define QSB_RETRY_US 200000		/* -R: reconnect period */
+#define QSB_CONNECT_TIMEOUT_S 10	/* TCP + TLS + Hello */
+#define QSB_VERIFY_TIMEOUT_S 30		/* silence while requests are outstanding */
+#define QSB_VERIFY_RATE 900		/* requests/s; qsd serves 1000/s per peer */
+#define QSB_VERIFY_RETRY_US 2000000	/* ask again when unanswered this long */
+#define QSB_VERIFY_TRIES 5
+#define QSB_VERIFY_SCAN_US 100000
+/* qsd closes a peer whose unsent answers exceed 64 MiB as a slow reader. */
+#define QSB_VERIFY_INFLIGHT_BYTES (16u << 20)
+#define QSB_PACE_US 2000		/* -r: token refill period */
+#define QSB_MAX_INFLIGHT 16384
+#define QSB_RATE_INFLIGHT 1024		/* in-flight bound with -r and no -i */
+#define QSB_MAX_BATCHES_PER_MSG 1024
+#define QSB_MAX_TXNS 1000000
+#define QSB_MAX_RATE 1000000
+#define QSB_MAX_DURATION_S (7 * 86400)
+#define QSB_MAX_LIFETIME_S (365 * 86400)
+#define QSB_MAX_LAT_SAMPLES (UINT32_C(1) << 27)	/* 512 MiB; reservoir beyond */
+#define QSB_MAX_REPORTS 10		/* detailed messages per kind */
+#define QSB_NACK_SLOTS 32		/* reasons 0..31, the rest counted as "other" */
+#define QSB_RECORD_LINE_MAX 512
+#define QSB_RECORD_FIELDS 9
+/* Packed size of one Batch besides its transactions, and per transaction. */
+#define QSB_BATCH_OVERHEAD 256
+#define QSB_TXN_OVERHEAD 6
+#define QSB_MSG_OVERHEAD 64
+/* protobuf-c allocates at most this multiple of a frame's size while decoding. */
+#define QSB_BUDGET_FACTOR 4
+
+#define QSB_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* ---------------------------------------------------------------------------
+ * Payload generator: shared by run and verify, documented in docs/qsbench.md.
+ */
+
+#define QSB_GOLDEN UINT64_C(0x9e3779b97f4a7c15)
+
+static uint64_t
+qsb_mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+/* Length of transaction i of a batch of n transactions splitting `bytes`. */
+static size_t
+qsb_txn_len(uint64_t bytes, uint32_t n, uint32_t i)
+{
+	return (size_t)(bytes / n + (i < bytes % n ? 1 : 0));
+}
+
+/* The bytes of transaction `txn`: a splitmix64 stream, little-endian words. */
+static void
+qsb_txn_fill(uint64_t seed, uint32_t author, uint64_t batch_id, uint32_t txn, uint8_t *p,
+	     size_t len)
+{
+	uint64_t x = qsb_mix64(seed + QSB_GOLDEN);
+
+	x = qsb_mix64(x ^ author);
+	x = qsb_mix64(x ^ batch_id);
+	x = qsb_mix64(x ^ txn);
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t le;
+
+		x += QSB_GOLDEN;
+		le = htole64(qsb_mix64(x));
+		memcpy(p, &le, 8);
+	}
+	if (len) {
+		uint64_t v;
+		size_t i;
+
+		x += QSB_GOLDEN;
+		v = qsb_mix64(x);
+		for (i = 0; i < len; i++)
+			p[i] = (uint8_t)(v >> (8 * i));
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * Small helpers.
+ */
+
+static uint64_t
+qsb_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t
+qsb_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct timeval
+qsb_tv(uint64_t us)
+{
+	struct timeval tv = { .tv_sec = (time_t)(us / 1000000),
+			      .tv_usec = (suseconds_t)(us % 1000000) };
+
+	return tv;
+}
+
+/* Decimal u64 in [min, max], nothing else (no sign, no spaces, no suffix). */
+static int
+qsb_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end != '\0')
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static const char *qsb_cmd = "qsbench";
+
+static void
+qsb_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+qsb_usage_error(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", qsb_cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage);
+}
+
+/* Parse option -c's argument into *out or print why not. */
+static int
+qsb_opt_u64(const char *usage, int c, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (qsb_parse_u64(arg, min, max, out) == 0)
+		return 0;
+	qsb_usage_error(usage, "-%c: '%s' is not a number from %" PRIu64 " to %" PRIu64, c, arg,
+			min, max);
+	return -EINVAL;
+}
+
+/* Name of a NackReason without its prefix, lower case ("overloaded"). */
+static void
+qsb_nack_name(unsigned reason, char *buf, size_t len)
+{
+	const ProtobufCEnumValue *v;
+	const char *name;
+	size_t i;
+
+	v = protobuf_c_enum_descriptor_get_value(&quorumstore__v1__nack_reason__descriptor,
+						 (int)reason);
+	if (reason >= QSB_NACK_SLOTS) {
+		snprintf(buf, len, "other");
+		return;
+	}
+	if (!v) {
+		snprintf(buf, len, "reason_%u", reason);
+		return;
+	}
+	name = v->name;
+	if (strncmp(name, "NACK_REASON_", 12) == 0)
+		name += 12;
+	for (i = 0; name[i] && i + 1 < len; i++)
+		buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+	buf[i] = '\0';
+}
+
+/* ---------------------------------------------------------------------------
+ * Connections: one per simulated validator, TLS pinned to the target's
+ * network key, Hello first in each direction. The command (run or verify)
+ * plugs in through struct qsb_ops.
+ */
+
+struct qsb_peer;
+
+struct qsb_ops {
+	/* Hello was exchanged; the connection is usable. */
+	void (*ready)(struct qsb_peer *p);
+	/* A message after Hello. Returns 0, or a negative code to close the
+	 * connection as a protocol error (the handler printed why). */
+	int (*message)(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m);
+	/* The connection ended. `was_ready`: Hello had been exchanged;
+	 * `protocol_error`: it was closed because the target broke the protocol. */
+	void (*closed)(struct qsb_peer *p, bool was_ready, bool protocol_error);
+};
+
+struct qsb_env {
+	struct event_base *base;
+	struct qs_config *cfg;		/* the target's config */
+	const char *dir;
+	int target;
+	const char *addr_str;		/* cfg->validators[target].address */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	size_t frame_max;
+	size_t budget;
+	const struct qsb_ops *ops;
+	void *cmd;			/* struct qsb_run or struct qsb_verify */
+	uint64_t protocol_errors;
+	struct event *sig_int;
+	struct event *sig_term;
+};
+
+enum qsb_state {
+	QSB_DOWN,
+	QSB_CONNECTING,			/* TCP and TLS handshake */
+	QSB_HELLO,			/* our Hello sent, waiting for the target's */
+	QSB_READY,
+};
+
+/* Run-mode bookkeeping of one batch in flight. */
+struct qsb_slot {
+	struct qs_batch_info info;
+	uint64_t sent_us;		/* monotonic */
+	bool used;
+};
+
+struct qsb_peer {
+	struct qsb_env *env;
+	int index;			/* validator index, directory DIR/vI */
+	EVP_PKEY *signing_key;
+	uint8_t signing_pub[QS_PUBKEY_BYTES];
+	SSL_CTX *ssl_ctx;
+	struct bufferevent *bev;
+	enum qsb_state state;
+	bool ever_ready;
+	bool stopped;			/* will not connect again */
+	uint64_t attempts;		/* failed connection attempts since the last success */
+	struct event *retry_ev;
+
+	/* run */
+	struct qsb_slot *slots;		/* indexed by sequence & slot_mask */
+	uint32_t slot_mask;
+	uint32_t inflight;
+	uint64_t next_seq;		/* batch_id = base + seq */
+	uint64_t sent;
+	double tokens;
+};
+
+static int
+qsb_pin(void *arg, const uint8_t key[32])
+{
+	struct qsb_env *env = arg;
+
+	return memcmp(key, env->cfg->validators[env->target].network_key, QS_KEY_BYTES) == 0 ?
+		       env->target : -1;
+}
+
+/* Split "host:port" or "[v6]:port" and resolve it (numeric port). */
+static int
+qsb_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len, char *err,
+	    size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char host[256];
+	const char *colon, *h = addr;
+	size_t hlen;
+	int rc;
+
+	colon = strrchr(addr, ':');
+	if (!colon || !colon[1]) {
+		snprintf(err, errlen, "address '%s' is not host:port", addr);
+		return QS_ECONFIG;
+	}
+	hlen = (size_t)(colon - addr);
+	if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
+		h = addr + 1;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		snprintf(err, errlen, "address '%s' has no usable host", addr);
+		return QS_ECONFIG;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", addr, gai_strerror(rc));
+		return QS_ECONFIG;
+	}
+	if (res->ai_addrlen > sizeof(*ss)) {
+		freeaddrinfo(res);
+		snprintf(err, errlen, "cannot resolve '%s': address too long", addr);
+		return QS_ECONFIG;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = (socklen_t)res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Why a bufferevent failed, in one line. */
+static void
+qsb_bev_reason(struct bufferevent *bev, short what, int sys_err, char *buf, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	const char *refused = ssl ? qs_tls_failure_reason(ssl) : NULL;
+	unsigned long e;
+	size_t used = 0;
+	int so_err = 0;
+	socklen_t so_len = sizeof(so_err);
+	evutil_socket_t fd;
+
+	buf[0] = '\0';
+	if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(buf, len, "timed out");
+		return;
+	}
+	if (refused) {
+		snprintf(buf, len, "we refused the target's certificate (%s): it is not the "
+			 "configured network key", refused);
+		return;
+	}
+	while ((e = bufferevent_get_openssl_error(bev)) != 0 && used + 1 < len) {
+		char one[256];
+
+		/* libevent queues SSL_get_error() codes too (library 0): for
+		 * SSL_ERROR_SYSCALL the reason is errno, below. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
+		ERR_error_string_n(e, one, sizeof(one));
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
+	}
+	if (used)
+		return;
+	/*
+	 * With dirty shutdowns allowed, libevent reports a refused or reset
+	 * connection as EOF; errno still says which (other values may be stale).
+	 */
+	switch (sys_err) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EPIPE:
+		snprintf(buf, len, "%s", strerror(sys_err));
+		return;
+	default:
+		break;
+	}
+	if (what & BEV_EVENT_EOF) {
+		snprintf(buf, len, "closed by the target");
+		return;
+	}
+	fd = bufferevent_getfd(bev);
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_err, &so_len) == 0 && so_err)
+		sys_err = so_err;
+	snprintf(buf, len, "%s", sys_err ? strerror(sys_err) : "connection failed");
+}
+
+static void qsb_peer_close(struct qsb_peer *p, bool protocol_error);
+static void qsb_readcb(struct bufferevent *bev, void *arg);
+static void qsb_eventcb(struct bufferevent *bev, short what, void *arg);
+
+/* Start connecting; on failure the connection is closed through ops->closed. */
+static void
+qsb_peer_connect(struct qsb_peer *p)
+{
+	struct qsb_env *env = p->env;
+	struct timeval tmo = { .tv_sec = QSB_CONNECT_TIMEOUT_S };
+	SSL *ssl;
+	int rc = -ENOMEM;
+
+	ssl = SSL_new(p->ssl_ctx);
+	if (!ssl)
+		goto out;
+	p->bev = bufferevent_openssl_socket_new(env->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!p->bev) {
+		SSL_free(ssl);
+		goto out;
+	}
+	p->state = QSB_CONNECTING;
+	bufferevent_openssl_set_allow_dirty_shutdown(p->bev, 1);
+	bufferevent_setcb(p->bev, qsb_readcb, NULL, qsb_eventcb, p);
+	bufferevent_set_timeouts(p->bev, &tmo, &tmo);
+	if (bufferevent_enable(p->bev, EV_READ | EV_WRITE) < 0)
+		goto out;
+	rc = 0;
+	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&env->addr,
+				       (int)env->addr_len) < 0)
+		rc = errno ? -errno : -ECONNREFUSED;
+out:
+	if (rc && p->attempts == 0)
+		fprintf(stderr, "%s: v%d: cannot connect to %s: %s\n", qsb_cmd, p->index,
+			env->addr_str, strerror(-rc));
+	if (rc)
+		qsb_peer_close(p, false);
+}
+
+static void
+qsb_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct qsb_peer *p = arg;
+
+	if (!p->stopped && p->state == QSB_DOWN)
+		qsb_peer_connect(p);
+}
+
+/* Reconnect after QSB_RETRY_US. Returns 0 or -ENOMEM. */
+static int
+qsb_peer_retry_later(struct qsb_peer *p)
+{
+	struct timeval tv = qsb_tv(QSB_RETRY_US);
+
+	if (!p->retry_ev) {
+		p->retry_ev = evtimer_new(p->env->base, qsb_retry_cb, p);
+		if (!p->retry_ev)
+			return -ENOMEM;
+	}
+	return evtimer_add(p->retry_ev, &tv) < 0 ? -ENOMEM : 0;
+}
+
+static void
+qsb_peer_close(struct qsb_peer *p, bool protocol_error)
+{
+	bool was_ready = p->state == QSB_READY;
+
+	if (protocol_error)
+		fprintf(stderr, "%s: v%d: closing the connection: protocol error\n", qsb_cmd,
+			p->index);
+	if (p->bev) {
+		bufferevent_free(p->bev);
+		p->bev = NULL;
+	}
+	p->state = QSB_DOWN;
+	if (protocol_error)
+		p->env->protocol_errors++;
+	if (!was_ready)
+		p->attempts++;
+	p->env->ops->closed(p, was_ready, protocol_error);
+}
+
+static int
+qsb_send(struct qsb_peer *p, Quorumstore__V1__PeerMessage *m)
+{
+	int rc = qs_frame_write(bufferevent_get_output(p->bev), &m->base, p->env->frame_max);
+
+	if (rc)
+		fprintf(stderr, "%s: v%d: cannot send a message: %s\n", qsb_cmd, p->index,
+			qs_strerror(rc));
+	return rc;
+}
+
+static int
+qsb_send_hello(struct qsb_peer *p)
+{
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__Hello h = QUORUMSTORE__V1__HELLO__INIT;
+
+	h.epoch = p->env->cfg->epoch;
+	h.author.len = QS_PUBKEY_BYTES;
+	h.author.data = p->signing_pub;
+	h.protocol_version = QS_PROTOCOL_VERSION;
+	h.chain_id = p->env->cfg->chain_id;
+	h.now_us = qsb_wall_us();
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO;
+	m.hello = &h;
+	return qsb_send(p, &m);
+}
+
+/* Check the target's Hello. Returns 0 or QS_EDECODE (after printing why). */
+static int
+qsb_check_hello(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
+{
+	const struct qs_config *cfg = p->env->cfg;
+	const Quorumstore__V1__Hello *h = m->hello;
+	char why[128] = "";
+
+	if (m->msg_case != QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO || !h)
+		snprintf(why, sizeof(why), "first message is not Hello (case %d)",
+			 (int)m->msg_case);
+	else if (h->protocol_version != QS_PROTOCOL_VERSION)
+		snprintf(why, sizeof(why), "protocol_version %u, expected %u", h->protocol_version,
+			 QS_PROTOCOL_VERSION);
+	else if (h->chain_id != cfg->chain_id)
+		snprintf(why, sizeof(why), "chain_id %u, expected %u", h->chain_id, cfg->chain_id);
+	else if (h->author.len != QS_PUBKEY_BYTES ||
+		 memcmp(h->author.data, cfg->validators[p->env->target].signing_key,
+			QS_PUBKEY_BYTES) != 0)
+		snprintf(why, sizeof(why), "author is not v%d's signing key", p->env->target);
+	if (why[0]) {
+		fprintf(stderr, "%s: v%d: bad Hello from the target: %s\n", qsb_cmd, p->index,
+			why);
+		return QS_EDECODE;
+	}
+	/* Accepted, as qsd does; the target will refuse our batches' epoch. */
+	if (h->epoch != cfg->epoch)
+		fprintf(stderr, "%s: v%d: the target is at epoch %" PRIu64 ", the config says %"
+			PRIu64 "\n", qsb_cmd, p->index, h->epoch, cfg->epoch);
+	return 0;
+}
+
+/* A polite peer answers BatchRequest; we store nothing, so NotFound. */
+static int
+qsb_answer_request(struct qsb_peer *p, const Quorumstore__V1__BatchRequest *req)
+{
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__BatchResponse r = QUORUMSTORE__V1__BATCH_RESPONSE__INIT;
+	Quorumstore__V1__BatchNotFound nf = QUORUMSTORE__V1__BATCH_NOT_FOUND__INIT;
+
+	nf.digest = req->digest;
+	r.request_id = req->request_id;
+	r.result_case = QUORUMSTORE__V1__BATCH_RESPONSE__RESULT_NOT_FOUND;
+	r.not_found = &nf;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_RESPONSE;
+	m.batch_response = &r;
+	return qsb_send(p, &m);
+}
+
+static void
+qsb_readcb(struct bufferevent *bev, void *arg)
+{
+	struct qsb_peer *p = arg;
+	struct qsb_env *env = p->env;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (p->bev == bev) {
+		ProtobufCMessage *msg = NULL;
+		const Quorumstore__V1__PeerMessage *m;
+		int rc;
+
+		rc = qs_frame_read(in, env->frame_max, &quorumstore__v1__peer_message__descriptor,
+				   env->budget, &msg);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			fprintf(stderr, "%s: v%d: bad frame from the target: %s\n", qsb_cmd,
+				p->index, qs_strerror(rc));
+			qsb_peer_close(p, true);
+			break;
+		}
+		m = (const Quorumstore__V1__PeerMessage *)msg;
+		if (p->state == QSB_HELLO) {
+			rc = qsb_check_hello(p, m);
+			if (rc == 0) {
+				if (p->attempts || p->ever_ready)
+					fprintf(stderr, "%s: v%d: connected%s after %" PRIu64
+						" failed attempts\n", qsb_cmd, p->index,
+						p->ever_ready ? " again" : "", p->attempts);
+				p->state = QSB_READY;
+				p->ever_ready = true;
+				p->attempts = 0;
+				bufferevent_set_timeouts(bev, NULL, NULL);
+				env->ops->ready(p);
+			}
+		} else if (p->state != QSB_READY) {
+			fprintf(stderr, "%s: v%d: message before the TLS handshake ended\n",
+				qsb_cmd, p->index);
+			rc = QS_EDECODE;
+		} else if (m->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO) {
+			fprintf(stderr, "%s: v%d: second Hello from the target\n", qsb_cmd,
+				p->index);
+			rc = QS_EDECODE;
+		} else if (m->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_REQUEST &&
+			   m->batch_request) {
+			rc = qsb_answer_request(p, m->batch_request);
+			if (rc)
+				rc = 0;	/* our failure, not the target's; keep going */
+		} else {
+			rc = env->ops->message(p, m);
+		}
+		qs_frame_msg_free(msg);
+		if (rc && p->bev == bev)
+			qsb_peer_close(p, true);
+	}
+}
+
+static void
+qsb_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct qsb_peer *p = arg;
+	struct qsb_env *env = p->env;
+	int sys_err = EVUTIL_SOCKET_ERROR();
+	char reason[512];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+		if (!ssl || qs_tls_peer_index(ssl) != env->target) {
+			fprintf(stderr, "%s: v%d: %s did not present v%d's network key\n",
+				qsb_cmd, p->index, env->addr_str, env->target);
+			qsb_peer_close(p, true);
+			return;
+		}
+		if (qsb_send_hello(p)) {
+			qsb_peer_close(p, false);
+			return;
+		}
+		p->state = QSB_HELLO;
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+		return;
+	qsb_bev_reason(bev, what, sys_err, reason, sizeof(reason));
+	if (p->state == QSB_READY) {
+		size_t left = evbuffer_get_length(bufferevent_get_input(bev));
+
+		fprintf(stderr, "%s: v%d: connection lost: %s%s\n", qsb_cmd, p->index, reason,
+			left ? " (in the middle of a frame)" : "");
+	} else if (p->attempts == 0) {
+		fprintf(stderr, "%s: v%d: cannot connect to %s (%s): %s\n", qsb_cmd, p->index,
+			env->addr_str,
+			p->state == QSB_HELLO ? "during Hello" : "TCP/TLS", reason);
+	}
+	qsb_peer_close(p, false);
+}
+
+/* Load DIR/vI/qsd.yaml into *out. Returns 0 or an error after printing it. */
+static int
+qsb_load_config(const char *dir, int index, struct qs_config **out)
+{
+	char path[PATH_MAX];
+	char err[QS_CONFIG_ERR_MAX];
+	int n, rc;
+
+	n = snprintf(path, sizeof(path), "%s/v%d/qsd.yaml", dir, index);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		fprintf(stderr, "%s: %s/v%d/qsd.yaml: path too long\n", qsb_cmd, dir, index);
+		return -ENAMETOOLONG;
+	}
+	err[0] = '\0';
+	rc = qs_config_load(path, out, err, sizeof(err));
+	if (rc)
+		fprintf(stderr, "%s: %s\n", qsb_cmd, err[0] ? err : qs_strerror(rc));
+	return rc;
+}
+
+/*
+ * Set up validator `index` of the target's set: its keys from DIR/vI/qsd.yaml,
+ * checked against the target's validator list, and its client SSL_CTX pinned
+ * to the target's network key. Returns 0, or an error after printing it.
+ */
+static int
+qsb_peer_init(struct qsb_peer *p, struct qsb_env *env, int index)
+{
+	const struct qs_validator *v = &env->cfg->validators[index];
+	struct qs_config *pcfg = NULL;
+	EVP_PKEY *net_key = NULL;
+	uint8_t net_pub[QS_KEYS_PUB_BYTES];
+	char err[512];
+	int rc;
+
+	p->env = env;
+	p->index = index;
+	rc = qsb_load_config(env->dir, index, &pcfg);
+	if (rc)
+		goto out;
+	if (pcfg->chain_id != env->cfg->chain_id || pcfg->epoch != env->cfg->epoch) {
+		fprintf(stderr, "%s: %s: chain_id or epoch differ from the target's config\n",
+			qsb_cmd, pcfg->path);
+		rc = QS_ECONFIG;
+		goto out;
+	}
+	rc = qs_keys_load(pcfg->signing_key_file, &p->signing_key, p->signing_pub, err,
+			  sizeof(err));
+	if (rc == 0)
+		rc = qs_keys_load(pcfg->network_key_file, &net_key, net_pub, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "%s: %s\n", qsb_cmd, err);
+		goto out;
+	}
+	if (memcmp(p->signing_pub, v->signing_key, QS_KEY_BYTES) != 0 ||
+	    memcmp(net_pub, v->network_key, QS_KEY_BYTES) != 0) {
+		fprintf(stderr, "%s: the keys of %s are not those of validator %d (%s) in %s\n",
+			qsb_cmd, pcfg->path, index, v->name, env->cfg->path);
+		rc = QS_ECONFIG;
+		goto out;
+	}
+	rc = qs_tls_ctx_new(net_key, 0, qsb_pin, env, &p->ssl_ctx, err, sizeof(err));
+	if (rc)
+		fprintf(stderr, "%s: v%d: %s\n", qsb_cmd, index, err);
+out:
+	EVP_PKEY_free(net_key);
+	qs_config_free(pcfg);
+	return rc;
+}
+
+static void
+qsb_peer_destroy(struct qsb_peer *p)
+{
+	if (p->bev)
+		bufferevent_free(p->bev);
+	p->bev = NULL;
+	if (p->retry_ev)
+		event_free(p->retry_ev);
+	p->retry_ev = NULL;
+	SSL_CTX_free(p->ssl_ctx);
+	p->ssl_ctx = NULL;
+	EVP_PKEY_free(p->signing_key);
+	p->signing_key = NULL;
+	free(p->slots);
+	p->slots = NULL;
+}
+
+/*
+ * Load the target's config, resolve its address, make the event base.
+ * Returns 0, or an error after printing it.
+ */
+static int
+qsb_env_init(struct qsb_env *env, const char *dir, int target, const char *usage)
+{
+	char err[256];
+	struct stat st;
+	int rc;
+
+	env->dir = dir;
+	env->target = target;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: %s: not a cluster directory (see tools/mkcluster)\n", qsb_cmd,
+			dir);
+		return -ENOENT;
+	}
+	rc = qsb_load_config(dir, target, &env->cfg);
+	if (rc)
+		return rc;
+	if ((size_t)target >= env->cfg->n_validators) {
+		qsb_usage_error(usage, "-n: target %d is not in the validator set of %s (%zu "
+			       "validators)", target, env->cfg->path, env->cfg->n_validators);
+		return QS_ECONFIG;
+	}
+	env->addr_str = env->cfg->validators[target].address;
+	rc = qsb_resolve(env->addr_str, &env->addr, &env->addr_len, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "%s: v%d: %s\n", qsb_cmd, target, err);
+		return rc;
+	}
+	env->frame_max = (size_t)env->cfg->limits.frame_max_bytes;
+	env->budget = QSB_BUDGET_FACTOR * env->frame_max;
+	env->base = event_base_new();
+	if (!env->base) {
+		fprintf(stderr, "%s: cannot make an event base\n", qsb_cmd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void
+qsb_env_destroy(struct qsb_env *env)
+{
+	if (env->sig_int)
+		event_free(env->sig_int);
+	if (env->sig_term)
+		event_free(env->sig_term);
+	if (env->base)
+		event_base_free(env->base);
+	qs_config_free(env->cfg);
+	memset(env, 0, sizeof(*env));
+}
+
+static int
+qsb_env_signals(struct qsb_env *env, event_callback_fn cb, void *arg)
+{
+	env->sig_int = evsignal_new(env->base, SIGINT, cb, arg);
+	env->sig_term = evsignal_new(env->base, SIGTERM, cb, arg);
+	if (!env->sig_int || !env->sig_term || evsignal_add(env->sig_int, NULL) < 0 ||
+	    evsignal_add(env->sig_term, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * run
+ */
+
+static const char qsb_run_usage[] =
+	"usage: qsbench run -d DIR [-n TARGET] [-p PEERS] [-s BATCH_BYTES] [-t TXNS_PER_BATCH]\n"
+	"                   [-b BATCHES_PER_MSG] [-i MAX_INFLIGHT_PER_PEER | -r RATE_PER_PEER]\n"
+	"                   [-D DURATION_S | -c COUNT_PER_PEER] [-S SEED] [-B BASE]\n"
+	"                   [-l LIFETIME_S] [-g DRAIN_S] [-o RECORD_FILE] [-R] [-q] [-j]\n"
+	"  -d DIR   cluster written by tools/mkcluster      -n TARGET  node to load (0)\n"
+	"  -p LIST  simulated validators, e.g. 1,2,3 (all others)\n"
+	"  -s N     payload bytes per batch (65536)        -t N  transactions per batch (16)\n"
+	"  -b N     batches per BatchMsg (1)\n"
+	"  -i N     batches in flight per validator (32; 1024 with -r)\n"
+	"  -r N     batches per second per validator (paced; default: as fast as -i allows)\n"
+	"  -D S     send for S seconds (10)                 -c N  send N batches per validator\n"
+	"  -S SEED  payload seed (1)                        -B N  first batch_id (wall clock us)\n"
+	"  -l S     batch lifetime (3600, capped below the target's max_batch_lifetime)\n"
+	"  -g S     wait S seconds for answers after sending stopped (5)\n"
+	"  -o FILE  record every acked batch (for verify)  -R  reconnect every 200 ms\n"
+	"  -q       no per-second lines                    -j  summary as JSON\n";
+
+struct qsb_run_opts {
+	const char *dir;
+	int target;
+	int peers[QS_MAX_VALIDATORS];
+	size_t n_peers;			/* 0: all but the target */
+	uint64_t batch_bytes;
+	uint32_t txns;
+	uint32_t per_msg;
+	uint32_t inflight;
+	bool inflight_set;
+	uint64_t rate;			/* 0: closed loop */
+	uint64_t duration_s;
+	bool duration_set;
+	uint64_t count;			/* 0: by duration */
+	uint64_t seed;
+	uint64_t base;
+	bool base_set;
+	uint64_t lifetime_s;
+	bool lifetime_set;
+	uint64_t drain_s;
+	const char *record;
+	bool retry;
+	bool quiet;
+	bool json;
+};
+
+enum qsb_phase {
+	QSB_RUNNING,
+	QSB_DRAINING,
+	QSB_DONE,
+};
+
+struct qsb_run {
+	struct qsb_env env;
+	struct qsb_run_opts o;
+	struct qsb_peer *peers;
+	size_t n_peers;
+	enum qsb_phase phase;
+	uint64_t lifetime_us;
+	uint64_t start_us;		/* monotonic */
+	uint64_t end_us;
+	struct event *tick_ev;
+	struct event *pace_ev;
+	struct event *end_ev;		/* end of duration, then end of drain */
+	uint64_t last_pace_us;
+	bool failed;			/* an internal error (not the target's) */
+
+	/* one BatchMsg being built */
+	uint8_t *payload;
+	ProtobufCBinaryData *txns;
+	Quorumstore__V1__BatchInfo *infos;
+	Quorumstore__V1__Batch *batches;
+	Quorumstore__V1__Batch **batch_ptrs;
+
+	/* results */
+	uint64_t sent, acked, acked_bytes, nacked;
+	uint64_t nacks[QSB_NACK_SLOTS + 1];
+	uint64_t bad_signatures, unexpected, lost_inflight, disconnects, connect_failures;
+	uint64_t ignored;
+	uint64_t tick_n, tick_us, tick_acks, tick_bytes;
+
+	uint32_t *lat;			/* ack latencies, us */
+	size_t n_lat, cap_lat;
+	uint64_t lat_seen;
+	uint64_t rng;
+
+	FILE *rec;
+	char *rec_buf;
+};
+
+static uint32_t
+qsb_run_inflight(const struct qsb_run *r)
+{
+	uint32_t n = 0;
+	size_t i;
+
+	for (i = 0; i < r->n_peers; i++)
+		n += r->peers[i].inflight;
+	return n;
+}
+
+static void qsb_run_drain(struct qsb_run *r);
+
+static void
+qsb_run_stop(struct qsb_run *r)
+{
+	if (r->phase == QSB_DONE)
+		return;
+	r->phase = QSB_DONE;
+	r->end_us = qsb_mono_us();
+	event_base_loopbreak(r->env.base);
+}
+
+/* End the run when nothing more can happen. */
+static void
+qsb_run_check_done(struct qsb_run *r)
+{
+	bool all_stopped = true, all_idle = true, all_sent = true;
+	size_t i;
+
+	for (i = 0; i < r->n_peers; i++) {
+		const struct qsb_peer *p = &r->peers[i];
+		bool sent_all = r->o.count && p->sent >= r->o.count;
+
+		if (p->stopped)
+			continue;
+		all_stopped = false;
+		if (!sent_all)
+			all_sent = false;
+		if (p->state != QSB_READY) {
+			/* Still connecting or waiting to reconnect (-R). */
+			if (r->phase == QSB_RUNNING)
+				all_idle = false;
+			continue;
+		}
+		if (p->inflight || (r->phase == QSB_RUNNING && !sent_all))
+			all_idle = false;
+	}
+	if (all_stopped || (all_idle && (r->phase == QSB_DRAINING || r->o.count)))
+		qsb_run_stop(r);
+	else if (r->phase == QSB_RUNNING && r->o.count && all_sent)
+		qsb_run_drain(r);	/* bound the wait for the last answers */
+}
+
+static void
+qsb_lat_add(struct qsb_run *r, uint64_t us)
+{
+	uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+
+	r->lat_seen++;
+	if (r->n_lat == r->cap_lat && r->cap_lat < QSB_MAX_LAT_SAMPLES) {
+		size_t cap = r->cap_lat ? QSB_MIN(2 * r->cap_lat, (size_t)QSB_MAX_LAT_SAMPLES) :
+					  4096;
+		uint32_t *lat = realloc(r->lat, cap * sizeof(*lat));
+
+		if (lat) {
+			r->lat = lat;
+			r->cap_lat = cap;
+		}
+	}
+	if (r->n_lat < r->cap_lat) {
+		r->lat[r->n_lat++] = v;
+	} else if (r->n_lat) {
+		/* Reservoir sampling once the array is at its bound. */
+		uint64_t j;
+
+		r->rng += QSB_GOLDEN;
+		j = qsb_mix64(r->rng) % r->lat_seen;
+		if (j < r->n_lat)
+			r->lat[j] = v;
+	}
+}
+
+static int
+qsb_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of the sorted samples; 0 without samples. */
+static uint32_t
+qsb_pct(const uint32_t *v, size_t n, double q)
+{
+	size_t k;
+
+	if (!n)
+		return 0;
+	k = (size_t)(q * (double)n + 0.999999);
+	if (k < 1)
+		k = 1;
+	return v[QSB_MIN(k, n) - 1];
+}
+
+/*
+ * Build and send one BatchMsg of k batches on p, whose slots are free.
+ * Returns 0 or an error (printed).
+ */
+static int
+qsb_run_send(struct qsb_run *r, struct qsb_peer *p, uint32_t k)
+{
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__BatchMsg bm = QUORUMSTORE__V1__BATCH_MSG__INIT;
+	const struct qs_config *cfg = r->env.cfg;
+	uint64_t expiration_us = qsb_wall_us() + r->lifetime_us;
+	uint64_t now;
+	uint32_t i, j;
+	int rc;
+
+	for (i = 0; i < k; i++) {
+		uint64_t seq = p->next_seq + i;
+		struct qsb_slot *s = &p->slots[seq & p->slot_mask];
+		ProtobufCBinaryData *txns = &r->txns[(size_t)i * r->o.txns];
+		uint8_t *data = r->payload + (size_t)i * r->o.batch_bytes;
+		Quorumstore__V1__BatchInfo *info = &r->infos[i];
+
+		memset(&s->info, 0, sizeof(s->info));
+		memcpy(s->info.author, p->signing_pub, QS_PUBKEY_BYTES);
+		s->info.batch_id = r->o.base + seq;
+		s->info.epoch = cfg->epoch;
+		s->info.expiration_us = expiration_us;
+		s->info.num_txns = r->o.txns;
+		s->info.num_bytes = r->o.batch_bytes;
+		for (j = 0; j < r->o.txns; j++) {
+			size_t len = qsb_txn_len(r->o.batch_bytes, r->o.txns, j);
+
+			qsb_txn_fill(r->o.seed, (uint32_t)p->index, s->info.batch_id, j, data,
+				     len);
+			txns[j].data = data;
+			txns[j].len = len;
+			data += len;
+		}
+		rc = qs_codec_batch_digest(cfg->chain_id, s->info.author, s->info.epoch,
+					   s->info.batch_id, txns, r->o.txns, s->info.digest);
+		if (rc) {
+			fprintf(stderr, "%s: cannot compute a digest: %s\n", qsb_cmd,
+				qs_strerror(rc));
+			return rc;
+		}
+		quorumstore__v1__batch_info__init(info);
+		info->author.len = QS_PUBKEY_BYTES;
+		info->author.data = p->signing_pub;
+		info->batch_id = s->info.batch_id;
+		info->epoch = s->info.epoch;
+		info->expiration_us = s->info.expiration_us;
+		info->digest.len = QS_DIGEST_BYTES;
+		info->digest.data = s->info.digest;
+		info->num_txns = s->info.num_txns;
+		info->num_bytes = s->info.num_bytes;
+		info->gas_bucket_start = 0;
+		quorumstore__v1__batch__init(&r->batches[i]);
+		r->batches[i].info = info;
+		r->batches[i].n_transactions = r->o.txns;
+		r->batches[i].transactions = &r->txns[(size_t)i * r->o.txns];
+		r->batch_ptrs[i] = &r->batches[i];
+	}
+	bm.n_batches = k;
+	bm.batches = r->batch_ptrs;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_MSG;
+	m.batch_msg = &bm;
+	rc = qsb_send(p, &m);
+	if (rc)
+		return rc;
+	now = qsb_mono_us();
+	for (i = 0; i < k; i++) {
+		struct qsb_slot *s = &p->slots[(p->next_seq + i) & p->slot_mask];
+
+		s->used = true;
+		s->sent_us = now;
+	}
+	p->next_seq += k;
+	p->inflight += k;
+	p->sent += k;
+	r->sent += k;
+	return 0;
+}
+
+/* Send on p as much as its in-flight bound, its tokens and -c allow. */
+static void
+qsb_run_fill(struct qsb_run *r, struct qsb_peer *p)
+{
+	while (r->phase == QSB_RUNNING && p->state == QSB_READY) {
+		uint32_t k = r->o.per_msg;
+		uint32_t i;
+
+		if (r->o.count)
+			k = (uint32_t)QSB_MIN((uint64_t)k, r->o.count - p->sent);
+		if (k == 0 || p->inflight + k > r->o.inflight)
+			break;
+		if (r->o.rate && p->tokens < (double)k)
+			break;
+		for (i = 0; i < k; i++) {
+			if (p->slots[(p->next_seq + i) & p->slot_mask].used)
+				break;
+		}
+		if (i < k)
+			break;	/* an old batch still holds the slot: wait for it */
+		if (qsb_run_send(r, p, k)) {
+			r->failed = true;
+			qsb_run_stop(r);
+			return;
+		}
+		if (r->o.rate)
+			p->tokens -= (double)k;
+	}
+}
+
+static void
+qsb_run_ready(struct qsb_peer *p)
+{
+	struct qsb_run *r = p->env->cmd;
+
+	p->tokens = 0;
+	qsb_run_fill(r, p);
+	qsb_run_check_done(r);
+}
+
+/* The slot of an answer: by batch_id, else (a NACK without one) by digest. */
+static struct qsb_slot *
+qsb_run_find(struct qsb_run *r, struct qsb_peer *p, uint64_t batch_id, const uint8_t *digest)
+{
+	uint32_t i;
+
+	if (batch_id >= r->o.base && batch_id - r->o.base < p->next_seq) {
+		struct qsb_slot *s = &p->slots[(batch_id - r->o.base) & p->slot_mask];
+
+		if (s->used && s->info.batch_id == batch_id &&
+		    (!digest || memcmp(s->info.digest, digest, QS_DIGEST_BYTES) == 0))
+			return s;
+	}
+	if (!digest)
+		return NULL;
+	for (i = 0; i <= p->slot_mask; i++) {
+		struct qsb_slot *s = &p->slots[i];
+
+		if (s->used && memcmp(s->info.digest, digest, QS_DIGEST_BYTES) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static void
+qsb_run_release(struct qsb_peer *p, struct qsb_slot *s)
+{
+	s->used = false;
+	p->inflight--;
+}
+
+/* Which field of a returned info differs from the one sent, or NULL. */
+static const char *
+qsb_info_diff(const Quorumstore__V1__BatchInfo *got, const struct qs_batch_info *sent)
+{
+	if (got->author.len != QS_PUBKEY_BYTES ||
+	    memcmp(got->author.data, sent->author, QS_PUBKEY_BYTES) != 0)
+		return "author";
+	if (got->batch_id != sent->batch_id)
+		return "batch_id";
+	if (got->epoch != sent->epoch)
+		return "epoch";
+	if (got->expiration_us != sent->expiration_us)
+		return "expiration_us";
+	if (got->digest.len != QS_DIGEST_BYTES ||
+	    memcmp(got->digest.data, sent->digest, QS_DIGEST_BYTES) != 0)
+		return "digest";
+	if (got->num_txns != sent->num_txns)
+		return "num_txns";
+	if (got->num_bytes != sent->num_bytes)
+		return "num_bytes";
+	if (got->gas_bucket_start != sent->gas_bucket_start)
+		return "gas_bucket_start";
+	return NULL;
+}
+
+static int
+qsb_run_record(struct qsb_run *r, const struct qsb_peer *p, const struct qs_batch_info *info)
+{
+	char hex[2 * QS_DIGEST_BYTES + 1];
+
+	qs_hex_encode(info->digest, QS_DIGEST_BYTES, hex);
+	if (fprintf(r->rec, "%s %d %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu64
+		    " %" PRIu32 " %" PRIu64 "\n",
+		    hex, p->index, info->batch_id, info->expiration_us, info->num_txns,
+		    info->num_bytes, r->o.seed, r->o.txns, r->o.batch_bytes) < 0) {
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int
+qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__SignedBatchInfo *sbi)
+{
+	const uint8_t *target_pub = r->env.cfg->validators[r->env.target].signing_key;
+	const Quorumstore__V1__BatchInfo *info = sbi ? sbi->info : NULL;
+	const uint8_t *digest = NULL;
+	struct qsb_slot *s;
+	const char *why;
+	char hex[2 * QS_DIGEST_BYTES + 1];
+	int rc;
+
+	if (!info) {
+		fprintf(stderr, "%s: v%d: SignedBatchInfo without an info\n", qsb_cmd, p->index);
+		r->unexpected++;
+		return QS_EDECODE;
+	}
+	if (info->digest.len == QS_DIGEST_BYTES)
+		digest = info->digest.data;
+	s = qsb_run_find(r, p, info->batch_id, NULL);
+	if (!s && digest)
+		s = qsb_run_find(r, p, info->batch_id, digest);
+	if (!s) {
+		if (r->unexpected++ < QSB_MAX_REPORTS)
+			fprintf(stderr, "%s: v%d: signature for batch_id %" PRIu64
+				" which is not in flight\n", qsb_cmd, p->index, info->batch_id);
+		return QS_EDECODE;
+	}
+	why = qsb_info_diff(info, &s->info);
+	if (!why && (sbi->signer.len != QS_PUBKEY_BYTES ||
+		     memcmp(sbi->signer.data, target_pub, QS_PUBKEY_BYTES) != 0))
+		why = "signer is not the target's signing key";
+	if (!why && sbi->signature.len != QS_SIG_BYTES)
+		why = "signature is not 64 bytes";
+	if (!why) {
+		rc = qs_codec_info_verify(target_pub, r->env.cfg->chain_id, &s->info,
+					  sbi->signature.data);
+		if (rc == QS_EBADSIG)
+			why = "signature does not verify";
+		else if (rc) {
+			fprintf(stderr, "%s: verifying a signature: %s\n", qsb_cmd,
+				qs_strerror(rc));
+			r->failed = true;
+			qsb_run_stop(r);
+			return 0;
+		}
+	}
+	if (why) {
+		r->bad_signatures++;
+		if (r->bad_signatures <= QSB_MAX_REPORTS) {
+			qs_hex_encode(s->info.digest, QS_DIGEST_BYTES, hex);
+			fprintf(stderr, "%s: v%d: BAD SIGNATURE for batch %" PRIu64 " %s: %s\n",
+				qsb_cmd, p->index, s->info.batch_id, hex, why);
+		}
+		qsb_run_release(p, s);
+		return 0;
+	}
+	if (r->rec && qsb_run_record(r, p, &s->info)) {
+		r->failed = true;
+		qsb_run_release(p, s);
+		qsb_run_stop(r);
+		return 0;
+	}
+	r->acked++;
+	r->acked_bytes += s->info.num_bytes;
+	qsb_lat_add(r, qsb_mono_us() - s->sent_us);
+	qsb_run_release(p, s);
+	return 0;
+}
+
+static int
+qsb_run_nack(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__BatchNack *n)
+{
+	struct qsb_slot *s = NULL;
+	unsigned reason = (unsigned)n->reason;
+	char name[64];
+
+	if (n->digest.len == QS_DIGEST_BYTES)
+		s = qsb_run_find(r, p, n->batch_id, n->digest.data);
+	if (!s) {
+		if (r->unexpected++ < QSB_MAX_REPORTS)
+			fprintf(stderr, "%s: v%d: NACK for batch_id %" PRIu64
+				" which is not in flight\n", qsb_cmd, p->index, n->batch_id);
+		return QS_EDECODE;
+	}
+	if (reason >= QSB_NACK_SLOTS)
+		reason = QSB_NACK_SLOTS;
+	if (r->nacks[reason]++ == 0) {
+		qsb_nack_name(reason, name, sizeof(name));
+		fprintf(stderr, "%s: v%d: first NACK %s for batch %" PRIu64 "%s%s\n", qsb_cmd,
+			p->index, name, s->info.batch_id, n->detail && n->detail[0] ? ": " : "",
+			n->detail ? n->detail : "");
+	}
+	r->nacked++;
+	qsb_run_release(p, s);
+	return 0;
+}
+
+static int
+qsb_run_message(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
+{
+	struct qsb_run *r = p->env->cmd;
+	int rc = 0;
+	size_t i;
+
+	switch (m->msg_case) {
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_SIGNED_BATCH_INFO_MSG:
+		if (!m->signed_batch_info_msg)
+			break;
+		for (i = 0; i < m->signed_batch_info_msg->n_infos && rc == 0; i++)
+			rc = qsb_run_signed(r, p, m->signed_batch_info_msg->infos[i]);
+		break;
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK:
+		if (m->batch_nack)
+			rc = qsb_run_nack(r, p, m->batch_nack);
+		break;
+	default:
+		/* The target's own batches, proofs and responses are none of ours. */
+		r->ignored++;
+		break;
+	}
+	if (rc == 0 && r->phase != QSB_DONE) {
+		qsb_run_fill(r, p);
+		qsb_run_check_done(r);
+	}
+	return rc;
+}
+
+static void
+qsb_run_closed(struct qsb_peer *p, bool was_ready, bool protocol_error)
+{
+	struct qsb_run *r = p->env->cmd;
+	uint32_t i;
+
+	if (p->inflight) {
+		fprintf(stderr, "%s: v%d: %" PRIu32 " batches in flight lost\n", qsb_cmd,
+			p->index, p->inflight);
+		r->lost_inflight += p->inflight;
+	}
+	for (i = 0; p->slots && i <= p->slot_mask; i++)
+		p->slots[i].used = false;
+	p->inflight = 0;
+	if (was_ready)
+		r->disconnects++;
+	else
+		r->connect_failures++;
+	if (r->phase == QSB_RUNNING && r->o.retry && !protocol_error &&
+	    !(r->o.count && p->sent >= r->o.count)) {
+		if (qsb_peer_retry_later(p) == 0)
+			goto out;
+	}
+	p->stopped = true;
+out:
+	if (r->phase != QSB_DONE)
+		qsb_run_check_done(r);
+}
+
+static const struct qsb_ops qsb_run_ops = {
+	.ready = qsb_run_ready,
+	.message = qsb_run_message,
+	.closed = qsb_run_closed,
+};
+
+static void
+qsb_run_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct qsb_run *r = arg;
+	uint64_t now = qsb_mono_us();
+	double dt = (double)(now - r->tick_us) / 1e6;
+	uint64_t acks = r->acked - r->tick_acks;
+	uint64_t bytes = r->acked_bytes - r->tick_bytes;
+
+	r->tick_n++;
+	if (dt <= 0)
+		dt = 1e-6;
+	if (!r->o.quiet)
+		fprintf(stderr, "t=%" PRIu64 "s acks=%" PRIu64 " acks/s=%.0f MB/s=%.1f nacks=%"
+			PRIu64 " inflight=%" PRIu32 "\n",
+			r->tick_n, r->acked, (double)acks / dt, (double)bytes / dt / 1e6,
+			r->nacked, qsb_run_inflight(r));
+	r->tick_us = now;
+	r->tick_acks = r->acked;
+	r->tick_bytes = r->acked_bytes;
+}
+
+static void
+qsb_run_pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct qsb_run *r = arg;
+	uint64_t now = qsb_mono_us();
+	double add = (double)r->o.rate * (double)(now - r->last_pace_us) / 1e6;
+	/* Burst at most 50 ms worth (and at least one message) after a stall. */
+	double cap = (double)r->o.per_msg + (double)r->o.rate * 0.05;
+	size_t i;
+
+	r->last_pace_us = now;
+	for (i = 0; i < r->n_peers && r->phase == QSB_RUNNING; i++) {
+		struct qsb_peer *p = &r->peers[i];
+
+		if (p->state != QSB_READY)
+			continue;
+		p->tokens += add;
+		if (p->tokens > cap)
+			p->tokens = cap;
+		qsb_run_fill(r, p);
+	}
+}
+
+static void
+qsb_run_drain(struct qsb_run *r)
+{
+	struct timeval tv = qsb_tv(r->o.drain_s * 1000000);
+	size_t i;
+
+	if (r->phase != QSB_RUNNING)
+		return;
+	r->phase = QSB_DRAINING;
+	if (r->pace_ev)
+		evtimer_del(r->pace_ev);
+	for (i = 0; i < r->n_peers; i++) {
+		struct qsb_peer *p = &r->peers[i];
+
+		if (p->state == QSB_DOWN) {
+			p->stopped = true;
+			if (p->retry_ev)
+				evtimer_del(p->retry_ev);
+		}
+	}
+	if (evtimer_add(r->end_ev, &tv) < 0) {
+		qsb_run_stop(r);
+		return;
+	}
+	qsb_run_check_done(r);
+}
+
+static void
+qsb_run_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct qsb_run *r = arg;
+
+	if (r->phase == QSB_RUNNING)
+		qsb_run_drain(r);
+	else
+		qsb_run_stop(r);
+}
+
+static void
+qsb_run_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct qsb_run *r = arg;
+
+	fprintf(stderr, "%s: %s: %s\n", qsb_cmd, strsignal((int)sig),
+		r->phase == QSB_RUNNING ? "stopping (again to stop at once)" : "stopping now");
+	if (r->phase == QSB_RUNNING)
+		qsb_run_drain(r);
+	else
+		qsb_run_stop(r);
+}
+
+/* "1,2,3" into o->peers. Returns 0 or -EINVAL after printing why. */
+static int
+qsb_parse_peers(struct qsb_run_opts *o, const char *arg)
+{
+	const char *s = arg;
+	int rc = -EINVAL;
+
+	o->n_peers = 0;
+	while (*s) {
+		char num[16];
+		size_t len = strcspn(s, ",");
+		uint64_t v;
+		size_t i;
+
+		if (len == 0 || len >= sizeof(num) || o->n_peers == QS_MAX_VALIDATORS)
+			goto out;
+		memcpy(num, s, len);
+		num[len] = '\0';
+		if (qsb_parse_u64(num, 0, QS_MAX_VALIDATORS - 1, &v))
+			goto out;
+		for (i = 0; i < o->n_peers; i++) {
+			if (o->peers[i] == (int)v)
+				goto out;
+		}
+		o->peers[o->n_peers++] = (int)v;
+		s += len;
+		if (*s == ',' && *++s == '\0')
+			goto out;
+	}
+	if (o->n_peers)
+		rc = 0;
+out:
+	if (rc)
+		qsb_usage_error(qsb_run_usage, "-p: '%s' is not a list of distinct validator "
+				"indices like 1,2,3", arg);
+	return rc;
+}
+
+/* Returns 0, or the exit status for a usage error. */
+static int
+qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
+{
+	const char *u = qsb_run_usage;
+	uint64_t v;
+	int c;
+
+	o->batch_bytes = 65536;
+	o->txns = 16;
+	o->per_msg = 1;
+	o->inflight = 32;
+	o->duration_s = 10;
+	o->seed = 1;
+	o->lifetime_s = 3600;
+	o->drain_s = 5;
+	optind = 1;
+	while ((c = getopt(argc, argv, ":d:n:p:s:t:b:i:r:D:c:S:B:l:g:o:Rqjh")) != -1) {
+		switch (c) {
+		case 'd':
+			o->dir = optarg;
+			break;
+		case 'n':
+			if (qsb_opt_u64(u, c, optarg, 0, QS_MAX_VALIDATORS - 1, &v))
+				return QSB_EXIT_USAGE;
+			o->target = (int)v;
+			break;
+		case 'p':
+			if (qsb_parse_peers(o, optarg))
+				return QSB_EXIT_USAGE;
+			break;
+		case 's':
+			if (qsb_opt_u64(u, c, optarg, 1, 256u << 20, &o->batch_bytes))
+				return QSB_EXIT_USAGE;
+			break;
+		case 't':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_TXNS, &v))
+				return QSB_EXIT_USAGE;
+			o->txns = (uint32_t)v;
+			break;
+		case 'b':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_BATCHES_PER_MSG, &v))
+				return QSB_EXIT_USAGE;
+			o->per_msg = (uint32_t)v;
+			break;
+		case 'i':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_INFLIGHT, &v))
+				return QSB_EXIT_USAGE;
+			o->inflight = (uint32_t)v;
+			o->inflight_set = true;
+			break;
+		case 'r':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_RATE, &o->rate))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'D':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_DURATION_S, &o->duration_s))
+				return QSB_EXIT_USAGE;
+			o->duration_set = true;
+			break;
+		case 'c':
+			if (qsb_opt_u64(u, c, optarg, 1, UINT64_C(1) << 40, &o->count))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'S':
+			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX, &o->seed))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'B':
+			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX / 2, &o->base))
+				return QSB_EXIT_USAGE;
+			o->base_set = true;
+			break;
+		case 'l':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_LIFETIME_S, &o->lifetime_s))
+				return QSB_EXIT_USAGE;
+			o->lifetime_set = true;
+			break;
+		case 'g':
+			if (qsb_opt_u64(u, c, optarg, 0, 3600, &o->drain_s))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'o':
+			o->record = optarg;
+			break;
+		case 'R':
+			o->retry = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			fputs(qsb_run_usage, stdout);
+			return -1;
+		case ':':
+			qsb_usage_error(u, "-%c needs an argument", optopt);
+			return QSB_EXIT_USAGE;
+		default:
+			qsb_usage_error(u, "unknown option -%c", optopt);
+			return QSB_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
+		return QSB_EXIT_USAGE;
+	}
+	if (!o->dir) {
+		qsb_usage_error(u, "-d DIR is required");
+		return QSB_EXIT_USAGE;
+	}
+	if (o->batch_bytes < o->txns) {
+		qsb_usage_error(u, "-s %" PRIu64 " is less than -t %" PRIu32
+			       " (every transaction needs a byte)", o->batch_bytes, o->txns);
+		return QSB_EXIT_USAGE;
+	}
+	if (o->rate && !o->inflight_set)
+		o->inflight = QSB_RATE_INFLIGHT;
+	if (o->per_msg > o->inflight) {
+		qsb_usage_error(u, "-b %" PRIu32 " is more than the in-flight bound %" PRIu32,
+				o->per_msg, o->inflight);
+		return QSB_EXIT_USAGE;
+	}
+	if (o->count && o->duration_set)
+		fprintf(stderr, "%s: -c given: -D %" PRIu64 " only bounds the run's length\n",
+			qsb_cmd, o->duration_s);
+	return 0;
+}
+
+/* Checks that need the target's config. Returns 0 or an exit status. */
+static int
+qsb_run_check_config(struct qsb_run *r)
+{
+	struct qsb_run_opts *o = &r->o;
+	const struct qs_config *cfg = r->env.cfg;
+	uint64_t max_lifetime = cfg->max_batch_lifetime_us;
+	uint64_t msg_bytes;
+	size_t i;
+
+	if (o->n_peers == 0) {
+		for (i = 0; i < cfg->n_validators; i++) {
+			if ((int)i != o->target)
+				o->peers[o->n_peers++] = (int)i;
+		}
+		if (o->n_peers == 0) {
+			qsb_usage_error(qsb_run_usage, "the cluster has no validator besides "
+				       "the target v%d", o->target);
+			return QSB_EXIT_USAGE;
+		}
+	}
+	for (i = 0; i < o->n_peers; i++) {
+		if ((size_t)o->peers[i] >= cfg->n_validators || o->peers[i] == o->target) {
+			qsb_usage_error(qsb_run_usage, "-p: v%d is %s", o->peers[i],
+					o->peers[i] == o->target ? "the target" :
+								   "not in the validator set");
+			return QSB_EXIT_USAGE;
+		}
+	}
+	/* The whole BatchMsg must fit in one frame of the target's limit. */
+	msg_bytes = (uint64_t)o->per_msg *
+			    (o->batch_bytes + (uint64_t)o->txns * QSB_TXN_OVERHEAD +
+			     QSB_BATCH_OVERHEAD) + QSB_MSG_OVERHEAD;
+	if (msg_bytes > cfg->limits.frame_max_bytes) {
+		qsb_usage_error(qsb_run_usage, "-b %" PRIu32 " batches of -s %" PRIu64
+			       " bytes (-t %" PRIu32 ") do not fit in a frame of the target's "
+			       "limits.frame_max_bytes %" PRIu64, o->per_msg, o->batch_bytes,
+			       o->txns, cfg->limits.frame_max_bytes);
+		return QSB_EXIT_USAGE;
+	}
+	/*
+	 * qsd refuses expirations beyond now + max_batch_lifetime. Unless -l
+	 * was given (to test that refusal), stay one second inside it.
+	 */
+	r->lifetime_us = o->lifetime_s * 1000000;
+	if (!o->lifetime_set && r->lifetime_us >= max_lifetime)
+		r->lifetime_us = max_lifetime > 2000000 ? max_lifetime - 1000000 : max_lifetime / 2;
+	if (!o->base_set)
+		o->base = qsb_wall_us();
+	return 0;
+}
+
+static int
+qsb_run_alloc(struct qsb_run *r)
+{
+	size_t k = r->o.per_msg;
+	uint32_t n_slots = 64;
+	size_t i;
+
+	while (n_slots < 2 * r->o.inflight)
+		n_slots *= 2;
+	r->payload = malloc(k * r->o.batch_bytes);
+	r->txns = calloc(k * r->o.txns, sizeof(*r->txns));
+	r->infos = calloc(k, sizeof(*r->infos));
+	r->batches = calloc(k, sizeof(*r->batches));
+	r->batch_ptrs = calloc(k, sizeof(*r->batch_ptrs));
+	r->peers = calloc(r->o.n_peers, sizeof(*r->peers));
+	if (!r->payload || !r->txns || !r->infos || !r->batches || !r->batch_ptrs || !r->peers)
+		return -ENOMEM;
+	r->n_peers = r->o.n_peers;
+	for (i = 0; i < r->n_peers; i++) {
+		r->peers[i].slots = calloc(n_slots, sizeof(*r->peers[i].slots));
+		if (!r->peers[i].slots)
+			return -ENOMEM;
+		r->peers[i].slot_mask = n_slots - 1;
+	}
+	return 0;
+}
+
+static void
+qsb_run_summary(struct qsb_run *r, double secs, const uint32_t *lat, size_t n_lat)
+{
+	double acks_s = secs > 0 ? (double)r->acked / secs : 0;
+	double mb_s = secs > 0 ? (double)r->acked_bytes / secs / 1e6 : 0;
+	uint32_t p50 = qsb_pct(lat, n_lat, 0.50);
+	uint32_t p99 = qsb_pct(lat, n_lat, 0.99);
+	uint32_t p999 = qsb_pct(lat, n_lat, 0.999);
+	char name[64];
+	bool first = true;
+	unsigned i;
+
+	if (r->o.json) {
+		printf("{\"target\":%d,\"peers\":%zu,\"batch_bytes\":%" PRIu64
+		       ",\"txns_per_batch\":%" PRIu32 ",\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
+		       ",\"nacked\":%" PRIu64 ",\"nacks\":{",
+		       r->env.target, r->n_peers, r->o.batch_bytes, r->o.txns, r->sent, r->acked,
+		       r->nacked);
+		for (i = 0; i <= QSB_NACK_SLOTS; i++) {
+			if (!r->nacks[i])
+				continue;
+			qsb_nack_name(i, name, sizeof(name));
+			printf("%s\"%s\":%" PRIu64, first ? "" : ",", name, r->nacks[i]);
+			first = false;
+		}
+		printf("},\"bad_signatures\":%" PRIu64 ",\"protocol_errors\":%" PRIu64
+		       ",\"lost_inflight\":%" PRIu64 ",\"disconnects\":%" PRIu64
+		       ",\"connect_failures\":%" PRIu64 ",\"duration_s\":%.3f,\"acks_per_s\":%.1f"
+		       ",\"mb_per_s\":%.2f,\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
+		       ",\"p999\":%" PRIu32 ",\"samples\":%" PRIu64 "}}\n",
+		       r->bad_signatures, r->env.protocol_errors, r->lost_inflight, r->disconnects,
+		       r->connect_failures, secs, acks_s, mb_s, p50, p99, p999, r->lat_seen);
+		return;
+	}
+	printf("sent=%" PRIu64 " acked=%" PRIu64 " nacked=%" PRIu64 " bad_signatures=%" PRIu64
+	       " protocol_errors=%" PRIu64 " lost_inflight=%" PRIu64 " disconnects=%" PRIu64
+	       " connect_failures=%" PRIu64 "\n",
+	       r->sent, r->acked, r->nacked, r->bad_signatures, r->env.protocol_errors,
+	       r->lost_inflight, r->disconnects, r->connect_failures);
+	printf("nacks:");
+	for (i = 0; i <= QSB_NACK_SLOTS; i++) {
+		if (!r->nacks[i])
+			continue;
+		qsb_nack_name(i, name, sizeof(name));
+		printf(" %s=%" PRIu64, name, r->nacks[i]);
+		first = false;
+	}
+	printf("%s\n", first ? " none" : "");
+	printf("duration_s=%.3f acks/s=%.1f MB/s=%.2f latency_us p50=%" PRIu32 " p99=%" PRIu32
+	       " p999=%" PRIu32 "\n",
+	       secs, acks_s, mb_s, p50, p99, p999);
+}
+
+static int
+qsb_run_main(int argc, char **argv)
+{
+	struct qsb_run *r;
+	struct timeval tv;
+	int status = QSB_EXIT_FAIL;
+	int rc;
+	size_t i;
+	double secs;
+
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		return QSB_EXIT_FAIL;
+	}
+	rc = qsb_run_parse(argc, argv, &r->o);
+	if (rc) {
+		status = rc < 0 ? 0 : rc;
+		goto out;
+	}
+	status = QSB_EXIT_USAGE;
+	r->env.ops = &qsb_run_ops;
+	r->env.cmd = r;
+	if (qsb_env_init(&r->env, r->o.dir, r->o.target, qsb_run_usage))
+		goto out;
+	rc = qsb_run_check_config(r);
+	if (rc) {
+		status = rc;
+		goto out;
+	}
+	status = QSB_EXIT_FAIL;
+	if (qsb_run_alloc(r)) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		goto out;
+	}
+	status = QSB_EXIT_USAGE;
+	for (i = 0; i < r->n_peers; i++) {
+		if (qsb_peer_init(&r->peers[i], &r->env, r->o.peers[i]))
+			goto out;
+	}
+	if (r->o.record) {
+		r->rec = fopen(r->o.record, "we");
+		if (!r->rec) {
+			fprintf(stderr, "%s: %s: %s\n", qsb_cmd, r->o.record, strerror(errno));
+			goto out;
+		}
+		r->rec_buf = malloc(1 << 16);
+		if (r->rec_buf)
+			setvbuf(r->rec, r->rec_buf, _IOFBF, 1 << 16);
+	}
+
+	status = QSB_EXIT_FAIL;
+	r->tick_ev = event_new(r->env.base, -1, EV_PERSIST, qsb_run_tick_cb, r);
+	r->end_ev = evtimer_new(r->env.base, qsb_run_end_cb, r);
+	if (r->o.rate)
+		r->pace_ev = event_new(r->env.base, -1, EV_PERSIST, qsb_run_pace_cb, r);
+	if (!r->tick_ev || !r->end_ev || (r->o.rate && !r->pace_ev) ||
+	    qsb_env_signals(&r->env, qsb_run_signal_cb, r)) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		goto out;
+	}
+	r->start_us = qsb_mono_us();
+	r->tick_us = r->start_us;
+	r->last_pace_us = r->start_us;
+	r->rng = r->o.seed;
+	tv = qsb_tv(1000000);
+	evtimer_add(r->tick_ev, &tv);
+	if (r->pace_ev) {
+		tv = qsb_tv(QSB_PACE_US);
+		evtimer_add(r->pace_ev, &tv);
+	}
+	if (!r->o.count || r->o.duration_set) {
+		tv = qsb_tv(r->o.duration_s * 1000000);
+		evtimer_add(r->end_ev, &tv);
+	}
+	if (!r->o.quiet)
+		fprintf(stderr, "%s: %zu validators -> v%d %s: %" PRIu64 " bytes x %" PRIu32
+			" txns per batch, %s %" PRIu64 ", lifetime %" PRIu64 " s, base %" PRIu64
+			"\n", qsb_cmd, r->n_peers, r->o.target, r->env.addr_str, r->o.batch_bytes,
+			r->o.txns, r->o.rate ? "rate/s" : "in flight",
+			r->o.rate ? r->o.rate : (uint64_t)r->o.inflight, r->lifetime_us / 1000000,
+			r->o.base);
+	for (i = 0; i < r->n_peers; i++)
+		qsb_peer_connect(&r->peers[i]);
+	if (r->phase != QSB_DONE)
+		event_base_dispatch(r->env.base);
+	if (r->phase != QSB_DONE)
+		r->end_us = qsb_mono_us();
+
+	/* Whatever is still unanswered will not be: close and count it. */
+	for (i = 0; i < r->n_peers; i++) {
+		struct qsb_peer *p = &r->peers[i];
+
+		r->lost_inflight += p->inflight;
+		p->inflight = 0;
+		if (p->bev) {
+			bufferevent_free(p->bev);
+			p->bev = NULL;
+		}
+	}
+	if (r->rec) {
+		if (fflush(r->rec) != 0 || fsync(fileno(r->rec)) < 0) {
+			fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record,
+				strerror(errno));
+			r->failed = true;
+		}
+	}
+
+	secs = (double)(r->end_us - r->start_us) / 1e6;
+	if (r->lat)
+		qsort(r->lat, r->n_lat, sizeof(*r->lat), qsb_u32_cmp);
+	qsb_run_summary(r, secs, r->lat, r->n_lat);
+
+	status = 0;
+	for (i = 0; i < r->n_peers; i++) {
+		if (!r->peers[i].ever_ready) {
+			fprintf(stderr, "%s: v%d never connected to v%d at %s\n", qsb_cmd,
+				r->peers[i].index, r->o.target, r->env.addr_str);
+			status = QSB_EXIT_FAIL;
+		}
+	}
+	if (r->failed || r->bad_signatures || r->env.protocol_errors)
+		status = QSB_EXIT_FAIL;
+out:
+	if (r->rec && fclose(r->rec) != 0 && status == 0) {
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record, strerror(errno));
+		status = QSB_EXIT_FAIL;
+	}
+	free(r->rec_buf);
+	for (i = 0; r->peers && i < r->n_peers; i++)
+		qsb_peer_destroy(&r->peers[i]);
+	free(r->peers);
+	if (r->tick_ev)
+		event_free(r->tick_ev);
+	if (r->pace_ev)
+		event_free(r->pace_ev);
+	if (r->end_ev)
+		event_free(r->end_ev);
+	qsb_env_destroy(&r->env);
+	free(r->payload);
+	free(r->txns);
+	free(r->infos);
+	free(r->batches);
+	free(r->batch_ptrs);
+	free(r->lat);
+	free(r);
+	return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * verify
+ */
+
+static const char qsb_verify_usage[] =
+	"usage: qsbench verify -d DIR -f RECORD_FILE [-n TARGET] [-p PEER] [-i MAX_INFLIGHT]\n"
+	"                      [-r RATE]\n"
+	"  -d DIR   cluster written by tools/mkcluster      -f FILE  record of qsbench run -o\n"
+	"  -n N     node to ask (0)                         -p N  ask as validator N\n"
+	"  -i N     requests in flight (64)\n"
+	"  -r N     requests per second, 0 unpaced (900: qsd serves 1000/s per peer)\n";
+
+struct qsb_record {
+	unsigned long line;
+	uint8_t digest[QS_DIGEST_BYTES];
+	uint32_t author;
+	uint64_t batch_id;
+	uint64_t expiration_us;
+	uint32_t num_txns;
+	uint64_t num_bytes;
+	uint64_t seed;
+	uint32_t txns_per_batch;
+	uint64_t batch_bytes;
+};
+
+struct qsb_vslot {
+	struct qsb_record rec;
+	uint64_t request_id;
+	uint64_t sent_us;		/* monotonic, of the last try */
+	unsigned tries;
+	bool used;
+};
+
+struct qsb_verify {
+	struct qsb_env env;
+	struct qsb_peer peer;
+	const char *path;
+	FILE *f;
+	unsigned long line;
+	bool eof;
+	struct qsb_vslot *slots;
+	uint32_t slot_mask;
+	uint32_t cap;
+	uint32_t inflight;
+	uint64_t inflight_bytes;	/* payload bytes asked for and not answered */
+	uint64_t last_bytes;		/* batch_bytes of the last record read */
+	uint64_t next_request;
+	uint64_t rate;			/* requests per second, 0: unpaced */
+	double tokens;
+	uint64_t pace_us;
+	uint64_t scan_us;
+	struct event *pace_ev;
+	uint64_t verified, missing, altered, skipped, unanswered, retries, late;
+	uint8_t *scratch;
+	size_t scratch_len;
+	bool done;
+	int status;			/* 0, or the exit status of a failure */
+};
+
+static void
+qsb_verify_stop(struct qsb_verify *v, int status)
+{
+	if (status && !v->status)
+		v->status = status;
+	if (!v->done) {
+		v->done = true;
+		event_base_loopbreak(v->env.base);
+	}
+}
+
+/*
+ * Parse one record line (its newline removed). Returns 0, or -EINVAL after
+ * printing FILE:LINE and why.
+ */
+static int
+qsb_record_parse(struct qsb_verify *v, char *line, struct qsb_record *rec)
+{
+	const struct qs_config *cfg = v->env.cfg;
+	char *field[QSB_RECORD_FIELDS + 1];
+	char *save = NULL, *tok;
+	uint64_t a, nt, tpb;
+	size_t n = 0;
+	const char *why = NULL;
+
+	for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (n == QSB_RECORD_FIELDS) {
+			why = "more than 9 fields";
+			goto out;
+		}
+		field[n++] = tok;
+	}
+	rec->line = v->line;
+	if (n != QSB_RECORD_FIELDS)
+		why = "fewer than 9 fields";
+	else if (qs_hex_decode(field[0], rec->digest, QS_DIGEST_BYTES))
+		why = "digest is not 64 hex digits";
+	else if (qsb_parse_u64(field[1], 0, cfg->n_validators - 1, &a))
+		why = "author_index is not a validator of the target's config";
+	else if (qsb_parse_u64(field[2], 0, UINT64_MAX, &rec->batch_id) ||
+		 qsb_parse_u64(field[3], 0, UINT64_MAX, &rec->expiration_us))
+		why = "bad batch_id or expiration_us";
+	else if (qsb_parse_u64(field[4], 1, QSB_MAX_TXNS, &nt) ||
+		 qsb_parse_u64(field[7], 1, QSB_MAX_TXNS, &tpb) || nt != tpb)
+		why = "num_txns and txns_per_batch differ or are out of range";
+	else if (qsb_parse_u64(field[5], nt, v->env.frame_max, &rec->num_bytes) ||
+		 qsb_parse_u64(field[8], nt, v->env.frame_max, &rec->batch_bytes) ||
+		 rec->num_bytes != rec->batch_bytes)
+		why = "num_bytes and batch_bytes differ or are out of range";
+	else if (qsb_parse_u64(field[6], 0, UINT64_MAX, &rec->seed))
+		why = "bad seed";
+	if (why)
+		goto out;
+	rec->author = (uint32_t)a;
+	rec->num_txns = (uint32_t)nt;
+	rec->txns_per_batch = (uint32_t)tpb;
+out:
+	if (!why)
+		return 0;
+	fprintf(stderr, "%s: %s:%lu: %s\n", qsb_cmd, v->path, v->line, why);
+	return -EINVAL;
+}
+
+/* Read the next record whose batch has not expired. Returns 1, 0 at EOF, or -errno. */
+static int
+qsb_verify_next(struct qsb_verify *v, struct qsb_record *rec)
+{
+	char line[QSB_RECORD_LINE_MAX];
+
+	while (!v->eof) {
+		size_t len;
+
+		if (!fgets(line, sizeof(line), v->f)) {
+			if (ferror(v->f)) {
+				fprintf(stderr, "%s: reading %s: %s\n", qsb_cmd, v->path,
+					strerror(errno));
+				return -EIO;
+			}
+			v->eof = true;
+			break;
+		}
+		v->line++;
+		len = strlen(line);
+		if (len && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(v->f)) {
+			fprintf(stderr, "%s: %s:%lu: line longer than %d bytes\n", qsb_cmd,
+				v->path, v->line, QSB_RECORD_LINE_MAX - 2);
+			return -EINVAL;
+		}
+		if (len == 0)
+			continue;
+		if (qsb_record_parse(v, line, rec))
+			return -EINVAL;
+		if (rec->expiration_us <= qsb_wall_us()) {
+			v->skipped++;
+			continue;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static int qsb_verify_request(struct qsb_verify *v, struct qsb_vslot *s);
+
+static void
+qsb_verify_fill(struct qsb_verify *v)
+{
+	struct qsb_peer *p = &v->peer;
+
+	while (!v->done && p->state == QSB_READY && v->inflight < v->cap) {
+		struct qsb_vslot *s = &v->slots[v->next_request & v->slot_mask];
+		int rc;
+
+		if (s->used || (v->rate && v->tokens < 1))
+			break;	/* an old request still holds the slot, or paced */
+		if (v->inflight && v->inflight_bytes + v->last_bytes > QSB_VERIFY_INFLIGHT_BYTES)
+			break;
+		rc = qsb_verify_next(v, &s->rec);
+		if (rc < 0) {
+			qsb_verify_stop(v, rc == -EINVAL ? QSB_EXIT_USAGE : QSB_EXIT_FAIL);
+			return;
+		}
+		if (rc == 0)
+			break;
+		s->request_id = v->next_request++;
+		s->tries = 0;
+		if (qsb_verify_request(v, s))
+			return;
+		s->used = true;
+		v->inflight++;
+		v->inflight_bytes += s->rec.batch_bytes;
+		v->last_bytes = s->rec.batch_bytes;
+	}
+	if (v->eof && v->inflight == 0)
+		qsb_verify_stop(v, 0);
+}
+
+/*
+ * qsd drops BatchRequests over its per-peer rate or when its reader is
+ * busy, without an answer: ask again after QSB_VERIFY_RETRY_US, at most
+ * QSB_VERIFY_TRIES times, then count the batch as unanswered.
+ */
+static void
+qsb_verify_pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct qsb_verify *v = arg;
+	uint64_t now = qsb_mono_us();
+	uint32_t i;
+
+	if (v->rate) {
+		v->tokens += (double)v->rate * (double)(now - v->pace_us) / 1e6;
+		if (v->tokens > 1 + (double)v->rate * 0.05)
+			v->tokens = 1 + (double)v->rate * 0.05;
+	}
+	v->pace_us = now;
+	if (v->peer.state != QSB_READY || v->done)
+		return;
+	if (now - v->scan_us >= QSB_VERIFY_SCAN_US) {
+		v->scan_us = now;
+		for (i = 0; i <= v->slot_mask && !v->done; i++) {
+			struct qsb_vslot *s = &v->slots[i];
+
+			if (!s->used || now - s->sent_us < QSB_VERIFY_RETRY_US)
+				continue;
+			if (s->tries >= QSB_VERIFY_TRIES) {
+				char hex[2 * QS_DIGEST_BYTES + 1];
+
+				qs_hex_encode(s->rec.digest, QS_DIGEST_BYTES, hex);
+				if (v->unanswered++ < QSB_MAX_REPORTS)
+					fprintf(stderr, "%s: %s:%lu: batch %s: no answer to %u "
+						"requests\n", qsb_cmd, v->path, s->rec.line, hex,
+						s->tries);
+				s->used = false;
+				v->inflight--;
+				v->inflight_bytes -= s->rec.batch_bytes;
+				continue;
+			}
+			if (v->rate && v->tokens < 1)
+				break;
+			v->retries++;
+			if (qsb_verify_request(v, s))
+				return;
+		}
+	}
+	qsb_verify_fill(v);
+}
+
+/* Send (again) the request of slot s. Returns 0, or stops the run. */
+static int
+qsb_verify_request(struct qsb_verify *v, struct qsb_vslot *s)
+{
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__BatchRequest req = QUORUMSTORE__V1__BATCH_REQUEST__INIT;
+
+	req.request_id = s->request_id;
+	req.digest.len = QS_DIGEST_BYTES;
+	req.digest.data = s->rec.digest;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_REQUEST;
+	m.batch_request = &req;
+	if (qsb_send(&v->peer, &m)) {
+		qsb_verify_stop(v, QSB_EXIT_FAIL);
+		return -EIO;
+	}
+	s->sent_us = qsb_mono_us();
+	s->tries++;
+	if (v->rate)
+		v->tokens -= 1;
+	return 0;
+}
+
+/* What differs between a served batch and its record, or NULL. */
+static const char *
+qsb_verify_batch(struct qsb_verify *v, const struct qsb_record *rec,
+		 const Quorumstore__V1__Batch *b, char *buf, size_t len)
+{
+	const struct qs_config *cfg = v->env.cfg;
+	const uint8_t *author = cfg->validators[rec->author].signing_key;
+	const Quorumstore__V1__BatchInfo *info = b ? b->info : NULL;
+	uint8_t digest[QS_DIGEST_BYTES];
+	size_t max_len = qsb_txn_len(rec->batch_bytes, rec->txns_per_batch, 0);
+	uint32_t i;
+	int rc;
+
+	if (!info)
+		return "response has no batch info";
+	if (info->author.len != QS_PUBKEY_BYTES ||
+	    memcmp(info->author.data, author, QS_PUBKEY_BYTES) != 0)
+		return "info.author";
+	if (info->batch_id != rec->batch_id)
+		return "info.batch_id";
+	if (info->epoch != cfg->epoch)
+		return "info.epoch";
+	if (info->expiration_us != rec->expiration_us)
+		return "info.expiration_us";
+	if (info->digest.len != QS_DIGEST_BYTES ||
+	    memcmp(info->digest.data, rec->digest, QS_DIGEST_BYTES) != 0)
+		return "info.digest";
+	if (info->num_txns != rec->num_txns)
+		return "info.num_txns";
+	if (info->num_bytes != rec->num_bytes)
+		return "info.num_bytes";
+	if (info->gas_bucket_start != 0)
+		return "info.gas_bucket_start";
+	if (b->n_transactions != rec->txns_per_batch)
+		return "transaction count";
+	if (max_len > v->scratch_len) {
+		uint8_t *s = realloc(v->scratch, max_len);
+
+		if (!s)
+			return "out of memory regenerating the payload";
+		v->scratch = s;
+		v->scratch_len = max_len;
+	}
+	for (i = 0; i < rec->txns_per_batch; i++) {
+		size_t tl = qsb_txn_len(rec->batch_bytes, rec->txns_per_batch, i);
+
+		if (b->transactions[i].len != tl) {
+			snprintf(buf, len, "transaction %" PRIu32 " length %zu, expected %zu", i,
+				 b->transactions[i].len, tl);
+			return buf;
+		}
+		qsb_txn_fill(rec->seed, rec->author, rec->batch_id, i, v->scratch, tl);
+		if (tl && memcmp(b->transactions[i].data, v->scratch, tl) != 0) {
+			snprintf(buf, len, "transaction %" PRIu32 " bytes", i);
+			return buf;
+		}
+	}
+	rc = qs_codec_batch_digest(cfg->chain_id, author, cfg->epoch, rec->batch_id,
+				   b->transactions, b->n_transactions, digest);
+	if (rc) {
+		snprintf(buf, len, "cannot recompute the digest: %s", qs_strerror(rc));
+		return buf;
+	}
+	if (memcmp(digest, rec->digest, QS_DIGEST_BYTES) != 0)
+		return "recomputed digest";
+	return NULL;
+}
+
+static int
+qsb_verify_message(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
+{
+	struct qsb_verify *v = p->env->cmd;
+	const Quorumstore__V1__BatchResponse *resp = m->batch_response;
+	struct qsb_vslot *s;
+	char hex[2 * QS_DIGEST_BYTES + 1];
+	char buf[128];
+	const char *why;
+
+	switch (m->msg_case) {
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_RESPONSE:
+		break;
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_SIGNED_BATCH_INFO_MSG:
+	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK:
+		fprintf(stderr, "%s: v%d: answer to a batch that was never sent\n", qsb_cmd,
+			p->index);
+		return QS_EDECODE;
+	default:
+		return 0;
+	}
+	if (!resp)
+		return QS_EDECODE;
+	if (resp->request_id == 0 || resp->request_id >= v->next_request) {
+		fprintf(stderr, "%s: v%d: response to request %" PRIu64 " never made\n", qsb_cmd,
+			p->index, resp->request_id);
+		return QS_EDECODE;
+	}
+	s = &v->slots[resp->request_id & v->slot_mask];
+	if (!s->used || s->request_id != resp->request_id) {
+		v->late++;	/* a second answer to a request we repeated */
+		return 0;
+	}
+	s->used = false;
+	v->inflight--;
+	v->inflight_bytes -= s->rec.batch_bytes;
+	qs_hex_encode(s->rec.digest, QS_DIGEST_BYTES, hex);
+	if (resp->result_case == QUORUMSTORE__V1__BATCH_RESPONSE__RESULT_BATCH) {
+		why = qsb_verify_batch(v, &s->rec, resp->batch, buf, sizeof(buf));
+		if (why) {
+			if (v->altered++ < QSB_MAX_REPORTS)
+				fprintf(stderr, "%s: %s:%lu: batch %s ALTERED: %s\n", qsb_cmd,
+					v->path, s->rec.line, hex, why);
+		} else {
+			v->verified++;
+		}
+	} else {
+		bool nf = resp->result_case == QUORUMSTORE__V1__BATCH_RESPONSE__RESULT_NOT_FOUND;
+
+		if (v->missing++ < QSB_MAX_REPORTS)
+			fprintf(stderr, "%s: %s:%lu: batch %s MISSING%s\n", qsb_cmd, v->path,
+				s->rec.line, hex, nf ? "" : " (response without a result)");
+	}
+	qsb_verify_fill(v);
+	return 0;
+}
+
+static void
+qsb_verify_ready(struct qsb_peer *p)
+{
+	struct qsb_verify *v = p->env->cmd;
+	struct timeval tmo = { .tv_sec = QSB_VERIFY_TIMEOUT_S };
+
+	/* Silence while requests are outstanding is a failure. */
+	bufferevent_set_timeouts(p->bev, &tmo, NULL);
+	qsb_verify_fill(v);
+}
+
+static void
+qsb_verify_closed(struct qsb_peer *p, bool was_ready, bool protocol_error)
+{
+	struct qsb_verify *v = p->env->cmd;
+
+	p->stopped = true;
+	if (!v->done) {
+		if (was_ready)
+			fprintf(stderr, "%s: connection ended with %" PRIu32 " requests "
+				"unanswered\n", qsb_cmd, v->inflight);
+		qsb_verify_stop(v, QSB_EXIT_FAIL);
+	}
+}
+
+static const struct qsb_ops qsb_verify_ops = {
+	.ready = qsb_verify_ready,
+	.message = qsb_verify_message,
+	.closed = qsb_verify_closed,
+};
+
+static void
+qsb_verify_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct qsb_verify *v = arg;
+
+	fprintf(stderr, "%s: %s: stopping\n", qsb_cmd, strsignal((int)sig));
+	qsb_verify_stop(v, QSB_EXIT_FAIL);
+}
+
+static int
+qsb_verify_main(int argc, char **argv)
+{
+	const char *u = qsb_verify_usage;
+	const char *dir = NULL;
+	struct qsb_verify *v;
+	uint64_t target = 0, peer = UINT64_MAX, cap = 64, rate = QSB_VERIFY_RATE;
+	struct timeval tv;
+	uint32_t n_slots = 64;
+	int status = QSB_EXIT_USAGE;
+	int c;
+
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		return QSB_EXIT_FAIL;
+	}
+	optind = 1;
+	while ((c = getopt(argc, argv, ":d:f:n:p:i:r:h")) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'f':
+			v->path = optarg;
+			break;
+		case 'n':
+			if (qsb_opt_u64(u, c, optarg, 0, QS_MAX_VALIDATORS - 1, &target))
+				goto out;
+			break;
+		case 'p':
+			if (qsb_opt_u64(u, c, optarg, 0, QS_MAX_VALIDATORS - 1, &peer))
+				goto out;
+			break;
+		case 'i':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_INFLIGHT, &cap))
+				goto out;
+			break;
+		case 'r':
+			if (qsb_opt_u64(u, c, optarg, 0, QSB_MAX_RATE, &rate))
+				goto out;
+			break;
+		case 'h':
+			fputs(u, stdout);
+			status = 0;
+			goto out;
+		case ':':
+			qsb_usage_error(u, "-%c needs an argument", optopt);
+			goto out;
+		default:
+			qsb_usage_error(u, "unknown option -%c", optopt);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if (!dir || !v->path) {
+		qsb_usage_error(u, "-d DIR and -f RECORD_FILE are required");
+		goto out;
+	}
+	v->env.ops = &qsb_verify_ops;
+	v->env.cmd = v;
+	if (qsb_env_init(&v->env, dir, (int)target, u))
+		goto out;
+	if (peer == UINT64_MAX)
+		peer = target == 0 ? 1 : 0;
+	if (peer == target || peer >= v->env.cfg->n_validators) {
+		qsb_usage_error(u, "-p: v%" PRIu64 " is %s", peer,
+				peer == target ? "the target" : "not in the validator set");
+		goto out;
+	}
+	v->f = fopen(v->path, "re");
+	if (!v->f) {
+		fprintf(stderr, "%s: %s: %s\n", qsb_cmd, v->path, strerror(errno));
+		goto out;
+	}
+	if (qsb_peer_init(&v->peer, &v->env, (int)peer))
+		goto out;
+	status = QSB_EXIT_FAIL;
+	v->cap = (uint32_t)cap;
+	while (n_slots < 2 * v->cap)
+		n_slots *= 2;
+	v->slots = calloc(n_slots, sizeof(*v->slots));
+	v->pace_ev = event_new(v->env.base, -1, EV_PERSIST, qsb_verify_pace_cb, v);
+	if (!v->slots || !v->pace_ev || qsb_env_signals(&v->env, qsb_verify_signal_cb, v)) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		goto out;
+	}
+	v->slot_mask = n_slots - 1;
+	v->next_request = 1;
+	v->rate = rate;
+	v->pace_us = qsb_mono_us();
+	v->scan_us = v->pace_us;
+	tv = qsb_tv(QSB_PACE_US);
+	evtimer_add(v->pace_ev, &tv);
+
+	qsb_peer_connect(&v->peer);
+	if (!v->done)
+		event_base_dispatch(v->env.base);
+
+	printf("verified=%" PRIu64 " missing=%" PRIu64 " altered=%" PRIu64
+	       " skipped_expired=%" PRIu64 "\n",
+	       v->verified, v->missing, v->altered, v->skipped);
+	if (v->unanswered)
+		fprintf(stderr, "%s: %" PRIu64 " batches got no answer to %d requests each\n",
+			qsb_cmd, v->unanswered, QSB_VERIFY_TRIES);
+	status = v->status;
+	if (!status && (v->missing || v->altered || v->unanswered))
+		status = QSB_EXIT_FAIL;
+	if (!status && v->env.protocol_errors)
+		status = QSB_EXIT_FAIL;
+out:
+	qsb_peer_destroy(&v->peer);
+	if (v->f)
+		fclose(v->f);
+	if (v->pace_ev)
+		event_free(v->pace_ev);
+	free(v->slots);
+	free(v->scratch);
+	qsb_env_destroy(&v->env);
+	free(v);
+	return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * main
+ */
+
+static void
+qsb_usage(FILE *f)
+{
+	fprintf(f, "usage: qsbench [-hV] COMMAND [OPTIONS]\n\n"
+		   "  run     drive a qsd node as validators over the peer protocol\n"
+		   "  verify  fetch the batches a run recorded and check every byte\n\n"
+		   "'qsbench COMMAND -h' lists a command's options. Exit status: 0 success,\n"
+		   "1 bad signature, protocol error or failed check, 2 usage or config error.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	int status;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		qsb_usage(stderr);
+		return QSB_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		qsb_usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0) {
+		printf("qsbench %s\n", QS_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "run") == 0) {
+		qsb_cmd = "qsbench run";
+		status = qsb_run_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "verify") == 0) {
+		qsb_cmd = "qsbench verify";
+		status = qsb_verify_main(argc - 1, argv + 1);
+	} else {
+		fprintf(stderr, "qsbench: unknown command '%s'\n", argv[1]);
+		qsb_usage(stderr);
+		return QSB_EXIT_USAGE;
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "qsbench: writing output: %s\n", strerror(errno));
+		if (status == 0)
+			status = QSB_EXIT_FAIL;
+	}
+	return status;
+}
