@@ -44,6 +44,9 @@ SAN_RT := $(filter /%,$(shell $(CC) -print-file-name=libasan.so))
 else ifneq ($(findstring thread,$(SANITIZE)),)
 SAN_RT := $(filter /%,$(shell $(CC) -print-file-name=libtsan.so))
 endif
+# Sanitizer reports fail the tests; RocksDB's own races are suppressed.
+export TSAN_OPTIONS ?= suppressions=$(abspath tests/tsan.supp) second_deadlock_stack=1
+export UBSAN_OPTIONS ?= print_stacktrace=1 halt_on_error=1
 ALL_CFLAGS  = $(QS_CPPFLAGS) $(QS_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(QS_LDFLAGS) $(LDFLAGS)
 
@@ -131,7 +134,8 @@ install: $(PROGS)
 	$(if $(wildcard $(B)/qsbench),install -m 0755 $(B)/qsbench $(DESTDIR)$(BINDIR)/qsbench)
 	install -m 0755 tools/mkcluster $(DESTDIR)$(BINDIR)/qs-mkcluster
 	install -d $(DESTDIR)$(UNITDIR)
-	install -m 0644 systemd/qsd.service $(DESTDIR)$(UNITDIR)/qsd.service
+	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/qsd.service >$(DESTDIR)$(UNITDIR)/qsd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/qsd.service
 	install -d $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	install -m 0644 systemd/qsd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/qsd.conf
 	install -m 0644 systemd/qsd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/qsd.conf

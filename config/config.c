@@ -886,10 +886,11 @@ qs_cfg_address_problem(const char *s)
 			      (c >= '0' && c <= '9') || c == '-' || c == '.'))
 				return "invalid host name";
 		}
-		if (numeric && inet_pton(AF_INET, host, &a4) != 1)
+		/* Resolving a name would block the event loop: addresses only. */
+		if (!numeric)
+			return "host names are not resolved; give an IPv4 address or [IPv6]";
+		if (inet_pton(AF_INET, host, &a4) != 1)
 			return "invalid IPv4 address";
-		if (host[0] == '-' || host[0] == '.')
-			return "invalid host name";
 		port = colon + 1;
 	}
 	for (i = 0; port[i] >= '0' && port[i] <= '9' && i < 6; i++)

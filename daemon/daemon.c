@@ -186,8 +186,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 		/* Take no more batches, persist and answer the ones already taken,
 		 * then give the answers a moment to leave. */
-		if (d->peers)
-			qs_peers_set_reading(d->peers, 0);
 		qs_ingest_drain(d->ingest);
 		event_base_loopexit(d->base, &tv);
 	}

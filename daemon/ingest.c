@@ -80,6 +80,7 @@ struct qs_ingest {
 	struct event *expire_timer;
 	enum qs_storage_state state;
 	int reading_paused;
+	int draining;			/* qs_ingest_drain() began: reading stays off */
 	struct ingest_item *wait_head;	/* FIFO of items the writer had no room for */
 	struct ingest_item **wait_tail;
 	struct bucket *buckets;		/* per validator */
@@ -186,7 +187,7 @@ item_free(struct ingest_item *it)
 static void
 pause_reading(struct qs_ingest *in, int pause)
 {
-	if (in->reading_paused == pause)
+	if (in->reading_paused == pause || in->draining)
 		return;
 	in->reading_paused = pause;
 	if (in->peers)
@@ -795,6 +796,10 @@ qs_ingest_drain(struct qs_ingest *in)
 {
 	if (!in)
 		return;
+	if (in->peers)
+		qs_peers_set_reading(in->peers, 0);
+	in->reading_paused = 1;
+	in->draining = 1;
 	/* Batches that never reached the writer are refused, not dropped. */
 	while (in->wait_head) {
 		struct ingest_item *it = in->wait_head;

@@ -443,82 +443,83 @@ qs_conn_free(struct qs_conn *c)
 	free(c);
 }
 
-/*
- * Close `c` (see the top of the file): log, count, detach, tell the handler
- * if it was usable, and redial if the validator is ours to dial.
- */
+/* A usable connection ended: log and count it as a disconnect. */
 static void
-qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, ...)
+qs_conn_report_disconnect(struct qs_conn *c, enum qs_why why, const char *detail)
 {
 	struct qs_peers *p = c->p;
-	char detail[QS_PEER_DETAIL_MAX] = "";
-	enum qs_conn_state state = c->state;
-	const char *tls_reason;
-	uint64_t lived_ms = 0;
-	int idx, prio;
-	va_list ap;
+	int prio;
 
-	if (c->dead)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	if (state == QS_CONN_READY) {
-		if (why >= QS_WHY_N_DISCONNECT)
-			why = QS_WHY_ERROR;
-		switch (why) {
-		case QS_WHY_EOF:
-		case QS_WHY_REPLACED:
-			prio = LOG_NOTICE;
-			break;
-		case QS_WHY_SHUTDOWN:
-			prio = LOG_INFO;
-			break;
-		default:
-			prio = LOG_WARNING;
-			break;
-		}
-		lived_ms = qs_peers_mono_ms() - c->ready_ms;
-		qs_metric_add(p->m_disconnects, (size_t)why, 1);
-		qs_log(prio, "peer_closed", "peer=%s direction=%s addr=%s reason=%s detail=\"%s\"",
-		       qs_peers_name(p, c->peer), qs_conn_direction(c), c->addr, qs_why_names[why],
-		       detail);
-	} else if (state == QS_CONN_CONNECTING) {
-		if (why != QS_WHY_SHUTDOWN) {
-			p->slots[c->dialed].failures++;
-			qs_log(p->slots[c->dialed].failures == 1 ? LOG_NOTICE : LOG_DEBUG,
-			       "peer_dial_failed", "peer=%s addr=%s step=connect error=\"%s\" "
-			       "failures=%u", qs_peers_name(p, c->dialed), c->addr, detail,
-			       p->slots[c->dialed].failures);
-		}
-	} else if (why != QS_WHY_SHUTDOWN) {
-		/* Before READY: a handshake failure. Our own TLS refusal names
-		 * the reason better than the error it caused. */
-		tls_reason = c->bev != NULL ?
-			qs_tls_failure_reason(bufferevent_openssl_get_ssl(c->bev)) : NULL;
-		if (why < QS_WHY_N_DISCONNECT || why == QS_WHY_HANDSHAKE_ERROR) {
-			if (why == QS_WHY_EOF || why == QS_WHY_ERROR)
-				why = QS_WHY_HANDSHAKE_ERROR;
-			else if (why != QS_WHY_HANDSHAKE_ERROR)
-				why = QS_WHY_HELLO_INVALID;	/* a bad first frame */
-		}
-		if (why == QS_WHY_HANDSHAKE_ERROR && tls_reason != NULL) {
-			for (int i = QS_WHY_N_DISCONNECT; i < QS_WHY_N; i++)
-				if (strcmp(qs_why_names[i], tls_reason) == 0)
-					why = (enum qs_why)i;
-		}
-		qs_metric_add(p->m_handshake_failures, (size_t)(why - QS_WHY_N_DISCONNECT), 1);
-		if (c->dialed >= 0) {
-			p->slots[c->dialed].failures++;
-			prio = p->slots[c->dialed].failures == 1 ? LOG_NOTICE : LOG_DEBUG;
-		} else {
-			prio = LOG_WARNING;
-		}
-		qs_log(prio, "peer_handshake_failed",
-		       "peer=%s direction=%s addr=%s reason=%s detail=\"%s\"",
-		       qs_peers_name(p, c->peer >= 0 ? c->peer : c->dialed), qs_conn_direction(c),
-		       c->addr, qs_why_names[why], detail);
+	if (why >= QS_WHY_N_DISCONNECT)
+		why = QS_WHY_ERROR;
+	switch (why) {
+	case QS_WHY_EOF:
+	case QS_WHY_REPLACED:
+		prio = LOG_NOTICE;
+		break;
+	case QS_WHY_SHUTDOWN:
+		prio = LOG_INFO;
+		break;
+	default:
+		prio = LOG_WARNING;
+		break;
 	}
+	qs_metric_add(p->m_disconnects, (size_t)why, 1);
+	qs_log(prio, "peer_closed", "peer=%s direction=%s addr=%s reason=%s detail=\"%s\"",
+	       qs_peers_name(p, c->peer), qs_conn_direction(c), c->addr, qs_why_names[why],
+	       detail);
+}
+
+/*
+ * A connection failed before its Hello was accepted: log and count it as a
+ * handshake failure. A bad first frame is hello_invalid; a transport error
+ * is handshake_error unless our own TLS refusal caused it, which names the
+ * reason better. Our own dials log the first failure in a row at notice and
+ * the rest at debug, so an absent peer costs one line.
+ */
+static void
+qs_conn_report_handshake(struct qs_conn *c, enum qs_why why, const char *detail)
+{
+	struct qs_peers *p = c->p;
+	const char *tls_reason = NULL;
+	int prio = LOG_WARNING;
+
+	if (why == QS_WHY_EOF || why == QS_WHY_ERROR)
+		why = QS_WHY_HANDSHAKE_ERROR;
+	else if (why < QS_WHY_N_DISCONNECT)
+		why = QS_WHY_HELLO_INVALID;
+	if (why == QS_WHY_HANDSHAKE_ERROR && c->bev != NULL)
+		tls_reason = qs_tls_failure_reason(bufferevent_openssl_get_ssl(c->bev));
+	for (int i = QS_WHY_N_DISCONNECT; tls_reason != NULL && i < QS_WHY_N; i++)
+		if (strcmp(qs_why_names[i], tls_reason) == 0)
+			why = (enum qs_why)i;
+	qs_metric_add(p->m_handshake_failures, (size_t)(why - QS_WHY_N_DISCONNECT), 1);
+	if (c->dialed >= 0) {
+		p->slots[c->dialed].failures++;
+		prio = p->slots[c->dialed].failures == 1 ? LOG_NOTICE : LOG_DEBUG;
+	}
+	qs_log(prio, "peer_handshake_failed", "peer=%s direction=%s addr=%s reason=%s "
+	       "detail=\"%s\"", qs_peers_name(p, c->peer >= 0 ? c->peer : c->dialed),
+	       qs_conn_direction(c), c->addr, qs_why_names[why], detail);
+}
+
+/* Our TCP connect failed: not a handshake, just an absent peer. */
+static void
+qs_conn_report_dial(struct qs_conn *c, const char *detail)
+{
+	struct qs_slot *s = &c->p->slots[c->dialed];
+
+	s->failures++;
+	qs_log(s->failures == 1 ? LOG_NOTICE : LOG_DEBUG, "peer_dial_failed",
+	       "peer=%s addr=%s step=connect error=\"%s\" failures=%u",
+	       qs_peers_name(c->p, c->dialed), c->addr, detail, s->failures);
+}
+
+/* Unlink `c` from everything and release its socket, events and TLS. */
+static void
+qs_conn_detach(struct qs_conn *c)
+{
+	struct qs_peers *p = c->p;
 
 	c->dead = true;
 	LIST_REMOVE(c, link);
@@ -527,7 +528,7 @@ qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, ...)
 	c->pending_inbound = false;
 	if (c->dialed >= 0 && p->slots[c->dialed].dialing == c)
 		p->slots[c->dialed].dialing = NULL;
-	if (state == QS_CONN_READY && p->slots[c->peer].active == c) {
+	if (c->state == QS_CONN_READY && p->slots[c->peer].active == c) {
 		p->slots[c->peer].active = NULL;
 		qs_metric_set(p->m_connected, (size_t)c->peer, 0);
 	}
@@ -543,9 +544,39 @@ qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, ...)
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
+}
 
-	idx = state == QS_CONN_READY ? c->peer : c->dialed;
-	if (state == QS_CONN_READY && !p->freeing && p->h.on_state != NULL) {
+/*
+ * Close `c` (see the top of the file): log, count, detach, tell the handler
+ * if it was usable, and redial if the validator is ours to dial. Closing at
+ * shutdown reports only usable connections.
+ */
+static void
+qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, ...)
+{
+	struct qs_peers *p = c->p;
+	char detail[QS_PEER_DETAIL_MAX] = "";
+	bool was_ready = c->state == QS_CONN_READY;
+	uint64_t lived_ms = 0;
+	int idx;
+	va_list ap;
+
+	if (c->dead)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (was_ready) {
+		lived_ms = qs_peers_mono_ms() - c->ready_ms;
+		qs_conn_report_disconnect(c, why, detail);
+	} else if (why != QS_WHY_SHUTDOWN && c->state == QS_CONN_CONNECTING) {
+		qs_conn_report_dial(c, detail);
+	} else if (why != QS_WHY_SHUTDOWN) {
+		qs_conn_report_handshake(c, why, detail);
+	}
+	qs_conn_detach(c);
+	idx = was_ready ? c->peer : c->dialed;
+	if (was_ready && !p->freeing && p->h.on_state != NULL) {
 		c->busy++;
 		p->h.on_state(p->arg, c->peer, 0);
 		c->busy--;
@@ -700,7 +731,8 @@ qs_conn_process(struct qs_conn *c)
 	int rc;
 
 	c->busy++;
-	while (!c->dead && (c->state == QS_CONN_HELLO || (c->state == QS_CONN_READY && p->reading))) {
+	while (!c->dead &&
+	       (c->state == QS_CONN_HELLO || (c->state == QS_CONN_READY && p->reading))) {
 		in = bufferevent_get_input(c->bev);
 		before = evbuffer_get_length(in);
 		rc = qs_frame_read(in, p->frame_max, &quorumstore__v1__peer_message__descriptor,
@@ -732,7 +764,8 @@ qs_conn_process(struct qs_conn *c)
 		}
 		if (msg->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG__NOT_SET) {
 			qs_frame_msg_free(m);
-			qs_conn_close(c, QS_WHY_UNEXPECTED_MESSAGE, "a PeerMessage with no field set");
+			qs_conn_close(c, QS_WHY_UNEXPECTED_MESSAGE,
+				      "a PeerMessage with no field set");
 			break;
 		}
 		if (msg->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO) {
@@ -1133,8 +1166,8 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 	/* The first dials run from the loop, so no handler runs before we return. */
 	for (size_t i = (size_t)self + 1; i < p->n; i++)
 		evtimer_add(p->slots[i].redial, &now);
-	qs_log_info("peer_listening", "listen=%s self=%s validators=%zu", cfg->listen,
-		    cfg->validators[self].name, p->n);
+	qs_log_debug("peer_listening", "listen=%s self=%s validators=%zu", cfg->listen,
+		     cfg->validators[self].name, p->n);
 	*out = p;
 	p = NULL;
 	rc = 0;

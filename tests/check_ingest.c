@@ -1553,6 +1553,55 @@ START_TEST(client_without_certificate_is_refused_in_handshake)
 }
 END_TEST
 
+START_TEST(own_network_key_is_refused_in_handshake)
+{
+	struct conn a, w;
+	struct watch ws[] = { { .series = HS_FAILURES("unknown_key"), .delta = 1 } };
+
+	/* v0's own key is pinned in the config, but qsd does not talk to
+	 * itself. */
+	conn_peer(&w, 2);
+	watch_start(ws, N_WATCH(ws));
+	if (conn_tls(&a, client_ctx(cl.net_key[0]))) {
+		send_hello(&a, cl.sign_pub[0], QS_PUBKEY_BYTES, cl.cfg->chain_id,
+			   QS_PROTOCOL_VERSION, cl.cfg->epoch);
+		expect_closed(&a);
+	}
+	watch_check(ws, N_WATCH(ws));
+	conn_close(&a);
+	witness_ok(&w, 2);
+}
+END_TEST
+
+START_TEST(plain_tcp_garbage_is_refused_in_handshake)
+{
+	struct conn w;
+	struct watch ws[] = { { .series = HS_FAILURES("handshake_error"), .delta = 1 } };
+	static const char junk[] = "GET / HTTP/1.0\r\n\r\n";
+	char buf[256];
+	uint64_t deadline;
+	int fd;
+
+	conn_peer(&w, 2);
+	watch_start(ws, N_WATCH(ws));
+	fd = tcp_connect(cl.base_port);
+	ck_assert_int_eq(write(fd, junk, sizeof(junk) - 1), (ssize_t)(sizeof(junk) - 1));
+	/* qsd drops the connection (perhaps after an alert), sending nothing
+	 * of the protocol. */
+	deadline = now_ms() + IO_TIMEOUT_MS;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			break;
+		ck_assert_msg(now_ms() < deadline, "qsd did not close a non-TLS connection");
+	}
+	close(fd);
+	watch_check(ws, N_WATCH(ws));
+	witness_ok(&w, 2);
+}
+END_TEST
+
 /* A client context presenting a self-signed ECDSA P-256 certificate. */
 static SSL_CTX *
 ecdsa_client_ctx(void)
@@ -2139,6 +2188,8 @@ ingest_suite(void)
 	tcase_add_test(hs, unknown_tls_key_is_refused_in_handshake);
 	tcase_add_test(hs, client_without_certificate_is_refused_in_handshake);
 	tcase_add_test(hs, non_ed25519_certificate_is_refused_in_handshake);
+	tcase_add_test(hs, own_network_key_is_refused_in_handshake);
+	tcase_add_test(hs, plain_tcp_garbage_is_refused_in_handshake);
 	tcase_add_test(hs, hello_with_another_validators_author_closes_connection);
 	tcase_add_test(hs, hello_with_short_author_closes_connection);
 	tcase_add_test(hs, hello_with_wrong_chain_id_closes_connection);

@@ -63,6 +63,7 @@ struct node {
 	int from[MAX_MSGS];
 	uint64_t ids[MAX_MSGS];
 	int pause_after;	/* set_reading(0) once this many arrived; 0: never */
+	bool close_on_msg;	/* qs_peers_close() the sender from the handler */
 };
 
 static char tmpdir[256];
@@ -224,6 +225,8 @@ on_message(void *arg, int peer, Quorumstore__V1__PeerMessage *msg)
 	qs_frame_msg_free(&msg->base);
 	if (n->pause_after != 0 && n->n_msgs == n->pause_after)
 		qs_peers_set_reading(n->peers, 0);
+	if (n->close_on_msg)
+		qs_peers_close(n->peers, peer, "the handler closes it");
 }
 
 static void
@@ -281,7 +284,9 @@ metric(int i, const char *series)
 	long long v = -1;
 
 	ck_assert_int_eq(qs_metrics_render(nodes[i].metrics, &text, &len), 0);
-	for (line = text; line != NULL && *line != '\0'; line = strchr(line, '\n'), line += !!line) {
+	for (line = text; line != NULL; line = strchr(line, '\n')) {
+		if (*line == '\n')
+			line++;
 		if (strncmp(line, series, slen) == 0 && line[slen] == ' ') {
 			v = strtoll(line + slen + 1, NULL, 10);
 			break;
@@ -958,6 +963,52 @@ START_TEST(protocol_violation_close_is_counted_and_redialed)
 }
 END_TEST
 
+START_TEST(handler_may_close_its_own_connection)
+{
+	start_node(0);
+	start_node(1);
+	wait_connected(0, 1);
+	nodes[1].close_on_msg = true;
+	for (uint64_t id = 1; id <= 3; id++)
+		send_request(0, 1, id);
+	ck_assert(wait_metric(1, "qsd_peer_disconnects_total{reason=\"protocol_violation\"}", 1));
+	/* The frames after the first died with the connection. */
+	run_for(200);
+	ck_assert_int_eq(nodes[1].n_msgs, 1);
+	ck_assert_int_eq(nodes[1].downs[0], 1);
+	ck_assert(wait_metric(0, "qsd_peer_disconnects_total{reason=\"eof\"}", 1));
+}
+END_TEST
+
+START_TEST(slow_reader_is_closed)
+{
+	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	char *detail = malloc(60000);
+	int rc = 0, sent = 0;
+
+	memset(detail, 'x', 59999);
+	detail[59999] = '\0';
+	nack.detail = detail;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK;
+	m.batch_nack = &nack;
+	start_node_limit(0, 65536);
+	start_node_limit(1, 65536);
+	wait_connected(0, 1);
+	qs_peers_set_reading(nodes[1].peers, 0);
+	/* Nothing leaves while the loop does not run: the buffer only grows. */
+	while (sent < 2000 && (rc = qs_peers_send(nodes[0].peers, 1, &m)) == 0)
+		sent++;
+	ck_assert_int_eq(rc, -ENOTCONN);
+	ck_assert_int_ge((long long)sent * 60000, (long long)QS_PEER_OUTBUF_MAX_BYTES - 60004);
+	ck_assert_int_le((long long)sent * 60000, (long long)QS_PEER_OUTBUF_MAX_BYTES);
+	ck_assert_int_eq(metric(0, "qsd_peer_disconnects_total{reason=\"slow_reader\"}"), 1);
+	ck_assert_int_eq(nodes[0].downs[1], 1);
+	ck_assert_int_eq(qs_peers_connected(nodes[0].peers, 1), 0);
+	free(detail);
+}
+END_TEST
+
 START_TEST(silent_connection_times_out)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = 0 };
@@ -1064,6 +1115,8 @@ peer_suite(void)
 	tcase_add_test(life, reconnects_after_the_other_side_restarts);
 	tcase_add_test(life, lower_index_restart_dials_again);
 	tcase_add_test(life, protocol_violation_close_is_counted_and_redialed);
+	tcase_add_test(life, handler_may_close_its_own_connection);
+	tcase_add_test(life, slow_reader_is_closed);
 	tcase_add_test(life, start_refuses_keys_of_another_validator);
 	tcase_add_test(life, start_reports_address_in_use);
 	suite_add_tcase(s, life);

@@ -889,6 +889,8 @@ enum qsb_phase {
 	QSB_DONE,
 };
 
+#define QSB_TICK_LAT 8192		/* latency samples kept per second */
+
 struct qsb_run {
 	struct qsb_env env;
 	struct qsb_run_opts o;
@@ -921,6 +923,9 @@ struct qsb_run {
 	uint32_t *lat;			/* ack latencies, us */
 	size_t n_lat, cap_lat;
 	uint64_t lat_seen;
+	uint32_t tick_lat[QSB_TICK_LAT];	/* this second's latencies (reservoir) */
+	size_t n_tick_lat;
+	uint64_t tick_lat_seen;
 	uint64_t rng;
 
 	FILE *rec;
@@ -987,6 +992,17 @@ qsb_lat_add(struct qsb_run *r, uint64_t us)
 	uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 
 	r->lat_seen++;
+	r->tick_lat_seen++;
+	if (r->n_tick_lat < QSB_TICK_LAT) {
+		r->tick_lat[r->n_tick_lat++] = v;
+	} else {
+		uint64_t j;
+
+		r->rng += QSB_GOLDEN;
+		j = qsb_mix64(r->rng) % r->tick_lat_seen;
+		if (j < QSB_TICK_LAT)
+			r->tick_lat[j] = v;
+	}
 	if (r->n_lat == r->cap_lat && r->cap_lat < QSB_MAX_LAT_SAMPLES) {
 		size_t cap = r->cap_lat ? QSB_MIN(2 * r->cap_lat, (size_t)QSB_MAX_LAT_SAMPLES) :
 					  4096;
@@ -1401,11 +1417,16 @@ qsb_run_tick_cb(evutil_socket_t fd, short what, void *arg)
 	r->tick_n++;
 	if (dt <= 0)
 		dt = 1e-6;
+	qsort(r->tick_lat, r->n_tick_lat, sizeof(r->tick_lat[0]), qsb_u32_cmp);
 	if (!r->o.quiet)
 		fprintf(stderr, "t=%" PRIu64 "s acks=%" PRIu64 " acks/s=%.0f MB/s=%.1f nacks=%"
-			PRIu64 " inflight=%" PRIu32 "\n",
+			PRIu64 " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
 			r->tick_n, r->acked, (double)acks / dt, (double)bytes / dt / 1e6,
-			r->nacked, qsb_run_inflight(r));
+			r->nacked, qsb_run_inflight(r),
+			qsb_pct(r->tick_lat, r->n_tick_lat, 0.50) / 1000.0,
+			qsb_pct(r->tick_lat, r->n_tick_lat, 0.99) / 1000.0);
+	r->n_tick_lat = 0;
+	r->tick_lat_seen = 0;
 	r->tick_us = now;
 	r->tick_acks = r->acked;
 	r->tick_bytes = r->acked_bytes;

@@ -17,7 +17,11 @@ cleanup() {
 	for p in "${QS_PIDS[@]}"; do
 		kill -9 "$p" 2>/dev/null || true
 	done
-	rm -rf "$T"
+	if [ -n "${QS_KEEP_TMP:-}" ]; then
+		echo "kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
 }
 trap cleanup EXIT
 
