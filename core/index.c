@@ -618,6 +618,14 @@ qs_index_admit(struct qs_index *ix, int author, const struct qs_batch_info *info
 			why = QUORUMSTORE__V1__NACK_REASON__NACK_REASON_WRONG_AUTHOR;
 			goto out;
 		}
+		/* gas_bucket_start is not covered by the digest: another value for
+		 * the same batch is a second BatchInfo the author made up, and
+		 * signing it would vouch for a record this node never stored. */
+		if (e->info.gas_bucket_start != info->gas_bucket_start) {
+			u->equivocations++;
+			why = QUORUMSTORE__V1__NACK_REASON__NACK_REASON_EQUIVOCATION;
+			goto out;
+		}
 		if (e->flags & QS_INDEX_DURABLE && e->info.expiration_us >= info->expiration_us) {
 			admit = QS_ADMIT_SIGN;
 			goto out;

@@ -74,6 +74,8 @@ void qs_index_set_quotas(struct qs_index *ix, const struct qs_quotas *quotas);
  * Decide what to do with a batch of `author` that passed
  * qs_batch_validate() (so info->digest covers author, epoch, batch_id and
  * the payload; its expiration and gas_bucket_start are not covered):
+ *   - a known digest with another gas_bucket_start (not covered by the
+ *     digest): REJECT, EQUIVOCATION
  *   - digest durable with an expiration >= info->expiration_us: SIGN (no
  *     write and no charge; the disk already holds it long enough)
  *   - digest durable with an earlier expiration, or its write still in

@@ -204,7 +204,11 @@ static void
 daemon_cleanup(struct qs_daemon *d)
 {
 	qs_http_free(d->http);
+	/* Drain while the peers can still take the answers, then detach them
+	 * from the pipeline before they go. */
 	qs_ingest_drain(d->ingest);
+	if (d->ingest)
+		qs_ingest_set_peers(d->ingest, NULL);
 	qs_peers_free(d->peers);
 	qs_ingest_free(d->ingest);
 	if (d->sig_term)

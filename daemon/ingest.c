@@ -580,7 +580,7 @@ void
 qs_ingest_set_peers(struct qs_ingest *in, struct qs_peers *peers)
 {
 	in->peers = peers;
-	if (in->reading_paused)
+	if (peers && in->reading_paused)
 		qs_peers_set_reading(peers, 0);
 }
 
@@ -794,7 +794,7 @@ out:
 void
 qs_ingest_drain(struct qs_ingest *in)
 {
-	if (!in)
+	if (!in || in->draining)
 		return;
 	if (in->peers)
 		qs_peers_set_reading(in->peers, 0);

@@ -53,7 +53,8 @@ struct qs_ingest;
 int qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, char *err,
 		    size_t errlen);
 
-/* The peer transport to answer on (set once, before any message). */
+/* The peer transport to answer on (set before any message; NULL detaches
+ * it before it is freed). */
 void qs_ingest_set_peers(struct qs_ingest *in, struct qs_peers *peers);
 
 /* net/peer.h handlers. */

@@ -67,7 +67,9 @@ mk(int author, uint64_t batch_id, uint64_t digest_seed, uint64_t exp_us, uint64_
 	fill_digest(info.digest, digest_seed);
 	info.num_txns = 1;
 	info.num_bytes = bytes;
-	info.gas_bucket_start = exp_us * 3;
+	/* A property of the batch, like its digest: the same for every
+	 * expiration it is issued with. */
+	info.gas_bucket_start = digest_seed * 3;
 	return info;
 }
 
@@ -266,6 +268,30 @@ START_TEST(duplicate_durable_with_equal_expiration_signed)
 }
 END_TEST
 
+/* Regression: gas_bucket_start is outside the digest; a duplicate that changes
+ * it must not be signed, durable or still in flight. */
+START_TEST(duplicate_with_other_gas_bucket_is_equivocation)
+{
+	struct qs_index *ix = new_index(4);
+	struct qs_batch_info a = mk(0, 1, 1, 100, 10), other = a, b = mk(0, 2, 2, 100, 10);
+	struct qs_author_usage u;
+
+	store(ix, 0, &a);
+	other.gas_bucket_start = a.gas_bucket_start + 999;
+	expect_reject(ix, 0, &other, NACK(EQUIVOCATION));
+	other.expiration_us = 200;	/* a later expiration does not make it a rewrite */
+	expect_reject(ix, 0, &other, NACK(EQUIVOCATION));
+	ck_assert_int_eq(qs_index_admit(ix, 0, &b, &(int){ 0 }), QS_ADMIT_WRITE);
+	other = b;
+	other.gas_bucket_start++;
+	expect_reject(ix, 0, &other, NACK(EQUIVOCATION));
+	qs_index_author_usage(ix, 0, &u);
+	ck_assert_uint_eq(u.equivocations, 3);
+	qs_index_write_done(ix, 0, &b, 1);
+	qs_index_free(ix);
+}
+END_TEST
+
 START_TEST(duplicate_durable_with_later_stored_expiration_signed)
 {
 	struct qs_index *ix = new_index(4);
@@ -286,7 +312,6 @@ START_TEST(duplicate_with_later_expiration_rewritten)
 
 	store(ix, 0, &a);
 	later.expiration_us = 200;
-	later.gas_bucket_start = 77;
 	expect_write(ix, 0, &later);
 	expect_usage(ix, 0, 10, 1, 10, 1);
 	/* Until the later write completes the earlier key is what is served. */
@@ -294,7 +319,7 @@ START_TEST(duplicate_with_later_expiration_rewritten)
 	qs_index_write_done(ix, 0, &later, 1);
 	ck_assert_int_eq(qs_index_lookup(ix, a.digest, &got), 0);
 	ck_assert_uint_eq(got.expiration_us, 200);
-	ck_assert_uint_eq(got.gas_bucket_start, 77);
+	ck_assert_uint_eq(got.gas_bucket_start, a.gas_bucket_start);
 	/* Charged to the disk quota once per digest. */
 	expect_usage(ix, 0, 0, 0, 10, 1);
 	ck_assert_uint_eq(qs_index_count(ix), 1);
@@ -1348,7 +1373,7 @@ START_TEST(randomized_against_reference_model)
 			if (m.r[id].durable) {
 				REQUIRE(rc == 0);
 				REQUIRE(got.expiration_us == m.r[id].exp);
-				REQUIRE(got.gas_bucket_start == m.r[id].exp * 3);
+				REQUIRE(got.gas_bucket_start == (uint64_t)id * 3);
 				REQUIRE(got.batch_id == m_batch_id(id));
 				REQUIRE(got.num_bytes == m_bytes(id));
 			} else {
@@ -1407,6 +1432,7 @@ main(void)
 	tcase_add_test(tc, failed_write_releases_charge_and_is_not_served);
 	tcase_add_test(tc, failed_write_forgets_batch_id);
 	tcase_add_test(tc, duplicate_durable_with_equal_expiration_signed);
+	tcase_add_test(tc, duplicate_with_other_gas_bucket_is_equivocation);
 	tcase_add_test(tc, duplicate_durable_with_later_stored_expiration_signed);
 	tcase_add_test(tc, duplicate_with_later_expiration_rewritten);
 	tcase_add_test(tc, duplicate_in_flight_written_again);

@@ -1172,6 +1172,26 @@ START_TEST(nack_equivocation_for_same_batch_id_with_other_payload)
 }
 END_TEST
 
+/* Regression: gas_bucket_start is not covered by the digest. Re-sending an
+ * acked batch with another value must not get a signature over a BatchInfo
+ * that was never stored. */
+START_TEST(nack_equivocation_for_same_batch_with_other_gas_bucket)
+{
+	struct conn a, w;
+	struct tbatch b;
+
+	conn_peer(&w, 2);
+	conn_peer(&a, 1);
+	tb_make(&b, 1, 2, 16);
+	send_batch(&a, &b);
+	expect_signed(&a, &b);
+	b.info.gas_bucket_start += 999;
+	tb_sync(&b);
+	nack_and_recover(&a, 1, &w, 2, &b, NACK(EQUIVOCATION));
+	tb_free(&b);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Duplicates and re-issues.
  */
@@ -2170,6 +2190,7 @@ ingest_suite(void)
 	tcase_add_test(nack, nack_malformed_when_info_is_missing);
 	tcase_add_test(nack, nack_over_quota_when_author_disk_quota_is_exceeded);
 	tcase_add_test(nack, nack_equivocation_for_same_batch_id_with_other_payload);
+	tcase_add_test(nack, nack_equivocation_for_same_batch_with_other_gas_bucket);
 
 	tcase_add_test(dup, duplicate_batch_is_signed_twice_and_persisted_once);
 	tcase_add_test(dup, reissue_with_later_expiration_is_persisted_again_before_signing);

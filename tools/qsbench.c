@@ -18,7 +18,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,6 +37,7 @@
 #include <openssl/ssl.h>
 
 #include "config/config.h"
+#include "core/addr.h"
 #include "core/codec.h"
 #include "core/error.h"
 #include "core/hex.h"
@@ -316,51 +316,6 @@ qsb_pin(void *arg, const uint8_t key[32])
 
 	return memcmp(key, env->cfg->validators[env->target].network_key, QS_KEY_BYTES) == 0 ?
 		       env->target : -1;
-}
-
-/* Split "host:port" or "[v6]:port" and resolve it (numeric port). */
-static int
-qsb_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len, char *err,
-	    size_t errlen)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	char host[256];
-	const char *colon, *h = addr;
-	size_t hlen;
-	int rc;
-
-	colon = strrchr(addr, ':');
-	if (!colon || !colon[1]) {
-		snprintf(err, errlen, "address '%s' is not host:port", addr);
-		return QS_ECONFIG;
-	}
-	hlen = (size_t)(colon - addr);
-	if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
-		h = addr + 1;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= sizeof(host)) {
-		snprintf(err, errlen, "address '%s' has no usable host", addr);
-		return QS_ECONFIG;
-	}
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	rc = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rc) {
-		snprintf(err, errlen, "cannot resolve '%s': %s", addr, gai_strerror(rc));
-		return QS_ECONFIG;
-	}
-	if (res->ai_addrlen > sizeof(*ss)) {
-		freeaddrinfo(res);
-		snprintf(err, errlen, "cannot resolve '%s': address too long", addr);
-		return QS_ECONFIG;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = (socklen_t)res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
 }
 
 /* Why a bufferevent failed, in one line. */
@@ -770,13 +725,13 @@ qsb_peer_destroy(struct qsb_peer *p)
 }
 
 /*
- * Load the target's config, resolve its address, make the event base.
+ * Load the target's config, parse its address, make the event base.
  * Returns 0, or an error after printing it.
  */
 static int
 qsb_env_init(struct qsb_env *env, const char *dir, int target, const char *usage)
 {
-	char err[256];
+	const char *why;
 	struct stat st;
 	int rc;
 
@@ -796,10 +751,10 @@ qsb_env_init(struct qsb_env *env, const char *dir, int target, const char *usage
 		return QS_ECONFIG;
 	}
 	env->addr_str = env->cfg->validators[target].address;
-	rc = qsb_resolve(env->addr_str, &env->addr, &env->addr_len, err, sizeof(err));
-	if (rc) {
-		fprintf(stderr, "%s: v%d: %s\n", qsb_cmd, target, err);
-		return rc;
+	if (qs_addr_parse(env->addr_str, &env->addr, &env->addr_len, &why) != 0) {
+		fprintf(stderr, "%s: v%d: address '%s': %s\n", qsb_cmd, target, env->addr_str,
+			why);
+		return QS_ECONFIG;
 	}
 	env->frame_max = (size_t)env->cfg->limits.frame_max_bytes;
 	env->budget = QSB_BUDGET_FACTOR * env->frame_max;
