@@ -13,7 +13,6 @@
  */
 #include "config/config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,7 +25,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/addr.h"
 #include "core/error.h"
+#include "core/hex.h"
 
 #define QS_CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define QS_CFG_MAX_DEPTH 16		/* the schema needs 4 */
@@ -91,7 +92,7 @@ static const struct qs_option qs_options[] = {
 		 "this value on restart." },
 	{ .name = "listen", .type = QS_CFG_ADDRESS, .flags = QS_CFG_REQUIRED, QS_C(listen),
 	  .example = "127.0.0.1:7001",
-	  .doc = "Peer (TLS) listener: host:port, [IPv6]:port or name:port." },
+	  .doc = "Peer (TLS) listener: IPv4:port or [IPv6]:port (names are not resolved)." },
 	{ .name = "data_dir", .type = QS_CFG_STRING, .flags = QS_CFG_REQUIRED, QS_C(data_dir),
 	  .example = "/var/lib/qsd",
 	  .doc = "Directory of the database." },
@@ -838,70 +839,6 @@ out:
 	return rc;
 }
 
-/* Why `s` is not host:port, or NULL if it is. */
-static const char *
-qs_cfg_address_problem(const char *s)
-{
-	char host[254];
-	struct in6_addr a6;
-	struct in_addr a4;
-	const char *port, *close, *colon;
-	size_t hostlen, i;
-	bool numeric = true;
-	unsigned long n = 0;
-
-	if (s[0] == '[') {
-		close = strchr(s, ']');
-		if (!close)
-			return "missing ']' after the IPv6 address";
-		hostlen = (size_t)(close - s - 1);
-		if (hostlen == 0 || hostlen >= sizeof(host))
-			return "invalid IPv6 address";
-		memcpy(host, s + 1, hostlen);
-		host[hostlen] = '\0';
-		if (inet_pton(AF_INET6, host, &a6) != 1)
-			return "invalid IPv6 address";
-		if (close[1] != ':')
-			return "expected ':' and a port after ']', as in [::1]:7001";
-		port = close + 2;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return "expected host:port";
-		hostlen = (size_t)(colon - s);
-		if (memchr(s, ':', hostlen))
-			return "an IPv6 address must be in brackets, as in [::1]:7001";
-		if (hostlen == 0)
-			return "the host is empty";
-		if (hostlen >= sizeof(host))
-			return "the host name is longer than 253 bytes";
-		memcpy(host, s, hostlen);
-		host[hostlen] = '\0';
-		for (i = 0; i < hostlen; i++) {
-			char c = host[i];
-
-			if (!((c >= '0' && c <= '9') || c == '.'))
-				numeric = false;
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			      (c >= '0' && c <= '9') || c == '-' || c == '.'))
-				return "invalid host name";
-		}
-		/* Resolving a name would block the event loop: addresses only. */
-		if (!numeric)
-			return "host names are not resolved; give an IPv4 address or [IPv6]";
-		if (inet_pton(AF_INET, host, &a4) != 1)
-			return "invalid IPv4 address";
-		port = colon + 1;
-	}
-	for (i = 0; port[i] >= '0' && port[i] <= '9' && i < 6; i++)
-		n = n * 10 + (unsigned long)(port[i] - '0');
-	if (i == 0 || port[i] != '\0')
-		return "the port must be a decimal number";
-	if (n < 1 || n > 65535 || port[0] == '0')
-		return "the port must be between 1 and 65535";
-	return NULL;
-}
-
 /* Why `s` is not a validator name, or NULL. */
 static const char *
 qs_cfg_name_problem(const char *s)
@@ -949,6 +886,8 @@ qs_cfg_set_string(struct qs_cfg_parser *p, const struct qs_option *row, void *ba
 {
 	char **field = (char **)((char *)base + row->offset);
 	char shown[QS_CFG_SHOW_MAX + 4];
+	struct sockaddr_storage ss;
+	socklen_t ss_len;
 	const char *why = NULL;
 	char *s = NULL;
 	int rc = 0;
@@ -974,8 +913,7 @@ qs_cfg_set_string(struct qs_cfg_parser *p, const struct qs_option *row, void *ba
 	}
 	switch (row->type) {
 	case QS_CFG_ADDRESS:
-		why = qs_cfg_address_problem(v->value);
-		if (why)
+		if (qs_addr_parse(v->value, &ss, &ss_len, &why) != 0)
 			rc = qs_cfg_error(p, v->line, v->column, path, "invalid address '%s': %s",
 					  qs_cfg_show(v, shown, sizeof(shown)), why);
 		break;
@@ -1032,24 +970,11 @@ out:
 }
 
 static int
-qs_cfg_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int
 qs_cfg_set_hex_key(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
 		   const struct qs_cfg_node *v, const char *path)
 {
 	uint8_t key[QS_KEY_BYTES];
-	size_t i;
-	int hi, lo, rc = 0;
+	int rc = 0;
 
 	if (row->size != QS_KEY_BYTES) {
 		fprintf(stderr, "qs_config: option %s has size %zu\n", row->name, row->size);
@@ -1068,19 +993,15 @@ qs_cfg_set_hex_key(struct qs_cfg_parser *p, const struct qs_option *row, void *b
 				  2 * QS_KEY_BYTES, QS_KEY_BYTES, v->len);
 		goto out;
 	}
-	for (i = 0; i < QS_KEY_BYTES; i++) {
-		hi = qs_cfg_hex_digit(v->value[2 * i]);
-		lo = qs_cfg_hex_digit(v->value[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			size_t at = hi < 0 ? 2 * i : 2 * i + 1;
-			unsigned char c = (unsigned char)v->value[at];
+	if (qs_hex_decode(v->value, key, QS_KEY_BYTES) != 0) {
+		/* The length is right, so some character is not a hex digit. */
+		size_t at = strspn(v->value, "0123456789abcdefABCDEF");
+		unsigned char c = (unsigned char)v->value[at];
 
-			rc = qs_cfg_error(p, v->line, v->column, path,
-					  "bad key: '%c' at character %zu is not a hex digit",
-					  c < 0x20 || c >= 0x7f ? '?' : c, at + 1);
-			goto out;
-		}
-		key[i] = (uint8_t)(hi << 4 | lo);
+		rc = qs_cfg_error(p, v->line, v->column, path,
+				  "bad key: '%c' at character %zu is not a hex digit",
+				  c < 0x20 || c >= 0x7f ? '?' : c, at + 1);
+		goto out;
 	}
 	memcpy((char *)base + row->offset, key, QS_KEY_BYTES);
 out:

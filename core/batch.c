@@ -7,7 +7,7 @@
 
 #define QS_NACK(name) QUORUMSTORE__V1__NACK_REASON__NACK_REASON_##name
 
-_Static_assert(QS_NACK(OVERLOADED) + 1 == QS_NACK_REASON_COUNT,
+_Static_assert(QS_NACK(CLOCK_SKEW) + 1 == QS_NACK_REASON_COUNT,
 	       "QS_NACK_REASON_COUNT does not match NackReason in types.proto");
 
 const char *const qs_nack_reason_names[QS_NACK_REASON_COUNT] = {
@@ -29,6 +29,7 @@ const char *const qs_nack_reason_names[QS_NACK_REASON_COUNT] = {
 	[QS_NACK(MALFORMED)] = "MALFORMED",
 	[QS_NACK(SHUTTING_DOWN)] = "SHUTTING_DOWN",
 	[QS_NACK(OVERLOADED)] = "OVERLOADED",
+	[QS_NACK(CLOCK_SKEW)] = "CLOCK_SKEW",
 };
 
 const char *

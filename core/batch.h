@@ -15,12 +15,12 @@
 
 struct qs_limits;
 
-/* Number of NackReason values: 0 (UNSPECIFIED) to OVERLOADED. */
-#define QS_NACK_REASON_COUNT 18
+/* Number of NackReason values: 0 (UNSPECIFIED) to CLOCK_SKEW. */
+#define QS_NACK_REASON_COUNT 19
 
 /*
  * Names of the NackReason values without their "NACK_REASON_" prefix,
- * indexed by value: "UNSPECIFIED", "STORAGE_FULL", ..., "OVERLOADED". These
+ * indexed by value: "UNSPECIFIED", "STORAGE_FULL", ..., "CLOCK_SKEW". These
  * are the label values of the per-reason metrics; register all of them.
  */
 extern const char *const qs_nack_reason_names[QS_NACK_REASON_COUNT];

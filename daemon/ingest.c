@@ -281,6 +281,10 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 	};
 	struct msg_ref *ref;
 	uint64_t total = 0;
+	int64_t skew = in->peers ? qs_peers_clock_skew_us(in->peers, peer) : 0;
+	/* Expirations are wall-clock times: a sender whose clock is far off ours
+	 * would have its lifetime checks judged against the wrong "now". */
+	int skewed = (uint64_t)(skew < 0 ? -skew : skew) > in->cfg->max_clock_skew_us;
 
 	if (bm->n_batches > lim->msg_max_batches) {
 		qs_metric_add(in->m_protocol_errors, 0, 1);
@@ -313,6 +317,8 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 		int reason;
 
 		reason = storage_refusal(in);
+		if (!reason && skewed)
+			reason = QUORUMSTORE__V1__NACK_REASON__NACK_REASON_CLOCK_SKEW;
 		if (reason) {
 			nack_unvalidated(in, peer, b, reason, NULL);
 			continue;

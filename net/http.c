@@ -3,6 +3,7 @@
  */
 #include "net/http.h"
 
+#include "core/addr.h"
 #include "core/error.h"
 #include "daemon/metrics.h"
 
@@ -52,69 +53,35 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /*
- * Splits "A.B.C.D:PORT" or "[IPv6]:PORT" into a numeric host and a port in
- * 1..65535. Returns 0 or QS_ECONFIG with a message.
+ * Parses `listen` (see qs_addr_parse) into the numeric host and the port
+ * evhttp binds. Returns 0 or QS_ECONFIG with a message.
  */
 static int
 parse_listen(const char *listen, char *host, size_t hostlen, uint16_t *port,
 	     char *err, size_t errlen)
 {
-	unsigned char addr[sizeof(struct in6_addr)];
-	const char *colon, *p;
-	unsigned long value = 0;
-	size_t n;
-	int family, rc = QS_ECONFIG;
+	struct sockaddr_storage ss;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+	socklen_t len;
+	const char *why;
+	int rc = QS_ECONFIG;
 
 	if (listen == NULL || listen[0] == '\0') {
 		set_err(err, errlen, "http listen: empty address");
 		goto out;
 	}
-	if (listen[0] == '[') {
-		const char *close = strchr(listen, ']');
-
-		if (close == NULL || close[1] != ':') {
-			set_err(err, errlen, "http listen \"%s\": expected [IPv6]:PORT",
-				listen);
-			goto out;
-		}
-		family = AF_INET6;
-		p = listen + 1;
-		n = (size_t)(close - p);
-		colon = close + 1;
+	if (qs_addr_parse(listen, &ss, &len, &why) != 0) {
+		set_err(err, errlen, "http listen \"%s\": %s", listen, why);
+		goto out;
+	}
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, (socklen_t)hostlen);
+		*port = ntohs(sin6->sin6_port);
 	} else {
-		colon = strrchr(listen, ':');
-		if (colon == NULL) {
-			set_err(err, errlen, "http listen \"%s\": missing :PORT", listen);
-			goto out;
-		}
-		if (strchr(listen, ':') != colon) {
-			set_err(err, errlen,
-				"http listen \"%s\": an IPv6 address must be in brackets",
-				listen);
-			goto out;
-		}
-		family = AF_INET;
-		p = listen;
-		n = (size_t)(colon - p);
+		inet_ntop(AF_INET, &sin->sin_addr, host, (socklen_t)hostlen);
+		*port = ntohs(sin->sin_port);
 	}
-	if (n == 0 || n >= hostlen) {
-		set_err(err, errlen, "http listen \"%s\": bad address", listen);
-		goto out;
-	}
-	memcpy(host, p, n);
-	host[n] = '\0';
-	if (inet_pton(family, host, addr) != 1) {
-		set_err(err, errlen, "http listen \"%s\": \"%s\" is not a numeric %s address",
-			listen, host, family == AF_INET ? "IPv4" : "IPv6");
-		goto out;
-	}
-	for (p = colon + 1; *p >= '0' && *p <= '9' && value <= 65535; p++)
-		value = value * 10 + (unsigned long)(*p - '0');
-	if (p == colon + 1 || *p != '\0' || value == 0 || value > 65535) {
-		set_err(err, errlen, "http listen \"%s\": port must be 1..65535", listen);
-		goto out;
-	}
-	*port = (uint16_t)value;
 	rc = 0;
 out:
 	return rc;

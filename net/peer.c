@@ -15,6 +15,7 @@
 #include "net/peer.h"
 
 #include "config/config.h"
+#include "core/addr.h"
 #include "core/codec.h"
 #include "core/error.h"
 #include "daemon/log.h"
@@ -215,67 +216,6 @@ static const char *
 qs_peers_name(const struct qs_peers *p, int idx)
 {
 	return idx >= 0 && (size_t)idx < p->n ? p->cfg->validators[idx].name : "-";
-}
-
-/*
- * Parse a numeric "A.B.C.D:PORT" or "[IPv6]:PORT" (port 1..65535) into *ss.
- * Host names are refused: nothing is resolved on the event loop.
- */
-static int
-qs_peers_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN];
-	const char *colon, *h, *d;
-	unsigned long port = 0;
-	size_t hlen;
-	int family;
-
-	if (s == NULL)
-		return QS_ECONFIG;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (close == NULL || close[1] != ':')
-			return QS_ECONFIG;
-		family = AF_INET6;
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
-			return QS_ECONFIG;
-		family = AF_INET;
-		h = s;
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		return QS_ECONFIG;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	for (d = colon + 1; *d >= '0' && *d <= '9' && port <= 65535; d++)
-		port = port * 10 + (unsigned long)(*d - '0');
-	if (d == colon + 1 || *d != '\0' || port == 0 || port > 65535)
-		return QS_ECONFIG;
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-			return QS_ECONFIG;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		*len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			return QS_ECONFIG;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*sin6);
-	}
-	return 0;
 }
 
 static void
@@ -1089,8 +1029,8 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 		qs_peers_set_err(err, errlen, "peers: no message handler");
 		goto out;
 	}
-	rc = qs_peers_parse_addr(cfg->listen, &listen_sa, &listen_len);
-	if (rc != 0) {
+	if (qs_addr_parse(cfg->listen, &listen_sa, &listen_len, NULL) != 0) {
+		rc = QS_ECONFIG;
 		qs_peers_set_err(err, errlen, "peers: listen \"%s\": expected a numeric "
 				 "A.B.C.D:PORT or [IPv6]:PORT", cfg->listen ? cfg->listen : "");
 		goto out;
@@ -1125,7 +1065,7 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 		s->backoff_ms = QS_PEER_BACKOFF_MIN_MS;
 		if ((int)i == self)
 			continue;
-		if (qs_peers_parse_addr(cfg->validators[i].address, &s->sa, &s->sa_len) != 0) {
+		if (qs_addr_parse(cfg->validators[i].address, &s->sa, &s->sa_len, NULL) != 0) {
 			rc = QS_ECONFIG;
 			qs_peers_set_err(err, errlen, "peers: validators[%zu] (%s) address \"%s\": "
 					 "the peer transport needs a numeric A.B.C.D:PORT or "

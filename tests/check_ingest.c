@@ -597,6 +597,9 @@ expect_closed(struct conn *c)
 	}
 }
 
+/* Added to now_us in the Hellos this test sends (a peer with a wrong clock). */
+static int64_t hello_clock_offset_us;
+
 static void
 send_hello(struct conn *c, const uint8_t *author, size_t author_len, uint32_t chain_id,
 	   uint32_t version, uint64_t epoch)
@@ -609,7 +612,7 @@ send_hello(struct conn *c, const uint8_t *author, size_t author_len, uint32_t ch
 	h.author.len = author_len;
 	h.protocol_version = version;
 	h.chain_id = chain_id;
-	h.now_us = wall_us();
+	h.now_us = (uint64_t)((int64_t)wall_us() + hello_clock_offset_us);
 	pm.msg_case = PM_CASE(HELLO);
 	pm.hello = &h;
 	send_pm(c, &pm);
@@ -1189,6 +1192,33 @@ START_TEST(nack_equivocation_for_same_batch_with_other_gas_bucket)
 	tb_sync(&b);
 	nack_and_recover(&a, 1, &w, 2, &b, NACK(EQUIVOCATION));
 	tb_free(&b);
+}
+END_TEST
+
+/* A peer whose Hello says its clock is an hour ahead (beyond
+ * max_clock_skew_ms) is connected, but its batches are refused. */
+START_TEST(nack_clock_skew_beyond_tolerance)
+{
+	struct conn a, w;
+	struct tbatch b;
+	struct watch ws[] = {
+		{ .series = "qsd_batches_rejected_total{reason=\"CLOCK_SKEW\"}", .delta = 1 },
+		{ .series = PERSISTED, .delta = 1 },
+	};
+
+	conn_peer(&w, 2);
+	hello_clock_offset_us = 3600 * 1000000LL;
+	conn_peer(&a, 1);
+	hello_clock_offset_us = 0;
+	watch_start(ws, N_WATCH(ws));
+	tb_make(&b, 1, 2, 16);
+	send_batch(&a, &b);
+	expect_nack(&a, &b, NACK(CLOCK_SKEW));
+	ack_round(&w, 2);
+	watch_check(ws, N_WATCH(ws));
+	tb_free(&b);
+	conn_close(&a);
+	conn_close(&w);
 }
 END_TEST
 
@@ -2191,6 +2221,7 @@ ingest_suite(void)
 	tcase_add_test(nack, nack_over_quota_when_author_disk_quota_is_exceeded);
 	tcase_add_test(nack, nack_equivocation_for_same_batch_id_with_other_payload);
 	tcase_add_test(nack, nack_equivocation_for_same_batch_with_other_gas_bucket);
+	tcase_add_test(nack, nack_clock_skew_beyond_tolerance);
 
 	tcase_add_test(dup, duplicate_batch_is_signed_twice_and_persisted_once);
 	tcase_add_test(dup, reissue_with_later_expiration_is_persisted_again_before_signing);
