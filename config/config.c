@@ -30,46 +30,46 @@
 #include "core/hex.h"
 
 #define QS_CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define QS_CFG_MAX_DEPTH 16		/* the schema needs 4 */
-#define QS_CFG_MAX_NODES 65536		/* 256 validators need about 3,000 */
-#define QS_CFG_PATH_MAX 160		/* dotted key paths in messages */
-#define QS_CFG_SHOW_MAX 40		/* bytes of a bad value quoted in a message */
-#define QS_SUN_PATH_MAX 107		/* sizeof(sockaddr_un.sun_path) - 1 */
+#define QS_CFG_MAX_DEPTH     16    /* the schema needs 4 */
+#define QS_CFG_MAX_NODES     65536 /* 256 validators need about 3,000 */
+#define QS_CFG_PATH_MAX      160   /* dotted key paths in messages */
+#define QS_CFG_SHOW_MAX      40    /* bytes of a bad value quoted in a message */
+#define QS_SUN_PATH_MAX      107   /* sizeof(sockaddr_un.sun_path) - 1 */
 
 enum qs_cfg_type {
-	QS_CFG_SECTION,		/* a mapping of further rows named "section.key" */
-	QS_CFG_UINT,		/* uint32_t or uint64_t, by the field's size */
-	QS_CFG_STRING,		/* char *, non-empty; max is the longest length */
-	QS_CFG_ADDRESS,		/* char *, host:port or [v6]:port */
-	QS_CFG_NAME,		/* char *, [A-Za-z0-9_.-]{1,max} */
-	QS_CFG_KEY_FILE,	/* char *, a regular file without group/other bits */
-	QS_CFG_LOG_LEVEL,	/* enum qs_log_level */
-	QS_CFG_HEX_KEY,		/* uint8_t[QS_KEY_BYTES] from 64 hex digits */
-	QS_CFG_UID_LIST,	/* allowed_uids/n_allowed_uids; max entries */
-	QS_CFG_VALIDATORS,	/* validators/n_validators; min..max entries */
+	QS_CFG_SECTION,    /* a mapping of further rows named "section.key" */
+	QS_CFG_UINT,       /* uint32_t or uint64_t, by the field's size */
+	QS_CFG_STRING,     /* char *, non-empty; max is the longest length */
+	QS_CFG_ADDRESS,    /* char *, host:port or [v6]:port */
+	QS_CFG_NAME,       /* char *, [A-Za-z0-9_.-]{1,max} */
+	QS_CFG_KEY_FILE,   /* char *, a regular file without group/other bits */
+	QS_CFG_LOG_LEVEL,  /* enum qs_log_level */
+	QS_CFG_HEX_KEY,    /* uint8_t[QS_KEY_BYTES] from 64 hex digits */
+	QS_CFG_UID_LIST,   /* allowed_uids/n_allowed_uids; max entries */
+	QS_CFG_VALIDATORS, /* validators/n_validators; min..max entries */
 };
 
 enum {
 	QS_CFG_REQUIRED = 1 << 0,
-	QS_CFG_BYTES = 1 << 1,	/* a size: may end in KiB, MiB, GiB or TiB */
+	QS_CFG_BYTES = 1 << 1,    /* a size: may end in KiB, MiB, GiB or TiB */
 	QS_CFG_MS_TO_US = 1 << 2, /* written in ms, stored in us */
-	QS_CFG_UNIQUE = 1 << 3,	/* validators: no two entries share the value */
+	QS_CFG_UNIQUE = 1 << 3,   /* validators: no two entries share the value */
 };
 
 struct qs_option {
-	const char *name;	/* dotted path below the table's root */
+	const char *name; /* dotted path below the table's root */
 	enum qs_cfg_type type;
 	unsigned flags;
-	size_t offset;		/* of the field in the table's struct */
+	size_t offset; /* of the field in the table's struct */
 	size_t size;
-	uint64_t min;		/* UINT: value range; lists: entry counts */
-	uint64_t max;		/* STRING, NAME: longest length (0: none) */
-	const char *def;	/* default, as YAML text; NULL: none */
-	const char *example;	/* shown by the example when there is no default */
+	uint64_t min;        /* UINT: value range; lists: entry counts */
+	uint64_t max;        /* STRING, NAME: longest length (0: none) */
+	const char *def;     /* default, as YAML text; NULL: none */
+	const char *example; /* shown by the example when there is no default */
 	const char *doc;
 };
 
-#define QS_CFG_FIELD(type, f) \
+#define QS_CFG_FIELD(type, f)                                                                      \
 	.offset = offsetof(struct type, f), .size = sizeof(((struct type *)0)->f)
 #define QS_C(f) QS_CFG_FIELD(qs_config, f)
 #define QS_V(f) QS_CFG_FIELD(qs_validator, f)
@@ -231,7 +231,7 @@ static const struct qs_option qs_validator_options[] = {
 };
 /* clang-format on */
 
-#define QS_N_OPTIONS QS_CFG_ARRAY_SIZE(qs_options)
+#define QS_N_OPTIONS           QS_CFG_ARRAY_SIZE(qs_options)
 #define QS_N_VALIDATOR_OPTIONS QS_CFG_ARRAY_SIZE(qs_validator_options)
 
 /* Orderings between keys: `larger` must be at least `smaller`. */
@@ -239,18 +239,15 @@ static const struct {
 	const char *larger;
 	const char *smaller;
 } qs_cfg_orders[] = {
-	{ "limits.msg_max_bytes", "limits.batch_max_bytes" },
-	{ "limits.frame_max_bytes", "limits.msg_max_bytes" },
-	{ "storage.submit_queue_bytes", "limits.frame_max_bytes" },
-	{ "storage.group_max_bytes", "limits.batch_max_bytes" },
+    {"limits.msg_max_bytes", "limits.batch_max_bytes"},
+    {"limits.frame_max_bytes", "limits.msg_max_bytes"},
+    {"storage.submit_queue_bytes", "limits.frame_max_bytes"},
+    {"storage.group_max_bytes", "limits.batch_max_bytes"},
 };
 
 static const char *const qs_log_level_names[] = {
-	[QS_LOG_ERR] = "err",
-	[QS_LOG_WARNING] = "warning",
-	[QS_LOG_NOTICE] = "notice",
-	[QS_LOG_INFO] = "info",
-	[QS_LOG_DEBUG] = "debug",
+    [QS_LOG_ERR] = "err",   [QS_LOG_WARNING] = "warning", [QS_LOG_NOTICE] = "notice",
+    [QS_LOG_INFO] = "info", [QS_LOG_DEBUG] = "debug",
 };
 
 enum qs_cfg_node_type {
@@ -262,12 +259,12 @@ enum qs_cfg_node_type {
 /* A YAML node. A mapping's children alternate key, value. */
 struct qs_cfg_node {
 	enum qs_cfg_node_type type;
-	unsigned line;			/* 1-based */
-	unsigned column;		/* 1-based */
-	bool plain;			/* an unquoted scalar */
-	char *value;			/* scalars: NUL-terminated, may hold NULs */
+	unsigned line;   /* 1-based */
+	unsigned column; /* 1-based */
+	bool plain;      /* an unquoted scalar */
+	char *value;     /* scalars: NUL-terminated, may hold NULs */
 	size_t len;
-	size_t count;			/* children */
+	size_t count; /* children */
 	struct qs_cfg_node *first;
 	struct qs_cfg_node *last;
 	struct qs_cfg_node *next;
@@ -276,7 +273,7 @@ struct qs_cfg_node {
 /* An open mapping or sequence while the tree is built. */
 struct qs_cfg_level {
 	struct qs_cfg_node *node;
-	const struct qs_cfg_node *key;	/* a mapping's latest key */
+	const struct qs_cfg_node *key; /* a mapping's latest key */
 };
 
 struct qs_cfg_parser {
@@ -296,23 +293,22 @@ struct qs_cfg_parser {
 };
 
 static int qs_cfg_walk(struct qs_cfg_parser *p, const struct qs_option *rows, size_t n_rows,
-		       void *base, const char *prefix, const char *section,
-		       const struct qs_cfg_node *map, const struct qs_cfg_node **seen_key,
-		       const struct qs_cfg_node **seen_val);
+                       void *base, const char *prefix, const char *section,
+                       const struct qs_cfg_node *map, const struct qs_cfg_node **seen_key,
+                       const struct qs_cfg_node **seen_val);
 
 static void qs_cfg_vformat(char *err, size_t errlen, const char *name, unsigned line,
-			   unsigned column, const char *key, const char *fmt, va_list ap)
-	__attribute__((format(printf, 7, 0)));
+                           unsigned column, const char *key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 7, 0)));
 static void qs_cfg_format(char *err, size_t errlen, const char *name, unsigned line,
-			  unsigned column, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
-static int qs_cfg_error(struct qs_cfg_parser *p, unsigned line, unsigned column,
-			const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+                          unsigned column, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static int qs_cfg_error(struct qs_cfg_parser *p, unsigned line, unsigned column, const char *key,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
 qs_cfg_vformat(char *err, size_t errlen, const char *name, unsigned line, unsigned column,
-	       const char *key, const char *fmt, va_list ap)
+               const char *key, const char *fmt, va_list ap)
 {
 	size_t i;
 	int n;
@@ -320,7 +316,7 @@ qs_cfg_vformat(char *err, size_t errlen, const char *name, unsigned line, unsign
 	if (!err || errlen == 0)
 		return;
 	n = snprintf(err, errlen, "%s:%u:%u: %s: ", name, line, column,
-		     key[0] ? key : "(document)");
+	             key[0] ? key : "(document)");
 	if (n >= 0 && (size_t)n < errlen)
 		vsnprintf(err + n, errlen - n, fmt, ap);
 	/* Names and values come from the file: keep the message one line. */
@@ -331,7 +327,7 @@ qs_cfg_vformat(char *err, size_t errlen, const char *name, unsigned line, unsign
 
 static void
 qs_cfg_format(char *err, size_t errlen, const char *name, unsigned line, unsigned column,
-	      const char *key, const char *fmt, ...)
+              const char *key, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -343,7 +339,7 @@ qs_cfg_format(char *err, size_t errlen, const char *name, unsigned line, unsigne
 /* Record the error in p->err; returns QS_ECONFIG. */
 static int
 qs_cfg_error(struct qs_cfg_parser *p, unsigned line, unsigned column, const char *key,
-	     const char *fmt, ...)
+             const char *fmt, ...)
 {
 	va_list ap;
 
@@ -396,7 +392,7 @@ qs_cfg_is_null(const struct qs_cfg_node *v)
 	if (v->len == 0)
 		return true;
 	return v->plain && (qs_cfg_scalar_is(v, "~") || qs_cfg_scalar_is(v, "null") ||
-			    qs_cfg_scalar_is(v, "Null") || qs_cfg_scalar_is(v, "NULL"));
+	                    qs_cfg_scalar_is(v, "Null") || qs_cfg_scalar_is(v, "NULL"));
 }
 
 /* What a node is, for "wrong type" messages. */
@@ -485,7 +481,7 @@ qs_cfg_attach(struct qs_cfg_parser *p, struct qs_cfg_node *n, const char *path)
 	if (p->depth == 0) {
 		if (p->root)
 			rc = qs_cfg_error(p, n->line, n->column, "",
-					  "multiple documents are not allowed");
+			                  "multiple documents are not allowed");
 		else
 			p->root = n;
 		goto out;
@@ -494,8 +490,8 @@ qs_cfg_attach(struct qs_cfg_parser *p, struct qs_cfg_node *n, const char *path)
 	if (l->node->type == QS_CFG_NODE_MAP && l->node->count % 2 == 0) {
 		if (n->type != QS_CFG_NODE_SCALAR) {
 			rc = qs_cfg_error(p, n->line, n->column, path,
-					  "wrong type: a key must be a scalar, not %s",
-					  qs_cfg_kind(n));
+			                  "wrong type: a key must be a scalar, not %s",
+			                  qs_cfg_kind(n));
 			goto out;
 		}
 		l->key = n;
@@ -526,8 +522,8 @@ qs_cfg_on_event(struct qs_cfg_parser *p, const yaml_event_t *ev)
 	switch (ev->type) {
 	case YAML_DOCUMENT_START_EVENT:
 		if (p->n_docs++ > 0)
-			rc = qs_cfg_error(p, line, column, "",
-					  "multiple documents are not allowed");
+			rc =
+			    qs_cfg_error(p, line, column, "", "multiple documents are not allowed");
 		goto out;
 	case YAML_ALIAS_EVENT:
 		rc = qs_cfg_error(p, line, column, path, "anchors and aliases are not allowed");
@@ -566,17 +562,17 @@ qs_cfg_on_event(struct qs_cfg_parser *p, const yaml_event_t *ev)
 	}
 	if (++p->n_nodes > QS_CFG_MAX_NODES) {
 		rc = qs_cfg_error(p, line, column, path, "more than %d YAML nodes",
-				  QS_CFG_MAX_NODES);
+		                  QS_CFG_MAX_NODES);
 		goto out;
 	}
 	if (type == QS_CFG_NODE_SCALAR && ev->data.scalar.length > QS_CONFIG_MAX_SCALAR_BYTES) {
 		rc = qs_cfg_error(p, line, column, path, "longer than %d bytes",
-				  QS_CONFIG_MAX_SCALAR_BYTES);
+		                  QS_CONFIG_MAX_SCALAR_BYTES);
 		goto out;
 	}
 	if (type != QS_CFG_NODE_SCALAR && p->depth == QS_CFG_MAX_DEPTH) {
 		rc = qs_cfg_error(p, line, column, path, "nested deeper than %d levels",
-				  QS_CFG_MAX_DEPTH);
+		                  QS_CFG_MAX_DEPTH);
 		goto out;
 	}
 
@@ -640,7 +636,7 @@ qs_cfg_syntax_error(struct qs_cfg_parser *p, const yaml_parser_t *y)
 		}
 		if (y->problem_value != -1)
 			rc = qs_cfg_error(p, line, column, path, "syntax error: %s (byte 0x%02x)",
-					  problem, (unsigned)y->problem_value & 0xff);
+			                  problem, (unsigned)y->problem_value & 0xff);
 		else
 			rc = qs_cfg_error(p, line, column, path, "syntax error: %s", problem);
 		goto out;
@@ -649,8 +645,8 @@ qs_cfg_syntax_error(struct qs_cfg_parser *p, const yaml_parser_t *y)
 	column = y->problem_mark.column + 1;
 	if (y->context)
 		rc = qs_cfg_error(p, line, column, path,
-				  "syntax error: %s (%s at line %zu, column %zu)", problem,
-				  y->context, y->context_mark.line + 1, y->context_mark.column + 1);
+		                  "syntax error: %s (%s at line %zu, column %zu)", problem,
+		                  y->context, y->context_mark.line + 1, y->context_mark.column + 1);
 	else
 		rc = qs_cfg_error(p, line, column, path, "syntax error: %s", problem);
 out:
@@ -695,7 +691,7 @@ qs_cfg_parse_number(const char *s, size_t len, bool bytes, uint64_t *out)
 	static const struct {
 		const char *name;
 		unsigned shift;
-	} units[] = { { "KiB", 10 }, { "MiB", 20 }, { "GiB", 30 }, { "TiB", 40 } };
+	} units[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
 	uint64_t n = 0, mult = 1;
 	bool overflow = false;
 	size_t i, digits;
@@ -735,14 +731,14 @@ qs_cfg_parse_number(const char *s, size_t len, bool bytes, uint64_t *out)
 static const char *
 qs_cfg_show_number(uint64_t n, bool bytes, char *buf, size_t size)
 {
-	static const char *const units[] = { "TiB", "GiB", "MiB", "KiB" };
+	static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
 	unsigned shift = 40;
 
 	snprintf(buf, size, "%" PRIu64, n);
 	for (size_t u = 0; bytes && n && u < QS_CFG_ARRAY_SIZE(units); u++, shift -= 10) {
 		if (n % (UINT64_C(1) << shift) == 0) {
 			snprintf(buf, size, "%" PRIu64 " (%" PRIu64 " %s)", n, n >> shift,
-				 units[u]);
+			         units[u]);
 			break;
 		}
 	}
@@ -768,8 +764,8 @@ qs_cfg_show_range(const struct qs_option *row, bool doc, char *buf, size_t size)
 
 /* An integer within the row's range. */
 static int
-qs_cfg_get_uint(struct qs_cfg_parser *p, const struct qs_option *row,
-		const struct qs_cfg_node *v, const char *path, uint64_t *out)
+qs_cfg_get_uint(struct qs_cfg_parser *p, const struct qs_option *row, const struct qs_cfg_node *v,
+                const char *path, uint64_t *out)
 {
 	char shown[QS_CFG_SHOW_MAX + 4], range[128];
 	bool bytes = row->flags & QS_CFG_BYTES;
@@ -778,22 +774,21 @@ qs_cfg_get_uint(struct qs_cfg_parser *p, const struct qs_option *row,
 
 	if (v->type != QS_CFG_NODE_SCALAR || !v->plain || qs_cfg_is_null(v)) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected an integer, got %s", qs_cfg_kind(v));
+		                  "wrong type: expected an integer, got %s", qs_cfg_kind(v));
 		goto out;
 	}
 	rc = qs_cfg_parse_number(v->value, v->len, bytes, &n);
 	if (rc == -EINVAL) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected an unsigned decimal integer%s, got '%s'",
-				  bytes ? " (optionally with KiB, MiB, GiB or TiB)" : "",
-				  qs_cfg_show(v, shown, sizeof(shown)));
+		                  "wrong type: expected an unsigned decimal integer%s, got '%s'",
+		                  bytes ? " (optionally with KiB, MiB, GiB or TiB)" : "",
+		                  qs_cfg_show(v, shown, sizeof(shown)));
 		goto out;
 	}
 	if (rc == -ERANGE || n < row->min || n > row->max) {
-		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "out of range: must be %s, got '%s'",
-				  qs_cfg_show_range(row, false, range, sizeof(range)),
-				  qs_cfg_show(v, shown, sizeof(shown)));
+		rc = qs_cfg_error(p, v->line, v->column, path, "out of range: must be %s, got '%s'",
+		                  qs_cfg_show_range(row, false, range, sizeof(range)),
+		                  qs_cfg_show(v, shown, sizeof(shown)));
 		goto out;
 	}
 	*out = n;
@@ -816,7 +811,7 @@ qs_cfg_uint_value(const struct qs_option *row, const void *base)
 
 static int
 qs_cfg_set_uint(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
-		const struct qs_cfg_node *v, const char *path)
+                const struct qs_cfg_node *v, const char *path)
 {
 	char *field = (char *)base + row->offset;
 	uint64_t n = 0;
@@ -826,7 +821,7 @@ qs_cfg_set_uint(struct qs_cfg_parser *p, const struct qs_option *row, void *base
 	if (rc)
 		goto out;
 	if (row->flags & QS_CFG_MS_TO_US)
-		n *= 1000;	/* the table keeps ms maxima far below 2^54 */
+		n *= 1000; /* the table keeps ms maxima far below 2^54 */
 	if (row->size == sizeof(uint32_t)) {
 		*(uint32_t *)field = (uint32_t)n;
 	} else if (row->size == sizeof(uint64_t)) {
@@ -846,8 +841,8 @@ qs_cfg_name_problem(const char *s)
 	for (; *s; s++) {
 		char c = *s;
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
 			return "may only hold A-Z a-z 0-9 _ . -";
 	}
 	return NULL;
@@ -860,19 +855,18 @@ qs_cfg_check_key_file(struct qs_cfg_parser *p, const struct qs_cfg_node *v, cons
 	int rc = 0;
 
 	if (stat(v->value, &st) != 0) {
-		rc = qs_cfg_error(p, v->line, v->column, path, "%s: %s", v->value,
-				  strerror(errno));
+		rc = qs_cfg_error(p, v->line, v->column, path, "%s: %s", v->value, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = qs_cfg_error(p, v->line, v->column, path, "%s is not a regular file",
-				  v->value);
+		rc =
+		    qs_cfg_error(p, v->line, v->column, path, "%s is not a regular file", v->value);
 		goto out;
 	}
 	if (st.st_mode & 077) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "%s is readable by group or others (mode %04o); chmod 600 it",
-				  v->value, (unsigned)(st.st_mode & 07777));
+		                  "%s is readable by group or others (mode %04o); chmod 600 it",
+		                  v->value, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 out:
@@ -882,7 +876,7 @@ out:
 /* The string kinds: STRING, ADDRESS, NAME, KEY_FILE. */
 static int
 qs_cfg_set_string(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
-		  const struct qs_cfg_node *v, const char *path)
+                  const struct qs_cfg_node *v, const char *path)
 {
 	char **field = (char **)((char *)base + row->offset);
 	char shown[QS_CFG_SHOW_MAX + 4];
@@ -894,7 +888,7 @@ qs_cfg_set_string(struct qs_cfg_parser *p, const struct qs_option *row, void *ba
 
 	if (v->type != QS_CFG_NODE_SCALAR) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected a string, got %s", qs_cfg_kind(v));
+		                  "wrong type: expected a string, got %s", qs_cfg_kind(v));
 		goto out;
 	}
 	if (qs_cfg_is_null(v)) {
@@ -907,21 +901,21 @@ qs_cfg_set_string(struct qs_cfg_parser *p, const struct qs_option *row, void *ba
 	}
 	if (row->max && v->len > row->max) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "is %zu bytes long, more than the %" PRIu64 " allowed", v->len,
-				  row->max);
+		                  "is %zu bytes long, more than the %" PRIu64 " allowed", v->len,
+		                  row->max);
 		goto out;
 	}
 	switch (row->type) {
 	case QS_CFG_ADDRESS:
 		if (qs_addr_parse(v->value, &ss, &ss_len, &why) != 0)
 			rc = qs_cfg_error(p, v->line, v->column, path, "invalid address '%s': %s",
-					  qs_cfg_show(v, shown, sizeof(shown)), why);
+			                  qs_cfg_show(v, shown, sizeof(shown)), why);
 		break;
 	case QS_CFG_NAME:
 		why = qs_cfg_name_problem(v->value);
 		if (why)
 			rc = qs_cfg_error(p, v->line, v->column, path, "invalid name '%s': %s",
-					  qs_cfg_show(v, shown, sizeof(shown)), why);
+			                  qs_cfg_show(v, shown, sizeof(shown)), why);
 		break;
 	case QS_CFG_KEY_FILE:
 		rc = qs_cfg_check_key_file(p, v, path);
@@ -944,7 +938,7 @@ out:
 
 static int
 qs_cfg_set_log_level(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
-		     const struct qs_cfg_node *v, const char *path)
+                     const struct qs_cfg_node *v, const char *path)
 {
 	enum qs_log_level *field = (enum qs_log_level *)((char *)base + row->offset);
 	char shown[QS_CFG_SHOW_MAX + 4];
@@ -953,7 +947,7 @@ qs_cfg_set_log_level(struct qs_cfg_parser *p, const struct qs_option *row, void 
 
 	if (v->type != QS_CFG_NODE_SCALAR) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected a log level, got %s", qs_cfg_kind(v));
+		                  "wrong type: expected a log level, got %s", qs_cfg_kind(v));
 		goto out;
 	}
 	for (i = 0; i < QS_CFG_ARRAY_SIZE(qs_log_level_names); i++) {
@@ -963,15 +957,15 @@ qs_cfg_set_log_level(struct qs_cfg_parser *p, const struct qs_option *row, void 
 		}
 	}
 	rc = qs_cfg_error(p, v->line, v->column, path,
-			  "must be err, warning, notice, info or debug, got '%s'",
-			  qs_cfg_show(v, shown, sizeof(shown)));
+	                  "must be err, warning, notice, info or debug, got '%s'",
+	                  qs_cfg_show(v, shown, sizeof(shown)));
 out:
 	return rc;
 }
 
 static int
 qs_cfg_set_hex_key(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
-		   const struct qs_cfg_node *v, const char *path)
+                   const struct qs_cfg_node *v, const char *path)
 {
 	uint8_t key[QS_KEY_BYTES];
 	int rc = 0;
@@ -982,15 +976,15 @@ qs_cfg_set_hex_key(struct qs_cfg_parser *p, const struct qs_option *row, void *b
 	}
 	if (v->type != QS_CFG_NODE_SCALAR) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected %d hex digits, got %s", 2 * QS_KEY_BYTES,
-				  qs_cfg_kind(v));
+		                  "wrong type: expected %d hex digits, got %s", 2 * QS_KEY_BYTES,
+		                  qs_cfg_kind(v));
 		goto out;
 	}
 	if (v->len != 2 * QS_KEY_BYTES) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "bad key: expected %d hex digits (a %d-byte Ed25519 public key), "
-				  "got %zu characters",
-				  2 * QS_KEY_BYTES, QS_KEY_BYTES, v->len);
+		                  "bad key: expected %d hex digits (a %d-byte Ed25519 public key), "
+		                  "got %zu characters",
+		                  2 * QS_KEY_BYTES, QS_KEY_BYTES, v->len);
 		goto out;
 	}
 	if (qs_hex_decode(v->value, key, QS_KEY_BYTES) != 0) {
@@ -999,8 +993,8 @@ qs_cfg_set_hex_key(struct qs_cfg_parser *p, const struct qs_option *row, void *b
 		unsigned char c = (unsigned char)v->value[at];
 
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "bad key: '%c' at character %zu is not a hex digit",
-				  c < 0x20 || c >= 0x7f ? '?' : c, at + 1);
+		                  "bad key: '%c' at character %zu is not a hex digit",
+		                  c < 0x20 || c >= 0x7f ? '?' : c, at + 1);
 		goto out;
 	}
 	memcpy((char *)base + row->offset, key, QS_KEY_BYTES);
@@ -1010,9 +1004,9 @@ out:
 
 static int
 qs_cfg_set_uid_list(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
-		    const struct qs_cfg_node *v, const char *path)
+                    const struct qs_cfg_node *v, const char *path)
 {
-	static const struct qs_option uid_row = { .name = "uid", .min = 0, .max = UINT32_MAX - 1 };
+	static const struct qs_option uid_row = {.name = "uid", .min = 0, .max = UINT32_MAX - 1};
 	struct qs_config *cfg = base;
 	uid_t uids[QS_MAX_ALLOWED_UIDS];
 	char ipath[QS_CFG_PATH_MAX];
@@ -1022,15 +1016,15 @@ qs_cfg_set_uid_list(struct qs_cfg_parser *p, const struct qs_option *row, void *
 	int rc = 0;
 
 	if (v->type != QS_CFG_NODE_SEQ) {
-		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected a sequence of uids, got %s",
-				  qs_cfg_kind(v));
+		rc =
+		    qs_cfg_error(p, v->line, v->column, path,
+		                 "wrong type: expected a sequence of uids, got %s", qs_cfg_kind(v));
 		goto out;
 	}
 	if (v->count > row->max || v->count > QS_MAX_ALLOWED_UIDS) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "%zu entries, more than the %" PRIu64 " allowed", v->count,
-				  row->max);
+		                  "%zu entries, more than the %" PRIu64 " allowed", v->count,
+		                  row->max);
 		goto out;
 	}
 	for (c = v->first; c; c = c->next, i++) {
@@ -1066,7 +1060,7 @@ qs_cfg_find(const struct qs_option *rows, size_t n_rows, const char *name, size_
 /* Refuse validator i if it repeats a UNIQUE value of an earlier one. */
 static int
 qs_cfg_check_unique(struct qs_cfg_parser *p, const struct qs_config *cfg, size_t i,
-		    const struct qs_cfg_node *(*seen)[QS_N_VALIDATOR_OPTIONS], const char *prefix)
+                    const struct qs_cfg_node *(*seen)[QS_N_VALIDATOR_OPTIONS], const char *prefix)
 {
 	const struct qs_option *row;
 	char path[QS_CFG_PATH_MAX];
@@ -1090,9 +1084,9 @@ qs_cfg_check_unique(struct qs_cfg_parser *p, const struct qs_config *cfg, size_t
 				continue;
 			qs_cfg_path(path, sizeof(path), prefix, row->name);
 			rc = qs_cfg_error(
-				p, seen[i][r]->line, seen[i][r]->column, path,
-				"duplicate validator %s (first at validators[%zu], line %u)",
-				row->name, j, seen[j][r]->line);
+			    p, seen[i][r]->line, seen[i][r]->column, path,
+			    "duplicate validator %s (first at validators[%zu], line %u)", row->name,
+			    j, seen[j][r]->line);
 			goto out;
 		}
 	}
@@ -1102,7 +1096,7 @@ out:
 
 static int
 qs_cfg_set_validators(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
-		      const struct qs_cfg_node *v, const char *path)
+                      const struct qs_cfg_node *v, const char *path)
 {
 	const struct qs_cfg_node *(*seen_val)[QS_N_VALIDATOR_OPTIONS] = NULL;
 	const struct qs_cfg_node *seen_key[QS_N_VALIDATOR_OPTIONS];
@@ -1116,14 +1110,15 @@ qs_cfg_set_validators(struct qs_cfg_parser *p, const struct qs_option *row, void
 	qs_cfg_find(qs_validator_options, QS_N_VALIDATOR_OPTIONS, "voting_power", &power_row);
 	if (v->type != QS_CFG_NODE_SEQ) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "wrong type: expected a sequence of mappings, got %s",
-				  qs_cfg_kind(v));
+		                  "wrong type: expected a sequence of mappings, got %s",
+		                  qs_cfg_kind(v));
 		goto out;
 	}
 	if (v->count < row->min || v->count > row->max || v->count > QS_MAX_VALIDATORS) {
 		rc = qs_cfg_error(p, v->line, v->column, path,
-				  "must list between %" PRIu64 " and %" PRIu64
-				  " validators, got %zu", row->min, row->max, v->count);
+		                  "must list between %" PRIu64 " and %" PRIu64
+		                  " validators, got %zu",
+		                  row->min, row->max, v->count);
 		goto out;
 	}
 	seen_val = calloc(QS_MAX_VALIDATORS, sizeof(*seen_val));
@@ -1136,14 +1131,14 @@ qs_cfg_set_validators(struct qs_cfg_parser *p, const struct qs_option *row, void
 		qs_cfg_path_index(ipath, sizeof(ipath), i);
 		if (item->type != QS_CFG_NODE_MAP) {
 			rc = qs_cfg_error(p, item->line, item->column, ipath,
-					  "wrong type: expected a mapping, got %s",
-					  qs_cfg_kind(item));
+			                  "wrong type: expected a mapping, got %s",
+			                  qs_cfg_kind(item));
 			goto out;
 		}
 		memset(seen_key, 0, sizeof(seen_key));
 		cfg->n_validators = i + 1;
 		rc = qs_cfg_walk(p, qs_validator_options, QS_N_VALIDATOR_OPTIONS,
-				 &cfg->validators[i], ipath, "", item, seen_key, seen_val[i]);
+		                 &cfg->validators[i], ipath, "", item, seen_key, seen_val[i]);
 		if (rc)
 			goto out;
 		rc = qs_cfg_check_unique(p, cfg, i, seen_val, ipath);
@@ -1154,8 +1149,8 @@ qs_cfg_set_validators(struct qs_cfg_parser *p, const struct qs_option *row, void
 			at = seen_val[i][power_row];
 			qs_cfg_path(vpath, sizeof(vpath), ipath, "voting_power");
 			rc = qs_cfg_error(p, at->line, at->column, vpath,
-					  "total voting power exceeds 2^62 (%" PRIu64 ")",
-					  QS_MAX_VOTING_POWER);
+			                  "total voting power exceeds 2^62 (%" PRIu64 ")",
+			                  QS_MAX_VOTING_POWER);
 			goto out;
 		}
 		total += power;
@@ -1167,7 +1162,7 @@ out:
 
 static int
 qs_cfg_set(struct qs_cfg_parser *p, const struct qs_option *row, void *base,
-	   const struct qs_cfg_node *v, const char *path)
+           const struct qs_cfg_node *v, const char *path)
 {
 	switch (row->type) {
 	case QS_CFG_UINT:
@@ -1219,8 +1214,8 @@ qs_cfg_parent_is(const char *name, const char *section)
 /* Report the first required row below `section` that was not given. */
 static int
 qs_cfg_check_missing(struct qs_cfg_parser *p, const struct qs_option *rows, size_t n_rows,
-		     const char *prefix, const char *section, const struct qs_cfg_node *map,
-		     const struct qs_cfg_node **seen_key)
+                     const char *prefix, const char *section, const struct qs_cfg_node *map,
+                     const struct qs_cfg_node **seen_key)
 {
 	char path[QS_CFG_PATH_MAX];
 	size_t i;
@@ -1234,7 +1229,7 @@ qs_cfg_check_missing(struct qs_cfg_parser *p, const struct qs_option *rows, size
 			rc = qs_cfg_error(p, map->line, map->column, path, "missing required key");
 		} else if (rows[i].type == QS_CFG_SECTION) {
 			rc = qs_cfg_check_missing(p, rows, n_rows, prefix, rows[i].name, map,
-						  seen_key);
+			                          seen_key);
 		}
 	}
 	return rc;
@@ -1246,8 +1241,8 @@ qs_cfg_check_missing(struct qs_cfg_parser *p, const struct qs_option *rows, size
  */
 static int
 qs_cfg_walk(struct qs_cfg_parser *p, const struct qs_option *rows, size_t n_rows, void *base,
-	    const char *prefix, const char *section, const struct qs_cfg_node *map,
-	    const struct qs_cfg_node **seen_key, const struct qs_cfg_node **seen_val)
+            const char *prefix, const char *section, const struct qs_cfg_node *map,
+            const struct qs_cfg_node **seen_key, const struct qs_cfg_node **seen_val)
 {
 	char path[QS_CFG_PATH_MAX];
 	const struct qs_cfg_node *k, *v;
@@ -1269,8 +1264,8 @@ qs_cfg_walk(struct qs_cfg_parser *p, const struct qs_option *rows, size_t n_rows
 		row = &rows[i];
 		if (seen_key[i]) {
 			rc = qs_cfg_error(p, k->line, k->column, path,
-					  "duplicate key (first at line %u, column %u)",
-					  seen_key[i]->line, seen_key[i]->column);
+			                  "duplicate key (first at line %u, column %u)",
+			                  seen_key[i]->line, seen_key[i]->column);
 			goto out;
 		}
 		seen_key[i] = k;
@@ -1279,10 +1274,10 @@ qs_cfg_walk(struct qs_cfg_parser *p, const struct qs_option *rows, size_t n_rows
 			rc = qs_cfg_set(p, row, base, v, path);
 		} else if (v->type != QS_CFG_NODE_MAP) {
 			rc = qs_cfg_error(p, v->line, v->column, path,
-					  "wrong type: expected a mapping, got %s", qs_cfg_kind(v));
+			                  "wrong type: expected a mapping, got %s", qs_cfg_kind(v));
 		} else {
 			rc = qs_cfg_walk(p, rows, n_rows, base, prefix, row->name, v, seen_key,
-					 seen_val);
+			                 seen_val);
 		}
 		if (rc)
 			goto out;
@@ -1297,7 +1292,7 @@ static void
 qs_cfg_apply_defaults(struct qs_cfg_parser *p)
 {
 	char text[64];
-	struct qs_cfg_node v = { .type = QS_CFG_NODE_SCALAR, .plain = true, .value = text };
+	struct qs_cfg_node v = {.type = QS_CFG_NODE_SCALAR, .plain = true, .value = text};
 	size_t i;
 
 	for (i = 0; i < QS_N_OPTIONS; i++) {
@@ -1307,7 +1302,7 @@ qs_cfg_apply_defaults(struct qs_cfg_parser *p)
 		if (v.len >= sizeof(text) ||
 		    qs_cfg_set(p, &qs_options[i], p->cfg, &v, qs_options[i].name) != 0) {
 			fprintf(stderr, "qs_config: bad default for %s: %s\n", qs_options[i].name,
-				p->err ? p->err : "");
+			        p->err ? p->err : "");
 			abort();
 		}
 	}
@@ -1335,23 +1330,23 @@ qs_cfg_check_orders(struct qs_cfg_parser *p)
 		if (p->seen_val[bi] || !p->seen_val[si]) {
 			at = p->seen_val[bi];
 			rc = qs_cfg_error(p, at ? at->line : 1, at ? at->column : 1, big->name,
-					  "must be at least %s = %s", small->name,
-					  qs_cfg_show_number(sv, small->flags & QS_CFG_BYTES, shown,
-							     sizeof(shown)));
+			                  "must be at least %s = %s", small->name,
+			                  qs_cfg_show_number(sv, small->flags & QS_CFG_BYTES, shown,
+			                                     sizeof(shown)));
 		} else {
 			at = p->seen_val[si];
 			rc = qs_cfg_error(p, at->line, at->column, small->name,
-					  "must be at most %s = %s", big->name,
-					  qs_cfg_show_number(bv, big->flags & QS_CFG_BYTES, shown,
-							     sizeof(shown)));
+			                  "must be at most %s = %s", big->name,
+			                  qs_cfg_show_number(bv, big->flags & QS_CFG_BYTES, shown,
+			                                     sizeof(shown)));
 		}
 	}
 	return rc;
 }
 
 int
-qs_config_parse(const char *name, const char *buf, size_t len, struct qs_config **out,
-		char *err, size_t errlen)
+qs_config_parse(const char *name, const char *buf, size_t len, struct qs_config **out, char *err,
+                size_t errlen)
 {
 	struct qs_cfg_parser *p = NULL;
 	struct qs_config *cfg = NULL;
@@ -1364,7 +1359,7 @@ qs_config_parse(const char *name, const char *buf, size_t len, struct qs_config 
 		err[0] = '\0';
 	if (len > QS_CONFIG_MAX_FILE_BYTES) {
 		qs_cfg_format(err, errlen, name, 1, 1, "", "larger than %d bytes (1 MiB)",
-			      QS_CONFIG_MAX_FILE_BYTES);
+		              QS_CONFIG_MAX_FILE_BYTES);
 		rc = QS_ECONFIG;
 		goto out;
 	}
@@ -1398,12 +1393,11 @@ qs_config_parse(const char *name, const char *buf, size_t len, struct qs_config 
 	}
 	if (root->type != QS_CFG_NODE_MAP) {
 		rc = qs_cfg_error(p, root->line, root->column, "",
-				  "wrong type: expected a mapping at the top level, got %s",
-				  qs_cfg_kind(root));
+		                  "wrong type: expected a mapping at the top level, got %s",
+		                  qs_cfg_kind(root));
 		goto out;
 	}
-	rc = qs_cfg_walk(p, qs_options, QS_N_OPTIONS, cfg, "", "", root, p->seen_key,
-			 p->seen_val);
+	rc = qs_cfg_walk(p, qs_options, QS_N_OPTIONS, cfg, "", "", root, p->seen_key, p->seen_val);
 	if (rc)
 		goto out;
 	rc = qs_cfg_check_orders(p);
@@ -1448,7 +1442,7 @@ qs_config_load(const char *path, struct qs_config **out, char *err, size_t errle
 		if (n < 0) {
 			rc = -errno;
 			qs_cfg_format(err, errlen, path, 1, 1, "", "cannot read: %s",
-				      strerror(-rc));
+			              strerror(-rc));
 			goto out;
 		}
 		if (n == 0)
@@ -1493,7 +1487,7 @@ qs_config_free(struct qs_config *cfg)
 	qs_cfg_free_strings(qs_options, QS_N_OPTIONS, cfg);
 	for (i = 0; i < QS_MAX_VALIDATORS; i++)
 		qs_cfg_free_strings(qs_validator_options, QS_N_VALIDATOR_OPTIONS,
-				    &cfg->validators[i]);
+		                    &cfg->validators[i]);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1542,7 +1536,7 @@ qs_cfg_write_comment(FILE *f, int indent, const char *text)
 		if (!nl)
 			nl = text + strlen(text);
 		fprintf(f, "%*s#%s%.*s\n", indent, "", nl > text ? " " : "", (int)(nl - text),
-			text);
+		        text);
 		text = *nl ? nl + 1 : nl;
 	}
 }
@@ -1557,37 +1551,36 @@ qs_cfg_write_row_doc(FILE *f, int indent, const struct qs_option *row)
 	facts[0] = '\0';
 	if (row->type == QS_CFG_UINT)
 		snprintf(facts, sizeof(facts), "Range: %s.",
-			 qs_cfg_show_range(row, true, range, sizeof(range)));
+		         qs_cfg_show_range(row, true, range, sizeof(range)));
 	else if ((row->type == QS_CFG_STRING || row->type == QS_CFG_NAME) && row->max)
 		snprintf(facts, sizeof(facts), "At most %" PRIu64 " bytes.", row->max);
 	if (row->flags & QS_CFG_REQUIRED) {
 		size_t n = strlen(facts);
 
-		snprintf(facts + n, sizeof(facts) - n, "%sRequired; no default.",
-			 n ? " " : "");
+		snprintf(facts + n, sizeof(facts) - n, "%sRequired; no default.", n ? " " : "");
 	}
 	if (facts[0])
 		qs_cfg_write_comment(f, indent, facts);
 }
 
 static const char qs_cfg_example_header[] =
-	"qsd.yaml: configuration of qsd, the quorum-store daemon.\n"
-	"\n"
-	"Generated by qs_config_write_example() from the option table in\n"
-	"config/config.c; tests/check_config.c keeps this file equal to it.\n"
-	"Every key is shown with its default; required keys, which have none,\n"
-	"show an example value.\n"
-	"\n"
-	"The reader is strict. An unknown key, a duplicate key, a value of the\n"
-	"wrong type or out of range, an anchor or alias, a tag or a second\n"
-	"document is an error naming FILE:LINE:COLUMN and the key. Files over\n"
-	"1 MiB and keys or values over 4096 bytes are refused.\n"
-	"\n"
-	"Integers are plain decimal digits: no sign, fraction, leading zero or\n"
-	"quotes. Sizes in bytes (keys ending in _bytes) may also end in KiB, MiB,\n"
-	"GiB or TiB (powers of 1024), with or without a space: 64MiB, 64 MiB.\n"
-	"Relative paths are relative to the directory qsd starts in (/ under\n"
-	"systemd).";
+    "qsd.yaml: configuration of qsd, the quorum-store daemon.\n"
+    "\n"
+    "Generated by qs_config_write_example() from the option table in\n"
+    "config/config.c; tests/check_config.c keeps this file equal to it.\n"
+    "Every key is shown with its default; required keys, which have none,\n"
+    "show an example value.\n"
+    "\n"
+    "The reader is strict. An unknown key, a duplicate key, a value of the\n"
+    "wrong type or out of range, an anchor or alias, a tag or a second\n"
+    "document is an error naming FILE:LINE:COLUMN and the key. Files over\n"
+    "1 MiB and keys or values over 4096 bytes are refused.\n"
+    "\n"
+    "Integers are plain decimal digits: no sign, fraction, leading zero or\n"
+    "quotes. Sizes in bytes (keys ending in _bytes) may also end in KiB, MiB,\n"
+    "GiB or TiB (powers of 1024), with or without a space: 64MiB, 64 MiB.\n"
+    "Relative paths are relative to the directory qsd starts in (/ under\n"
+    "systemd).";
 
 int
 qs_config_write_example(FILE *f)
@@ -1614,15 +1607,15 @@ qs_config_write_example(FILE *f)
 			fprintf(f, "%*s%s:\n", indent, "", name);
 		} else {
 			fprintf(f, "%*s%s: %s\n", indent, "", name,
-				row->def ? row->def : row->example);
+			        row->def ? row->def : row->example);
 		}
 		if (row->type != QS_CFG_VALIDATORS)
 			continue;
 		for (j = 0; j < QS_N_VALIDATOR_OPTIONS; j++) {
 			qs_cfg_write_row_doc(f, indent + (j == 0 ? 2 : 4),
-					     &qs_validator_options[j]);
+			                     &qs_validator_options[j]);
 			fprintf(f, "%*s%s%s: %s\n", indent + 2, "", j == 0 ? "- " : "  ",
-				qs_validator_options[j].name, qs_validator_options[j].example);
+			        qs_validator_options[j].name, qs_validator_options[j].example);
 		}
 	}
 	fflush(f);

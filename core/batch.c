@@ -8,28 +8,28 @@
 #define QS_NACK(name) QUORUMSTORE__V1__NACK_REASON__NACK_REASON_##name
 
 _Static_assert(QS_NACK(CLOCK_SKEW) + 1 == QS_NACK_REASON_COUNT,
-	       "QS_NACK_REASON_COUNT does not match NackReason in types.proto");
+               "QS_NACK_REASON_COUNT does not match NackReason in types.proto");
 
 const char *const qs_nack_reason_names[QS_NACK_REASON_COUNT] = {
-	[QS_NACK(UNSPECIFIED)] = "UNSPECIFIED",
-	[QS_NACK(STORAGE_FULL)] = "STORAGE_FULL",
-	[QS_NACK(IO_ERROR)] = "IO_ERROR",
-	[QS_NACK(STORAGE_FAILED)] = "STORAGE_FAILED",
-	[QS_NACK(WRONG_AUTHOR)] = "WRONG_AUTHOR",
-	[QS_NACK(BAD_DIGEST)] = "BAD_DIGEST",
-	[QS_NACK(EXPIRED)] = "EXPIRED",
-	[QS_NACK(BEYOND_LIFETIME)] = "BEYOND_LIFETIME",
-	[QS_NACK(WRONG_EPOCH)] = "WRONG_EPOCH",
-	[QS_NACK(COUNT_MISMATCH)] = "COUNT_MISMATCH",
-	[QS_NACK(TOO_MANY_TXNS)] = "TOO_MANY_TXNS",
-	[QS_NACK(TOO_MANY_BYTES)] = "TOO_MANY_BYTES",
-	[QS_NACK(EMPTY_BATCH)] = "EMPTY_BATCH",
-	[QS_NACK(OVER_QUOTA)] = "OVER_QUOTA",
-	[QS_NACK(EQUIVOCATION)] = "EQUIVOCATION",
-	[QS_NACK(MALFORMED)] = "MALFORMED",
-	[QS_NACK(SHUTTING_DOWN)] = "SHUTTING_DOWN",
-	[QS_NACK(OVERLOADED)] = "OVERLOADED",
-	[QS_NACK(CLOCK_SKEW)] = "CLOCK_SKEW",
+    [QS_NACK(UNSPECIFIED)] = "UNSPECIFIED",
+    [QS_NACK(STORAGE_FULL)] = "STORAGE_FULL",
+    [QS_NACK(IO_ERROR)] = "IO_ERROR",
+    [QS_NACK(STORAGE_FAILED)] = "STORAGE_FAILED",
+    [QS_NACK(WRONG_AUTHOR)] = "WRONG_AUTHOR",
+    [QS_NACK(BAD_DIGEST)] = "BAD_DIGEST",
+    [QS_NACK(EXPIRED)] = "EXPIRED",
+    [QS_NACK(BEYOND_LIFETIME)] = "BEYOND_LIFETIME",
+    [QS_NACK(WRONG_EPOCH)] = "WRONG_EPOCH",
+    [QS_NACK(COUNT_MISMATCH)] = "COUNT_MISMATCH",
+    [QS_NACK(TOO_MANY_TXNS)] = "TOO_MANY_TXNS",
+    [QS_NACK(TOO_MANY_BYTES)] = "TOO_MANY_BYTES",
+    [QS_NACK(EMPTY_BATCH)] = "EMPTY_BATCH",
+    [QS_NACK(OVER_QUOTA)] = "OVER_QUOTA",
+    [QS_NACK(EQUIVOCATION)] = "EQUIVOCATION",
+    [QS_NACK(MALFORMED)] = "MALFORMED",
+    [QS_NACK(SHUTTING_DOWN)] = "SHUTTING_DOWN",
+    [QS_NACK(OVERLOADED)] = "OVERLOADED",
+    [QS_NACK(CLOCK_SKEW)] = "CLOCK_SKEW",
 };
 
 const char *
@@ -101,7 +101,7 @@ qs_batch_info_to_pb(const struct qs_batch_info *in, Quorumstore__V1__BatchInfo *
  */
 static int
 qs_batch_sum_bytes(const Quorumstore__V1__Batch *b, uint64_t max_bytes, uint64_t *total,
-		   const char **why)
+                   const char **why)
 {
 	uint64_t sum = 0;
 	size_t i;
@@ -126,8 +126,7 @@ qs_batch_sum_bytes(const Quorumstore__V1__Batch *b, uint64_t max_bytes, uint64_t
 
 int
 qs_batch_validate(const struct qs_validate_ctx *ctx, const uint8_t *sender,
-		  const Quorumstore__V1__Batch *b, struct qs_batch_info *info,
-		  const char **detail)
+                  const Quorumstore__V1__Batch *b, struct qs_batch_info *info, const char **detail)
 {
 	const struct qs_limits *lim = ctx->limits;
 	uint8_t digest[QS_DIGEST_BYTES];
@@ -190,8 +189,8 @@ qs_batch_validate(const struct qs_validate_ctx *ctx, const uint8_t *sender,
 		reason = QS_NACK(COUNT_MISMATCH);
 		goto out;
 	}
-	if (qs_codec_batch_digest(ctx->chain_id, bi.author, bi.epoch, bi.batch_id,
-				  b->transactions, b->n_transactions, digest) != 0) {
+	if (qs_codec_batch_digest(ctx->chain_id, bi.author, bi.epoch, bi.batch_id, b->transactions,
+	                          b->n_transactions, digest) != 0) {
 		why = "digest computation failed";
 		reason = QS_NACK(OVERLOADED);
 		goto out;

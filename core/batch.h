@@ -42,11 +42,11 @@ const char *qs_nack_reason_name(int reason);
 int qs_nack_reason_from_error(int qs_err);
 
 struct qs_validate_ctx {
-	uint32_t chain_id;		/* covered by the digest */
-	uint64_t epoch;			/* the epoch a batch must carry */
-	uint64_t now_us;		/* wall clock */
-	uint64_t max_lifetime_us;	/* expiration must be in (now, now + max_lifetime] */
-	const struct qs_limits *limits;	/* borrowed */
+	uint32_t chain_id;              /* covered by the digest */
+	uint64_t epoch;                 /* the epoch a batch must carry */
+	uint64_t now_us;                /* wall clock */
+	uint64_t max_lifetime_us;       /* expiration must be in (now, now + max_lifetime] */
+	const struct qs_limits *limits; /* borrowed */
 };
 
 /*
@@ -84,8 +84,8 @@ struct qs_validate_ctx {
  * `b` and its contents are only read; *info holds copies, no pointers into b.
  */
 int qs_batch_validate(const struct qs_validate_ctx *ctx, const uint8_t *sender,
-		      const Quorumstore__V1__Batch *b, struct qs_batch_info *info,
-		      const char **detail);
+                      const Quorumstore__V1__Batch *b, struct qs_batch_info *info,
+                      const char **detail);
 
 /*
  * Copy a protobuf BatchInfo into host form. Returns 0, or QS_EDECODE (and

@@ -9,9 +9,9 @@
 #include "core/error.h"
 
 int
-qs_codec_batch_digest(uint32_t chain_id, const uint8_t author[QS_PUBKEY_BYTES],
-		      uint64_t epoch, uint64_t batch_id, const ProtobufCBinaryData *txns,
-		      size_t n_txns, uint8_t digest[QS_DIGEST_BYTES])
+qs_codec_batch_digest(uint32_t chain_id, const uint8_t author[QS_PUBKEY_BYTES], uint64_t epoch,
+                      uint64_t batch_id, const ProtobufCBinaryData *txns, size_t n_txns,
+                      uint8_t digest[QS_DIGEST_BYTES])
 {
 	uint8_t head[sizeof(QS_DIGEST_DOMAIN) + 4 + QS_PUBKEY_BYTES + 8 + 8 + 4];
 	uint8_t *p = head;
@@ -58,7 +58,7 @@ out:
 
 void
 qs_codec_info_signing_bytes(uint32_t chain_id, const struct qs_batch_info *info,
-			    uint8_t out[QS_INFO_SIGNING_BYTES])
+                            uint8_t out[QS_INFO_SIGNING_BYTES])
 {
 	uint8_t *p = out;
 
@@ -85,7 +85,7 @@ qs_codec_info_signing_bytes(uint32_t chain_id, const struct qs_batch_info *info,
 
 int
 qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_info *info,
-		   uint8_t sig[QS_SIG_BYTES])
+                   uint8_t sig[QS_SIG_BYTES])
 {
 	uint8_t msg[QS_INFO_SIGNING_BYTES];
 	size_t sig_len = QS_SIG_BYTES;
@@ -94,8 +94,7 @@ qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_info 
 
 	qs_codec_info_signing_bytes(chain_id, info, msg);
 	if (!ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) != 1 ||
-	    EVP_DigestSign(ctx, sig, &sig_len, msg, sizeof(msg)) != 1 ||
-	    sig_len != QS_SIG_BYTES)
+	    EVP_DigestSign(ctx, sig, &sig_len, msg, sizeof(msg)) != 1 || sig_len != QS_SIG_BYTES)
 		goto out;
 	rc = 0;
 out:
@@ -105,7 +104,7 @@ out:
 
 int
 qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
-		     const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
+                     const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
 {
 	uint8_t msg[QS_INFO_SIGNING_BYTES];
 	EVP_PKEY *pub = NULL;
@@ -127,8 +126,7 @@ out:
 }
 
 int
-qs_codec_info_parse(const uint8_t *buf, size_t len, uint32_t *chain_id,
-		    struct qs_batch_info *info)
+qs_codec_info_parse(const uint8_t *buf, size_t len, uint32_t *chain_id, struct qs_batch_info *info)
 {
 	const uint8_t *p = buf;
 
@@ -172,7 +170,7 @@ qs_codec_txns_size(const ProtobufCBinaryData *txns, size_t n_txns)
 
 int
 qs_codec_txns_parse(const uint8_t *buf, size_t len, size_t max_txns, ProtobufCBinaryData **txns,
-		    size_t *n_txns)
+                    size_t *n_txns)
 {
 	ProtobufCBinaryData *out;
 	size_t off = 4;

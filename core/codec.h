@@ -15,12 +15,12 @@
 #include <protobuf-c/protobuf-c.h>
 
 #define QS_PROTOCOL_VERSION 1
-#define QS_DIGEST_BYTES 32
-#define QS_PUBKEY_BYTES 32
-#define QS_SIG_BYTES 64
+#define QS_DIGEST_BYTES     32
+#define QS_PUBKEY_BYTES     32
+#define QS_SIG_BYTES        64
 
 #define QS_DIGEST_DOMAIN "qsd/v1/batch"
-#define QS_SIGN_DOMAIN "qsd/v1/batch-info"
+#define QS_SIGN_DOMAIN   "qsd/v1/batch-info"
 
 /* The signed fields of a BatchInfo, in host form. */
 struct qs_batch_info {
@@ -35,7 +35,7 @@ struct qs_batch_info {
 };
 
 /* Length of the signing encoding of a BatchInfo. */
-#define QS_INFO_SIGNING_BYTES \
+#define QS_INFO_SIGNING_BYTES                                                                      \
 	(sizeof(QS_SIGN_DOMAIN) + 4 + QS_PUBKEY_BYTES + 8 + 8 + 8 + QS_DIGEST_BYTES + 4 + 8 + 8)
 
 /*
@@ -44,9 +44,9 @@ struct qs_batch_info {
  * len(u32) bytes. Returns 0, QS_ELIMIT when a count or length does not fit
  * in u32, or QS_ECRYPTO.
  */
-int qs_codec_batch_digest(uint32_t chain_id, const uint8_t author[QS_PUBKEY_BYTES],
-			  uint64_t epoch, uint64_t batch_id, const ProtobufCBinaryData *txns,
-			  size_t n_txns, uint8_t digest[QS_DIGEST_BYTES]);
+int qs_codec_batch_digest(uint32_t chain_id, const uint8_t author[QS_PUBKEY_BYTES], uint64_t epoch,
+                          uint64_t batch_id, const ProtobufCBinaryData *txns, size_t n_txns,
+                          uint8_t digest[QS_DIGEST_BYTES]);
 
 /*
  * Write the signing encoding of `info` into out (QS_INFO_SIGNING_BYTES):
@@ -55,14 +55,14 @@ int qs_codec_batch_digest(uint32_t chain_id, const uint8_t author[QS_PUBKEY_BYTE
  * gas_bucket_start(u64).
  */
 void qs_codec_info_signing_bytes(uint32_t chain_id, const struct qs_batch_info *info,
-				 uint8_t out[QS_INFO_SIGNING_BYTES]);
+                                 uint8_t out[QS_INFO_SIGNING_BYTES]);
 
 /*
  * Parse a signing encoding (as stored in the infos column family) back into
  * *info and *chain_id. Returns 0 or QS_EDECODE (wrong length or domain).
  */
 int qs_codec_info_parse(const uint8_t *buf, size_t len, uint32_t *chain_id,
-			struct qs_batch_info *info);
+                        struct qs_batch_info *info);
 
 /*
  * The transaction section of the canonical encoding: count(u32), then per
@@ -74,17 +74,17 @@ int qs_codec_info_parse(const uint8_t *buf, size_t len, uint32_t *chain_id,
  * with len).
  */
 uint64_t qs_codec_txns_size(const ProtobufCBinaryData *txns, size_t n_txns);
-int qs_codec_txns_parse(const uint8_t *buf, size_t len, size_t max_txns,
-			ProtobufCBinaryData **txns, size_t *n_txns);
+int qs_codec_txns_parse(const uint8_t *buf, size_t len, size_t max_txns, ProtobufCBinaryData **txns,
+                        size_t *n_txns);
 
 /* Sign `info` with the Ed25519 private key `key` (not consumed). */
 int qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_info *info,
-		       uint8_t sig[QS_SIG_BYTES]);
+                       uint8_t sig[QS_SIG_BYTES]);
 
 /* Verify a signature over `info` by the raw Ed25519 public key `signer`.
  * Returns 0 when valid, QS_EBADSIG when not, QS_ECRYPTO on library failure. */
 int qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
-			 const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES]);
+                         const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES]);
 
 /* Encode / decode big-endian integers. */
 static inline void

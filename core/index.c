@@ -23,32 +23,32 @@
  * the digest table for as long as it is alive.
  */
 
-#define QS_INDEX_NONE UINT32_MAX
-#define QS_INDEX_MIN_SLOTS 64
+#define QS_INDEX_NONE        UINT32_MAX
+#define QS_INDEX_MIN_SLOTS   64
 #define QS_INDEX_MIN_ENTRIES 64
 
 enum {
-	QS_INDEX_DURABLE = 1,		/* in the heap, charged to the disk quota */
-	QS_INDEX_BY_BATCH_ID = 2,	/* in the (author, batch_id) table */
+	QS_INDEX_DURABLE = 1,     /* in the heap, charged to the disk quota */
+	QS_INDEX_BY_BATCH_ID = 2, /* in the (author, batch_id) table */
 };
 
 struct qs_index_entry {
-	struct qs_batch_info info;	/* expiration_us: the latest durable one */
+	struct qs_batch_info info; /* expiration_us: the latest durable one */
 	uint32_t author;
-	uint32_t n_pending;		/* writes admitted and not completed */
-	uint32_t heap_pos;		/* while durable; the next free id while free */
+	uint32_t n_pending; /* writes admitted and not completed */
+	uint32_t heap_pos;  /* while durable; the next free id while free */
 	uint32_t flags;
 };
 
 struct qs_index_dslot {
-	uint64_t hash;			/* of the digest; its home slot is hash & mask */
-	uint32_t id;			/* QS_INDEX_NONE: empty */
+	uint64_t hash; /* of the digest; its home slot is hash & mask */
+	uint32_t id;   /* QS_INDEX_NONE: empty */
 };
 
 struct qs_index_aslot {
 	uint64_t batch_id;
 	uint32_t author;
-	uint32_t id;			/* QS_INDEX_NONE: empty */
+	uint32_t id; /* QS_INDEX_NONE: empty */
 };
 
 struct qs_index_heap_item {
@@ -64,17 +64,17 @@ struct qs_index {
 
 	struct qs_index_entry *entries;
 	uint32_t entries_cap;
-	uint32_t entries_used;		/* ids below this have been handed out */
+	uint32_t entries_used; /* ids below this have been handed out */
 	uint32_t free_head;
 	uint32_t n_live;
 
 	struct qs_index_dslot *dtab;
-	size_t dmask;			/* slots - 1, slots a power of two */
+	size_t dmask; /* slots - 1, slots a power of two */
 	struct qs_index_aslot *atab;
 	size_t amask;
 	size_t a_count;
 
-	struct qs_index_heap_item *heap;	/* entries_cap items */
+	struct qs_index_heap_item *heap; /* entries_cap items */
 	size_t heap_len;
 
 	size_t n_durable;
@@ -199,7 +199,7 @@ qs_index_aprobe(const struct qs_index *ix, uint32_t author, uint64_t batch_id)
 
 static void
 qs_index_ainsert(const struct qs_index *ix, struct qs_index_aslot *tab, size_t mask,
-		 uint32_t author, uint64_t batch_id, uint32_t id)
+                 uint32_t author, uint64_t batch_id, uint32_t id)
 {
 	size_t i = qs_index_batch_id_hash(ix, author, batch_id) & mask;
 
@@ -281,7 +281,7 @@ qs_index_heap_down(struct qs_index *ix, size_t pos)
 static void
 qs_index_heap_push(struct qs_index *ix, uint32_t id)
 {
-	struct qs_index_heap_item item = { ix->entries[id].info.expiration_us, id };
+	struct qs_index_heap_item item = {ix->entries[id].info.expiration_us, id};
 
 	/* Capacity is entries_cap and each live entry has at most one item. */
 	qs_index_heap_set(ix, ix->heap_len++, item);
@@ -529,17 +529,15 @@ qs_index_mem_fits(const struct qs_index *ix, const struct qs_author_usage *u, ui
 static int
 qs_index_disk_fits(const struct qs_index *ix, const struct qs_author_usage *u, uint64_t bytes)
 {
-	return qs_index_within(u->disk_bytes, u->mem_bytes, bytes,
-			       ix->quotas.author_disk_bytes) &&
-	       qs_index_within(u->disk_batches, u->mem_batches, 1,
-			       ix->quotas.author_disk_batches);
+	return qs_index_within(u->disk_bytes, u->mem_bytes, bytes, ix->quotas.author_disk_bytes) &&
+	       qs_index_within(u->disk_batches, u->mem_batches, 1, ix->quotas.author_disk_batches);
 }
 
 /* ---- API ---- */
 
 int
 qs_index_new(size_t n_authors, const struct qs_quotas *quotas, uint64_t hash_seed,
-	     struct qs_index **out)
+             struct qs_index **out)
 {
 	struct qs_index *ix = NULL;
 	size_t i;
@@ -630,8 +628,7 @@ qs_index_admit(struct qs_index *ix, int author, const struct qs_batch_info *info
 			admit = QS_ADMIT_SIGN;
 			goto out;
 		}
-		if (!qs_index_mem_fits(ix, u, e->info.num_bytes) ||
-		    e->n_pending == UINT32_MAX) {
+		if (!qs_index_mem_fits(ix, u, e->info.num_bytes) || e->n_pending == UINT32_MAX) {
 			why = QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVER_QUOTA;
 			goto out;
 		}
@@ -729,7 +726,7 @@ out:
 
 int
 qs_index_lookup(const struct qs_index *ix, const uint8_t digest[QS_DIGEST_BYTES],
-		struct qs_batch_info *info)
+                struct qs_batch_info *info)
 {
 	uint32_t id = qs_index_dfind(ix, digest);
 

@@ -39,17 +39,17 @@ struct qs_quotas;
 struct qs_index;
 
 enum qs_admit {
-	QS_ADMIT_WRITE,		/* persist it (payload and info), then sign */
-	QS_ADMIT_SIGN,		/* durable already with an equal or later expiration: sign only */
-	QS_ADMIT_REJECT,	/* NACK with the reason given */
+	QS_ADMIT_WRITE,  /* persist it (payload and info), then sign */
+	QS_ADMIT_SIGN,   /* durable already with an equal or later expiration: sign only */
+	QS_ADMIT_REJECT, /* NACK with the reason given */
 };
 
 struct qs_author_usage {
-	uint64_t mem_bytes;		/* admitted for writing, write not completed */
+	uint64_t mem_bytes; /* admitted for writing, write not completed */
 	uint64_t mem_batches;
-	uint64_t disk_bytes;		/* durable, not expired */
+	uint64_t disk_bytes; /* durable, not expired */
 	uint64_t disk_batches;
-	uint64_t equivocations;		/* equivocating batches refused, ever */
+	uint64_t equivocations; /* equivocating batches refused, ever */
 };
 
 /*
@@ -61,7 +61,7 @@ struct qs_author_usage {
  * qs_index_free(); -EINVAL for no author; -ENOMEM.
  */
 int qs_index_new(size_t n_authors, const struct qs_quotas *quotas, uint64_t hash_seed,
-		 struct qs_index **out);
+                 struct qs_index **out);
 
 /* Free the index; NULL is fine. */
 void qs_index_free(struct qs_index *ix);
@@ -93,7 +93,7 @@ void qs_index_set_quotas(struct qs_index *ix, const struct qs_quotas *quotas);
  * the same author and info. A REJECT or SIGN changes nothing but counters.
  */
 enum qs_admit qs_index_admit(struct qs_index *ix, int author, const struct qs_batch_info *info,
-			     int *reason);
+                             int *reason);
 
 /*
  * The write admitted by qs_index_admit() completed. Releases its memory
@@ -104,8 +104,7 @@ enum qs_admit qs_index_admit(struct qs_index *ix, int author, const struct qs_ba
  * is unknown, but the index never serves what it does not know is durable).
  * A write_done without a matching WRITE admission is a caller bug and aborts.
  */
-void qs_index_write_done(struct qs_index *ix, int author, const struct qs_batch_info *info,
-			 int ok);
+void qs_index_write_done(struct qs_index *ix, int author, const struct qs_batch_info *info, int ok);
 
 /*
  * Add a batch found durable on disk at start-up (recovery), charging its
@@ -126,7 +125,7 @@ int qs_index_add_durable(struct qs_index *ix, int author, const struct qs_batch_
  * never serve what is not durable.
  */
 int qs_index_lookup(const struct qs_index *ix, const uint8_t digest[QS_DIGEST_BYTES],
-		    struct qs_batch_info *info);
+                    struct qs_batch_info *info);
 
 /*
  * Forget every durable batch whose expiration is <= now_us, releasing its

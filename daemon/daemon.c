@@ -55,7 +55,7 @@ struct qs_daemon {
 
 static int
 load_identity(const struct qs_config *cfg, EVP_PKEY **net, EVP_PKEY **sign,
-	      uint8_t sign_pub[QS_KEY_BYTES], int *self, char *err, size_t errlen)
+              uint8_t sign_pub[QS_KEY_BYTES], int *self, char *err, size_t errlen)
 {
 	uint8_t net_pub[QS_KEY_BYTES];
 	char hex[2 * QS_KEY_BYTES + 1];
@@ -73,14 +73,15 @@ load_identity(const struct qs_config *cfg, EVP_PKEY **net, EVP_PKEY **sign,
 	s = qs_config_find_signing_key(cfg, sign_pub);
 	if (n < 0) {
 		qs_hex_encode(net_pub, QS_KEY_BYTES, hex);
-		snprintf(err, errlen, "%s: network_key: public key %s is not a validator of the set",
-			 cfg->path, hex);
+		snprintf(err, errlen,
+		         "%s: network_key: public key %s is not a validator of the set", cfg->path,
+		         hex);
 		rc = QS_ECONFIG;
 	} else if (s != n) {
 		qs_hex_encode(sign_pub, QS_KEY_BYTES, hex);
 		snprintf(err, errlen,
-			 "%s: signing_key: public key %s is not the signing key of validator %s",
-			 cfg->path, hex, cfg->validators[n].name);
+		         "%s: signing_key: public key %s is not the signing key of validator %s",
+		         cfg->path, hex, cfg->validators[n].name);
 		rc = QS_ECONFIG;
 	} else {
 		*self = n;
@@ -142,24 +143,24 @@ on_storage_state(void *arg, enum qs_storage_state state, const char *reason)
 static int
 register_metrics(struct qs_daemon *d)
 {
-	static const char *const names[] = { "version", "rocksdb", "libevent", "openssl",
-					     "protobuf_c", "libyaml" };
-	const char *values[] = { QS_VERSION,		  QS_ROCKSDB_VERSION,
-				 event_get_version(),	  OpenSSL_version(OPENSSL_VERSION_STRING),
-				 protobuf_c_version(),	  yaml_get_version_string() };
+	static const char *const names[] = {"version", "rocksdb",    "libevent",
+	                                    "openssl", "protobuf_c", "libyaml"};
+	const char *values[] = {QS_VERSION,           QS_ROCKSDB_VERSION,
+	                        event_get_version(),  OpenSSL_version(OPENSSL_VERSION_STRING),
+	                        protobuf_c_version(), yaml_get_version_string()};
 
 	d->metrics = qs_metrics_new();
 	if (!d->metrics)
 		return -ENOMEM;
 	if (!qs_metrics_info(d->metrics, "qsd_build_info",
-			     "Version of qsd and of the libraries it runs with.", names, values,
-			     sizeof(names) / sizeof(names[0])) ||
+	                     "Version of qsd and of the libraries it runs with.", names, values,
+	                     sizeof(names) / sizeof(names[0])) ||
 	    !qs_metrics_process_start_time(d->metrics))
 		return QS_EBASE;
-	d->m_storage_state = qs_metrics_gauge(
-		d->metrics, "qsd_storage_state",
-		"Storage state: 1 for the current state, 0 for the others.", "state",
-		qs_storage_state_names, QS_STORAGE_STATE_COUNT);
+	d->m_storage_state =
+	    qs_metrics_gauge(d->metrics, "qsd_storage_state",
+	                     "Storage state: 1 for the current state, 0 for the others.", "state",
+	                     qs_storage_state_names, QS_STORAGE_STATE_COUNT);
 	if (!d->m_storage_state)
 		return QS_EBASE;
 	return 0;
@@ -172,8 +173,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	if (sig == SIGHUP) {
 		qs_log_notice("sighup_ignored",
-			      "reason=\"configuration reload is not supported by this version; "
-			      "restart qsd to apply a new configuration\"");
+		              "reason=\"configuration reload is not supported by this version; "
+		              "restart qsd to apply a new configuration\"");
 		return;
 	}
 	if (d->stopping)
@@ -182,7 +183,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	qs_log_notice("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	sd_notify(0, "STOPPING=1");
 	{
-		struct timeval tv = { 0, QS_STOP_FLUSH_MS * 1000 };
+		struct timeval tv = {0, QS_STOP_FLUSH_MS * 1000};
 
 		/* Take no more batches, persist and answer the ones already taken,
 		 * then give the answers a moment to leave. */
@@ -228,12 +229,12 @@ daemon_cleanup(struct qs_daemon *d)
 int
 qs_daemon_run(const struct qs_config *cfg)
 {
-	struct qs_daemon d = { .cfg = cfg, .exit_code = QS_EXIT_FAILURE };
+	struct qs_daemon d = {.cfg = cfg, .exit_code = QS_EXIT_FAILURE};
 	struct qs_store_options so = {
-		.dir = cfg->data_dir,
-		.write_buffer_bytes = cfg->db_write_buffer_bytes,
-		.block_cache_bytes = cfg->db_block_cache_bytes,
-		.max_wal_bytes = cfg->db_max_wal_bytes,
+	    .dir = cfg->data_dir,
+	    .write_buffer_bytes = cfg->db_write_buffer_bytes,
+	    .block_cache_bytes = cfg->db_block_cache_bytes,
+	    .max_wal_bytes = cfg->db_max_wal_bytes,
 	};
 	char err[1024] = "";
 	int rc;
@@ -245,7 +246,7 @@ qs_daemon_run(const struct qs_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = load_identity(cfg, &d.network_key, &d.signing_key, d.signing_pub, &d.self, err,
-			   sizeof(err));
+	                   sizeof(err));
 	if (rc) {
 		qs_log_err("config_invalid", "error=\"%s\"", err);
 		d.exit_code = QS_EXIT_CONFIG;
@@ -258,10 +259,11 @@ qs_daemon_run(const struct qs_config *cfg)
 	}
 	d.storage_state = QS_STORAGE_RECOVERING;
 	set_storage_state(&d, QS_STORAGE_RECOVERING, "opening the database");
-	qs_log_info("starting", "version=%s validator=%s index=%d epoch=%" PRIu64
-		    " chain_id=%" PRIu32 " data_dir=\"%s\"",
-		    QS_VERSION, cfg->validators[d.self].name, d.self, cfg->epoch, cfg->chain_id,
-		    cfg->data_dir);
+	qs_log_info("starting",
+	            "version=%s validator=%s index=%d epoch=%" PRIu64 " chain_id=%" PRIu32
+	            " data_dir=\"%s\"",
+	            QS_VERSION, cfg->validators[d.self].name, d.self, cfg->epoch, cfg->chain_id,
+	            cfg->data_dir);
 
 	if (evthread_use_pthreads() != 0) {
 		qs_log_err("libevent_failed", "error=\"evthread_use_pthreads\"");
@@ -281,41 +283,42 @@ qs_daemon_run(const struct qs_config *cfg)
 	rc = qs_store_open(&so, &d.store, err, sizeof(err));
 	if (rc) {
 		qs_log_crit("storage_open_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
-			    cfg->data_dir, rc, err);
+		            cfg->data_dir, rc, err);
 		set_storage_state(&d, QS_STORAGE_FAILED, "cannot open the database");
 		goto out;
 	}
 	qs_log_info("storage_open", "data_dir=\"%s\" schema_version=%" PRIu32, cfg->data_dir,
-		    qs_store_schema_version(d.store));
+	            qs_store_schema_version(d.store));
 	{
 		struct qs_ingest_options io = {
-			.cfg = cfg,
-			.self = d.self,
-			.base = d.base,
-			.store = d.store,
-			.signing_key = d.signing_key,
-			.signing_pub = d.signing_pub,
-			.metrics = d.metrics,
-			.state_changed = on_storage_state,
-			.arg = &d,
+		    .cfg = cfg,
+		    .self = d.self,
+		    .base = d.base,
+		    .store = d.store,
+		    .signing_key = d.signing_key,
+		    .signing_pub = d.signing_pub,
+		    .metrics = d.metrics,
+		    .state_changed = on_storage_state,
+		    .arg = &d,
 		};
 		struct qs_peers_handlers ph = {
-			.on_message = qs_ingest_on_message,
-			.on_state = qs_ingest_on_state,
+		    .on_message = qs_ingest_on_message,
+		    .on_state = qs_ingest_on_state,
 		};
 
 		sd_notify(0, "STATUS=recovering");
 		rc = qs_ingest_start(&io, &d.ingest, err, sizeof(err));
 		if (rc) {
 			qs_log_crit("recovery_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
-				    cfg->data_dir, rc, err);
+			            cfg->data_dir, rc, err);
 			set_storage_state(&d, QS_STORAGE_FAILED, "recovery failed");
 			goto out;
 		}
 		rc = qs_peers_start(d.base, cfg, d.self, d.network_key, d.signing_pub, &ph,
-				    d.ingest, d.metrics, &d.peers, err, sizeof(err));
+		                    d.ingest, d.metrics, &d.peers, err, sizeof(err));
 		if (rc) {
-			qs_log_err("peer_listen_failed", "listen=%s error=\"%s\"", cfg->listen, err);
+			qs_log_err("peer_listen_failed", "listen=%s error=\"%s\"", cfg->listen,
+			           err);
 			goto out;
 		}
 		qs_ingest_set_peers(d.ingest, d.peers);
@@ -323,16 +326,16 @@ qs_daemon_run(const struct qs_config *cfg)
 	}
 
 	rc = qs_http_start(d.base, cfg->metrics_listen, d.metrics, health, &d, &d.http, err,
-			   sizeof(err));
+	                   sizeof(err));
 	if (rc) {
 		qs_log_err("metrics_listen_failed", "listen=%s error=\"%s\"", cfg->metrics_listen,
-			   err);
+		           err);
 		goto out;
 	}
 	qs_log_info("metrics_listening", "listen=%s", cfg->metrics_listen);
 
 	sd_notifyf(0, "READY=1\nSTATUS=epoch %" PRIu64 ", %zu batches, storage %s", cfg->epoch,
-		   qs_ingest_batches(d.ingest), qs_storage_state_names[d.storage_state]);
+	           qs_ingest_batches(d.ingest), qs_storage_state_names[d.storage_state]);
 	qs_log_notice("ready", "validator=%s", cfg->validators[d.self].name);
 	if (event_base_dispatch(d.base) < 0) {
 		qs_log_err("loop_failed", NULL);

@@ -8,10 +8,10 @@
 #include "config/config.h"
 
 /* Exit codes (sysexits.h values where one fits). */
-#define QS_EXIT_OK 0
+#define QS_EXIT_OK      0
 #define QS_EXIT_FAILURE 1
-#define QS_EXIT_USAGE 64
-#define QS_EXIT_CONFIG 78
+#define QS_EXIT_USAGE   64
+#define QS_EXIT_CONFIG  78
 
 /*
  * Check what `qsd -t` checks beyond the config file itself: the key files

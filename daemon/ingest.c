@@ -17,30 +17,50 @@
 #include "storage/writer.h"
 
 /* Serving BatchRequest: a token bucket per peer. */
-#define QS_FETCH_RATE_PER_S 1000
-#define QS_FETCH_BURST 2000
-#define QS_READ_QUEUE_MAX 1024
+#define QS_FETCH_RATE_PER_S   1000
+#define QS_FETCH_BURST        2000
+#define QS_READ_QUEUE_MAX     1024
 #define QS_EXPIRE_INTERVAL_MS 1000
 
 const char *const qs_storage_state_names[QS_STORAGE_STATE_COUNT] = {
-	[QS_STORAGE_OK] = "ok",
-	[QS_STORAGE_FULL] = "full",
-	[QS_STORAGE_FAILED] = "failed",
-	[QS_STORAGE_RECOVERING] = "recovering",
+    [QS_STORAGE_OK] = "ok",
+    [QS_STORAGE_FULL] = "full",
+    [QS_STORAGE_FAILED] = "failed",
+    [QS_STORAGE_RECOVERING] = "recovering",
 };
 
-enum { FAIL_NO_SPACE, FAIL_IO, FAIL_CORRUPTION, FAIL_BACKGROUND, FAIL_OTHER, FAIL_COUNT };
-static const char *const fail_names[FAIL_COUNT] = { "no_space", "io_error", "corruption",
-						    "background", "other" };
+enum {
+	FAIL_NO_SPACE,
+	FAIL_IO,
+	FAIL_CORRUPTION,
+	FAIL_BACKGROUND,
+	FAIL_OTHER,
+	FAIL_COUNT
+};
+static const char *const fail_names[FAIL_COUNT] = {"no_space", "io_error", "corruption",
+                                                   "background", "other"};
 
-enum { REQ_SERVED, REQ_NOT_FOUND, REQ_RATE_LIMITED, REQ_CORRUPT, REQ_OVERLOADED, REQ_ERROR,
-       REQ_COUNT };
-static const char *const req_names[REQ_COUNT] = { "served",  "not_found",  "rate_limited",
-						  "corrupt", "overloaded", "error" };
+enum {
+	REQ_SERVED,
+	REQ_NOT_FOUND,
+	REQ_RATE_LIMITED,
+	REQ_CORRUPT,
+	REQ_OVERLOADED,
+	REQ_ERROR,
+	REQ_COUNT
+};
+static const char *const req_names[REQ_COUNT] = {"served",  "not_found",  "rate_limited",
+                                                 "corrupt", "overloaded", "error"};
 
-enum { IGN_SIGNED_INFO, IGN_NACK, IGN_PROOF, IGN_RESPONSE, IGN_COUNT };
-static const char *const ign_names[IGN_COUNT] = { "signed_batch_info", "batch_nack", "proof",
-						  "batch_response" };
+enum {
+	IGN_SIGNED_INFO,
+	IGN_NACK,
+	IGN_PROOF,
+	IGN_RESPONSE,
+	IGN_COUNT
+};
+static const char *const ign_names[IGN_COUNT] = {"signed_batch_info", "batch_nack", "proof",
+                                                 "batch_response"};
 
 /* A decoded BatchMsg stays alive while any of its batches is being written:
  * the write items borrow its transactions. */
@@ -50,16 +70,16 @@ struct msg_ref {
 };
 
 struct ingest_item {
-	struct qs_write_item w;		/* first: the writer hands this back */
+	struct qs_write_item w; /* first: the writer hands this back */
 	struct qs_ingest *in;
 	struct msg_ref *ref;
-	int author;			/* validator index, = the sending peer */
-	int admitted;			/* qs_index_write_done() owed */
-	struct ingest_item *next;	/* waiting for room in the writer queue */
+	int author;               /* validator index, = the sending peer */
+	int admitted;             /* qs_index_write_done() owed */
+	struct ingest_item *next; /* waiting for room in the writer queue */
 };
 
 struct serve_item {
-	struct qs_read_item r;		/* first */
+	struct qs_read_item r; /* first */
 	struct qs_ingest *in;
 	int peer;
 	uint64_t request_id;
@@ -80,10 +100,10 @@ struct qs_ingest {
 	struct event *expire_timer;
 	enum qs_storage_state state;
 	int reading_paused;
-	int draining;			/* qs_ingest_drain() began: reading stays off */
-	struct ingest_item *wait_head;	/* FIFO of items the writer had no room for */
+	int draining;                  /* qs_ingest_drain() began: reading stays off */
+	struct ingest_item *wait_head; /* FIFO of items the writer had no room for */
 	struct ingest_item **wait_tail;
-	struct bucket *buckets;		/* per validator */
+	struct bucket *buckets; /* per validator */
 
 	struct qs_metric *m_received;
 	struct qs_metric *m_persisted;
@@ -136,7 +156,7 @@ msg_unref(struct msg_ref *ref)
 
 static void
 send_nack(struct qs_ingest *in, int peer, const struct qs_batch_info *info, int reason,
-	  const char *detail)
+          const char *detail)
 {
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
@@ -159,7 +179,7 @@ send_signed(struct qs_ingest *in, int peer, const struct qs_write_item *w)
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__SignedBatchInfoMsg m = QUORUMSTORE__V1__SIGNED_BATCH_INFO_MSG__INIT;
 	Quorumstore__V1__SignedBatchInfo sbi = QUORUMSTORE__V1__SIGNED_BATCH_INFO__INIT;
-	Quorumstore__V1__SignedBatchInfo *list[1] = { &sbi };
+	Quorumstore__V1__SignedBatchInfo *list[1] = {&sbi};
 	Quorumstore__V1__BatchInfo info;
 
 	qs_batch_info_to_pb(&w->info, &info);
@@ -254,9 +274,9 @@ storage_refusal(const struct qs_ingest *in)
 
 static void
 nack_unvalidated(struct qs_ingest *in, int peer, const Quorumstore__V1__Batch *b, int reason,
-		 const char *detail)
+                 const char *detail)
 {
-	struct qs_batch_info info = { 0 };
+	struct qs_batch_info info = {0};
 
 	/* Name the digest and batch id the sender used, when they are usable. */
 	if (b->info) {
@@ -273,11 +293,11 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 	Quorumstore__V1__BatchMsg *bm = msg->batch_msg;
 	const struct qs_limits *lim = &in->cfg->limits;
 	struct qs_validate_ctx ctx = {
-		.chain_id = in->cfg->chain_id,
-		.epoch = in->cfg->epoch,
-		.now_us = wall_us(),
-		.max_lifetime_us = in->cfg->max_batch_lifetime_us,
-		.limits = lim,
+	    .chain_id = in->cfg->chain_id,
+	    .epoch = in->cfg->epoch,
+	    .now_us = wall_us(),
+	    .max_lifetime_us = in->cfg->max_batch_lifetime_us,
+	    .limits = lim,
 	};
 	struct msg_ref *ref;
 	uint64_t total = 0;
@@ -326,12 +346,12 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 		it = calloc(1, sizeof(*it));
 		if (!it) {
 			nack_unvalidated(in, peer, b,
-					 QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVERLOADED,
-					 "out of memory");
+			                 QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVERLOADED,
+			                 "out of memory");
 			continue;
 		}
 		reason = qs_batch_validate(&ctx, in->cfg->validators[peer].signing_key, b,
-					   &it->w.info, &detail);
+		                           &it->w.info, &detail);
 		if (reason) {
 			nack_unvalidated(in, peer, b, reason, detail);
 			free(it);
@@ -398,7 +418,7 @@ on_write_done(void *arg, struct qs_write_item *w)
 /* Writer thread: metrics and the journal line for a failed group. */
 static void
 on_group_done(void *arg, size_t items, uint64_t bytes, double seconds, int result,
-	      const char *rocksdb_err)
+              const char *rocksdb_err)
 {
 	struct qs_ingest *in = arg;
 	int reason;
@@ -422,9 +442,11 @@ on_group_done(void *arg, size_t items, uint64_t bytes, double seconds, int resul
 		break;
 	}
 	qs_metric_add(in->m_persist_failures, (size_t)reason, items);
-	qs_log_crit("persist_failed", "reason=%s batches=%zu bytes=%" PRIu64
-		    " error=\"%s\" action=\"nack the group; nothing signed\"",
-		    fail_names[reason], items, bytes, rocksdb_err ? rocksdb_err : qs_strerror(result));
+	qs_log_crit("persist_failed",
+	            "reason=%s batches=%zu bytes=%" PRIu64
+	            " error=\"%s\" action=\"nack the group; nothing signed\"",
+	            fail_names[reason], items, bytes,
+	            rocksdb_err ? rocksdb_err : qs_strerror(result));
 }
 
 static int
@@ -445,7 +467,7 @@ take_token(struct qs_ingest *in, int peer)
 
 static void
 send_response(struct qs_ingest *in, int peer, uint64_t request_id, const uint8_t *digest,
-	      const struct qs_read_item *r)
+              const struct qs_read_item *r)
 {
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__BatchResponse resp = QUORUMSTORE__V1__BATCH_RESPONSE__INIT;
@@ -490,13 +512,13 @@ on_read_done(void *arg, struct qs_read_item *r)
 			qs_metric_add(in->m_requests, REQ_CORRUPT, 1);
 			qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
 			qs_log_crit("stored_batch_corrupt", "digest=%s error=\"%s\"", hex,
-				    qs_strerror(r->result));
+			            qs_strerror(r->result));
 			set_state(in, QS_STORAGE_FAILED, "stored batch does not match its digest");
 		} else {
 			qs_metric_add(in->m_requests,
-				      r->result == QS_ENOTFOUND ? REQ_NOT_FOUND : REQ_ERROR, 1);
+			              r->result == QS_ENOTFOUND ? REQ_NOT_FOUND : REQ_ERROR, 1);
 			qs_log_err("batch_read_failed", "digest=%s error=\"%s\"", hex,
-				   qs_strerror(r->result));
+			           qs_strerror(r->result));
 		}
 		send_response(in, s->peer, s->request_id, r->info.digest, NULL);
 	}
@@ -549,7 +571,7 @@ qs_ingest_on_message(void *arg, int peer, Quorumstore__V1__PeerMessage *msg)
 	switch (msg->msg_case) {
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_MSG:
 		on_batch_msg(in, peer, msg);
-		return;	/* ownership passed */
+		return; /* ownership passed */
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_REQUEST:
 		on_batch_request(in, peer, msg->batch_request);
 		break;
@@ -627,58 +649,57 @@ stored_bytes_fn(void *arg)
 static int
 register_metrics(struct qs_ingest *in)
 {
-	static const double group_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512 };
-	static const double seconds_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-						 0.01,	 0.025,	  0.05,	  0.1,	 0.25,	 1 };
-	static const char *const proto_errs[] = { "too_many_batches", "message_too_large",
-						  "malformed_request", "unexpected_message" };
+	static const double group_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+	static const double seconds_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	                                        0.01,   0.025,   0.05,   0.1,   0.25,   1};
+	static const char *const proto_errs[] = {"too_many_batches", "message_too_large",
+	                                         "malformed_request", "unexpected_message"};
 	struct qs_metrics *m = in->opt.metrics;
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 	in->m_received = qs_metrics_counter(m, "qsd_batches_received_total",
-					    "Batches received from peers.", NULL, NULL, 0);
+	                                    "Batches received from peers.", NULL, NULL, 0);
 	in->m_persisted = qs_metrics_counter(
-		m, "qsd_batches_persisted_total",
-		"Batches written to disk with sync and acknowledged by RocksDB.", NULL, NULL, 0);
-	in->m_signed = qs_metrics_counter(m, "qsd_batches_signed_total",
-					  "SignedBatchInfo sent, each after a durable write.",
-					  NULL, NULL, 0);
+	    m, "qsd_batches_persisted_total",
+	    "Batches written to disk with sync and acknowledged by RocksDB.", NULL, NULL, 0);
+	in->m_signed =
+	    qs_metrics_counter(m, "qsd_batches_signed_total",
+	                       "SignedBatchInfo sent, each after a durable write.", NULL, NULL, 0);
 	in->m_rejected = qs_metrics_counter(m, "qsd_batches_rejected_total",
-					    "Batches answered with a BatchNack, by reason.",
-					    "reason", qs_nack_reason_names, QS_NACK_REASON_COUNT);
+	                                    "Batches answered with a BatchNack, by reason.",
+	                                    "reason", qs_nack_reason_names, QS_NACK_REASON_COUNT);
 	in->m_persist_failures = qs_metrics_counter(
-		m, "qsd_persist_failures_total",
-		"Batches whose write failed or whose stored bytes were found corrupt, by reason.",
-		"reason", fail_names, FAIL_COUNT);
-	in->m_group_size = qs_metrics_histogram(m, "qsd_persist_group_size",
-						"Batches per synced WriteBatch.", group_bounds,
-						N(group_bounds), NULL, NULL, 0);
-	in->m_persist_seconds = qs_metrics_histogram(
-		m, "qsd_persist_seconds", "Time to write and sync one group.", seconds_bounds,
-		N(seconds_bounds), NULL, NULL, 0);
+	    m, "qsd_persist_failures_total",
+	    "Batches whose write failed or whose stored bytes were found corrupt, by reason.",
+	    "reason", fail_names, FAIL_COUNT);
+	in->m_group_size =
+	    qs_metrics_histogram(m, "qsd_persist_group_size", "Batches per synced WriteBatch.",
+	                         group_bounds, N(group_bounds), NULL, NULL, 0);
+	in->m_persist_seconds =
+	    qs_metrics_histogram(m, "qsd_persist_seconds", "Time to write and sync one group.",
+	                         seconds_bounds, N(seconds_bounds), NULL, NULL, 0);
 	in->m_requests = qs_metrics_counter(m, "qsd_batch_requests_total",
-					    "BatchRequest from peers, by outcome.", "result",
-					    req_names, REQ_COUNT);
-	in->m_ignored = qs_metrics_counter(
-		m, "qsd_peer_messages_ignored_total",
-		"Peer messages this node does not act on yet, by type.", "type", ign_names,
-		IGN_COUNT);
-	in->m_protocol_errors = qs_metrics_counter(
-		m, "qsd_peer_protocol_errors_total",
-		"Connections closed for a message breaking the protocol, by reason.", "reason",
-		proto_errs, N(proto_errs));
+	                                    "BatchRequest from peers, by outcome.", "result",
+	                                    req_names, REQ_COUNT);
+	in->m_ignored = qs_metrics_counter(m, "qsd_peer_messages_ignored_total",
+	                                   "Peer messages this node does not act on yet, by type.",
+	                                   "type", ign_names, IGN_COUNT);
+	in->m_protocol_errors =
+	    qs_metrics_counter(m, "qsd_peer_protocol_errors_total",
+	                       "Connections closed for a message breaking the protocol, by reason.",
+	                       "reason", proto_errs, N(proto_errs));
 #undef N
 	if (!in->m_received || !in->m_persisted || !in->m_signed || !in->m_rejected ||
 	    !in->m_persist_failures || !in->m_group_size || !in->m_persist_seconds ||
 	    !in->m_requests || !in->m_ignored || !in->m_protocol_errors ||
 	    !qs_metrics_gauge_fn(m, "qsd_submit_queue_bytes",
-				 "Bytes queued for the writer or being written.", queue_bytes_fn,
-				 in) ||
+	                         "Bytes queued for the writer or being written.", queue_bytes_fn,
+	                         in) ||
 	    !qs_metrics_gauge_fn(m, "qsd_batches_stored", "Durable batches in the index.",
-				 stored_fn, in) ||
+	                         stored_fn, in) ||
 	    !qs_metrics_gauge_fn(m, "qsd_batches_stored_bytes",
-				 "Payload bytes of the durable batches in the index.",
-				 stored_bytes_fn, in))
+	                         "Payload bytes of the durable batches in the index.",
+	                         stored_bytes_fn, in))
 		return QS_EBASE;
 	return 0;
 }
@@ -705,13 +726,13 @@ recover_keep(void *arg, const struct qs_batch_info *info)
 
 int
 qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, char *err,
-		size_t errlen)
+                size_t errlen)
 {
 	struct qs_ingest *in = calloc(1, sizeof(*in));
 	const struct qs_config *cfg = opt->cfg;
 	struct qs_recovery_stats stats;
-	struct recover_ctx rctx = { .in = in };
-	struct timeval tv = { 0, QS_EXPIRE_INTERVAL_MS * 1000 };
+	struct recover_ctx rctx = {.in = in};
+	struct timeval tv = {0, QS_EXPIRE_INTERVAL_MS * 1000};
 	uint64_t seed = 0, t0;
 	int rc;
 
@@ -744,35 +765,36 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 	}
 	t0 = mono_us();
 	rc = qs_store_recover(opt->store, wall_us(), cfg->chain_id, recover_keep, &rctx, &stats,
-			      err, errlen);
+	                      err, errlen);
 	if (rc)
 		goto out;
-	qs_log_info("recovered", "batches=%" PRIu64 " bytes=%" PRIu64 " dropped=%" PRIu64
-		    " expired_range_deleted=%d ms=%" PRIu64,
-		    stats.kept, rctx.kept_bytes, stats.dropped, stats.expired_deleted,
-		    (mono_us() - t0) / 1000);
+	qs_log_info("recovered",
+	            "batches=%" PRIu64 " bytes=%" PRIu64 " dropped=%" PRIu64
+	            " expired_range_deleted=%d ms=%" PRIu64,
+	            stats.kept, rctx.kept_bytes, stats.dropped, stats.expired_deleted,
+	            (mono_us() - t0) / 1000);
 
 	{
 		struct qs_writer_options wo = {
-			.store = opt->store,
-			.base = opt->base,
-			.signing_key = opt->signing_key,
-			.chain_id = cfg->chain_id,
-			.queue_max_bytes = cfg->submit_queue_bytes,
-			.group_max_items = cfg->group_max_batches,
-			.group_max_bytes = cfg->group_max_bytes,
-			.complete = on_write_done,
-			.arg = in,
-			.observer = { on_group_done, in },
+		    .store = opt->store,
+		    .base = opt->base,
+		    .signing_key = opt->signing_key,
+		    .chain_id = cfg->chain_id,
+		    .queue_max_bytes = cfg->submit_queue_bytes,
+		    .group_max_items = cfg->group_max_batches,
+		    .group_max_bytes = cfg->group_max_bytes,
+		    .complete = on_write_done,
+		    .arg = in,
+		    .observer = {on_group_done, in},
 		};
 		struct qs_reader_options ro = {
-			.store = opt->store,
-			.base = opt->base,
-			.chain_id = cfg->chain_id,
-			.max_txns = cfg->limits.batch_max_txns,
-			.queue_max_items = QS_READ_QUEUE_MAX,
-			.complete = on_read_done,
-			.arg = in,
+		    .store = opt->store,
+		    .base = opt->base,
+		    .chain_id = cfg->chain_id,
+		    .max_txns = cfg->limits.batch_max_txns,
+		    .queue_max_items = QS_READ_QUEUE_MAX,
+		    .complete = on_read_done,
+		    .arg = in,
 		};
 
 		rc = qs_writer_start(&wo, &in->writer);

@@ -32,13 +32,13 @@ enum qs_storage_state {
 };
 
 struct qs_ingest_options {
-	const struct qs_config *cfg;	/* borrowed; outlives the pipeline */
-	int self;			/* this node's validator index */
+	const struct qs_config *cfg; /* borrowed; outlives the pipeline */
+	int self;                    /* this node's validator index */
 	struct event_base *base;
-	struct qs_store *store;		/* borrowed */
-	EVP_PKEY *signing_key;		/* borrowed */
-	const uint8_t *signing_pub;	/* 32 bytes, borrowed */
-	struct qs_metrics *metrics;	/* families are registered here */
+	struct qs_store *store;     /* borrowed */
+	EVP_PKEY *signing_key;      /* borrowed */
+	const uint8_t *signing_pub; /* 32 bytes, borrowed */
+	struct qs_metrics *metrics; /* families are registered here */
 	/* Called on the loop thread when the storage state changes. */
 	void (*state_changed)(void *arg, enum qs_storage_state state, const char *reason);
 	void *arg;
@@ -51,7 +51,7 @@ struct qs_ingest;
  * reader threads. Returns 0, or a QS_E* / -errno code with one line in err.
  */
 int qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, char *err,
-		    size_t errlen);
+                    size_t errlen);
 
 /* The peer transport to answer on (set before any message; NULL detaches
  * it before it is freed). */

@@ -18,7 +18,7 @@
 #include "core/error.h"
 
 static void qs_keys_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void
 qs_keys_err(char *err, size_t errlen, const char *fmt, ...)
@@ -169,7 +169,7 @@ qs_keys_no_passphrase(char *buf, int size, int rwflag, void *u)
 
 int
 qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], char *err,
-	     size_t errlen)
+             size_t errlen)
 {
 	uint8_t raw[QS_KEYS_PUB_BYTES];
 	size_t raw_len = sizeof(raw);
@@ -203,14 +203,14 @@ qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], c
 	if (st.st_mode & 077) {
 		rc = QS_EKEY;
 		qs_keys_err(err, errlen,
-			    "%s: mode %04o lets group or others access the key; run chmod 600 %s",
-			    path, (unsigned int)(st.st_mode & 07777), path);
+		            "%s: mode %04o lets group or others access the key; run chmod 600 %s",
+		            path, (unsigned int)(st.st_mode & 07777), path);
 		goto out;
 	}
 	if (st.st_size > QS_KEYS_MAX_FILE_BYTES) {
 		rc = QS_EKEY;
 		qs_keys_err(err, errlen, "%s: %lld bytes, more than a key file holds (%d)", path,
-			    (long long)st.st_size, QS_KEYS_MAX_FILE_BYTES);
+		            (long long)st.st_size, QS_KEYS_MAX_FILE_BYTES);
 		goto out;
 	}
 
@@ -237,14 +237,14 @@ qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], c
 	}
 	if (len > QS_KEYS_MAX_FILE_BYTES) {
 		rc = QS_EKEY;
-		qs_keys_err(err, errlen, "%s: more than %d bytes, more than a key file holds",
-			    path, QS_KEYS_MAX_FILE_BYTES);
+		qs_keys_err(err, errlen, "%s: more than %d bytes, more than a key file holds", path,
+		            QS_KEYS_MAX_FILE_BYTES);
 		goto out;
 	}
 	if (len == 0) {
 		rc = QS_EKEY;
 		qs_keys_err(err, errlen, "%s: empty file, expected a PEM Ed25519 private key",
-			    path);
+		            path);
 		goto out;
 	}
 
@@ -259,24 +259,25 @@ qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], c
 		rc = QS_EKEY;
 		if (encrypted)
 			qs_keys_err(err, errlen,
-				    "%s: the key is encrypted; qsd needs an unencrypted PEM key "
-				    "(mode 0600 protects it)", path);
+			            "%s: the key is encrypted; qsd needs an unencrypted PEM key "
+			            "(mode 0600 protects it)",
+			            path);
 		else
 			qs_keys_err(err, errlen, "%s: no PEM private key found (%s)", path,
-				    qs_keys_ssl_reason());
+			            qs_keys_ssl_reason());
 		goto out;
 	}
 	if (!EVP_PKEY_is_a(pkey, "ED25519")) {
 		type = EVP_PKEY_get0_type_name(pkey);
 		rc = QS_EKEY;
 		qs_keys_err(err, errlen, "%s: %s key, expected an Ed25519 key", path,
-			    type ? type : "unknown");
+		            type ? type : "unknown");
 		goto out;
 	}
 	if (EVP_PKEY_get_raw_public_key(pkey, raw, &raw_len) != 1 || raw_len != sizeof(raw)) {
 		rc = QS_ECRYPTO;
 		qs_keys_err(err, errlen, "%s: cannot get the public key (%s)", path,
-			    qs_keys_ssl_reason());
+		            qs_keys_ssl_reason());
 		goto out;
 	}
 

@@ -15,7 +15,7 @@
 
 #include <openssl/evp.h>
 
-#define QS_KEYS_PUB_BYTES 32
+#define QS_KEYS_PUB_BYTES      32
 #define QS_KEYS_MAX_FILE_BYTES (64 * 1024)
 
 /*
@@ -41,6 +41,6 @@ int qs_keys_generate(const char *path, uint8_t pub[QS_KEYS_PUB_BYTES]);
  * reason into `err` (errlen bytes; err may be NULL).
  */
 int qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], char *err,
-		 size_t errlen);
+                 size_t errlen);
 
 #endif

@@ -18,13 +18,13 @@ int qs_log_get_level(void);
  * than 2 KiB are truncated. Newlines in the output are replaced by spaces.
  */
 void qs_log(int prio, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
-#define qs_log_crit(ev, ...) qs_log(LOG_CRIT, ev, __VA_ARGS__)
-#define qs_log_err(ev, ...) qs_log(LOG_ERR, ev, __VA_ARGS__)
-#define qs_log_warn(ev, ...) qs_log(LOG_WARNING, ev, __VA_ARGS__)
+#define qs_log_crit(ev, ...)   qs_log(LOG_CRIT, ev, __VA_ARGS__)
+#define qs_log_err(ev, ...)    qs_log(LOG_ERR, ev, __VA_ARGS__)
+#define qs_log_warn(ev, ...)   qs_log(LOG_WARNING, ev, __VA_ARGS__)
 #define qs_log_notice(ev, ...) qs_log(LOG_NOTICE, ev, __VA_ARGS__)
-#define qs_log_info(ev, ...) qs_log(LOG_INFO, ev, __VA_ARGS__)
-#define qs_log_debug(ev, ...) qs_log(LOG_DEBUG, ev, __VA_ARGS__)
+#define qs_log_info(ev, ...)   qs_log(LOG_INFO, ev, __VA_ARGS__)
+#define qs_log_debug(ev, ...)  qs_log(LOG_DEBUG, ev, __VA_ARGS__)
 
 #endif

@@ -16,12 +16,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qsd [-t] -c FILE\n"
-		   "       qsd -V\n"
-		   "  -c FILE  configuration file (qsd.yaml(5))\n"
-		   "  -t       check the configuration and key files, then exit\n"
-		   "           (0 when valid, 78 with the error otherwise)\n"
-		   "  -V       print the versions of qsd and its libraries\n"
-		   "  -h       this help\n");
+	           "       qsd -V\n"
+	           "  -c FILE  configuration file (qsd.yaml(5))\n"
+	           "  -t       check the configuration and key files, then exit\n"
+	           "           (0 when valid, 78 with the error otherwise)\n"
+	           "  -V       print the versions of qsd and its libraries\n"
+	           "  -h       this help\n");
 }
 
 static void

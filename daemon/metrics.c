@@ -31,12 +31,12 @@ struct qs_metric {
 	enum qs_metric_kind kind;
 	char *name;
 	char *help;
-	char *label;		/* NULL when the family has no label */
-	char **values;		/* label values; for an info family, of info_names */
+	char *label;   /* NULL when the family has no label */
+	char **values; /* label values; for an info family, of info_names */
 	size_t n_values;
-	char **info_names;	/* info family: its label names, n_values of them */
-	size_t n_series;	/* n_values, or 1 without a label */
-	double *bounds;		/* histogram bucket upper bounds, +Inf excluded */
+	char **info_names; /* info family: its label names, n_values of them */
+	size_t n_series;   /* n_values, or 1 without a label */
+	double *bounds;    /* histogram bucket upper bounds, +Inf excluded */
 	size_t n_bounds;
 	/*
 	 * Counters: one cell per series. Histograms: per series, n_bounds + 1
@@ -44,13 +44,13 @@ struct qs_metric {
 	 * pattern of the double sum.
 	 */
 	_Atomic uint64_t *cells;
-	_Atomic int64_t *gauges;	/* gauges: one cell per series */
+	_Atomic int64_t *gauges; /* gauges: one cell per series */
 	double (*fn)(void *arg);
 	void *arg;
 };
 
 struct qs_metrics {
-	struct qs_metric **families;	/* in registration order */
+	struct qs_metric **families; /* in registration order */
 	size_t n_families;
 	size_t cap_families;
 	_Atomic uint64_t dropped;
@@ -219,10 +219,9 @@ out:
  * suffix for the kind, the help text, and that the name is free.
  */
 static struct qs_metric *
-family_alloc(struct qs_metrics *reg, enum qs_metric_kind kind, const char *name,
-	     const char *help)
+family_alloc(struct qs_metrics *reg, enum qs_metric_kind kind, const char *name, const char *help)
 {
-	static const char *const reserved[] = { "_total", "_bucket", "_sum", "_count" };
+	static const char *const reserved[] = {"_total", "_bucket", "_sum", "_count"};
 	struct qs_metric *m = NULL;
 	size_t i;
 
@@ -258,8 +257,7 @@ out:
 
 /* Checks and copies the family's label; 0 or -1. */
 static int
-family_set_label(struct qs_metric *m, const char *label,
-		 const char *const *values, size_t n_values)
+family_set_label(struct qs_metric *m, const char *label, const char *const *values, size_t n_values)
 {
 	int rc = -1;
 
@@ -268,8 +266,7 @@ family_set_label(struct qs_metric *m, const char *label,
 			rc = 0;
 		goto out;
 	}
-	if (!valid_label_name(label) || n_values == 0 ||
-	    n_values > QS_METRICS_MAX_VALUES)
+	if (!valid_label_name(label) || n_values == 0 || n_values > QS_METRICS_MAX_VALUES)
 		goto out;
 	if (m->kind == QS_METRIC_HISTOGRAM && strcmp(label, "le") == 0)
 		goto out;
@@ -301,7 +298,7 @@ family_commit(struct qs_metrics *reg, struct qs_metric *m)
 		if (m->cells == NULL)
 			goto out;
 		for (i = 0; i < n; i++)
-			atomic_init(&m->cells[i], 0);	/* 0 is also +0.0's bits */
+			atomic_init(&m->cells[i], 0); /* 0 is also +0.0's bits */
 	} else if (m->kind == QS_METRIC_GAUGE) {
 		m->gauges = calloc(m->n_series, sizeof(*m->gauges));
 		if (m->gauges == NULL)
@@ -326,17 +323,15 @@ out:
 }
 
 static struct qs_metric *
-register_labelled(struct qs_metrics *reg, enum qs_metric_kind kind,
-		  const char *name, const char *help, const char *label,
-		  const char *const *values, size_t n_values)
+register_labelled(struct qs_metrics *reg, enum qs_metric_kind kind, const char *name,
+                  const char *help, const char *label, const char *const *values, size_t n_values)
 {
 	struct qs_metric *m;
 
 	m = family_alloc(reg, kind, name, help);
 	if (m == NULL)
 		goto out;
-	if (family_set_label(m, label, values, n_values) != 0 ||
-	    family_commit(reg, m) != 0) {
+	if (family_set_label(m, label, values, n_values) != 0 || family_commit(reg, m) != 0) {
 		family_free(m);
 		m = NULL;
 	}
@@ -369,24 +364,22 @@ qs_metrics_free(struct qs_metrics *reg)
 }
 
 struct qs_metric *
-qs_metrics_counter(struct qs_metrics *reg, const char *name, const char *help,
-		   const char *label, const char *const *values, size_t n_values)
+qs_metrics_counter(struct qs_metrics *reg, const char *name, const char *help, const char *label,
+                   const char *const *values, size_t n_values)
 {
-	return register_labelled(reg, QS_METRIC_COUNTER, name, help, label,
-				 values, n_values);
+	return register_labelled(reg, QS_METRIC_COUNTER, name, help, label, values, n_values);
 }
 
 struct qs_metric *
-qs_metrics_gauge(struct qs_metrics *reg, const char *name, const char *help,
-		 const char *label, const char *const *values, size_t n_values)
+qs_metrics_gauge(struct qs_metrics *reg, const char *name, const char *help, const char *label,
+                 const char *const *values, size_t n_values)
 {
-	return register_labelled(reg, QS_METRIC_GAUGE, name, help, label,
-				 values, n_values);
+	return register_labelled(reg, QS_METRIC_GAUGE, name, help, label, values, n_values);
 }
 
 struct qs_metric *
 qs_metrics_gauge_fn(struct qs_metrics *reg, const char *name, const char *help,
-		    double (*fn)(void *arg), void *arg)
+                    double (*fn)(void *arg), void *arg)
 {
 	struct qs_metric *m = NULL;
 
@@ -407,8 +400,8 @@ out:
 
 struct qs_metric *
 qs_metrics_histogram(struct qs_metrics *reg, const char *name, const char *help,
-		     const double *bounds, size_t n_bounds, const char *label,
-		     const char *const *values, size_t n_values)
+                     const double *bounds, size_t n_bounds, const char *label,
+                     const char *const *values, size_t n_values)
 {
 	struct qs_metric *m = NULL;
 	size_t i;
@@ -428,8 +421,7 @@ qs_metrics_histogram(struct qs_metrics *reg, const char *name, const char *help,
 		goto out;
 	memcpy(m->bounds, bounds, n_bounds * sizeof(*m->bounds));
 	m->n_bounds = n_bounds;
-	if (family_set_label(m, label, values, n_values) != 0 ||
-	    family_commit(reg, m) != 0)
+	if (family_set_label(m, label, values, n_values) != 0 || family_commit(reg, m) != 0)
 		goto out;
 	ok = true;
 out:
@@ -442,8 +434,7 @@ out:
 
 struct qs_metric *
 qs_metrics_info(struct qs_metrics *reg, const char *name, const char *help,
-		const char *const *names, const char *const *values,
-		size_t n_labels)
+                const char *const *names, const char *const *values, size_t n_labels)
 {
 	struct qs_metric *m = NULL;
 	size_t i;
@@ -453,8 +444,7 @@ qs_metrics_info(struct qs_metrics *reg, const char *name, const char *help,
 	    n_labels > QS_METRICS_MAX_INFO_LABELS)
 		goto out;
 	for (i = 0; i < n_labels; i++) {
-		if (!valid_label_name(names[i]) || values[i] == NULL ||
-		    !valid_utf8(values[i]))
+		if (!valid_label_name(names[i]) || values[i] == NULL || !valid_utf8(values[i]))
 			goto out;
 	}
 	m = family_alloc(reg, QS_METRIC_INFO, name, help);
@@ -491,8 +481,8 @@ qs_metrics_process_start_time(struct qs_metrics *reg)
 	struct timespec now;
 
 	m = qs_metrics_gauge(reg, "qsd_process_start_time_seconds",
-			     "Start time of the process since the Unix epoch, in seconds.",
-			     NULL, NULL, 0);
+	                     "Start time of the process since the Unix epoch, in seconds.", NULL,
+	                     NULL, 0);
 	if (m != NULL && clock_gettime(CLOCK_REALTIME, &now) == 0)
 		qs_metric_set(m, 0, (int64_t)now.tv_sec);
 	return m;
@@ -579,8 +569,8 @@ qs_metric_observe(struct qs_metric *m, size_t label_idx, double v)
 	sum = &series[m->n_bounds + 1];
 	old = atomic_load_explicit(sum, QS_METRICS_RELAXED);
 	while (!atomic_compare_exchange_weak_explicit(sum, &old,
-			double_to_bits(bits_to_double(old) + v),
-			QS_METRICS_RELAXED, QS_METRICS_RELAXED))
+	                                              double_to_bits(bits_to_double(old) + v),
+	                                              QS_METRICS_RELAXED, QS_METRICS_RELAXED))
 		;
 }
 
@@ -650,8 +640,7 @@ qs_metrics_dropped_updates(const struct qs_metrics *reg)
 	if (reg == NULL)
 		return 0;
 	/* C11's atomic_load takes a non-const pointer; reading does not write. */
-	return atomic_load_explicit((_Atomic uint64_t *)&reg->dropped,
-				    QS_METRICS_RELAXED);
+	return atomic_load_explicit((_Atomic uint64_t *)&reg->dropped, QS_METRICS_RELAXED);
 }
 
 /* Exposition. */
@@ -741,8 +730,8 @@ format_double(char *out, size_t size, double v)
 
 /* name<suffix>{label="value",le="le"} value\n, each part when present. */
 static void
-put_sample(struct qs_metrics_buf *b, const struct qs_metric *m,
-	   const char *suffix, size_t idx, const char *le, const char *value)
+put_sample(struct qs_metrics_buf *b, const struct qs_metric *m, const char *suffix, size_t idx,
+           const char *le, const char *value)
 {
 	buf_puts(b, m->name);
 	buf_puts(b, suffix);
@@ -783,9 +772,9 @@ render_histogram(struct qs_metrics_buf *b, const struct qs_metric *m, size_t idx
 		snprintf(value, sizeof(value), "%" PRIu64, cumulative);
 		put_sample(b, m, "_bucket", idx, le, value);
 	}
-	format_double(value, sizeof(value),
-		      bits_to_double(atomic_load_explicit(&series[m->n_bounds + 1],
-							  QS_METRICS_RELAXED)));
+	format_double(
+	    value, sizeof(value),
+	    bits_to_double(atomic_load_explicit(&series[m->n_bounds + 1], QS_METRICS_RELAXED)));
 	put_sample(b, m, "_sum", idx, NULL, value);
 	snprintf(value, sizeof(value), "%" PRIu64, cumulative);
 	put_sample(b, m, "_count", idx, NULL, value);
@@ -811,11 +800,9 @@ static void
 render_family(struct qs_metrics_buf *b, const struct qs_metric *m)
 {
 	static const char *const types[] = {
-		[QS_METRIC_COUNTER] = "counter",
-		[QS_METRIC_GAUGE] = "gauge",
-		[QS_METRIC_GAUGE_FN] = "gauge",
-		[QS_METRIC_HISTOGRAM] = "histogram",
-		[QS_METRIC_INFO] = "gauge",
+	    [QS_METRIC_COUNTER] = "counter", [QS_METRIC_GAUGE] = "gauge",
+	    [QS_METRIC_GAUGE_FN] = "gauge",  [QS_METRIC_HISTOGRAM] = "histogram",
+	    [QS_METRIC_INFO] = "gauge",
 	};
 	char value[32];
 	size_t i;
@@ -833,12 +820,12 @@ render_family(struct qs_metrics_buf *b, const struct qs_metric *m)
 		switch (m->kind) {
 		case QS_METRIC_COUNTER:
 			snprintf(value, sizeof(value), "%" PRIu64,
-				 atomic_load_explicit(&m->cells[i], QS_METRICS_RELAXED));
+			         atomic_load_explicit(&m->cells[i], QS_METRICS_RELAXED));
 			put_sample(b, m, "", i, NULL, value);
 			break;
 		case QS_METRIC_GAUGE:
 			snprintf(value, sizeof(value), "%" PRId64,
-				 atomic_load_explicit(&m->gauges[i], QS_METRICS_RELAXED));
+			         atomic_load_explicit(&m->gauges[i], QS_METRICS_RELAXED));
 			put_sample(b, m, "", i, NULL, value);
 			break;
 		case QS_METRIC_GAUGE_FN:
@@ -858,7 +845,7 @@ render_family(struct qs_metrics_buf *b, const struct qs_metric *m)
 int
 qs_metrics_render(struct qs_metrics *reg, char **out, size_t *len)
 {
-	struct qs_metrics_buf b = { 0 };
+	struct qs_metrics_buf b = {0};
 	size_t i;
 	int rc = -ENOMEM;
 

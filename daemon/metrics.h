@@ -47,12 +47,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QS_METRICS_MAX_VALUES 64	/* label values per family */
-#define QS_METRICS_MAX_BOUNDS 64	/* histogram bucket bounds, +Inf aside */
-#define QS_METRICS_MAX_INFO_LABELS 16	/* label pairs of an info family */
+#define QS_METRICS_MAX_VALUES      64 /* label values per family */
+#define QS_METRICS_MAX_BOUNDS      64 /* histogram bucket bounds, +Inf aside */
+#define QS_METRICS_MAX_INFO_LABELS 16 /* label pairs of an info family */
 
-struct qs_metrics;			/* the registry */
-struct qs_metric;			/* one family of series */
+struct qs_metrics; /* the registry */
+struct qs_metric;  /* one family of series */
 
 /* A new empty registry, or NULL when out of memory. Free with qs_metrics_free(). */
 struct qs_metrics *qs_metrics_new(void);
@@ -70,14 +70,12 @@ void qs_metrics_free(struct qs_metrics *reg);
  * family without a label. Strings are copied. Returns the family, owned by
  * the registry, or NULL (see "Registration errors" above).
  */
-struct qs_metric *qs_metrics_counter(struct qs_metrics *reg, const char *name,
-				     const char *help, const char *label,
-				     const char *const *values, size_t n_values);
+struct qs_metric *qs_metrics_counter(struct qs_metrics *reg, const char *name, const char *help,
+                                     const char *label, const char *const *values, size_t n_values);
 
 /* Registers a gauge family holding an int64 per series, initially 0. As above. */
-struct qs_metric *qs_metrics_gauge(struct qs_metrics *reg, const char *name,
-				   const char *help, const char *label,
-				   const char *const *values, size_t n_values);
+struct qs_metric *qs_metrics_gauge(struct qs_metrics *reg, const char *name, const char *help,
+                                   const char *label, const char *const *values, size_t n_values);
 
 /*
  * Registers a gauge without a label whose value is `fn(arg)`, called each
@@ -85,9 +83,8 @@ struct qs_metric *qs_metrics_gauge(struct qs_metrics *reg, const char *name,
  * for /metrics), with no lock held. `fn` must be safe to call there and must
  * not block for long; `arg` must outlive the registry. Returns NULL as above.
  */
-struct qs_metric *qs_metrics_gauge_fn(struct qs_metrics *reg, const char *name,
-				      const char *help, double (*fn)(void *arg),
-				      void *arg);
+struct qs_metric *qs_metrics_gauge_fn(struct qs_metrics *reg, const char *name, const char *help,
+                                      double (*fn)(void *arg), void *arg);
 
 /*
  * Registers a histogram family with the `n_bounds` bucket upper bounds in
@@ -101,11 +98,9 @@ struct qs_metric *qs_metrics_gauge_fn(struct qs_metrics *reg, const char *name,
  * it is the sum of the bucket counts, so in every scrape _count equals the
  * "+Inf" bucket. _sum may lag or lead _count by the observations in flight.
  */
-struct qs_metric *qs_metrics_histogram(struct qs_metrics *reg, const char *name,
-				       const char *help, const double *bounds,
-				       size_t n_bounds, const char *label,
-				       const char *const *values,
-				       size_t n_values);
+struct qs_metric *qs_metrics_histogram(struct qs_metrics *reg, const char *name, const char *help,
+                                       const double *bounds, size_t n_bounds, const char *label,
+                                       const char *const *values, size_t n_values);
 
 /*
  * Registers a constant "info" family: one series with the `n_labels` label
@@ -114,9 +109,9 @@ struct qs_metric *qs_metrics_histogram(struct qs_metrics *reg, const char *name,
  * `name` must end in "_info"; label names must be distinct; at most
  * QS_METRICS_MAX_INFO_LABELS pairs. Strings are copied. Returns NULL as above.
  */
-struct qs_metric *qs_metrics_info(struct qs_metrics *reg, const char *name,
-				  const char *help, const char *const *names,
-				  const char *const *values, size_t n_labels);
+struct qs_metric *qs_metrics_info(struct qs_metrics *reg, const char *name, const char *help,
+                                  const char *const *names, const char *const *values,
+                                  size_t n_labels);
 
 /*
  * Registers the gauge qsd_process_start_time_seconds and sets it to the

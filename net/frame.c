@@ -19,7 +19,7 @@
 /* Precedes every block handed to protobuf-c; the union keeps the block
  * itself aligned as malloc() would. */
 union qs_frame_block {
-	size_t size;		/* bytes malloc'ed, header included */
+	size_t size; /* bytes malloc'ed, header included */
 	max_align_t align;
 };
 
@@ -73,20 +73,20 @@ qs_frame_block_free(void *data, void *ptr)
 /* Frees blocks of any decoded message; stateless, so shared by all threads
  * (protobuf-c only reads it). */
 static ProtobufCAllocator qs_frame_free_allocator = {
-	.alloc = qs_frame_block_alloc,
-	.free = qs_frame_block_free,
-	.allocator_data = NULL,
+    .alloc = qs_frame_block_alloc,
+    .free = qs_frame_block_free,
+    .allocator_data = NULL,
 };
 
 int
-qs_frame_read(struct evbuffer *in, size_t max_frame_bytes,
-	      const ProtobufCMessageDescriptor *desc, size_t budget, ProtobufCMessage **out)
+qs_frame_read(struct evbuffer *in, size_t max_frame_bytes, const ProtobufCMessageDescriptor *desc,
+              size_t budget, ProtobufCMessage **out)
 {
-	struct qs_frame_budget counter = { .used = 0, .limit = budget };
+	struct qs_frame_budget counter = {.used = 0, .limit = budget};
 	ProtobufCAllocator allocator = {
-		.alloc = qs_frame_block_alloc,
-		.free = qs_frame_block_free,
-		.allocator_data = &counter,
+	    .alloc = qs_frame_block_alloc,
+	    .free = qs_frame_block_free,
+	    .allocator_data = &counter,
 	};
 	uint8_t header[QS_FRAME_HEADER_BYTES];
 	ProtobufCMessage *msg;

@@ -36,7 +36,7 @@
  * be made contiguous (nothing is consumed).
  */
 int qs_frame_read(struct evbuffer *in, size_t max_frame_bytes,
-		  const ProtobufCMessageDescriptor *desc, size_t budget, ProtobufCMessage **out);
+                  const ProtobufCMessageDescriptor *desc, size_t budget, ProtobufCMessage **out);
 
 /*
  * Append `msg` packed as one frame to `out`, packing straight into the

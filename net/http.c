@@ -22,12 +22,12 @@
 #include <event2/util.h>
 
 #define QS_HTTP_CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
-#define QS_HTTP_CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+#define QS_HTTP_CONTENT_TYPE_TEXT    "text/plain; charset=utf-8"
 
 /* Every method evhttp parses, so the handler answers 405 itself. */
-#define QS_HTTP_ALL_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | \
-			     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | \
-			     EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+#define QS_HTTP_ALL_METHODS                                                                        \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
+	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 
 struct qs_http {
 	struct evhttp *evhttp;
@@ -36,9 +36,8 @@ struct qs_http {
 	void *health_arg;
 };
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -57,8 +56,8 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
  * evhttp binds. Returns 0 or QS_ECONFIG with a message.
  */
 static int
-parse_listen(const char *listen, char *host, size_t hostlen, uint16_t *port,
-	     char *err, size_t errlen)
+parse_listen(const char *listen, char *host, size_t hostlen, uint16_t *port, char *err,
+             size_t errlen)
 {
 	struct sockaddr_storage ss;
 	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
@@ -92,8 +91,8 @@ out:
  * body even to HEAD, so HEAD gets only the Content-Length it would have.
  */
 static void
-reply(struct evhttp_request *req, int code, const char *reason,
-      const char *content_type, const char *data, size_t len)
+reply(struct evhttp_request *req, int code, const char *reason, const char *content_type,
+      const char *data, size_t len)
 {
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	char length[24];
@@ -110,8 +109,7 @@ reply(struct evhttp_request *req, int code, const char *reason,
 }
 
 static void
-reply_text(struct evhttp_request *req, int code, const char *reason,
-	   const char *text)
+reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
 {
 	reply(req, code, reason, QS_HTTP_CONTENT_TYPE_TEXT, text, strlen(text));
 }
@@ -139,8 +137,7 @@ serve_healthz(struct qs_http *h, struct evhttp_request *req)
 		reply_text(req, HTTP_OK, "OK", "ok\n");
 	} else {
 		reason[sizeof(reason) - 1] = '\0';
-		snprintf(text, sizeof(text), "%s\n",
-			 reason[0] != '\0' ? reason : "unhealthy");
+		snprintf(text, sizeof(text), "%s\n", reason[0] != '\0' ? reason : "unhealthy");
 		reply_text(req, HTTP_SERVUNAVAIL, "Service Unavailable", text);
 	}
 }
@@ -153,13 +150,10 @@ handle_request(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
-			  "no-store");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
 	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-				  "GET, HEAD");
-		reply_text(req, HTTP_BADMETHOD, "Method Not Allowed",
-			   "method not allowed\n");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply_text(req, HTTP_BADMETHOD, "Method Not Allowed", "method not allowed\n");
 	} else if (path != NULL && strcmp(path, "/metrics") == 0) {
 		serve_metrics(h, req);
 	} else if (path != NULL && strcmp(path, "/healthz") == 0) {
@@ -170,10 +164,9 @@ handle_request(struct evhttp_request *req, void *arg)
 }
 
 int
-qs_http_start(struct event_base *base, const char *listen,
-	      struct qs_metrics *metrics,
-	      int (*health)(void *arg, char *reason, size_t reason_len),
-	      void *health_arg, struct qs_http **out, char *err, size_t errlen)
+qs_http_start(struct event_base *base, const char *listen, struct qs_metrics *metrics,
+              int (*health)(void *arg, char *reason, size_t reason_len), void *health_arg,
+              struct qs_http **out, char *err, size_t errlen)
 {
 	struct evhttp_bound_socket *bound;
 	struct qs_http *h = NULL;

@@ -20,9 +20,9 @@
 #include <stddef.h>
 
 #define QS_HTTP_MAX_HEADERS_BYTES 8192
-#define QS_HTTP_MAX_BODY_BYTES 1024
-#define QS_HTTP_TIMEOUT_S 10
-#define QS_HTTP_REASON_MAX 256	/* health reason buffer, NUL included */
+#define QS_HTTP_MAX_BODY_BYTES    1024
+#define QS_HTTP_TIMEOUT_S         10
+#define QS_HTTP_REASON_MAX        256 /* health reason buffer, NUL included */
 
 struct event_base;
 struct qs_metrics;
@@ -45,11 +45,9 @@ struct qs_http;
  * malformed `listen`, -errno when the socket cannot be bound or listened on
  * (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL, ...), or -ENOMEM.
  */
-int qs_http_start(struct event_base *base, const char *listen,
-		  struct qs_metrics *metrics,
-		  int (*health)(void *arg, char *reason, size_t reason_len),
-		  void *health_arg, struct qs_http **out, char *err,
-		  size_t errlen);
+int qs_http_start(struct event_base *base, const char *listen, struct qs_metrics *metrics,
+                  int (*health)(void *arg, char *reason, size_t reason_len), void *health_arg,
+                  struct qs_http **out, char *err, size_t errlen);
 
 /*
  * Closes the listener and every open HTTP connection. Call it on the event

@@ -48,12 +48,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define QS_PEER_ACCEPT_RETRY_MS 100	/* after accept() failed (EMFILE...) */
-#define QS_PEER_KEEPIDLE_S 30		/* TCP keepalive: a silent dead peer */
-#define QS_PEER_KEEPINTVL_S 10
-#define QS_PEER_KEEPCNT 3
-#define QS_PEER_ADDR_MAX (INET6_ADDRSTRLEN + 8)	/* "[addr]:port" */
-#define QS_PEER_DETAIL_MAX 256
+#define QS_PEER_ACCEPT_RETRY_MS 100 /* after accept() failed (EMFILE...) */
+#define QS_PEER_KEEPIDLE_S      30  /* TCP keepalive: a silent dead peer */
+#define QS_PEER_KEEPINTVL_S     10
+#define QS_PEER_KEEPCNT         3
+#define QS_PEER_ADDR_MAX        (INET6_ADDRSTRLEN + 8) /* "[addr]:port" */
+#define QS_PEER_DETAIL_MAX      256
 
 enum qs_conn_state {
 	QS_CONN_CONNECTING,
@@ -86,21 +86,21 @@ enum qs_why {
 };
 
 static const char *const qs_why_names[QS_WHY_N] = {
-	[QS_WHY_OVERSIZED_FRAME] = "oversized_frame",
-	[QS_WHY_UNDECODABLE] = "undecodable",
-	[QS_WHY_UNEXPECTED_MESSAGE] = "unexpected_message",
-	[QS_WHY_EOF] = "eof",
-	[QS_WHY_ERROR] = "error",
-	[QS_WHY_REPLACED] = "replaced",
-	[QS_WHY_SLOW_READER] = "slow_reader",
-	[QS_WHY_PROTOCOL_VIOLATION] = "protocol_violation",
-	[QS_WHY_SHUTDOWN] = "shutdown",
-	[QS_WHY_UNKNOWN_KEY] = "unknown_key",
-	[QS_WHY_NOT_ED25519] = "not_ed25519",
-	[QS_WHY_NO_CERTIFICATE] = "no_certificate",
-	[QS_WHY_HANDSHAKE_ERROR] = "handshake_error",
-	[QS_WHY_HELLO_INVALID] = "hello_invalid",
-	[QS_WHY_TIMEOUT] = "timeout",
+    [QS_WHY_OVERSIZED_FRAME] = "oversized_frame",
+    [QS_WHY_UNDECODABLE] = "undecodable",
+    [QS_WHY_UNEXPECTED_MESSAGE] = "unexpected_message",
+    [QS_WHY_EOF] = "eof",
+    [QS_WHY_ERROR] = "error",
+    [QS_WHY_REPLACED] = "replaced",
+    [QS_WHY_SLOW_READER] = "slow_reader",
+    [QS_WHY_PROTOCOL_VIOLATION] = "protocol_violation",
+    [QS_WHY_SHUTDOWN] = "shutdown",
+    [QS_WHY_UNKNOWN_KEY] = "unknown_key",
+    [QS_WHY_NOT_ED25519] = "not_ed25519",
+    [QS_WHY_NO_CERTIFICATE] = "no_certificate",
+    [QS_WHY_HANDSHAKE_ERROR] = "handshake_error",
+    [QS_WHY_HELLO_INVALID] = "hello_invalid",
+    [QS_WHY_TIMEOUT] = "timeout",
 };
 
 struct qs_peers;
@@ -109,16 +109,16 @@ struct qs_conn {
 	struct qs_peers *p;
 	LIST_ENTRY(qs_conn) link;
 	enum qs_conn_state state;
-	int peer;			/* validator named by the pin, or -1 */
-	int dialed;			/* validator we dialed, or -1 if inbound */
-	bool pending_inbound;		/* counted in p->n_pending_inbound */
-	bool dead;			/* closed; freed when busy drops to 0 */
-	int busy;			/* handler calls on the stack */
-	evutil_socket_t fd;		/* CONNECTING only; then the bufferevent's */
-	struct event *connect_ev;	/* CONNECTING: the socket became writable */
-	struct event *deadline;		/* until READY */
+	int peer;                 /* validator named by the pin, or -1 */
+	int dialed;               /* validator we dialed, or -1 if inbound */
+	bool pending_inbound;     /* counted in p->n_pending_inbound */
+	bool dead;                /* closed; freed when busy drops to 0 */
+	int busy;                 /* handler calls on the stack */
+	evutil_socket_t fd;       /* CONNECTING only; then the bufferevent's */
+	struct event *connect_ev; /* CONNECTING: the socket became writable */
+	struct event *deadline;   /* until READY */
 	struct bufferevent *bev;
-	uint64_t ready_ms;		/* monotonic, when it became READY */
+	uint64_t ready_ms; /* monotonic, when it became READY */
 	char addr[QS_PEER_ADDR_MAX];
 };
 
@@ -126,13 +126,13 @@ struct qs_conn {
 struct qs_slot {
 	struct qs_peers *p;
 	int idx;
-	struct sockaddr_storage sa;	/* its address, parsed at start */
+	struct sockaddr_storage sa; /* its address, parsed at start */
 	socklen_t sa_len;
-	struct qs_conn *active;		/* READY connection, or NULL */
-	struct qs_conn *dialing;	/* our outbound connection before READY */
-	struct event *redial;		/* timer: next dial (validators after self) */
-	uint32_t backoff_ms;		/* base of the next redial delay */
-	unsigned failures;		/* attempts failed in a row, for logs */
+	struct qs_conn *active;  /* READY connection, or NULL */
+	struct qs_conn *dialing; /* our outbound connection before READY */
+	struct event *redial;    /* timer: next dial (validators after self) */
+	uint32_t backoff_ms;     /* base of the next redial delay */
+	unsigned failures;       /* attempts failed in a row, for logs */
 	int64_t skew_us;
 };
 
@@ -147,7 +147,7 @@ struct qs_peers {
 	SSL_CTX *client_ctx;
 	struct evconnlistener *listener;
 	struct event *accept_retry;
-	struct event *resume;		/* deliver held frames after reading resumes */
+	struct event *resume; /* deliver held frames after reading resumes */
 	LIST_HEAD(, qs_conn) conns;
 	unsigned n_pending_inbound;
 	bool reading;
@@ -166,12 +166,11 @@ struct qs_peers {
 };
 
 static void qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void qs_conn_process(struct qs_conn *c);
 
-static void
-qs_peers_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void qs_peers_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 qs_peers_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -206,8 +205,8 @@ qs_peers_wall_us(void)
 static struct timeval
 qs_peers_tv(uint64_t ms)
 {
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
-			      .tv_usec = (suseconds_t)(ms % 1000 * 1000) };
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)(ms % 1000 * 1000)};
 
 	return tv;
 }
@@ -296,8 +295,8 @@ qs_slot_schedule(struct qs_peers *p, int idx, uint64_t lived_ms)
 	if (lived_ms > QS_PEER_BACKOFF_RESET_MS)
 		s->backoff_ms = QS_PEER_BACKOFF_MIN_MS;
 	delay = qs_peers_jitter(s->backoff_ms);
-	s->backoff_ms = s->backoff_ms >= QS_PEER_BACKOFF_MAX_MS / 2 ? QS_PEER_BACKOFF_MAX_MS :
-								      s->backoff_ms * 2;
+	s->backoff_ms = s->backoff_ms >= QS_PEER_BACKOFF_MAX_MS / 2 ? QS_PEER_BACKOFF_MAX_MS
+	                                                            : s->backoff_ms * 2;
 	tv = qs_peers_tv(delay);
 	evtimer_add(s->redial, &tv);
 }
@@ -406,8 +405,7 @@ qs_conn_report_disconnect(struct qs_conn *c, enum qs_why why, const char *detail
 	}
 	qs_metric_add(p->m_disconnects, (size_t)why, 1);
 	qs_log(prio, "peer_closed", "peer=%s direction=%s addr=%s reason=%s detail=\"%s\"",
-	       qs_peers_name(p, c->peer), qs_conn_direction(c), c->addr, qs_why_names[why],
-	       detail);
+	       qs_peers_name(p, c->peer), qs_conn_direction(c), c->addr, qs_why_names[why], detail);
 }
 
 /*
@@ -438,9 +436,11 @@ qs_conn_report_handshake(struct qs_conn *c, enum qs_why why, const char *detail)
 		p->slots[c->dialed].failures++;
 		prio = p->slots[c->dialed].failures == 1 ? LOG_NOTICE : LOG_DEBUG;
 	}
-	qs_log(prio, "peer_handshake_failed", "peer=%s direction=%s addr=%s reason=%s "
-	       "detail=\"%s\"", qs_peers_name(p, c->peer >= 0 ? c->peer : c->dialed),
-	       qs_conn_direction(c), c->addr, qs_why_names[why], detail);
+	qs_log(prio, "peer_handshake_failed",
+	       "peer=%s direction=%s addr=%s reason=%s "
+	       "detail=\"%s\"",
+	       qs_peers_name(p, c->peer >= 0 ? c->peer : c->dialed), qs_conn_direction(c), c->addr,
+	       qs_why_names[why], detail);
 }
 
 /* Our TCP connect failed: not a handshake, just an absent peer. */
@@ -536,7 +536,7 @@ qs_conn_deadline(evutil_socket_t fd, short what, void *arg)
 		qs_conn_close(c, QS_WHY_ERROR, "%s", strerror(ETIMEDOUT));
 	else
 		qs_conn_close(c, QS_WHY_TIMEOUT, "no Hello within %d ms",
-			      QS_PEER_HANDSHAKE_TIMEOUT_MS);
+		              QS_PEER_HANDSHAKE_TIMEOUT_MS);
 }
 
 /* Send our Hello; the first frame in each direction. */
@@ -572,18 +572,18 @@ qs_conn_handshake_done(struct qs_conn *c)
 	}
 	if (c->dialed >= 0 && idx != c->dialed) {
 		qs_conn_close(c, QS_WHY_UNKNOWN_KEY, "dialed %s but the key is %s's",
-			      qs_peers_name(p, c->dialed), qs_peers_name(p, idx));
+		              qs_peers_name(p, c->dialed), qs_peers_name(p, idx));
 		return;
 	}
 	c->peer = idx;
 	rc = qs_conn_send_hello(c);
 	if (rc != 0) {
 		qs_conn_close(c, QS_WHY_HANDSHAKE_ERROR, "cannot queue our Hello: %s",
-			      qs_strerror(rc));
+		              qs_strerror(rc));
 		return;
 	}
 	c->state = QS_CONN_HELLO;
-	qs_conn_process(c);	/* their Hello may have come with the handshake */
+	qs_conn_process(c); /* their Hello may have come with the handshake */
 }
 
 /* Their Hello arrived: check it, then make `c` the validator's connection. */
@@ -599,17 +599,17 @@ qs_conn_hello(struct qs_conn *c, const Quorumstore__V1__PeerMessage *msg)
 
 	if (msg->msg_case != QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO || h == NULL) {
 		qs_conn_close(c, QS_WHY_HELLO_INVALID, "first message is not a Hello (case %d)",
-			      (int)msg->msg_case);
+		              (int)msg->msg_case);
 		return;
 	}
 	if (h->protocol_version != QS_PROTOCOL_VERSION) {
 		qs_conn_close(c, QS_WHY_HELLO_INVALID, "protocol_version %" PRIu32 ", ours %d",
-			      h->protocol_version, QS_PROTOCOL_VERSION);
+		              h->protocol_version, QS_PROTOCOL_VERSION);
 		return;
 	}
 	if (h->chain_id != p->cfg->chain_id) {
 		qs_conn_close(c, QS_WHY_HELLO_INVALID, "chain_id %" PRIu32 ", ours %" PRIu32,
-			      h->chain_id, p->cfg->chain_id);
+		              h->chain_id, p->cfg->chain_id);
 		return;
 	}
 	if (h->author.len != QS_KEY_BYTES ||
@@ -619,14 +619,15 @@ qs_conn_hello(struct qs_conn *c, const Quorumstore__V1__PeerMessage *msg)
 	}
 	if (h->epoch != p->cfg->epoch)
 		qs_log_notice("peer_epoch_differs", "peer=%s epoch=%" PRIu64 " ours=%" PRIu64,
-			      v->name, h->epoch, p->cfg->epoch);
+		              v->name, h->epoch, p->cfg->epoch);
 	skew_us = (int64_t)(h->now_us > INT64_MAX ? INT64_MAX : h->now_us) - (int64_t)now_us;
 
 	if (s->active != NULL) {
-		qs_log_notice("peer_replaced", "peer=%s old_direction=%s old_addr=%s "
-			      "new_direction=%s new_addr=%s", v->name,
-			      qs_conn_direction(s->active), s->active->addr, qs_conn_direction(c),
-			      c->addr);
+		qs_log_notice("peer_replaced",
+		              "peer=%s old_direction=%s old_addr=%s "
+		              "new_direction=%s new_addr=%s",
+		              v->name, qs_conn_direction(s->active), s->active->addr,
+		              qs_conn_direction(c), c->addr);
 		qs_conn_close(s->active, QS_WHY_REPLACED, "a new connection completed its Hello");
 	}
 	if (c->dialed >= 0 && s->dialing == c)
@@ -644,14 +645,14 @@ qs_conn_hello(struct qs_conn *c, const Quorumstore__V1__PeerMessage *msg)
 	s->skew_us = skew_us;
 	qs_metric_set(p->m_connected, (size_t)c->peer, 1);
 	qs_metric_set(p->m_skew, (size_t)c->peer,
-		      (skew_us + (skew_us >= 0 ? 500000 : -500000)) / 1000000);
-	qs_log_info("peer_connected", "peer=%s direction=%s addr=%s epoch=%" PRIu64
-		    " skew_us=%" PRId64, v->name, qs_conn_direction(c), c->addr, h->epoch,
-		    skew_us);
+	              (skew_us + (skew_us >= 0 ? 500000 : -500000)) / 1000000);
+	qs_log_info("peer_connected",
+	            "peer=%s direction=%s addr=%s epoch=%" PRIu64 " skew_us=%" PRId64, v->name,
+	            qs_conn_direction(c), c->addr, h->epoch, skew_us);
 	if (!p->reading)
 		bufferevent_disable(c->bev, EV_READ);
 	if (p->h.on_state != NULL)
-		p->h.on_state(p->arg, c->peer, 1);	/* c->busy: in qs_conn_process() */
+		p->h.on_state(p->arg, c->peer, 1); /* c->busy: in qs_conn_process() */
 }
 
 /*
@@ -676,18 +677,19 @@ qs_conn_process(struct qs_conn *c)
 		in = bufferevent_get_input(c->bev);
 		before = evbuffer_get_length(in);
 		rc = qs_frame_read(in, p->frame_max, &quorumstore__v1__peer_message__descriptor,
-				   p->budget, &m);
+		                   p->budget, &m);
 		if (rc == 0)
 			break;
 		if (rc == QS_ELIMIT) {
 			evbuffer_copyout(in, header, sizeof(header));
-			qs_conn_close(c, QS_WHY_OVERSIZED_FRAME, "frame of %" PRIu32
-				      " bytes, limit %zu", qs_get_be32(header), p->frame_max);
+			qs_conn_close(c, QS_WHY_OVERSIZED_FRAME,
+			              "frame of %" PRIu32 " bytes, limit %zu", qs_get_be32(header),
+			              p->frame_max);
 			break;
 		}
 		if (rc == QS_EDECODE) {
 			qs_conn_close(c, QS_WHY_UNDECODABLE, "a frame of %zu bytes does not decode",
-				      before - evbuffer_get_length(in) - QS_FRAME_HEADER_BYTES);
+			              before - evbuffer_get_length(in) - QS_FRAME_HEADER_BYTES);
 			break;
 		}
 		if (rc < 0) {
@@ -705,7 +707,7 @@ qs_conn_process(struct qs_conn *c)
 		if (msg->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG__NOT_SET) {
 			qs_frame_msg_free(m);
 			qs_conn_close(c, QS_WHY_UNEXPECTED_MESSAGE,
-				      "a PeerMessage with no field set");
+			              "a PeerMessage with no field set");
 			break;
 		}
 		if (msg->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO) {
@@ -762,7 +764,7 @@ qs_conn_start_tls(struct qs_conn *c, evutil_socket_t fd, enum bufferevent_ssl_st
 		return -ENOMEM;
 	}
 	c->bev = bufferevent_openssl_socket_new(p->base, fd, ssl, state,
-						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (c->bev == NULL) {
 		/* libevent frees the SSL on this path (BEV_OPT_CLOSE_ON_FREE)
 		 * but not the socket. */
@@ -821,8 +823,7 @@ qs_slot_dial(evutil_socket_t unused, short what, void *arg)
 		return;
 	}
 	qs_peers_tune_socket(fd);
-	if (connect(fd, (const struct sockaddr *)&s->sa, s->sa_len) != 0 &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, (const struct sockaddr *)&s->sa, s->sa_len) != 0 && errno != EINPROGRESS) {
 		rc = errno;
 		evutil_closesocket(fd);
 		qs_slot_dial_failed(s, "connect", rc);
@@ -849,7 +850,7 @@ qs_slot_dial(evutil_socket_t unused, short what, void *arg)
 
 static void
 qs_peers_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		void *arg)
+                void *arg)
 {
 	struct qs_peers *p = arg;
 	struct qs_conn *c;
@@ -858,11 +859,12 @@ qs_peers_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *s
 
 	if (p->n_pending_inbound >= QS_PEER_MAX_PENDING) {
 		qs_peers_format_addr(sa, addr, sizeof(addr));
-		qs_metric_add(p->m_handshake_failures,
-			      QS_WHY_HANDSHAKE_ERROR - QS_WHY_N_DISCONNECT, 1);
-		qs_log_warn("peer_handshake_failed", "peer=- direction=inbound addr=%s "
-			    "reason=handshake_error detail=\"%d connections already in handshake\"",
-			    addr, QS_PEER_MAX_PENDING);
+		qs_metric_add(p->m_handshake_failures, QS_WHY_HANDSHAKE_ERROR - QS_WHY_N_DISCONNECT,
+		              1);
+		qs_log_warn("peer_handshake_failed",
+		            "peer=- direction=inbound addr=%s "
+		            "reason=handshake_error detail=\"%d connections already in handshake\"",
+		            addr, QS_PEER_MAX_PENDING);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -894,7 +896,7 @@ qs_peers_accept_error(struct evconnlistener *l, void *arg)
 	/* EMFILE and friends leave the connection queued: pause instead of
 	 * spinning on it. */
 	qs_log_warn("peer_accept_failed", "error=\"%s\" retry_ms=%d", strerror(err),
-		    QS_PEER_ACCEPT_RETRY_MS);
+	            QS_PEER_ACCEPT_RETRY_MS);
 	evconnlistener_disable(l);
 	evtimer_add(p->accept_retry, &tv);
 }
@@ -940,69 +942,76 @@ qs_peers_register_metrics(struct qs_peers *p, struct qs_metrics *reg)
 	if (reg == NULL)
 		return;
 	p->m_handshake_failures = qs_peers_registered(
-		qs_metrics_counter(reg, "qsd_tls_handshake_failures_total",
-				   "Peer connections that failed before their Hello was "
-				   "accepted, by reason.",
-				   "reason", &qs_why_names[QS_WHY_N_DISCONNECT],
-				   QS_WHY_N - QS_WHY_N_DISCONNECT),
-		"qsd_tls_handshake_failures_total");
-	p->m_disconnects = qs_peers_registered(
-		qs_metrics_counter(reg, "qsd_peer_disconnects_total",
-				   "Usable peer connections closed, by reason.", "reason",
-				   qs_why_names, QS_WHY_N_DISCONNECT),
-		"qsd_peer_disconnects_total");
-	p->m_frames = qs_peers_registered(
-		qs_metrics_counter(reg, "qsd_peer_frames_received_total",
-				   "Frames received from peers.", NULL, NULL, 0),
-		"qsd_peer_frames_received_total");
+	    qs_metrics_counter(reg, "qsd_tls_handshake_failures_total",
+	                       "Peer connections that failed before their Hello was "
+	                       "accepted, by reason.",
+	                       "reason", &qs_why_names[QS_WHY_N_DISCONNECT],
+	                       QS_WHY_N - QS_WHY_N_DISCONNECT),
+	    "qsd_tls_handshake_failures_total");
+	p->m_disconnects =
+	    qs_peers_registered(qs_metrics_counter(reg, "qsd_peer_disconnects_total",
+	                                           "Usable peer connections closed, by reason.",
+	                                           "reason", qs_why_names, QS_WHY_N_DISCONNECT),
+	                        "qsd_peer_disconnects_total");
+	p->m_frames =
+	    qs_peers_registered(qs_metrics_counter(reg, "qsd_peer_frames_received_total",
+	                                           "Frames received from peers.", NULL, NULL, 0),
+	                        "qsd_peer_frames_received_total");
 	p->m_bytes = qs_peers_registered(
-		qs_metrics_counter(reg, "qsd_peer_bytes_received_total",
-				   "Bytes of frames received from peers, headers included.",
-				   NULL, NULL, 0),
-		"qsd_peer_bytes_received_total");
+	    qs_metrics_counter(reg, "qsd_peer_bytes_received_total",
+	                       "Bytes of frames received from peers, headers included.", NULL, NULL,
+	                       0),
+	    "qsd_peer_bytes_received_total");
 	if (p->n > QS_METRICS_MAX_VALUES) {
-		qs_log_notice("peer_metrics_reduced", "validators=%zu max_label_values=%d "
-			      "detail=\"no per-peer metrics\"", p->n, QS_METRICS_MAX_VALUES);
+		qs_log_notice("peer_metrics_reduced",
+		              "validators=%zu max_label_values=%d "
+		              "detail=\"no per-peer metrics\"",
+		              p->n, QS_METRICS_MAX_VALUES);
 		return;
 	}
 	for (size_t i = 0; i < p->n; i++)
 		names[i] = p->cfg->validators[i].name;
 	p->m_connected = qs_peers_registered(
-		qs_metrics_gauge(reg, "qsd_peer_connected",
-				 "1 while the validator has a usable peer connection.", "peer",
-				 names, p->n),
-		"qsd_peer_connected");
+	    qs_metrics_gauge(reg, "qsd_peer_connected",
+	                     "1 while the validator has a usable peer connection.", "peer", names,
+	                     p->n),
+	    "qsd_peer_connected");
 	p->m_skew = qs_peers_registered(
-		qs_metrics_gauge(reg, "qsd_peer_clock_skew_seconds",
-				 "The validator's clock minus ours, from its last Hello, "
-				 "rounded to whole seconds.", "peer", names, p->n),
-		"qsd_peer_clock_skew_seconds");
+	    qs_metrics_gauge(reg, "qsd_peer_clock_skew_seconds",
+	                     "The validator's clock minus ours, from its last Hello, "
+	                     "rounded to whole seconds.",
+	                     "peer", names, p->n),
+	    "qsd_peer_clock_skew_seconds");
 }
 
 /* Checks that the keys we were given are ours in the config. */
 static int
 qs_peers_check_self(const struct qs_config *cfg, int self, EVP_PKEY *network_key,
-		    const uint8_t self_signing_key[32], char *err, size_t errlen)
+                    const uint8_t self_signing_key[32], char *err, size_t errlen)
 {
 	uint8_t raw[QS_KEY_BYTES];
 	size_t len = sizeof(raw);
 
 	if (self < 0 || (size_t)self >= cfg->n_validators) {
 		qs_peers_set_err(err, errlen, "peers: self index %d is not a validator (0..%zu)",
-				 self, cfg->n_validators);
+		                 self, cfg->n_validators);
 		return QS_ECONFIG;
 	}
-	if (network_key == NULL ||
-	    EVP_PKEY_get_raw_public_key(network_key, raw, &len) != 1 || len != sizeof(raw) ||
+	if (network_key == NULL || EVP_PKEY_get_raw_public_key(network_key, raw, &len) != 1 ||
+	    len != sizeof(raw) ||
 	    memcmp(raw, cfg->validators[self].network_key, sizeof(raw)) != 0) {
 		ERR_clear_error();
-		qs_peers_set_err(err, errlen, "peers: the network key is not validators[%d] "
-				 "(%s)'s network_key", self, cfg->validators[self].name);
+		qs_peers_set_err(err, errlen,
+		                 "peers: the network key is not validators[%d] "
+		                 "(%s)'s network_key",
+		                 self, cfg->validators[self].name);
 		return QS_ECONFIG;
 	}
 	if (memcmp(self_signing_key, cfg->validators[self].signing_key, QS_KEY_BYTES) != 0) {
-		qs_peers_set_err(err, errlen, "peers: the signing key is not validators[%d] "
-				 "(%s)'s signing_key", self, cfg->validators[self].name);
+		qs_peers_set_err(err, errlen,
+		                 "peers: the signing key is not validators[%d] "
+		                 "(%s)'s signing_key",
+		                 self, cfg->validators[self].name);
 		return QS_ECONFIG;
 	}
 	return 0;
@@ -1010,13 +1019,13 @@ qs_peers_check_self(const struct qs_config *cfg, int self, EVP_PKEY *network_key
 
 int
 qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
-	       EVP_PKEY *network_key, const uint8_t self_signing_key[32],
-	       const struct qs_peers_handlers *h, void *arg, struct qs_metrics *metrics,
-	       struct qs_peers **out, char *err, size_t errlen)
+               EVP_PKEY *network_key, const uint8_t self_signing_key[32],
+               const struct qs_peers_handlers *h, void *arg, struct qs_metrics *metrics,
+               struct qs_peers **out, char *err, size_t errlen)
 {
 	struct sockaddr_storage listen_sa;
 	socklen_t listen_len;
-	struct timeval now = { 0, 0 };
+	struct timeval now = {0, 0};
 	struct qs_peers *p = NULL;
 	size_t four_frames;
 	int rc;
@@ -1031,8 +1040,10 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 	}
 	if (qs_addr_parse(cfg->listen, &listen_sa, &listen_len, NULL) != 0) {
 		rc = QS_ECONFIG;
-		qs_peers_set_err(err, errlen, "peers: listen \"%s\": expected a numeric "
-				 "A.B.C.D:PORT or [IPv6]:PORT", cfg->listen ? cfg->listen : "");
+		qs_peers_set_err(err, errlen,
+		                 "peers: listen \"%s\": expected a numeric "
+		                 "A.B.C.D:PORT or [IPv6]:PORT",
+		                 cfg->listen ? cfg->listen : "");
 		goto out;
 	}
 	rc = -ENOMEM;
@@ -1048,12 +1059,13 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 	p->arg = arg;
 	p->reading = true;
 	memcpy(p->signing_key, self_signing_key, sizeof(p->signing_key));
-	p->frame_max = cfg->limits.frame_max_bytes > UINT32_MAX ?
-		UINT32_MAX : (size_t)cfg->limits.frame_max_bytes;
+	p->frame_max = cfg->limits.frame_max_bytes > UINT32_MAX
+	                   ? UINT32_MAX
+	                   : (size_t)cfg->limits.frame_max_bytes;
 	p->budget = QS_PEER_DECODE_BUDGET(p->frame_max);
 	four_frames = 4 * (p->frame_max + QS_FRAME_HEADER_BYTES);
-	p->outbuf_max = four_frames > QS_PEER_OUTBUF_MAX_BYTES ? four_frames :
-								 QS_PEER_OUTBUF_MAX_BYTES;
+	p->outbuf_max =
+	    four_frames > QS_PEER_OUTBUF_MAX_BYTES ? four_frames : QS_PEER_OUTBUF_MAX_BYTES;
 	p->slots = calloc(p->n, sizeof(*p->slots));
 	if (p->slots == NULL)
 		goto nomem;
@@ -1067,10 +1079,11 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 			continue;
 		if (qs_addr_parse(cfg->validators[i].address, &s->sa, &s->sa_len, NULL) != 0) {
 			rc = QS_ECONFIG;
-			qs_peers_set_err(err, errlen, "peers: validators[%zu] (%s) address \"%s\": "
-					 "the peer transport needs a numeric A.B.C.D:PORT or "
-					 "[IPv6]:PORT", i, cfg->validators[i].name,
-					 cfg->validators[i].address);
+			qs_peers_set_err(err, errlen,
+			                 "peers: validators[%zu] (%s) address \"%s\": "
+			                 "the peer transport needs a numeric A.B.C.D:PORT or "
+			                 "[IPv6]:PORT",
+			                 i, cfg->validators[i].name, cfg->validators[i].address);
 			goto out;
 		}
 		if ((int)i > self) {
@@ -1092,10 +1105,10 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 		goto nomem;
 	/* libevent keeps bind()'s or listen()'s errno when it fails. */
 	errno = 0;
-	p->listener = evconnlistener_new_bind(base, qs_peers_accept, p,
-					      LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
-					      LEV_OPT_CLOSE_ON_EXEC, QS_PEER_LISTEN_BACKLOG,
-					      (struct sockaddr *)&listen_sa, (int)listen_len);
+	p->listener = evconnlistener_new_bind(
+	    base, qs_peers_accept, p,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	    QS_PEER_LISTEN_BACKLOG, (struct sockaddr *)&listen_sa, (int)listen_len);
 	if (p->listener == NULL) {
 		rc = errno != 0 ? -errno : -EADDRNOTAVAIL;
 		qs_peers_set_err(err, errlen, "peers: listen %s: %s", cfg->listen, strerror(-rc));
@@ -1107,7 +1120,7 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 	for (size_t i = (size_t)self + 1; i < p->n; i++)
 		evtimer_add(p->slots[i].redial, &now);
 	qs_log_debug("peer_listening", "listen=%s self=%s validators=%zu", cfg->listen,
-		     cfg->validators[self].name, p->n);
+	             cfg->validators[self].name, p->n);
 	*out = p;
 	p = NULL;
 	rc = 0;
@@ -1138,7 +1151,7 @@ qs_peers_send(struct qs_peers *p, int peer, const Quorumstore__V1__PeerMessage *
 	len = evbuffer_get_length(out);
 	if (len > p->outbuf_max) {
 		qs_conn_close(c, QS_WHY_SLOW_READER, "%zu bytes unsent, limit %zu", len,
-			      p->outbuf_max);
+		              p->outbuf_max);
 		return -ENOTCONN;
 	}
 	return 0;
@@ -1185,7 +1198,7 @@ qs_peers_close(struct qs_peers *p, int peer, const char *reason)
 	if (peer < 0 || (size_t)peer >= p->n || p->slots[peer].active == NULL)
 		return;
 	qs_conn_close(p->slots[peer].active, QS_WHY_PROTOCOL_VIOLATION, "%s",
-		      reason != NULL ? reason : "");
+	              reason != NULL ? reason : "");
 }
 
 void

@@ -63,14 +63,14 @@
 
 #include "quorumstore/v1/peer.pb-c.h"
 
-#define QS_PEER_HANDSHAKE_TIMEOUT_MS 10000	/* TCP connect + TLS + Hello */
-#define QS_PEER_BACKOFF_MIN_MS 100
-#define QS_PEER_BACKOFF_MAX_MS 5000
-#define QS_PEER_BACKOFF_JITTER_PCT 20		/* each delay is +-20% */
-#define QS_PEER_BACKOFF_RESET_MS 10000		/* a connection that lived longer resets it */
-#define QS_PEER_OUTBUF_MAX_BYTES (64u * 1024 * 1024)	/* or 4 frames, if more */
-#define QS_PEER_MAX_PENDING 64			/* inbound connections before Hello */
-#define QS_PEER_LISTEN_BACKLOG 128
+#define QS_PEER_HANDSHAKE_TIMEOUT_MS 10000 /* TCP connect + TLS + Hello */
+#define QS_PEER_BACKOFF_MIN_MS       100
+#define QS_PEER_BACKOFF_MAX_MS       5000
+#define QS_PEER_BACKOFF_JITTER_PCT   20    /* each delay is +-20% */
+#define QS_PEER_BACKOFF_RESET_MS     10000 /* a connection that lived longer resets it */
+#define QS_PEER_OUTBUF_MAX_BYTES     (64u * 1024 * 1024) /* or 4 frames, if more */
+#define QS_PEER_MAX_PENDING          64                  /* inbound connections before Hello */
+#define QS_PEER_LISTEN_BACKLOG       128
 /* Most bytes protobuf-c may allocate to decode one frame of `frame` bytes. */
 #define QS_PEER_DECODE_BUDGET(frame) (4 * (size_t)(frame) + 64 * 1024)
 
@@ -115,9 +115,9 @@ struct qs_peers_handlers {
  * listener cannot be bound (-EADDRINUSE, ...) or -ENOMEM.
  */
 int qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
-		   EVP_PKEY *network_key, const uint8_t self_signing_key[32],
-		   const struct qs_peers_handlers *h, void *arg, struct qs_metrics *metrics,
-		   struct qs_peers **out, char *err, size_t errlen);
+                   EVP_PKEY *network_key, const uint8_t self_signing_key[32],
+                   const struct qs_peers_handlers *h, void *arg, struct qs_metrics *metrics,
+                   struct qs_peers **out, char *err, size_t errlen);
 
 /*
  * Queue `msg` (borrowed; packed before returning) for validator `peer`.

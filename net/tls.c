@@ -21,10 +21,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#define QS_TLS_CERT_CN "qsd"
-#define QS_TLS_CERT_BACKDATE_S (60 * 60)	/* notBefore: an hour ago */
-#define QS_TLS_CERT_DAYS (10 * 365)		/* notAfter: ten years on */
-#define QS_TLS_SERIAL_BYTES 16
+#define QS_TLS_CERT_CN             "qsd"
+#define QS_TLS_CERT_BACKDATE_S     (60 * 60)  /* notBefore: an hour ago */
+#define QS_TLS_CERT_DAYS           (10 * 365) /* notAfter: ten years on */
+#define QS_TLS_SERIAL_BYTES        16
 /* A peer's certificate list is one small self-signed certificate; refuse
  * anything much larger before parsing it (OpenSSL's default is 100 KiB). */
 #define QS_TLS_MAX_CERT_LIST_BYTES (16 * 1024)
@@ -36,13 +36,12 @@ struct qs_tls_pin {
 };
 
 static pthread_once_t qs_tls_once = PTHREAD_ONCE_INIT;
-static int qs_tls_ctx_pin_idx = -1;	/* SSL_CTX: struct qs_tls_pin * */
-static int qs_tls_ssl_peer_idx = -1;	/* SSL: peer index + 1, as a pointer */
-static int qs_tls_ssl_reason_idx = -1;	/* SSL: static reason string */
+static int qs_tls_ctx_pin_idx = -1;    /* SSL_CTX: struct qs_tls_pin * */
+static int qs_tls_ssl_peer_idx = -1;   /* SSL: peer index + 1, as a pointer */
+static int qs_tls_ssl_reason_idx = -1; /* SSL: static reason string */
 
-static void
-qs_tls_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void qs_tls_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 qs_tls_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -182,8 +181,8 @@ qs_tls_make_cert(EVP_PKEY *key, X509 **out, char *err, size_t errlen)
 		qs_tls_set_err(err, errlen, "tls: no random serial");
 		goto out;
 	}
-	serial[0] &= 0x7f;	/* positive */
-	serial[0] |= 0x40;	/* and of full length */
+	serial[0] &= 0x7f; /* positive */
+	serial[0] |= 0x40; /* and of full length */
 	bn = BN_bin2bn(serial, sizeof(serial), NULL);
 	name = X509_get_subject_name(cert);
 	if (bn == NULL || X509_set_version(cert, X509_VERSION_3) != 1 ||
@@ -192,7 +191,7 @@ qs_tls_make_cert(EVP_PKEY *key, X509 **out, char *err, size_t errlen)
 	    X509_time_adj_ex(X509_getm_notAfter(cert), QS_TLS_CERT_DAYS, 0, NULL) == NULL ||
 	    name == NULL ||
 	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				       (const unsigned char *)QS_TLS_CERT_CN, -1, -1, 0) != 1 ||
+	                               (const unsigned char *)QS_TLS_CERT_CN, -1, -1, 0) != 1 ||
 	    X509_set_issuer_name(cert, name) != 1 || X509_set_pubkey(cert, key) != 1) {
 		qs_tls_set_err(err, errlen, "tls: cannot build the certificate");
 		goto out;
@@ -213,7 +212,7 @@ out:
 
 int
 qs_tls_ctx_new(EVP_PKEY *network_key, int is_server, qs_tls_pin_fn pin, void *pin_arg,
-	       SSL_CTX **out, char *err, size_t errlen)
+               SSL_CTX **out, char *err, size_t errlen)
 {
 	struct qs_tls_pin *pin_data = NULL;
 	SSL_CTX *ctx = NULL;
@@ -251,14 +250,14 @@ qs_tls_ctx_new(EVP_PKEY *network_key, int is_server, qs_tls_pin_fn pin, void *pi
 		qs_tls_set_err(err, errlen, "tls: cannot attach the pin");
 		goto out;
 	}
-	pin_data = NULL;	/* freed with the context */
+	pin_data = NULL; /* freed with the context */
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
 		qs_tls_set_err(err, errlen, "tls: TLS 1.3 is not available");
 		goto out;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
-				 SSL_OP_NO_RENEGOTIATION);
+	                             SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* libevent may retry a write from a moved buffer. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -269,15 +268,13 @@ qs_tls_ctx_new(EVP_PKEY *network_key, int is_server, qs_tls_pin_fn pin, void *pi
 		goto out;
 	}
 	if (SSL_CTX_use_certificate(ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey(ctx, network_key) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	    SSL_CTX_use_PrivateKey(ctx, network_key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		qs_tls_set_err(err, errlen, "tls: cannot use the network key");
 		goto out;
 	}
-	SSL_CTX_set_verify(ctx,
-			   is_server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT :
-				       SSL_VERIFY_PEER,
-			   qs_tls_verify);
+	SSL_CTX_set_verify(
+	    ctx, is_server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
+	    qs_tls_verify);
 	SSL_CTX_set_info_callback(ctx, qs_tls_info);
 	*out = ctx;
 	ctx = NULL;

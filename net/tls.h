@@ -43,7 +43,7 @@ typedef int (*qs_tls_pin_fn)(void *arg, const uint8_t key[QS_TLS_KEY_BYTES]);
  * into err (errlen bytes, err may be NULL).
  */
 int qs_tls_ctx_new(EVP_PKEY *network_key, int is_server, qs_tls_pin_fn pin, void *pin_arg,
-		   SSL_CTX **out, char *err, size_t errlen);
+                   SSL_CTX **out, char *err, size_t errlen);
 
 /* After a completed handshake on an SSL made from a qs_tls_ctx_new()
  * context: the index the pin function returned for the peer's key, or -1. */

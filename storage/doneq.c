@@ -30,8 +30,8 @@ doneq_ready(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-qs_doneq_new(struct event_base *base, void (*deliver)(void *arg, struct qs_link *item),
-	     void *arg, struct qs_doneq **out)
+qs_doneq_new(struct event_base *base, void (*deliver)(void *arg, struct qs_link *item), void *arg,
+             struct qs_doneq **out)
 {
 	struct qs_doneq *q = calloc(1, sizeof(*q));
 	int rc = -ENOMEM;

@@ -13,7 +13,7 @@
 /* Embedded as the first member of whatever is queued. */
 struct qs_link {
 	struct qs_link *next;
-	uint64_t bytes;		/* what the item is charged in a bounded queue */
+	uint64_t bytes; /* what the item is charged in a bounded queue */
 };
 
 struct qs_doneq;
@@ -23,7 +23,7 @@ struct qs_doneq;
  * Returns 0 or -errno.
  */
 int qs_doneq_new(struct event_base *base, void (*deliver)(void *arg, struct qs_link *item),
-		 void *arg, struct qs_doneq **out);
+                 void *arg, struct qs_doneq **out);
 
 /* Queue `item` for delivery; any thread. Ownership passes to the channel
  * until deliver() hands it back. */

@@ -26,8 +26,8 @@ read_one(struct qs_reader *r, struct qs_read_item *it)
 	int rc;
 
 	qs_store_key(it->info.expiration_us, it->info.digest, key);
-	val = rocksdb_get_cf(st->db, st->ro, st->cf[QS_CF_BATCHES], (const char *)key,
-			     sizeof(key), &len, &rerr);
+	val = rocksdb_get_cf(st->db, st->ro, st->cf[QS_CF_BATCHES], (const char *)key, sizeof(key),
+	                     &len, &rerr);
 	if (rerr) {
 		rc = qs_store_error_code(rerr);
 		rocksdb_free(rerr);
@@ -40,7 +40,7 @@ read_one(struct qs_reader *r, struct qs_read_item *it)
 	if (rc)
 		return rc == QS_ELIMIT ? QS_EDECODE : rc;
 	rc = qs_codec_batch_digest(r->opt.chain_id, it->info.author, it->info.epoch,
-				   it->info.batch_id, it->txns, it->n_txns, digest);
+	                           it->info.batch_id, it->txns, it->n_txns, digest);
 	if (rc)
 		return rc;
 	if (memcmp(digest, it->info.digest, QS_DIGEST_BYTES) != 0)
@@ -78,13 +78,13 @@ qs_reader_start(const struct qs_reader_options *opt, struct qs_reader **out)
 {
 	struct qs_reader *r = calloc(1, sizeof(*r));
 	struct qs_worker_options wo = {
-		.name = "qsd-reader",
-		.base = opt->base,
-		.queue_max_bytes = opt->queue_max_items,
-		.group_max_items = 16,
-		.group_max_bytes = 16,
-		.process = read_group,
-		.complete = complete,
+	    .name = "qsd-reader",
+	    .base = opt->base,
+	    .queue_max_bytes = opt->queue_max_items,
+	    .group_max_items = 16,
+	    .group_max_bytes = 16,
+	    .process = read_group,
+	    .complete = complete,
 	};
 	int rc;
 

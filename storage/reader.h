@@ -17,16 +17,16 @@
 #include "storage/store.h"
 
 struct qs_read_item {
-	struct qs_link link;		/* owned by the reader while queued */
-	struct qs_batch_info info;	/* the durable batch to read (its key is
+	struct qs_link link;       /* owned by the reader while queued */
+	struct qs_batch_info info; /* the durable batch to read (its key is
 					 * expiration_us || digest) */
-	void *owner;			/* caller's context, untouched */
+	void *owner;               /* caller's context, untouched */
 	/* Set by the reader before completion. */
-	int result;			/* 0; QS_ENOTFOUND; QS_EBADDIGEST (the stored
+	int result;                /* 0; QS_ENOTFOUND; QS_EBADDIGEST (the stored
 					 * bytes do not hash to the digest); QS_EDECODE;
 					 * or a storage error */
-	uint8_t *value;			/* the stored section; free() it */
-	ProtobufCBinaryData *txns;	/* slices into value; free() it */
+	uint8_t *value;            /* the stored section; free() it */
+	ProtobufCBinaryData *txns; /* slices into value; free() it */
 	size_t n_txns;
 };
 
@@ -34,8 +34,8 @@ struct qs_reader_options {
 	struct qs_store *store;
 	struct event_base *base;
 	uint32_t chain_id;
-	uint32_t max_txns;		/* stored batches never hold more */
-	uint64_t queue_max_items;	/* bound of requests queued */
+	uint32_t max_txns;        /* stored batches never hold more */
+	uint64_t queue_max_items; /* bound of requests queued */
 	void (*complete)(void *arg, struct qs_read_item *item);
 	void *arg;
 };

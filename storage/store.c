@@ -14,16 +14,15 @@
 #include "storage/writer.h"
 #include "core/hex.h"
 
-#define QS_META_SCHEMA "schema_version"
+#define QS_META_SCHEMA         "schema_version"
 #define QS_ROCKSDB_FATAL_LEVEL 4
 
 const char *const qs_store_cf_names[QS_CF_COUNT] = {
-	[QS_CF_BATCHES] = "batches",
-	[QS_CF_INFOS] = "infos",
-	[QS_CF_PROOFS] = "proofs",
-	[QS_CF_META] = "meta",
+    [QS_CF_BATCHES] = "batches",
+    [QS_CF_INFOS] = "infos",
+    [QS_CF_PROOFS] = "proofs",
+    [QS_CF_META] = "meta",
 };
-
 
 int
 qs_store_error_code(const char *msg)
@@ -86,7 +85,7 @@ store_check_schema(struct qs_store *st, int fresh, char *err, size_t errlen)
 	char *rerr = NULL;
 	size_t len = 0;
 	char *val = rocksdb_get_cf(st->db, st->ro, st->cf[QS_CF_META], QS_META_SCHEMA,
-				   strlen(QS_META_SCHEMA), &len, &rerr);
+	                           strlen(QS_META_SCHEMA), &len, &rerr);
 	uint8_t buf[4];
 	int rc = 0;
 
@@ -101,17 +100,17 @@ store_check_schema(struct qs_store *st, int fresh, char *err, size_t errlen)
 		st->schema_version = qs_get_be32((const uint8_t *)val);
 		if (st->schema_version > QS_SCHEMA_VERSION || st->schema_version == 0) {
 			snprintf(err, errlen,
-				 "database schema version %u is not supported by this qsd "
-				 "(supports %u); use a newer qsd",
-				 st->schema_version, QS_SCHEMA_VERSION);
+			         "database schema version %u is not supported by this qsd "
+			         "(supports %u); use a newer qsd",
+			         st->schema_version, QS_SCHEMA_VERSION);
 			rc = QS_ESCHEMA;
 		}
 		goto out;
 	}
 	if (!fresh) {
 		/* A database without a schema record that holds data is not ours. */
-		rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro,
-								    st->cf[QS_CF_INFOS]);
+		rocksdb_iterator_t *it =
+		    rocksdb_create_iterator_cf(st->db, st->ro, st->cf[QS_CF_INFOS]);
 		rocksdb_iter_seek_to_first(it);
 		int has_data = rocksdb_iter_valid(it);
 		rocksdb_iter_destroy(it);
@@ -123,7 +122,7 @@ store_check_schema(struct qs_store *st, int fresh, char *err, size_t errlen)
 	}
 	qs_put_be32(buf, QS_SCHEMA_VERSION);
 	rocksdb_put_cf(st->db, st->wo_sync, st->cf[QS_CF_META], QS_META_SCHEMA,
-		       strlen(QS_META_SCHEMA), (const char *)buf, sizeof(buf), &rerr);
+	               strlen(QS_META_SCHEMA), (const char *)buf, sizeof(buf), &rerr);
 	if (rerr) {
 		rc = store_fail(rerr, "writing schema version", err, errlen);
 		goto out;
@@ -135,12 +134,11 @@ out:
 }
 
 int
-qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *err,
-	      size_t errlen)
+qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *err, size_t errlen)
 {
 	const rocksdb_options_t *cf_opts[QS_CF_COUNT + 1];
 	const char *cf_names[QS_CF_COUNT + 1];
-	rocksdb_column_family_handle_t *handles[QS_CF_COUNT + 1] = { 0 };
+	rocksdb_column_family_handle_t *handles[QS_CF_COUNT + 1] = {0};
 	int fresh;
 	char *rerr = NULL;
 	struct qs_store *st = NULL;
@@ -178,7 +176,7 @@ qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *e
 		cf_opts[c + 1] = st->opts;
 	}
 	st->db = rocksdb_open_column_families(st->opts, opt->dir, QS_CF_COUNT + 1, cf_names,
-					      cf_opts, handles, &rerr);
+	                                      cf_opts, handles, &rerr);
 	if (rerr) {
 		rc = store_fail(rerr, "opening database", err, errlen);
 		goto out;
@@ -227,17 +225,17 @@ static void
 delete_expired(struct qs_store *st, rocksdb_writebatch_t *wb, const uint8_t end[8])
 {
 	static const uint8_t zero[8];
-	static const enum qs_store_cf cfs[] = { QS_CF_BATCHES, QS_CF_INFOS, QS_CF_PROOFS };
+	static const enum qs_store_cf cfs[] = {QS_CF_BATCHES, QS_CF_INFOS, QS_CF_PROOFS};
 
 	for (size_t i = 0; i < sizeof(cfs) / sizeof(cfs[0]); i++)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)zero, 8,
-						   (const char *)end, 8);
+		                                   (const char *)end, 8);
 }
 
 int
 qs_store_recover(struct qs_store *st, uint64_t now_us, uint32_t chain_id,
-		 int (*keep)(void *arg, const struct qs_batch_info *info), void *arg,
-		 struct qs_recovery_stats *stats, char *err, size_t errlen)
+                 int (*keep)(void *arg, const struct qs_batch_info *info), void *arg,
+                 struct qs_recovery_stats *stats, char *err, size_t errlen)
 {
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[QS_CF_INFOS]);
@@ -271,8 +269,8 @@ qs_store_recover(struct qs_store *st, uint64_t now_us, uint32_t chain_id,
 		    memcmp(info.digest, k + 8, QS_DIGEST_BYTES) != 0) {
 			char hex[2 * QS_STORE_KEY_BYTES + 1];
 
-			qs_hex_encode((const uint8_t *)k, klen < QS_STORE_KEY_BYTES ? klen :
-					      QS_STORE_KEY_BYTES, hex);
+			qs_hex_encode((const uint8_t *)k,
+			              klen < QS_STORE_KEY_BYTES ? klen : QS_STORE_KEY_BYTES, hex);
 			snprintf(err, errlen, "infos record %s does not parse", hex);
 			rc = QS_ECORRUPT;
 			goto out;

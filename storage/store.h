@@ -16,17 +16,17 @@
 struct qs_store;
 
 struct qs_store_options {
-	const char *dir;		/* database directory, created if missing */
-	uint64_t write_buffer_bytes;	/* all memtables together */
+	const char *dir;             /* database directory, created if missing */
+	uint64_t write_buffer_bytes; /* all memtables together */
 	uint64_t block_cache_bytes;
 	uint64_t max_wal_bytes;
 };
 
 enum qs_store_cf {
-	QS_CF_BATCHES = 0,	/* expiration_us(be64) || digest -> transactions */
-	QS_CF_INFOS,		/* expiration_us(be64) || digest -> BatchInfo */
-	QS_CF_PROOFS,		/* expiration_us(be64) || digest -> ProofOfStore */
-	QS_CF_META,		/* name -> value */
+	QS_CF_BATCHES = 0, /* expiration_us(be64) || digest -> transactions */
+	QS_CF_INFOS,       /* expiration_us(be64) || digest -> BatchInfo */
+	QS_CF_PROOFS,      /* expiration_us(be64) || digest -> ProofOfStore */
+	QS_CF_META,        /* name -> value */
 	QS_CF_COUNT,
 };
 
@@ -39,7 +39,7 @@ enum qs_store_cf {
  * process on a full disk. On success *out owns the database.
  */
 int qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *err,
-		  size_t errlen);
+                  size_t errlen);
 
 /* Close the database; NULL is fine. Pending background work is cancelled. */
 void qs_store_close(struct qs_store *st);
@@ -56,9 +56,9 @@ int qs_store_error_code(const char *rocksdb_err);
 struct qs_batch_info;
 
 struct qs_recovery_stats {
-	uint64_t kept;			/* batches handed to the callback and kept */
-	uint64_t dropped;		/* deleted: other epoch, chain or author */
-	int expired_deleted;		/* whether an expired range was deleted */
+	uint64_t kept;       /* batches handed to the callback and kept */
+	uint64_t dropped;    /* deleted: other epoch, chain or author */
+	int expired_deleted; /* whether an expired range was deleted */
 };
 
 /*
@@ -72,8 +72,8 @@ struct qs_recovery_stats {
  * or a storage error.
  */
 int qs_store_recover(struct qs_store *st, uint64_t now_us, uint32_t chain_id,
-		     int (*keep)(void *arg, const struct qs_batch_info *info), void *arg,
-		     struct qs_recovery_stats *stats, char *err, size_t errlen);
+                     int (*keep)(void *arg, const struct qs_batch_info *info), void *arg,
+                     struct qs_recovery_stats *stats, char *err, size_t errlen);
 
 /* Column family names, indexed by enum qs_store_cf. */
 extern const char *const qs_store_cf_names[QS_CF_COUNT];

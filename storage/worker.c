@@ -12,9 +12,9 @@ struct qs_worker {
 	int thread_started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct qs_link *head;		/* submitted, not yet taken */
+	struct qs_link *head; /* submitted, not yet taken */
 	struct qs_link **tail;
-	uint64_t queue_bytes;		/* queued and in flight */
+	uint64_t queue_bytes; /* queued and in flight */
 	int stopping;
 	struct qs_doneq *done;
 };

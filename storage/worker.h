@@ -19,10 +19,10 @@
 #include "storage/doneq.h"
 
 struct qs_worker_options {
-	const char *name;		/* thread name, at most 15 characters */
-	struct event_base *base;	/* loop on which completions run */
-	uint64_t queue_max_bytes;	/* bound of queued + in-flight bytes */
-	uint32_t group_max_items;	/* items taken at once, at least 1 */
+	const char *name;         /* thread name, at most 15 characters */
+	struct event_base *base;  /* loop on which completions run */
+	uint64_t queue_max_bytes; /* bound of queued + in-flight bytes */
+	uint32_t group_max_items; /* items taken at once, at least 1 */
 	uint64_t group_max_bytes;
 	/* Worker thread: process a group (a NULL-terminated list of n items). */
 	void (*process)(void *arg, struct qs_link *group, size_t n, uint64_t bytes);

@@ -16,7 +16,7 @@ struct qs_writer {
 
 void
 qs_store_key(uint64_t expiration_us, const uint8_t digest[QS_DIGEST_BYTES],
-	     uint8_t key[QS_STORE_KEY_BYTES])
+             uint8_t key[QS_STORE_KEY_BYTES])
 {
 	qs_put_be64(key, expiration_us);
 	memcpy(key + 8, digest, QS_DIGEST_BYTES);
@@ -48,15 +48,15 @@ elapsed_s(const struct timespec *a)
  * into the WriteBatch itself. `lens` holds 4 bytes per transaction plus 4.
  */
 static int
-add_item(struct qs_writer *w, rocksdb_writebatch_t *wb, struct qs_write_item *it,
-	 uint8_t *key, uint8_t *info_buf, uint8_t *lens)
+add_item(struct qs_writer *w, rocksdb_writebatch_t *wb, struct qs_write_item *it, uint8_t *key,
+         uint8_t *info_buf, uint8_t *lens)
 {
 	struct qs_store *st = w->opt.store;
 	size_t n_slices = 1 + 2 * it->n_txns;
 	const char **vals = NULL;
 	size_t *sizes = NULL;
-	const char *keys[1] = { (const char *)key };
-	size_t key_sizes[1] = { QS_STORE_KEY_BYTES };
+	const char *keys[1] = {(const char *)key};
+	size_t key_sizes[1] = {QS_STORE_KEY_BYTES};
 
 	qs_store_key(it->info.expiration_us, it->info.digest, key);
 	qs_codec_info_signing_bytes(w->opt.chain_id, &it->info, info_buf);
@@ -81,12 +81,12 @@ add_item(struct qs_writer *w, rocksdb_writebatch_t *wb, struct qs_write_item *it
 			sizes[2 + 2 * i] = it->txns[i].len;
 		}
 		rocksdb_writebatch_putv_cf(wb, st->cf[QS_CF_BATCHES], 1, keys, key_sizes,
-					   (int)n_slices, vals, sizes);
+		                           (int)n_slices, vals, sizes);
 		free(vals);
 		free(sizes);
 	}
 	rocksdb_writebatch_put_cf(wb, st->cf[QS_CF_INFOS], (const char *)key, QS_STORE_KEY_BYTES,
-				  (const char *)info_buf, QS_INFO_SIGNING_BYTES);
+	                          (const char *)info_buf, QS_INFO_SIGNING_BYTES);
 	return 0;
 }
 
@@ -133,12 +133,12 @@ write_group(void *arg, struct qs_link *group, size_t n_items, uint64_t bytes)
 
 		it->result = rc;
 		if (rc == 0 && qs_codec_info_sign(w->opt.signing_key, w->opt.chain_id, &it->info,
-						  it->sig) != 0)
+		                                  it->sig) != 0)
 			it->result = QS_ECRYPTO;
 	}
 	if (w->opt.observer.group_done)
 		w->opt.observer.group_done(w->opt.observer.arg, n_items, bytes, elapsed_s(&t0), rc,
-					   rerr);
+		                           rerr);
 	rocksdb_free(rerr);
 }
 
@@ -155,13 +155,13 @@ qs_writer_start(const struct qs_writer_options *opt, struct qs_writer **out)
 {
 	struct qs_writer *w = calloc(1, sizeof(*w));
 	struct qs_worker_options wo = {
-		.name = "qsd-writer",
-		.base = opt->base,
-		.queue_max_bytes = opt->queue_max_bytes,
-		.group_max_items = opt->group_max_items,
-		.group_max_bytes = opt->group_max_bytes,
-		.process = write_group,
-		.complete = complete,
+	    .name = "qsd-writer",
+	    .base = opt->base,
+	    .queue_max_bytes = opt->queue_max_bytes,
+	    .group_max_items = opt->group_max_items,
+	    .group_max_bytes = opt->group_max_bytes,
+	    .process = write_group,
+	    .complete = complete,
 	};
 	int rc;
 

@@ -24,37 +24,37 @@
 #include "storage/store.h"
 
 enum qs_write_kind {
-	QS_WRITE_BATCH,		/* store payload and info, then sign */
-	QS_WRITE_SIGN,		/* durable already (an earlier write of the same
+	QS_WRITE_BATCH, /* store payload and info, then sign */
+	QS_WRITE_SIGN,  /* durable already (an earlier write of the same
 				 * digest with an equal or later expiration
 				 * completed): sign only */
 };
 
 struct qs_write_item {
-	struct qs_link link;		/* owned by the writer while queued */
+	struct qs_link link; /* owned by the writer while queued */
 	enum qs_write_kind kind;
-	struct qs_batch_info info;	/* what is stored and signed */
+	struct qs_batch_info info;       /* what is stored and signed */
 	const ProtobufCBinaryData *txns; /* payload, borrowed; valid until completion */
 	size_t n_txns;
-	void *owner;			/* caller's context, untouched */
+	void *owner; /* caller's context, untouched */
 	/* Set by the writer before completion. */
-	int result;			/* 0: durable and signed; else a QS_E* code */
+	int result; /* 0: durable and signed; else a QS_E* code */
 	uint8_t sig[QS_SIG_BYTES];
 };
 
 /* Called on the writer thread after each group (for metrics). */
 struct qs_writer_observer {
 	void (*group_done)(void *arg, size_t items, uint64_t bytes, double seconds, int result,
-			   const char *rocksdb_err);
+	                   const char *rocksdb_err);
 	void *arg;
 };
 
 struct qs_writer_options {
 	struct qs_store *store;
-	struct event_base *base;	/* loop on which completions run */
-	EVP_PKEY *signing_key;		/* borrowed; used only by the writer thread */
+	struct event_base *base; /* loop on which completions run */
+	EVP_PKEY *signing_key;   /* borrowed; used only by the writer thread */
 	uint32_t chain_id;
-	uint64_t queue_max_bytes;	/* bound of the submit queue (queued + in flight) */
+	uint64_t queue_max_bytes; /* bound of the submit queue (queued + in flight) */
 	uint32_t group_max_items;
 	uint64_t group_max_bytes;
 	void (*complete)(void *arg, struct qs_write_item *item);
@@ -96,6 +96,6 @@ void qs_writer_stop(struct qs_writer *w);
  * expiration_us (be64) || digest. */
 #define QS_STORE_KEY_BYTES (8 + QS_DIGEST_BYTES)
 void qs_store_key(uint64_t expiration_us, const uint8_t digest[QS_DIGEST_BYTES],
-		  uint8_t key[QS_STORE_KEY_BYTES]);
+                  uint8_t key[QS_STORE_KEY_BYTES]);
 
 #endif

@@ -11,13 +11,13 @@
 
 #define NACK(name) QUORUMSTORE__V1__NACK_REASON__NACK_REASON_##name
 
-#define CHAIN 7
-#define EPOCH 3
-#define NOW_US UINT64_C(1767225600000000)
+#define CHAIN       7
+#define EPOCH       3
+#define NOW_US      UINT64_C(1767225600000000)
 #define LIFETIME_US UINT64_C(60000000)
-#define MAX_TXNS 16
-#define MAX_BYTES 1024
-#define TXN_CAP 64
+#define MAX_TXNS    16
+#define MAX_BYTES   1024
+#define TXN_CAP     64
 
 /* A batch and everything it points to, in one place. */
 struct tbatch {
@@ -32,19 +32,19 @@ struct tbatch {
 static struct tbatch tb;
 
 static struct qs_limits limits = {
-	.batch_max_txns = MAX_TXNS,
-	.batch_max_bytes = MAX_BYTES,
-	.msg_max_batches = 20,
-	.msg_max_bytes = 4 << 20,
-	.frame_max_bytes = (4 << 20) + (64 << 10),
+    .batch_max_txns = MAX_TXNS,
+    .batch_max_bytes = MAX_BYTES,
+    .msg_max_batches = 20,
+    .msg_max_bytes = 4 << 20,
+    .frame_max_bytes = (4 << 20) + (64 << 10),
 };
 
 static struct qs_validate_ctx ctx = {
-	.chain_id = CHAIN,
-	.epoch = EPOCH,
-	.now_us = NOW_US,
-	.max_lifetime_us = LIFETIME_US,
-	.limits = &limits,
+    .chain_id = CHAIN,
+    .epoch = EPOCH,
+    .now_us = NOW_US,
+    .max_lifetime_us = LIFETIME_US,
+    .limits = &limits,
 };
 
 /* Recompute the digest and counts of tb from its payload. */
@@ -58,8 +58,8 @@ seal(struct tbatch *t)
 	t->info.num_txns = (uint32_t)t->b.n_transactions;
 	t->info.num_bytes = bytes;
 	ck_assert_int_eq(qs_codec_batch_digest(CHAIN, t->author, t->info.epoch, t->info.batch_id,
-					       t->txns, t->b.n_transactions, t->digest),
-			 0);
+	                                       t->txns, t->b.n_transactions, t->digest),
+	                 0);
 }
 
 /* A valid batch of n transactions of len bytes each (n * len <= 4096). */
@@ -140,16 +140,16 @@ END_TEST
 START_TEST(documented_example_batch_is_valid)
 {
 	static const uint8_t author[32] = {
-		0x03, 0xa1, 0x07, 0xbf, 0xf3, 0xce, 0x10, 0xbe, 0x1d, 0x70, 0xdd,
-		0x18, 0xe7, 0x4b, 0xc0, 0x99, 0x67, 0xe4, 0xd6, 0x30, 0x9b, 0xa5,
-		0x0d, 0x5f, 0x1d, 0xdc, 0x86, 0x64, 0x12, 0x55, 0x31, 0xb8,
+	    0x03, 0xa1, 0x07, 0xbf, 0xf3, 0xce, 0x10, 0xbe, 0x1d, 0x70, 0xdd,
+	    0x18, 0xe7, 0x4b, 0xc0, 0x99, 0x67, 0xe4, 0xd6, 0x30, 0x9b, 0xa5,
+	    0x0d, 0x5f, 0x1d, 0xdc, 0x86, 0x64, 0x12, 0x55, 0x31, 0xb8,
 	};
 	static const uint8_t digest[32] = {
-		0x7e, 0x38, 0x55, 0xc2, 0xb7, 0xcc, 0xad, 0xee, 0xf3, 0x16, 0xf2,
-		0x62, 0x83, 0xb3, 0xc7, 0x33, 0xd5, 0x56, 0x13, 0xcd, 0x8a, 0x53,
-		0xa8, 0x10, 0x44, 0xbb, 0x3a, 0x4c, 0x07, 0x92, 0xe2, 0x36,
+	    0x7e, 0x38, 0x55, 0xc2, 0xb7, 0xcc, 0xad, 0xee, 0xf3, 0x16, 0xf2,
+	    0x62, 0x83, 0xb3, 0xc7, 0x33, 0xd5, 0x56, 0x13, 0xcd, 0x8a, 0x53,
+	    0xa8, 0x10, 0x44, 0xbb, 0x3a, 0x4c, 0x07, 0x92, 0xe2, 0x36,
 	};
-	ProtobufCBinaryData txns[2] = { { 5, (uint8_t *)"hello" }, { 3, (uint8_t *)"qsd" } };
+	ProtobufCBinaryData txns[2] = {{5, (uint8_t *)"hello"}, {3, (uint8_t *)"qsd"}};
 	Quorumstore__V1__BatchInfo pbi = QUORUMSTORE__V1__BATCH_INFO__INIT;
 	Quorumstore__V1__Batch b = QUORUMSTORE__V1__BATCH__INIT;
 	struct qs_validate_ctx c = ctx;
@@ -540,8 +540,7 @@ START_TEST(fetched_batch_still_checks_digest_epoch_and_limits)
 	ck_assert_int_eq(qs_batch_validate(&ctx, NULL, &tb.b, &info, NULL), NACK(BAD_DIGEST));
 	tb.data[0] ^= 1;
 	tb.info.num_bytes++;
-	ck_assert_int_eq(qs_batch_validate(&ctx, NULL, &tb.b, &info, NULL),
-			 NACK(COUNT_MISMATCH));
+	ck_assert_int_eq(qs_batch_validate(&ctx, NULL, &tb.b, &info, NULL), NACK(COUNT_MISMATCH));
 	make_batch(&tb, MAX_TXNS + 1, 1);
 	ck_assert_int_eq(qs_batch_validate(&ctx, NULL, &tb.b, &info, NULL), NACK(TOO_MANY_TXNS));
 	make_batch(&tb, 2, 5);

@@ -10,29 +10,26 @@
 
 static const char EX_AUTHOR[] = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
 static const char EX_DIGEST[] = "7e3855c2b7ccadeef316f26283b3c733d55613cd8a53a81044bb3a4c0792e236";
-static const char EX_PREIMAGE[] =
-	"7173642f76312f626174636800"
-	"00000001"
-	"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
-	"0000000000000003"
-	"0000000000000007"
-	"00000002"
-	"0000000568656c6c6f"
-	"00000003717364";
-static const char EX_SIGNING[] =
-	"7173642f76312f62617463682d696e666f00"
-	"00000001"
-	"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
-	"0000000000000003"
-	"0000000000000007"
-	"0006474846204000"
-	"7e3855c2b7ccadeef316f26283b3c733d55613cd8a53a81044bb3a4c0792e236"
-	"00000002"
-	"0000000000000008"
-	"0000000000000000";
-static const char EX_SIG[] =
-	"20ca52385ce528f3345b8c08b88084ea28159d4b0a86d2eefd5f223bc9aa35af"
-	"e3c6bf50c6f56ba7df5537f0fedd9ace8c7b3cb29a6feea9178845b98e96a30a";
+static const char EX_PREIMAGE[] = "7173642f76312f626174636800"
+				  "00000001"
+				  "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+				  "0000000000000003"
+				  "0000000000000007"
+				  "00000002"
+				  "0000000568656c6c6f"
+				  "00000003717364";
+static const char EX_SIGNING[] = "7173642f76312f62617463682d696e666f00"
+				 "00000001"
+				 "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+				 "0000000000000003"
+				 "0000000000000007"
+				 "0006474846204000"
+				 "7e3855c2b7ccadeef316f26283b3c733d55613cd8a53a81044bb3a4c0792e236"
+				 "00000002"
+				 "0000000000000008"
+				 "0000000000000000";
+static const char EX_SIG[] = "20ca52385ce528f3345b8c08b88084ea28159d4b0a86d2eefd5f223bc9aa35af"
+			     "e3c6bf50c6f56ba7df5537f0fedd9ace8c7b3cb29a6feea9178845b98e96a30a";
 
 static size_t
 unhex(const char *s, uint8_t *out, size_t cap)
@@ -59,8 +56,8 @@ example_key(void)
 }
 
 static ProtobufCBinaryData example_txns[2] = {
-	{ 5, (uint8_t *)"hello" },
-	{ 3, (uint8_t *)"qsd" },
+    {5, (uint8_t *)"hello"},
+    {3, (uint8_t *)"qsd"},
 };
 
 static void
@@ -118,9 +115,9 @@ END_TEST
 START_TEST(digest_changes_with_every_field)
 {
 	uint8_t author[32], base[32], d[32];
-	ProtobufCBinaryData other[2] = { { 5, (uint8_t *)"hellp" }, { 3, (uint8_t *)"qsd" } };
+	ProtobufCBinaryData other[2] = {{5, (uint8_t *)"hellp"}, {3, (uint8_t *)"qsd"}};
 	/* Moving one byte between transactions must change the digest. */
-	ProtobufCBinaryData split[2] = { { 4, (uint8_t *)"hell" }, { 4, (uint8_t *)"oqsd" } };
+	ProtobufCBinaryData split[2] = {{4, (uint8_t *)"hell"}, {4, (uint8_t *)"oqsd"}};
 
 	unhex(EX_AUTHOR, author, sizeof(author));
 	ck_assert_int_eq(qs_codec_batch_digest(1, author, 3, 7, example_txns, 2, base), 0);

@@ -115,7 +115,7 @@ static void
 assert_prefix(const char *prefix)
 {
 	ck_assert_msg(!strncmp(errbuf, prefix, strlen(prefix)),
-		      "error \"%s\" does not start with \"%s\"", errbuf, prefix);
+	              "error \"%s\" does not start with \"%s\"", errbuf, prefix);
 }
 
 /* The parse fails with a message starting with `prefix` and holding `needle`. */
@@ -158,52 +158,52 @@ base_with(const char *key, const char *line, const char *tail)
 
 START_TEST(valid_full_config_sets_every_field)
 {
-	static const uint8_t k1[QS_KEY_BYTES] = { [31] = 1 };
+	static const uint8_t k1[QS_KEY_BYTES] = {[31] = 1};
 	static const uint8_t ka0 = 0xd7, ka31 = 0x1a;
-	struct qs_config *cfg = parse_ok(
-		"# every key\n"
-		"chain_id: 4294967295\n"
-		"epoch: 18446744073709551615\n"
-		"listen: '[::1]:7001'\n"
-		"data_dir: /var/lib/qsd-test\n"
-		"network_key: nk.key\n"
-		"signing_key: \"sk.key\"\n"
-		"log_level: debug\n"
-		"max_batch_lifetime_ms: 120000\n"
-		"max_clock_skew_ms: 0\n"
-		"rpc:\n"
-		"  socket: /run/qsd-test/rpc.sock\n"
-		"  allowed_uids: [0, 998, 4294967294]\n"
-		"metrics:\n"
-		"  listen: 127.0.0.1:9999\n"
-		"limits:\n"
-		"  batch_max_txns: 100\n"
-		"  batch_max_bytes: 2097152\n"
-		"  msg_max_batches: 10\n"
-		"  msg_max_bytes: 8388608\n"
-		"  frame_max_bytes: 8454144\n"
-		"quotas:\n"
-		"  author_mem_bytes: 1000\n"
-		"  author_mem_batches: 1001\n"
-		"  author_disk_bytes: 1002\n"
-		"  author_disk_batches: 1003\n"
-		"  author_proofs: 1004\n"
-		"storage:\n"
-		"  submit_queue_bytes: 16777216\n"
-		"  group_max_batches: 64\n"
-		"  group_max_bytes: 4194304\n"
-		"  free_space_watermark_bytes: 0\n"
-		"  db_write_buffer_bytes: 2097152\n"
-		"  db_block_cache_bytes: 3145728\n"
-		"  db_max_wal_bytes: 4194304\n"
-		"validators:\n"
-		"  - name: v0\n"
-		"    address: 127.0.0.1:7001\n"
-		"    network_key: " K1 "\n"
-		"    signing_key: " K2 "\n"
-		"    voting_power: 3\n"
-		"  - {name: v-1.x_Y, address: '[::1]:7002', network_key: " KA ", signing_key: " K4
-		", voting_power: 4611686018427387900}\n");
+	struct qs_config *cfg =
+	    parse_ok("# every key\n"
+	             "chain_id: 4294967295\n"
+	             "epoch: 18446744073709551615\n"
+	             "listen: '[::1]:7001'\n"
+	             "data_dir: /var/lib/qsd-test\n"
+	             "network_key: nk.key\n"
+	             "signing_key: \"sk.key\"\n"
+	             "log_level: debug\n"
+	             "max_batch_lifetime_ms: 120000\n"
+	             "max_clock_skew_ms: 0\n"
+	             "rpc:\n"
+	             "  socket: /run/qsd-test/rpc.sock\n"
+	             "  allowed_uids: [0, 998, 4294967294]\n"
+	             "metrics:\n"
+	             "  listen: 127.0.0.1:9999\n"
+	             "limits:\n"
+	             "  batch_max_txns: 100\n"
+	             "  batch_max_bytes: 2097152\n"
+	             "  msg_max_batches: 10\n"
+	             "  msg_max_bytes: 8388608\n"
+	             "  frame_max_bytes: 8454144\n"
+	             "quotas:\n"
+	             "  author_mem_bytes: 1000\n"
+	             "  author_mem_batches: 1001\n"
+	             "  author_disk_bytes: 1002\n"
+	             "  author_disk_batches: 1003\n"
+	             "  author_proofs: 1004\n"
+	             "storage:\n"
+	             "  submit_queue_bytes: 16777216\n"
+	             "  group_max_batches: 64\n"
+	             "  group_max_bytes: 4194304\n"
+	             "  free_space_watermark_bytes: 0\n"
+	             "  db_write_buffer_bytes: 2097152\n"
+	             "  db_block_cache_bytes: 3145728\n"
+	             "  db_max_wal_bytes: 4194304\n"
+	             "validators:\n"
+	             "  - name: v0\n"
+	             "    address: 127.0.0.1:7001\n"
+	             "    network_key: " K1 "\n"
+	             "    signing_key: " K2 "\n"
+	             "    voting_power: 3\n"
+	             "  - {name: v-1.x_Y, address: '[::1]:7002', network_key: " KA
+	             ", signing_key: " K4 ", voting_power: 4611686018427387900}\n");
 
 	ck_assert_str_eq(cfg->path, "t.yaml");
 	ck_assert_uint_eq(cfg->chain_id, 4294967295u);
@@ -308,54 +308,54 @@ END_TEST
 START_TEST(unknown_nested_key_names_dotted_path)
 {
 	expect_error(BASE "limits:\n  batch_max_txns: 5\n  batch_max_txn: 5\n",
-		     "t.yaml:15:3: limits.batch_max_txn: unknown key", NULL);
+	             "t.yaml:15:3: limits.batch_max_txn: unknown key", NULL);
 	expect_error(BASE "rpc: {socket: /x, sockets: /y}\n",
-		     "t.yaml:13:19: rpc.sockets: unknown key", NULL);
+	             "t.yaml:13:19: rpc.sockets: unknown key", NULL);
 }
 END_TEST
 
 START_TEST(unknown_validator_key_names_index)
 {
 	expect_error(BASE V1("v1", "127.0.0.1:2", K3, K4, "1") "    weight: 2\n",
-		     "t.yaml:18:5: validators[1].weight: unknown key", NULL);
+	             "t.yaml:18:5: validators[1].weight: unknown key", NULL);
 }
 END_TEST
 
 START_TEST(scalar_where_mapping_expected_is_wrong_type)
 {
 	expect_error(BASE "limits: 5\n", "t.yaml:13:9: limits: wrong type",
-		     "expected a mapping, got a scalar");
+	             "expected a mapping, got a scalar");
 	/* An empty value is marked just after its key's colon. */
 	expect_error(BASE "rpc:\n", "t.yaml:13:5: rpc: wrong type",
-		     "expected a mapping, got an empty value");
-	expect_error(HEAD "validators: v0\n",
-		     "t.yaml:7:13: validators: wrong type", "expected a sequence");
-	expect_error(HEAD "validators:\n  - v0\n",
-		     "t.yaml:8:5: validators[0]: wrong type", "expected a mapping");
+	             "expected a mapping, got an empty value");
+	expect_error(HEAD "validators: v0\n", "t.yaml:7:13: validators: wrong type",
+	             "expected a sequence");
+	expect_error(HEAD "validators:\n  - v0\n", "t.yaml:8:5: validators[0]: wrong type",
+	             "expected a mapping");
 	expect_error("- chain_id: 1\n", "t.yaml:1:1: (document): wrong type",
-		     "expected a mapping at the top level, got a sequence");
+	             "expected a mapping at the top level, got a sequence");
 }
 END_TEST
 
 START_TEST(mapping_where_scalar_expected_is_wrong_type)
 {
 	expect_error(BASE "max_clock_skew_ms: {a: 1}\n",
-		     "t.yaml:13:20: max_clock_skew_ms: wrong type",
-		     "expected an integer, got a mapping");
+	             "t.yaml:13:20: max_clock_skew_ms: wrong type",
+	             "expected an integer, got a mapping");
 	expect_error(base_with("data_dir", "data_dir: [a, b]", NULL),
-		     "t.yaml:4:11: data_dir: wrong type", "expected a string, got a sequence");
+	             "t.yaml:4:11: data_dir: wrong type", "expected a string, got a sequence");
 	expect_error(BASE "log_level: {a: 1}\n", "t.yaml:13:12: log_level: wrong type", NULL);
 	expect_error(HEAD "validators:\n  - name: v0\n    address: 127.0.0.1:7001\n"
-			  "    network_key: [" K1 "]\n",
-		     "t.yaml:10:18: validators[0].network_key: wrong type", NULL);
+	                  "    network_key: [" K1 "]\n",
+	             "t.yaml:10:18: validators[0].network_key: wrong type", NULL);
 }
 END_TEST
 
 START_TEST(non_integer_is_wrong_type)
 {
 	static const char *const bad[] = {
-		"1.5", "-1", "+1", "0x10", "012", "\"5\"", "'5'", "12abc", "1_000", "5 MiB", "1e3",
-		"~", "true", ".inf", "0o7", "1,000",
+	    "1.5",   "-1",    "+1",  "0x10", "012",  "\"5\"", "'5'", "12abc",
+	    "1_000", "5 MiB", "1e3", "~",    "true", ".inf",  "0o7", "1,000",
 	};
 	char line[64];
 	size_t i;
@@ -363,72 +363,72 @@ START_TEST(non_integer_is_wrong_type)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(line, sizeof(line), "max_clock_skew_ms: %s\n", bad[i]);
 		expect_error(base_with(NULL, NULL, line),
-			     "t.yaml:13:20: max_clock_skew_ms: wrong type", NULL);
+		             "t.yaml:13:20: max_clock_skew_ms: wrong type", NULL);
 	}
 	expect_error(base_with("epoch", "epoch: -1", NULL), "t.yaml:2:8: epoch: wrong type",
-		     "got '-1'");
+	             "got '-1'");
 	expect_error(base_with("epoch", "epoch:", NULL), "t.yaml:2:7: epoch: wrong type",
-		     "got an empty value");
+	             "got an empty value");
 }
 END_TEST
 
 START_TEST(integer_overflow_is_out_of_range)
 {
 	expect_error(base_with("epoch", "epoch: 18446744073709551616", NULL),
-		     "t.yaml:2:8: epoch: out of range", "must be at least 1");
+	             "t.yaml:2:8: epoch: out of range", "must be at least 1");
 	expect_error(base_with("chain_id", "chain_id: 4294967296", NULL),
-		     "t.yaml:1:11: chain_id: out of range", "between 1 and 4294967295");
+	             "t.yaml:1:11: chain_id: out of range", "between 1 and 4294967295");
 	expect_error(BASE "quotas:\n  author_mem_bytes: 99999999999999999999999999 TiB\n",
-		     "t.yaml:14:21: quotas.author_mem_bytes: out of range", NULL);
+	             "t.yaml:14:21: quotas.author_mem_bytes: out of range", NULL);
 }
 END_TEST
 
 START_TEST(out_of_range_value_names_allowed_range)
 {
 	expect_error(
-		BASE "limits:\n  batch_max_txns: 0\n",
-		"t.yaml:14:19: limits.batch_max_txns: out of range: must be between 1 and 1000000",
-		"got '0'");
+	    BASE "limits:\n  batch_max_txns: 0\n",
+	    "t.yaml:14:19: limits.batch_max_txns: out of range: must be between 1 and 1000000",
+	    "got '0'");
 	expect_error(BASE "max_batch_lifetime_ms: 999\n",
-		     "t.yaml:13:24: max_batch_lifetime_ms: out of range: must be between 1000 and "
-		     "86400000 milliseconds",
-		     NULL);
+	             "t.yaml:13:24: max_batch_lifetime_ms: out of range: must be between 1000 and "
+	             "86400000 milliseconds",
+	             NULL);
 	expect_error(BASE "limits:\n  batch_max_bytes: 65MiB\n",
-		     "t.yaml:14:20: limits.batch_max_bytes: out of range: must be between 1 and "
-		     "67108864 (64 MiB)",
-		     NULL);
+	             "t.yaml:14:20: limits.batch_max_bytes: out of range: must be between 1 and "
+	             "67108864 (64 MiB)",
+	             NULL);
 	expect_error(base_with("chain_id", "chain_id: 0", NULL),
-		     "t.yaml:1:11: chain_id: out of range", NULL);
+	             "t.yaml:1:11: chain_id: out of range", NULL);
 	expect_error(BASE "storage:\n  group_max_batches: 65537\n",
-		     "t.yaml:14:22: storage.group_max_batches: out of range", NULL);
+	             "t.yaml:14:22: storage.group_max_batches: out of range", NULL);
 }
 END_TEST
 
 START_TEST(duplicate_key_names_both_lines)
 {
 	expect_error(BASE "epoch: 4\n",
-		     "t.yaml:13:1: epoch: duplicate key (first at line 2, column 1)", NULL);
+	             "t.yaml:13:1: epoch: duplicate key (first at line 2, column 1)", NULL);
 	expect_error(
-		BASE "limits:\n  msg_max_batches: 5\n  msg_max_batches: 6\n",
-		"t.yaml:15:3: limits.msg_max_batches: duplicate key (first at line 14, column 3)",
-		NULL);
+	    BASE "limits:\n  msg_max_batches: 5\n  msg_max_batches: 6\n",
+	    "t.yaml:15:3: limits.msg_max_batches: duplicate key (first at line 14, column 3)",
+	    NULL);
 	expect_error(BASE "    name: v9\n",
-		     "t.yaml:13:5: validators[0].name: duplicate key (first at line 8, column 5)",
-		     NULL);
+	             "t.yaml:13:5: validators[0].name: duplicate key (first at line 8, column 5)",
+	             NULL);
 }
 END_TEST
 
 START_TEST(duplicate_section_names_both_lines)
 {
 	expect_error(BASE "limits:\n  batch_max_txns: 5\nlimits:\n  msg_max_batches: 5\n",
-		     "t.yaml:15:1: limits: duplicate key (first at line 13, column 1)", NULL);
+	             "t.yaml:15:1: limits: duplicate key (first at line 13, column 1)", NULL);
 }
 END_TEST
 
 START_TEST(missing_required_key_points_at_mapping)
 {
 	expect_error(base_with("epoch", NULL, NULL), "t.yaml:1:1: epoch: missing required key",
-		     NULL);
+	             NULL);
 	/* The top-level mapping starts at its first key, after the comment. */
 	expect_error("# comment\n\nchain_id: 1\n", "t.yaml:3:1: epoch: missing required key", NULL);
 	expect_error(HEAD, "t.yaml:1:1: validators: missing required key", NULL);
@@ -438,24 +438,24 @@ END_TEST
 START_TEST(missing_required_validator_key_points_at_entry)
 {
 	expect_error(base_with("    voting_power", NULL, NULL),
-		     "t.yaml:8:5: validators[0].voting_power: missing required key", NULL);
+	             "t.yaml:8:5: validators[0].voting_power: missing required key", NULL);
 	expect_error(BASE "  - {name: v1, address: '127.0.0.1:1', network_key: " K3 "}\n",
-		     "t.yaml:13:5: validators[1].signing_key: missing required key", NULL);
+	             "t.yaml:13:5: validators[1].signing_key: missing required key", NULL);
 }
 END_TEST
 
 START_TEST(yaml_syntax_error_reports_libyaml_mark)
 {
 	expect_error(BASE "listen2: a: b\n",
-		     "t.yaml:13:11: (document): syntax error: mapping values are not allowed",
-		     NULL);
+	             "t.yaml:13:11: (document): syntax error: mapping values are not allowed",
+	             NULL);
 	expect_error(BASE "limits: [1, 2\n",
-		     "t.yaml:14:1: limits[2]: syntax error: did not find expected",
-		     "(while parsing a flow sequence at line 13, column 9)");
+	             "t.yaml:14:1: limits[2]: syntax error: did not find expected",
+	             "(while parsing a flow sequence at line 13, column 9)");
 	expect_error(BASE " bad: 1\n",
-		     "t.yaml:13:2: (document): syntax error: did not find expected key", NULL);
+	             "t.yaml:13:2: (document): syntax error: did not find expected key", NULL);
 	expect_error(BASE "data_dir: \"open\n", "t.yaml:14:1: data_dir: syntax error",
-		     "while scanning a quoted scalar at line 13, column 11");
+	             "while scanning a quoted scalar at line 13, column 11");
 }
 END_TEST
 
@@ -463,9 +463,9 @@ START_TEST(invalid_utf8_reports_position)
 {
 	/* libyaml points at the octet that breaks the sequence: the newline. */
 	expect_error(BASE "data_dir: caf\xc3\n",
-		     "t.yaml:13:15: (document): syntax error: invalid trailing UTF-8 octet", NULL);
+	             "t.yaml:13:15: (document): syntax error: invalid trailing UTF-8 octet", NULL);
 	expect_error("chain_id: 1\nx: \xff\n",
-		     "t.yaml:2:4: (document): syntax error: invalid leading UTF-8 octet", NULL);
+	             "t.yaml:2:4: (document): syntax error: invalid leading UTF-8 octet", NULL);
 }
 END_TEST
 
@@ -484,74 +484,73 @@ END_TEST
 START_TEST(bad_hex_key_is_refused)
 {
 	expect_error(base_with("    network_key", "    network_key: 0011", NULL),
-		     "t.yaml:10:18: validators[0].network_key: bad key: expected 64 hex digits",
-		     "got 4");
+	             "t.yaml:10:18: validators[0].network_key: bad key: expected 64 hex digits",
+	             "got 4");
 	expect_error(base_with("    signing_key",
-			       "    signing_key: "
-			       "000000000000000000000000000000000000000000000000000000000000000g",
-			       NULL),
-		     "t.yaml:11:18: validators[0].signing_key: bad key: 'g' at character 64", NULL);
+	                       "    signing_key: "
+	                       "000000000000000000000000000000000000000000000000000000000000000g",
+	                       NULL),
+	             "t.yaml:11:18: validators[0].signing_key: bad key: 'g' at character 64", NULL);
 	expect_error(base_with("    signing_key", "    signing_key: 0x" K2, NULL),
-		     "t.yaml:11:18: validators[0].signing_key: bad key", "got 66");
+	             "t.yaml:11:18: validators[0].signing_key: bad key", "got 66");
 }
 END_TEST
 
 START_TEST(duplicate_validator_name_is_refused)
 {
 	expect_error(BASE V1("v0", "127.0.0.1:2", K3, K4, "1"),
-		     "t.yaml:13:11: validators[1].name: duplicate validator name "
-		     "(first at validators[0], line 8)",
-		     NULL);
+	             "t.yaml:13:11: validators[1].name: duplicate validator name "
+	             "(first at validators[0], line 8)",
+	             NULL);
 }
 END_TEST
 
 START_TEST(duplicate_validator_keys_are_refused)
 {
 	expect_error(BASE V1("v1", "127.0.0.1:2", K1, K4, "1"),
-		     "t.yaml:15:18: validators[1].network_key: duplicate validator network_key "
-		     "(first at validators[0], line 10)",
-		     NULL);
+	             "t.yaml:15:18: validators[1].network_key: duplicate validator network_key "
+	             "(first at validators[0], line 10)",
+	             NULL);
 	/* Case does not make a key different. */
 	expect_error(
-		base_with("    signing_key", "    signing_key: " KA,
-			  V1("v1", "127.0.0.1:2", K3,
-			     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
-			     "1")),
-		"t.yaml:16:18: validators[1].signing_key: duplicate validator signing_key", NULL);
+	    base_with("    signing_key", "    signing_key: " KA,
+	              V1("v1", "127.0.0.1:2", K3,
+	                 "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "1")),
+	    "t.yaml:16:18: validators[1].signing_key: duplicate validator signing_key", NULL);
 	expect_error(BASE V1("v1", "127.0.0.1:7001", K3, K4, "1"),
-		     "t.yaml:14:14: validators[1].address: duplicate validator address", NULL);
+	             "t.yaml:14:14: validators[1].address: duplicate validator address", NULL);
 }
 END_TEST
 
 START_TEST(validator_name_is_checked)
 {
 	expect_error(base_with("  - name", "  - name: 'v 0'", NULL),
-		     "t.yaml:8:11: validators[0].name: invalid name 'v 0'", NULL);
+	             "t.yaml:8:11: validators[0].name: invalid name 'v 0'", NULL);
 	expect_error(
-		base_with("  - name",
-			  "  - name: "
-			  "a123456789012345678901234567890123456789012345678901234567890123456789",
-			  NULL),
-		"t.yaml:8:11: validators[0].name: is 70 bytes long", NULL);
+	    base_with("  - name",
+	              "  - name: "
+	              "a123456789012345678901234567890123456789012345678901234567890123456789",
+	              NULL),
+	    "t.yaml:8:11: validators[0].name: is 70 bytes long", NULL);
 }
 END_TEST
 
 START_TEST(validator_count_is_checked)
 {
 	expect_error(HEAD "validators: []\n",
-		     "t.yaml:7:13: validators: must list between 1 and 256 validators, got 0",
-		     NULL);
+	             "t.yaml:7:13: validators: must list between 1 and 256 validators, got 0",
+	             NULL);
 }
 END_TEST
 
 START_TEST(total_voting_power_overflow_is_refused)
 {
 	expect_error(base_with("    voting_power", "    voting_power: 4611686018427387904",
-			       V1("v1", "127.0.0.1:2", K3, K4, "1")),
-		     "t.yaml:17:19: validators[1].voting_power: total voting power exceeds 2^62",
-		     NULL);
+	                       V1("v1", "127.0.0.1:2", K3, K4, "1")),
+	             "t.yaml:17:19: validators[1].voting_power: total voting power exceeds 2^62",
+	             NULL);
 	expect_error(base_with("    voting_power", "    voting_power: 4611686018427387905", NULL),
-		     "t.yaml:12:19: validators[0].voting_power: out of range", NULL);
+	             "t.yaml:12:19: validators[0].voting_power: out of range", NULL);
 }
 END_TEST
 
@@ -561,22 +560,22 @@ START_TEST(many_validators_are_accepted_and_257_refused)
 	size_t n, i;
 
 	n = (size_t)snprintf(text, sizeof(text), "%s",
-			     "chain_id: 7\nepoch: 3\nlisten: 127.0.0.1:1\ndata_dir: d\n"
-			     "network_key: nk.key\nsigning_key: sk.key\nvalidators:\n");
+	                     "chain_id: 7\nepoch: 3\nlisten: 127.0.0.1:1\ndata_dir: d\n"
+	                     "network_key: nk.key\nsigning_key: sk.key\nvalidators:\n");
 	for (i = 0; i < QS_MAX_VALIDATORS; i++)
-		n += (size_t)snprintf(text + n, sizeof(text) - n,
-				      "- {name: v%zu, address: '127.0.0.1:%zu', network_key: %064zx, "
-				      "signing_key: %064zx, voting_power: 1}\n",
-				      i, i + 1, i, i + 1000);
+		n += (size_t)snprintf(
+		    text + n, sizeof(text) - n,
+		    "- {name: v%zu, address: '127.0.0.1:%zu', network_key: %064zx, "
+		    "signing_key: %064zx, voting_power: 1}\n",
+		    i, i + 1, i, i + 1000);
 	cfg = parse_ok(text);
 	ck_assert_uint_eq(cfg->n_validators, QS_MAX_VALIDATORS);
 	ck_assert_str_eq(cfg->validators[255].name, "v255");
 	qs_config_free(cfg);
 
 	snprintf(text + n, sizeof(text) - n, "- {name: x}\n");
-	expect_error(text,
-		     "t.yaml:8:1: validators: must list between 1 and 256 validators, got 257",
-		     NULL);
+	expect_error(
+	    text, "t.yaml:8:1: validators: must list between 1 and 256 validators, got 257", NULL);
 }
 END_TEST
 
@@ -591,15 +590,15 @@ START_TEST(key_file_mode_0640_is_refused)
 	ck_assert_int_eq(close(fd), 0);
 	snprintf(line, sizeof(line), "network_key: %s", name);
 	snprintf(prefix, sizeof(prefix),
-		 "t.yaml:5:14: network_key: %s is readable by group or others (mode 0640); "
-		 "chmod 600 it",
-		 name);
+	         "t.yaml:5:14: network_key: %s is readable by group or others (mode 0640); "
+	         "chmod 600 it",
+	         name);
 	expect_error(base_with("network_key", line, NULL), prefix, NULL);
 
 	ck_assert_int_eq(chmod(name, 0604), 0);
 	snprintf(line, sizeof(line), "signing_key: %s", name);
 	expect_error(base_with("signing_key", line, NULL),
-		     "t.yaml:6:14: signing_key: ", "(mode 0604)");
+	             "t.yaml:6:14: signing_key: ", "(mode 0604)");
 	ck_assert_int_eq(unlink(name), 0);
 }
 END_TEST
@@ -629,7 +628,7 @@ END_TEST
 START_TEST(missing_key_file_is_refused)
 {
 	expect_error(base_with("signing_key", "signing_key: nope.key", NULL),
-		     "t.yaml:6:14: signing_key: nope.key: No such file or directory", NULL);
+	             "t.yaml:6:14: signing_key: nope.key: No such file or directory", NULL);
 }
 END_TEST
 
@@ -637,7 +636,7 @@ START_TEST(key_file_that_is_a_directory_is_refused)
 {
 	ck_assert_int_eq(mkdir("keys", 0700), 0);
 	expect_error(base_with("network_key", "network_key: keys", NULL),
-		     "t.yaml:5:14: network_key: keys is not a regular file", NULL);
+	             "t.yaml:5:14: network_key: keys is not a regular file", NULL);
 }
 END_TEST
 
@@ -646,20 +645,20 @@ START_TEST(empty_file_is_refused)
 	expect_error("", "t.yaml:1:1: (document): the config is empty", NULL);
 	expect_error("# only a comment\n\n", "t.yaml:1:1: (document): the config is empty", NULL);
 	expect_error("---\n", "t.yaml:1:1: (document): the config is empty", NULL);
-	ck_assert_int_eq(qs_config_parse("t.yaml", NULL, 0, &(struct qs_config *){ NULL }, errbuf,
-					 sizeof(errbuf)),
-			 QS_ECONFIG);
+	ck_assert_int_eq(
+	    qs_config_parse("t.yaml", NULL, 0, &(struct qs_config *){NULL}, errbuf, sizeof(errbuf)),
+	    QS_ECONFIG);
 }
 END_TEST
 
 START_TEST(anchors_and_aliases_are_refused)
 {
 	expect_error(BASE "limits:\n  batch_max_bytes: &b 5\n  msg_max_bytes: *b\n",
-		     "t.yaml:14:20: limits.batch_max_bytes: anchors and aliases are not allowed",
-		     NULL);
+	             "t.yaml:14:20: limits.batch_max_bytes: anchors and aliases are not allowed",
+	             NULL);
 	expect_error(BASE "limits:\n  msg_max_bytes: *b\n",
-		     "t.yaml:14:18: limits.msg_max_bytes: anchors and aliases are not allowed",
-		     NULL);
+	             "t.yaml:14:18: limits.msg_max_bytes: anchors and aliases are not allowed",
+	             NULL);
 	expect_error(BASE "rpc: &r\n  socket: /x\n", "t.yaml:13:6: rpc: anchors and aliases", NULL);
 }
 END_TEST
@@ -667,16 +666,16 @@ END_TEST
 START_TEST(multiple_documents_are_refused)
 {
 	expect_error(BASE "---\nchain_id: 1\n",
-		     "t.yaml:13:1: (document): multiple documents are not allowed", NULL);
+	             "t.yaml:13:1: (document): multiple documents are not allowed", NULL);
 	expect_error(BASE "...\n---\n",
-		     "t.yaml:14:1: (document): multiple documents are not allowed", NULL);
+	             "t.yaml:14:1: (document): multiple documents are not allowed", NULL);
 }
 END_TEST
 
 START_TEST(tags_are_refused)
 {
 	expect_error(BASE "max_clock_skew_ms: !!int 7\n",
-		     "t.yaml:13:20: max_clock_skew_ms: tags are not allowed", NULL);
+	             "t.yaml:13:20: max_clock_skew_ms: tags are not allowed", NULL);
 	expect_error(BASE "limits: !x {}\n", "t.yaml:13:9: limits: tags are not allowed", NULL);
 }
 END_TEST
@@ -684,7 +683,7 @@ END_TEST
 START_TEST(non_scalar_key_is_wrong_type)
 {
 	expect_error(BASE "? [a]\n: 1\n",
-		     "t.yaml:13:3: (document): wrong type: a key must be a scalar", NULL);
+	             "t.yaml:13:3: (document): wrong type: a key must be a scalar", NULL);
 }
 END_TEST
 
@@ -697,7 +696,7 @@ START_TEST(file_larger_than_1_mib_is_refused)
 	ck_assert_ptr_nonnull(big);
 	memset(big, '#', len);
 	ck_assert_int_eq(qs_config_parse("t.yaml", big, len, &cfg, errbuf, sizeof(errbuf)),
-			 QS_ECONFIG);
+	                 QS_ECONFIG);
 	ck_assert_ptr_null(cfg);
 	assert_prefix("t.yaml:1:1: (document): larger than 1048576 bytes");
 	/* Through a file, which qs_config_load() reads only up to the limit. */
@@ -719,7 +718,7 @@ START_TEST(scalar_longer_than_4096_bytes_is_refused)
 	value[sizeof(value) - 1] = '\0';
 	snprintf(line, sizeof(line), "data_dir: %s", value);
 	expect_error(base_with("data_dir", line, NULL),
-		     "t.yaml:4:11: data_dir: longer than 4096 bytes", NULL);
+	             "t.yaml:4:11: data_dir: longer than 4096 bytes", NULL);
 	value[sizeof(value) - 2] = '\0';
 	snprintf(line, sizeof(line), "data_dir: %s", value);
 	cfg = parse_ok(base_with("data_dir", line, NULL));
@@ -731,17 +730,17 @@ END_TEST
 START_TEST(deep_nesting_is_refused)
 {
 	expect_error(BASE "x: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
-		     "t.yaml:13:19: x[0][0]", "nested deeper than 16 levels");
+	             "t.yaml:13:19: x[0][0]", "nested deeper than 16 levels");
 }
 END_TEST
 
 START_TEST(size_suffixes_are_accepted)
 {
 	struct qs_config *cfg =
-		parse_ok(BASE "limits:\n  batch_max_bytes: 2MiB\n"
-			      "  msg_max_bytes: 8 MiB\n  frame_max_bytes: 8320 KiB\n"
-			      "quotas:\n  author_disk_bytes: 1 TiB\n"
-			      "storage:\n  group_max_bytes: 1GiB\n");
+	    parse_ok(BASE "limits:\n  batch_max_bytes: 2MiB\n"
+	                  "  msg_max_bytes: 8 MiB\n  frame_max_bytes: 8320 KiB\n"
+	                  "quotas:\n  author_disk_bytes: 1 TiB\n"
+	                  "storage:\n  group_max_bytes: 1GiB\n");
 
 	ck_assert_uint_eq(cfg->limits.batch_max_bytes, 2 << 20);
 	ck_assert_uint_eq(cfg->limits.msg_max_bytes, 8 << 20);
@@ -751,39 +750,38 @@ START_TEST(size_suffixes_are_accepted)
 	qs_config_free(cfg);
 
 	expect_error(BASE "limits:\n  batch_max_bytes: 2 mib\n",
-		     "t.yaml:14:20: limits.batch_max_bytes: wrong type", NULL);
+	             "t.yaml:14:20: limits.batch_max_bytes: wrong type", NULL);
 	expect_error(BASE "limits:\n  batch_max_bytes: 2KB\n",
-		     "t.yaml:14:20: limits.batch_max_bytes: wrong type", NULL);
+	             "t.yaml:14:20: limits.batch_max_bytes: wrong type", NULL);
 	expect_error(BASE "limits:\n  batch_max_bytes: 2  MiB\n",
-		     "t.yaml:14:20: limits.batch_max_bytes: wrong type", NULL);
+	             "t.yaml:14:20: limits.batch_max_bytes: wrong type", NULL);
 	expect_error(BASE "limits:\n  batch_max_txns: 2KiB\n",
-		     "t.yaml:14:19: limits.batch_max_txns: wrong type", NULL);
+	             "t.yaml:14:19: limits.batch_max_txns: wrong type", NULL);
 }
 END_TEST
 
 START_TEST(limit_orderings_are_enforced)
 {
 	expect_error(
-		BASE "limits:\n  msg_max_bytes: 1000\n",
-		"t.yaml:14:18: limits.msg_max_bytes: must be at least limits.batch_max_bytes = "
-		"1048576 (1 MiB)",
-		NULL);
+	    BASE "limits:\n  msg_max_bytes: 1000\n",
+	    "t.yaml:14:18: limits.msg_max_bytes: must be at least limits.batch_max_bytes = "
+	    "1048576 (1 MiB)",
+	    NULL);
 	/* Only the smaller key was set: point at it. */
 	expect_error(BASE "limits:\n  batch_max_bytes: 8MiB\n",
-		     "t.yaml:14:20: limits.batch_max_bytes: must be at most limits.msg_max_bytes = "
-		     "4194304 (4 MiB)",
-		     NULL);
+	             "t.yaml:14:20: limits.batch_max_bytes: must be at most limits.msg_max_bytes = "
+	             "4194304 (4 MiB)",
+	             NULL);
 	expect_error(BASE "limits:\n  frame_max_bytes: 4194303\n",
-		     "t.yaml:14:20: limits.frame_max_bytes: must be at least limits.msg_max_bytes",
-		     NULL);
+	             "t.yaml:14:20: limits.frame_max_bytes: must be at least limits.msg_max_bytes",
+	             NULL);
 	expect_error(
-		BASE "storage:\n  submit_queue_bytes: 4MiB\n",
-		"t.yaml:14:23: storage.submit_queue_bytes: must be at least limits.frame_max_bytes",
-		NULL);
+	    BASE "storage:\n  submit_queue_bytes: 4MiB\n",
+	    "t.yaml:14:23: storage.submit_queue_bytes: must be at least limits.frame_max_bytes",
+	    NULL);
 	expect_error(
-		BASE "storage:\n  group_max_bytes: 1000\n",
-		"t.yaml:14:20: storage.group_max_bytes: must be at least limits.batch_max_bytes",
-		NULL);
+	    BASE "storage:\n  group_max_bytes: 1000\n",
+	    "t.yaml:14:20: storage.group_max_bytes: must be at least limits.batch_max_bytes", NULL);
 }
 END_TEST
 
@@ -794,7 +792,7 @@ START_TEST(rpc_socket_longer_than_sun_path_is_refused)
 
 	snprintf(line, sizeof(line), "rpc:\n  socket: /%0107d\n", 0);
 	expect_error(base_with(NULL, NULL, line), "t.yaml:14:11: rpc.socket: is 108 bytes long",
-		     "107");
+	             "107");
 	snprintf(line, sizeof(line), "rpc:\n  socket: /%0106d\n", 0);
 	cfg = parse_ok(base_with(NULL, NULL, line));
 	ck_assert_uint_eq(strlen(cfg->rpc_socket), 107);
@@ -808,33 +806,50 @@ START_TEST(allowed_uids_are_checked)
 	size_t n, i;
 
 	expect_error(
-		BASE "rpc:\n  allowed_uids: [0, 4294967295]\n",
-		"t.yaml:14:21: rpc.allowed_uids[1]: out of range: must be between 0 and 4294967294",
-		NULL);
+	    BASE "rpc:\n  allowed_uids: [0, 4294967295]\n",
+	    "t.yaml:14:21: rpc.allowed_uids[1]: out of range: must be between 0 and 4294967294",
+	    NULL);
 	expect_error(BASE "rpc:\n  allowed_uids: 0\n",
-		     "t.yaml:14:17: rpc.allowed_uids: wrong type: expected a sequence", NULL);
+	             "t.yaml:14:17: rpc.allowed_uids: wrong type: expected a sequence", NULL);
 	expect_error(BASE "rpc:\n  allowed_uids:\n    - 1\n    - root\n",
-		     "t.yaml:16:7: rpc.allowed_uids[1]: wrong type", NULL);
+	             "t.yaml:16:7: rpc.allowed_uids[1]: wrong type", NULL);
 	n = (size_t)snprintf(line, sizeof(line), "rpc:\n  allowed_uids: [0");
 	for (i = 1; i <= QS_MAX_ALLOWED_UIDS; i++)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ", %zu", i);
 	snprintf(line + n, sizeof(line) - n, "]\n");
 	expect_error(base_with(NULL, NULL, line), "t.yaml:14:17: rpc.allowed_uids: 65 entries",
-		     "64");
+	             "64");
 }
 END_TEST
 
 START_TEST(addresses_are_validated)
 {
 	static const char *const bad[] = {
-		"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "'127.0.0.1:'", "127.0.0.1:07001",
-		"'::1:7001'", "'[::1]7001'", "'[zz]:1'", "'[::1:1'", "999.1.1.1:1", "1.2.3:4",
-		"':7001'", "'host name:1'", "-h:1", "h:+1", "h:1x",
-		/* Names would need a resolver on the event loop: refused. */
-		"localhost:7001", "a-b.example.com:65535",
+	    "127.0.0.1",
+	    "127.0.0.1:0",
+	    "127.0.0.1:65536",
+	    "'127.0.0.1:'",
+	    "127.0.0.1:07001",
+	    "'::1:7001'",
+	    "'[::1]7001'",
+	    "'[zz]:1'",
+	    "'[::1:1'",
+	    "999.1.1.1:1",
+	    "1.2.3:4",
+	    "':7001'",
+	    "'host name:1'",
+	    "-h:1",
+	    "h:+1",
+	    "h:1x",
+	    /* Names would need a resolver on the event loop: refused. */
+	    "localhost:7001",
+	    "a-b.example.com:65535",
 	};
 	static const char *const good[] = {
-		"'[::1]:7001'", "0.0.0.0:1", "127.0.0.1:65535", "'[fe80::1:2]:80'",
+	    "'[::1]:7001'",
+	    "0.0.0.0:1",
+	    "127.0.0.1:65535",
+	    "'[fe80::1:2]:80'",
 	};
 	char line[128];
 	struct qs_config *cfg;
@@ -843,7 +858,7 @@ START_TEST(addresses_are_validated)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(line, sizeof(line), "metrics:\n  listen: %s\n", bad[i]);
 		expect_error(base_with(NULL, NULL, line),
-			     "t.yaml:14:11: metrics.listen: invalid address", NULL);
+		             "t.yaml:14:11: metrics.listen: invalid address", NULL);
 	}
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		snprintf(line, sizeof(line), "metrics:\n  listen: %s\n", good[i]);
@@ -851,22 +866,22 @@ START_TEST(addresses_are_validated)
 		qs_config_free(cfg);
 	}
 	expect_error(
-		base_with("    address", "    address: nowhere", NULL),
-		"t.yaml:9:14: validators[0].address: invalid address 'nowhere': expected host:port",
-		NULL);
+	    base_with("    address", "    address: nowhere", NULL),
+	    "t.yaml:9:14: validators[0].address: invalid address 'nowhere': expected host:port",
+	    NULL);
 }
 END_TEST
 
 START_TEST(empty_listen_is_refused)
 {
 	expect_error(base_with("listen", "listen: ''", NULL),
-		     "t.yaml:3:9: listen: must not be empty", NULL);
+	             "t.yaml:3:9: listen: must not be empty", NULL);
 	expect_error(base_with("listen", "listen:", NULL), "t.yaml:3:8: listen: must not be empty",
-		     NULL);
+	             NULL);
 	expect_error(base_with("listen", "listen: ~", NULL),
-		     "t.yaml:3:9: listen: must not be empty", NULL);
+	             "t.yaml:3:9: listen: must not be empty", NULL);
 	expect_error(base_with("listen", NULL, NULL), "t.yaml:1:1: listen: missing required key",
-		     NULL);
+	             NULL);
 }
 END_TEST
 
@@ -876,11 +891,8 @@ START_TEST(log_levels_are_parsed_by_name)
 		const char *name;
 		enum qs_log_level level;
 	} levels[] = {
-		{ "err", QS_LOG_ERR },
-		{ "warning", QS_LOG_WARNING },
-		{ "notice", QS_LOG_NOTICE },
-		{ "info", QS_LOG_INFO },
-		{ "debug", QS_LOG_DEBUG },
+	    {"err", QS_LOG_ERR},   {"warning", QS_LOG_WARNING}, {"notice", QS_LOG_NOTICE},
+	    {"info", QS_LOG_INFO}, {"debug", QS_LOG_DEBUG},
 	};
 	char line[64];
 	struct qs_config *cfg;
@@ -894,7 +906,7 @@ START_TEST(log_levels_are_parsed_by_name)
 		qs_config_free(cfg);
 	}
 	expect_error(BASE "log_level: verbose\n", "t.yaml:13:12: log_level: must be err, warning",
-		     "got 'verbose'");
+	             "got 'verbose'");
 	ck_assert_ptr_null(qs_log_level_name((enum qs_log_level)0));
 	ck_assert_ptr_null(qs_log_level_name((enum qs_log_level)8));
 }
@@ -902,11 +914,11 @@ END_TEST
 
 START_TEST(find_network_key_and_signing_key)
 {
-	static const uint8_t k1[QS_KEY_BYTES] = { [31] = 1 };
-	static const uint8_t k2[QS_KEY_BYTES] = { [31] = 2 };
-	static const uint8_t k3[QS_KEY_BYTES] = { [31] = 3 };
-	static const uint8_t k4[QS_KEY_BYTES] = { [31] = 4 };
-	static const uint8_t k9[QS_KEY_BYTES] = { [0] = 9 };
+	static const uint8_t k1[QS_KEY_BYTES] = {[31] = 1};
+	static const uint8_t k2[QS_KEY_BYTES] = {[31] = 2};
+	static const uint8_t k3[QS_KEY_BYTES] = {[31] = 3};
+	static const uint8_t k4[QS_KEY_BYTES] = {[31] = 4};
+	static const uint8_t k9[QS_KEY_BYTES] = {[0] = 9};
 	struct qs_config *cfg = parse_ok(BASE V1("v1", "127.0.0.1:2", K3, K4, "2"));
 
 	ck_assert_int_eq(qs_config_find_network_key(cfg, k1), 0);
@@ -947,7 +959,7 @@ START_TEST(load_of_missing_file_returns_errno)
 	ck_assert_int_eq(qs_config_load("missing.yaml", &cfg, errbuf, sizeof(errbuf)), -ENOENT);
 	ck_assert_ptr_null(cfg);
 	ck_assert_str_eq(errbuf,
-			 "missing.yaml:1:1: (document): cannot open: No such file or directory");
+	                 "missing.yaml:1:1: (document): cannot open: No such file or directory");
 	ck_assert_int_eq(mkdir("dir.yaml", 0700), 0);
 	ck_assert_int_eq(qs_config_load("dir.yaml", &cfg, errbuf, sizeof(errbuf)), -EISDIR);
 }
@@ -957,13 +969,13 @@ START_TEST(error_message_is_one_line)
 {
 	expect_error(BASE "\"a\\nb\": 1\n", "t.yaml:13:1: a?b: unknown key", NULL);
 	expect_error(base_with("data_dir", "data_dir: \"a\\0b\"", NULL),
-		     "t.yaml:4:11: data_dir: must not contain a NUL byte", NULL);
+	             "t.yaml:4:11: data_dir: must not contain a NUL byte", NULL);
 	/* A short buffer truncates the message but keeps it terminated. */
-	ck_assert_int_eq(qs_config_parse("t.yaml", "", 0, &(struct qs_config *){ NULL }, errbuf, 8),
-			 QS_ECONFIG);
+	ck_assert_int_eq(qs_config_parse("t.yaml", "", 0, &(struct qs_config *){NULL}, errbuf, 8),
+	                 QS_ECONFIG);
 	ck_assert_str_eq(errbuf, "t.yaml:");
-	ck_assert_int_eq(qs_config_parse("t.yaml", "", 0, &(struct qs_config *){ NULL }, NULL, 0),
-			 QS_ECONFIG);
+	ck_assert_int_eq(qs_config_parse("t.yaml", "", 0, &(struct qs_config *){NULL}, NULL, 0),
+	                 QS_ECONFIG);
 }
 END_TEST
 
@@ -995,8 +1007,8 @@ START_TEST(example_config_matches_option_table)
 	got = fread(have, 1, len + 1, f);
 	fclose(f);
 	ck_assert_msg(
-		got == len && !memcmp(have, want, len),
-		"docs/qsd.yaml.example differs from qs_config_write_example(); regenerate it");
+	    got == len && !memcmp(have, want, len),
+	    "docs/qsd.yaml.example differs from qs_config_write_example(); regenerate it");
 	free(have);
 	free(want);
 }
@@ -1150,7 +1162,7 @@ main(void)
 	}
 	/* Not qs_test_mkdtemp(): Check's asserts only work inside a test. */
 	snprintf(basedir, sizeof(basedir), "%s/qsd-test-XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(basedir)) {
 		perror("mkdtemp");
 		return EXIT_FAILURE;

@@ -17,10 +17,10 @@
 #include <event2/buffer.h>
 
 #define MAX_FRAME (1024 * 1024)
-#define BUDGET (4 * MAX_FRAME + 64 * 1024)
+#define BUDGET    (4 * MAX_FRAME + 64 * 1024)
 
 static const ProtobufCMessageDescriptor *const peer_desc =
-	&quorumstore__v1__peer_message__descriptor;
+    &quorumstore__v1__peer_message__descriptor;
 
 /* Appends a frame header announcing `len` bytes. */
 static void
@@ -36,7 +36,7 @@ add_header(struct evbuffer *b, uint32_t len)
 static void
 write_nack(struct evbuffer *b, uint64_t batch_id)
 {
-	static uint8_t digest[QS_DIGEST_BYTES] = { 1, 2, 3, 4 };
+	static uint8_t digest[QS_DIGEST_BYTES] = {1, 2, 3, 4};
 	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
 	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 
@@ -61,7 +61,7 @@ check_nack(ProtobufCMessage *msg, uint64_t batch_id)
 	ck_assert_uint_eq(m->batch_nack->digest.data[3], 4);
 	ck_assert_str_eq(m->batch_nack->detail, "quota");
 	ck_assert_int_eq(m->batch_nack->reason,
-			 QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVER_QUOTA);
+	                 QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVER_QUOTA);
 }
 
 START_TEST(round_trip_two_frames)
@@ -161,7 +161,7 @@ END_TEST
 
 START_TEST(undecodable_frame_is_edecode_and_consumed)
 {
-	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f };
+	static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f};
 	struct evbuffer *b = evbuffer_new();
 	ProtobufCMessage *msg = NULL;
 
@@ -181,7 +181,7 @@ END_TEST
 START_TEST(truncated_submessage_is_edecode)
 {
 	/* Field 4 (batch_nack), length 10, but only 2 bytes follow. */
-	static const uint8_t body[] = { 0x22, 0x0a, 0x08, 0x01 };
+	static const uint8_t body[] = {0x22, 0x0a, 0x08, 0x01};
 	struct evbuffer *b = evbuffer_new();
 	ProtobufCMessage *msg = NULL;
 
@@ -201,16 +201,16 @@ add_empty_batches(struct evbuffer *b, size_t n)
 	uint8_t *body;
 	size_t inner = 2 * n, len, i = 0;
 
-	ck_assert_uint_lt(inner, 1u << 21);	/* a 3-byte varint below */
+	ck_assert_uint_lt(inner, 1u << 21); /* a 3-byte varint below */
 	len = 1 + 3 + inner;
 	body = malloc(len);
 	ck_assert_ptr_nonnull(body);
-	body[i++] = 0x12;	/* field 2 (batch_msg), length-delimited */
+	body[i++] = 0x12; /* field 2 (batch_msg), length-delimited */
 	body[i++] = (uint8_t)(0x80 | (inner & 0x7f));
 	body[i++] = (uint8_t)(0x80 | ((inner >> 7) & 0x7f));
 	body[i++] = (uint8_t)(inner >> 14);
 	for (size_t k = 0; k < n; k++) {
-		body[i++] = 0x0a;	/* BatchMsg.batches, empty */
+		body[i++] = 0x0a; /* BatchMsg.batches, empty */
 		body[i++] = 0x00;
 	}
 	add_header(b, (uint32_t)len);
@@ -252,14 +252,14 @@ START_TEST(many_empty_repeated_bytes_exceed_budget)
 	len = 1 + 2 + 1 + 2 + inner;
 	body = malloc(len);
 	ck_assert_ptr_nonnull(body);
-	body[i++] = 0x12;			/* PeerMessage.batch_msg */
+	body[i++] = 0x12; /* PeerMessage.batch_msg */
 	body[i++] = (uint8_t)(0x80 | ((inner + 3) & 0x7f));
 	body[i++] = (uint8_t)((inner + 3) >> 7);
-	body[i++] = 0x0a;			/* BatchMsg.batches */
+	body[i++] = 0x0a; /* BatchMsg.batches */
 	body[i++] = (uint8_t)(0x80 | (inner & 0x7f));
 	body[i++] = (uint8_t)(inner >> 7);
 	for (size_t k = 0; k < n; k++) {
-		body[i++] = 0x12;		/* Batch.transactions, empty */
+		body[i++] = 0x12; /* Batch.transactions, empty */
 		body[i++] = 0x00;
 	}
 	ck_assert_uint_eq(i, len);
@@ -270,7 +270,7 @@ START_TEST(many_empty_repeated_bytes_exceed_budget)
 	evbuffer_add(b, body, len);
 	ck_assert_int_eq(qs_frame_read(b, MAX_FRAME, peer_desc, 64 * len, &msg), 1);
 	ck_assert_uint_eq(
-		((Quorumstore__V1__PeerMessage *)msg)->batch_msg->batches[0]->n_transactions, n);
+	    ((Quorumstore__V1__PeerMessage *)msg)->batch_msg->batches[0]->n_transactions, n);
 	qs_frame_msg_free(msg);
 	free(body);
 	evbuffer_free(b);
@@ -287,7 +287,7 @@ START_TEST(zero_length_frame_decodes_as_empty_message)
 	ck_assert_uint_eq(evbuffer_get_length(b), QS_FRAME_HEADER_BYTES);
 	ck_assert_int_eq(qs_frame_read(b, MAX_FRAME, peer_desc, BUDGET, &msg), 1);
 	ck_assert_int_eq(((Quorumstore__V1__PeerMessage *)msg)->msg_case,
-			 QUORUMSTORE__V1__PEER_MESSAGE__MSG__NOT_SET);
+	                 QUORUMSTORE__V1__PEER_MESSAGE__MSG__NOT_SET);
 	ck_assert_uint_eq(evbuffer_get_length(b), 0);
 	qs_frame_msg_free(msg);
 	evbuffer_free(b);

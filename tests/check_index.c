@@ -12,24 +12,24 @@
 #include "core/index.h"
 
 #define NACK(name) QUORUMSTORE__V1__NACK_REASON__NACK_REASON_##name
-#define SEED UINT64_C(0x5eed5eed12345678)
+#define SEED       UINT64_C(0x5eed5eed12345678)
 
 /*
  * In fork mode every passing ck_assert_*() reports its location to the
  * parent process, a write(2) each: loops of millions of checks use this.
  */
-#define REQUIRE(cond)                                                          \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #cond); \
+#define REQUIRE(cond)                                                                              \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #cond);              \
 	} while (0)
 
 static struct qs_quotas quotas = {
-	.author_mem_bytes = 1000,
-	.author_mem_batches = 4,
-	.author_disk_bytes = 10000,
-	.author_disk_batches = 10,
-	.author_proofs = 100,
+    .author_mem_bytes = 1000,
+    .author_mem_batches = 4,
+    .author_disk_bytes = 10000,
+    .author_disk_batches = 10,
+    .author_proofs = 100,
 };
 
 static uint64_t
@@ -120,7 +120,7 @@ store(struct qs_index *ix, int author, const struct qs_batch_info *info)
 
 static void
 expect_usage(const struct qs_index *ix, int author, uint64_t mem_bytes, uint64_t mem_batches,
-	     uint64_t disk_bytes, uint64_t disk_batches)
+             uint64_t disk_bytes, uint64_t disk_batches)
 {
 	struct qs_author_usage u;
 
@@ -279,9 +279,9 @@ START_TEST(duplicate_with_other_gas_bucket_is_equivocation)
 	store(ix, 0, &a);
 	other.gas_bucket_start = a.gas_bucket_start + 999;
 	expect_reject(ix, 0, &other, NACK(EQUIVOCATION));
-	other.expiration_us = 200;	/* a later expiration does not make it a rewrite */
+	other.expiration_us = 200; /* a later expiration does not make it a rewrite */
 	expect_reject(ix, 0, &other, NACK(EQUIVOCATION));
-	ck_assert_int_eq(qs_index_admit(ix, 0, &b, &(int){ 0 }), QS_ADMIT_WRITE);
+	ck_assert_int_eq(qs_index_admit(ix, 0, &b, &(int){0}), QS_ADMIT_WRITE);
 	other = b;
 	other.gas_bucket_start++;
 	expect_reject(ix, 0, &other, NACK(EQUIVOCATION));
@@ -745,7 +745,9 @@ START_TEST(expire_in_expiration_order)
 {
 	struct qs_index *ix = new_index(1);
 	struct qs_quotas q = quotas;
-	enum { N = 5000 };
+	enum {
+		N = 5000
+	};
 	static uint64_t exp[N];
 	uint64_t s = 99;
 	size_t left = N;
@@ -978,7 +980,9 @@ START_TEST(digests_sharing_hash_prefix_are_distinct)
 {
 	struct qs_index *ix = new_index(1);
 	struct qs_quotas q = quotas;
-	enum { N = 3000 };
+	enum {
+		N = 3000
+	};
 	struct qs_batch_info b;
 
 	q.author_disk_batches = N;
@@ -1033,11 +1037,11 @@ static struct qs_index *
 big_index(size_t n_authors, uint64_t per_author)
 {
 	struct qs_quotas q = {
-		.author_mem_bytes = per_author,
-		.author_mem_batches = per_author,
-		.author_disk_bytes = per_author,
-		.author_disk_batches = per_author,
-		.author_proofs = 1,
+	    .author_mem_bytes = per_author,
+	    .author_mem_batches = per_author,
+	    .author_disk_bytes = per_author,
+	    .author_disk_batches = per_author,
+	    .author_proofs = 1,
 	};
 	struct qs_index *ix = NULL;
 
@@ -1047,7 +1051,10 @@ big_index(size_t n_authors, uint64_t per_author)
 
 START_TEST(growth_past_100000_entries_keeps_lookups_right)
 {
-	enum { N = 150000, AUTHORS = 8 };
+	enum {
+		N = 150000,
+		AUTHORS = 8
+	};
 	struct qs_index *ix = big_index(AUTHORS, N);
 	struct qs_batch_info b;
 	int reason;
@@ -1101,7 +1108,10 @@ END_TEST
 
 START_TEST(one_million_entries)
 {
-	enum { N = 1000000, AUTHORS = 100 };
+	enum {
+		N = 1000000,
+		AUTHORS = 100
+	};
 	struct qs_index *ix = big_index(AUTHORS, (uint64_t)N * 100);
 	struct qs_batch_info b;
 	uint64_t now = 0;
@@ -1131,7 +1141,12 @@ END_TEST
  * A naive model: one record per batch identity (author, batch id, variant);
  * the variants of one (author, batch id) are equivocations of each other.
  */
-enum { M_AUTHORS = 4, M_IDS = 60, M_VARIANTS = 3, M_N = M_AUTHORS * M_IDS * M_VARIANTS };
+enum {
+	M_AUTHORS = 4,
+	M_IDS = 60,
+	M_VARIANTS = 3,
+	M_N = M_AUTHORS * M_IDS * M_VARIANTS
+};
 
 struct model_rec {
 	int alive, durable, by_batch_id;
@@ -1316,16 +1331,16 @@ START_TEST(randomized_against_reference_model)
 	static struct model m;
 	static struct inflight fl[1 << 16];
 	struct qs_quotas q = {
-		.author_mem_bytes = 2500,
-		.author_mem_batches = 8,
-		.author_disk_bytes = 12000,
-		.author_disk_batches = 40,
-		.author_proofs = 1,
+	    .author_mem_bytes = 2500,
+	    .author_mem_batches = 8,
+	    .author_disk_bytes = 12000,
+	    .author_disk_batches = 40,
+	    .author_proofs = 1,
 	};
 	struct qs_index *ix = NULL;
 	size_t n_fl = 0;
 	uint64_t s = 2024, now = 1000;
-	int outcomes[3] = { 0, 0, 0 }, equivocations = 0, over_quota = 0;
+	int outcomes[3] = {0, 0, 0}, equivocations = 0, over_quota = 0;
 
 	ck_assert_int_eq(qs_index_new(M_AUTHORS, &q, SEED, &ix), 0);
 	for (int op = 0; op < 50000; op++) {
@@ -1366,7 +1381,7 @@ START_TEST(randomized_against_reference_model)
 			REQUIRE(qs_index_expire(ix, now) == m_expire(&m, now));
 		} else if (pick < 85) {
 			REQUIRE(qs_index_add_durable(ix, m_author(id), &info) ==
-				m_add_durable(&m, id, exp));
+			        m_add_durable(&m, id, exp));
 		} else {
 			int rc = qs_index_lookup(ix, info.digest, &got);
 
@@ -1400,7 +1415,7 @@ START_TEST(randomized_against_reference_model)
 		struct qs_batch_info info = m_info(id, 0);
 
 		ck_assert_int_eq(qs_index_lookup(ix, info.digest, NULL),
-				 m.r[id].durable ? 0 : QS_ENOTFOUND);
+		                 m.r[id].durable ? 0 : QS_ENOTFOUND);
 	}
 	while (n_fl) {
 		struct qs_batch_info info = m_info(fl[n_fl - 1].id, fl[n_fl - 1].exp);

@@ -47,38 +47,38 @@
 #include "quorumstore/v1/peer.pb-c.h"
 #include "tests/lib/tmpdir.h"
 
-#define N_VALIDATORS 4
-#define IO_TIMEOUT_MS 15000	/* one answer from qsd; sanitized builds are slow */
-#define METRIC_WAIT_MS 10000	/* a counter to reach its expected value */
-#define START_TIMEOUT_MS 60000	/* qsd's metrics endpoint to answer */
-#define STOP_TIMEOUT_MS 20000	/* qsd to exit after SIGTERM */
-#define TEST_TIMEOUT_S 45
-#define READ_FRAME_MAX (16u << 20)
-#define QS_FRAME_HDR 4
-#define HTTP_MAX_BYTES (8u << 20)
+#define N_VALIDATORS     4
+#define IO_TIMEOUT_MS    15000 /* one answer from qsd; sanitized builds are slow */
+#define METRIC_WAIT_MS   10000 /* a counter to reach its expected value */
+#define START_TIMEOUT_MS 60000 /* qsd's metrics endpoint to answer */
+#define STOP_TIMEOUT_MS  20000 /* qsd to exit after SIGTERM */
+#define TEST_TIMEOUT_S   45
+#define READ_FRAME_MAX   (16u << 20)
+#define QS_FRAME_HDR     4
+#define HTTP_MAX_BYTES   (8u << 20)
 
 /* Limits written into v0's config; the cases are sized against them. */
-#define LIM_BATCH_TXNS 16
-#define LIM_BATCH_BYTES 65536
-#define LIM_MSG_BATCHES 4
-#define LIM_MSG_BYTES 262144
-#define LIM_FRAME_BYTES 327680
+#define LIM_BATCH_TXNS   16
+#define LIM_BATCH_BYTES  65536
+#define LIM_MSG_BATCHES  4
+#define LIM_MSG_BYTES    262144
+#define LIM_FRAME_BYTES  327680
 /* Small enough that one batch under LIM_BATCH_BYTES exceeds it, large
  * enough for every small batch the whole file sends as one author. */
 #define QUOTA_DISK_BYTES 49152
-#define LIFETIME_MS 3600000
+#define LIFETIME_MS      3600000
 
-#define NACK(name) QUORUMSTORE__V1__NACK_REASON__NACK_REASON_##name
+#define NACK(name)    QUORUMSTORE__V1__NACK_REASON__NACK_REASON_##name
 #define PM_CASE(name) QUORUMSTORE__V1__PEER_MESSAGE__MSG_##name
 
-#define PERSISTED "qsd_batches_persisted_total"
-#define SIGNED "qsd_batches_signed_total"
-#define REJECTED(r) "qsd_batches_rejected_total{reason=\"" r "\"}"
-#define DISCONNECTS(r) "qsd_peer_disconnects_total{reason=\"" r "\"}"
-#define HS_FAILURES(r) "qsd_tls_handshake_failures_total{reason=\"" r "\"}"
+#define PERSISTED       "qsd_batches_persisted_total"
+#define SIGNED          "qsd_batches_signed_total"
+#define REJECTED(r)     "qsd_batches_rejected_total{reason=\"" r "\"}"
+#define DISCONNECTS(r)  "qsd_peer_disconnects_total{reason=\"" r "\"}"
+#define HS_FAILURES(r)  "qsd_tls_handshake_failures_total{reason=\"" r "\"}"
 #define PROTO_ERRORS(r) "qsd_peer_protocol_errors_total{reason=\"" r "\"}"
-#define REQUESTS(r) "qsd_batch_requests_total{result=\"" r "\"}"
-#define IGNORED(t) "qsd_peer_messages_ignored_total{type=\"" t "\"}"
+#define REQUESTS(r)     "qsd_batch_requests_total{result=\"" r "\"}"
+#define IGNORED(t)      "qsd_peer_messages_ignored_total{type=\"" t "\"}"
 
 /* The cluster and the qsd under test, set up in main() before any test
  * forks, read-only afterwards. */
@@ -89,14 +89,14 @@ static struct {
 	char log_path[600];
 	int base_port;
 	int metrics_port;
-	int placeholder[N_VALIDATORS];	/* peer ports of v1..v3, bound, not listening */
+	int placeholder[N_VALIDATORS]; /* peer ports of v1..v3, bound, not listening */
 	pid_t qsd;
 	struct qs_config *cfg;
 	EVP_PKEY *net_key[N_VALIDATORS];
 	EVP_PKEY *sign_key[N_VALIDATORS];
 	uint8_t net_pub[N_VALIDATORS][QS_PUBKEY_BYTES];
 	uint8_t sign_pub[N_VALIDATORS][QS_PUBKEY_BYTES];
-} cl = { .placeholder = { -1, -1, -1, -1 } };
+} cl = {.placeholder = {-1, -1, -1, -1}};
 
 /* ------------------------------------------------------------------------
  * Small helpers.
@@ -133,7 +133,7 @@ rand64(void)
 static void
 sleep_ms(unsigned ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -147,8 +147,8 @@ sleep_ms(unsigned ms)
 static int
 http_get(const char *path, int *status, char **body)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	struct timeval tv = { 5, 0 };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct timeval tv = {5, 0};
 	char req[256], *buf = NULL, *sep;
 	size_t len = 0, cap = 0;
 	int fd, n, rc = -1;
@@ -163,7 +163,7 @@ http_get(const char *path, int *status, char **body)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		goto out;
 	n = snprintf(req, sizeof(req),
-		     "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+	             "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 	if (write(fd, req, (size_t)n) != n)
 		goto out;
 	for (;;) {
@@ -209,7 +209,7 @@ scrape(void)
 	int status = 0;
 
 	ck_assert_msg(http_get("/metrics", &status, &body) == 0,
-		      "qsd's metrics endpoint did not answer (did qsd die? see its log)");
+	              "qsd's metrics endpoint did not answer (did qsd die? see its log)");
 	ck_assert_int_eq(status, 200);
 	return body;
 }
@@ -292,10 +292,10 @@ watch_check(const struct watch *ws, size_t n)
 
 		if (ws[i].at_least)
 			ck_assert_msg(got >= want, "%s went from %.0f to %.0f, want at least +%.0f",
-				      ws[i].series, ws[i].before, got, ws[i].delta);
+			              ws[i].series, ws[i].before, got, ws[i].delta);
 		else
 			ck_assert_msg(got == want, "%s went from %.0f to %.0f, want +%.0f",
-				      ws[i].series, ws[i].before, got, ws[i].delta);
+			              ws[i].series, ws[i].before, got, ws[i].delta);
 	}
 }
 
@@ -309,8 +309,7 @@ assert_healthy(void)
 
 	ck_assert_msg(kill(cl.qsd, 0) == 0, "qsd is gone");
 	ck_assert_msg(http_get("/healthz", &status, &body) == 0, "no answer from /healthz");
-	ck_assert_msg(status == 200 && strcmp(body, "ok\n") == 0, "/healthz: %d %s", status,
-		      body);
+	ck_assert_msg(status == 200 && strcmp(body, "ok\n") == 0, "/healthz: %d %s", status, body);
 	free(body);
 }
 
@@ -322,7 +321,7 @@ struct conn {
 	int fd;
 	SSL_CTX *ctx;
 	SSL *ssl;
-	int dead;		/* the connection failed: no close_notify */
+	int dead; /* the connection failed: no close_notify */
 };
 
 static int
@@ -334,10 +333,10 @@ pin_v0(void *arg, const uint8_t key[QS_TLS_KEY_BYTES])
 static int
 tcp_connect(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	/* Reads wake up this often to check their deadline. */
-	struct timeval rtv = { 0, 100000 };
-	struct timeval wtv = { 10, 0 };
+	struct timeval rtv = {0, 100000};
+	struct timeval wtv = {10, 0};
 	int one = 1;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -345,7 +344,7 @@ tcp_connect(int port)
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		      "cannot connect to qsd's peer port %d: %s", port, strerror(errno));
+	              "cannot connect to qsd's peer port %d: %s", port, strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof(rtv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wtv, sizeof(wtv));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -389,7 +388,7 @@ client_ctx(EVP_PKEY *network_key)
 	char err[256];
 
 	ck_assert_msg(qs_tls_ctx_new(network_key, 0, pin_v0, NULL, &ctx, err, sizeof(err)) == 0,
-		      "client TLS context: %s", err);
+	              "client TLS context: %s", err);
 	return ctx;
 }
 
@@ -472,7 +471,11 @@ send_pm(struct conn *c, const Quorumstore__V1__PeerMessage *pm)
 	return rc;
 }
 
-enum { READ_TIMEOUT = -1, READ_CLOSED = 0, READ_OK = 1 };
+enum {
+	READ_TIMEOUT = -1,
+	READ_CLOSED = 0,
+	READ_OK = 1
+};
 
 static int
 read_exact(struct conn *c, uint8_t *p, size_t n, uint64_t deadline)
@@ -602,7 +605,7 @@ static int64_t hello_clock_offset_us;
 
 static void
 send_hello(struct conn *c, const uint8_t *author, size_t author_len, uint32_t chain_id,
-	   uint32_t version, uint64_t epoch)
+           uint32_t version, uint64_t epoch)
 {
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__Hello h = QUORUMSTORE__V1__HELLO__INIT;
@@ -624,15 +627,14 @@ expect_server_hello(struct conn *c)
 	Quorumstore__V1__PeerMessage *m = next_msg(c, "qsd's Hello");
 	Quorumstore__V1__Hello *h = m->hello;
 
-	ck_assert_msg(m->msg_case == PM_CASE(HELLO), "first message is %s, not Hello",
-		      msg_name(m));
+	ck_assert_msg(m->msg_case == PM_CASE(HELLO), "first message is %s, not Hello", msg_name(m));
 	ck_assert_uint_eq(h->author.len, QS_PUBKEY_BYTES);
 	ck_assert_mem_eq(h->author.data, cl.sign_pub[0], QS_PUBKEY_BYTES);
 	ck_assert_uint_eq(h->chain_id, cl.cfg->chain_id);
 	ck_assert_uint_eq(h->protocol_version, QS_PROTOCOL_VERSION);
 	ck_assert_uint_eq(h->epoch, cl.cfg->epoch);
 	ck_assert_msg(h->now_us + 60000000u > wall_us() && h->now_us < wall_us() + 60000000u,
-		      "qsd's Hello now_us is off by more than a minute");
+	              "qsd's Hello now_us is off by more than a minute");
 	msg_free(m);
 }
 
@@ -643,7 +645,7 @@ conn_peer(struct conn *c, int v)
 {
 	conn_open_as(c, v);
 	send_hello(c, cl.sign_pub[v], QS_PUBKEY_BYTES, cl.cfg->chain_id, QS_PROTOCOL_VERSION,
-		   cl.cfg->epoch);
+	           cl.cfg->epoch);
 	expect_server_hello(c);
 }
 
@@ -653,8 +655,8 @@ conn_peer(struct conn *c, int v)
 
 struct tbatch {
 	Quorumstore__V1__Batch pb;
-	Quorumstore__V1__BatchInfo ipb;	/* pb.info; points into info */
-	struct qs_batch_info info;	/* what a valid answer must carry */
+	Quorumstore__V1__BatchInfo ipb; /* pb.info; points into info */
+	struct qs_batch_info info;      /* what a valid answer must carry */
 	ProtobufCBinaryData *txns;
 	uint8_t *payload;
 	size_t n_txns;
@@ -664,9 +666,9 @@ static void
 tb_digest(struct tbatch *b)
 {
 	ck_assert_int_eq(qs_codec_batch_digest(cl.cfg->chain_id, b->info.author, b->info.epoch,
-					       b->info.batch_id, b->txns, b->n_txns,
-					       b->info.digest),
-			 0);
+	                                       b->info.batch_id, b->txns, b->n_txns,
+	                                       b->info.digest),
+	                 0);
 }
 
 /* Rebuild the protobuf form from b->info (after a test changed it). */
@@ -777,7 +779,7 @@ nack_names(const struct tbatch *b, uint8_t digest[QS_DIGEST_BYTES], uint64_t *ba
 static void
 expect_answers(struct conn *c, struct tbatch *const *bs, const int *reasons, size_t n)
 {
-	int answered[64] = { 0 };
+	int answered[64] = {0};
 	size_t left = n;
 
 	ck_assert_uint_le(n, 64);
@@ -793,18 +795,22 @@ expect_answers(struct conn *c, struct tbatch *const *bs, const int *reasons, siz
 				uint64_t id;
 
 				nack_names(bs[i], d, &id);
-				if (!answered[i] && reasons[i] && k->digest.len == QS_DIGEST_BYTES &&
-				    memcmp(k->digest.data, d, QS_DIGEST_BYTES) == 0 && k->batch_id == id)
+				if (!answered[i] && reasons[i] &&
+				    k->digest.len == QS_DIGEST_BYTES &&
+				    memcmp(k->digest.data, d, QS_DIGEST_BYTES) == 0 &&
+				    k->batch_id == id)
 					break;
 			}
 			if (i == n) {
 				int reason = k->reason;
 
 				msg_free(m);
-				ck_abort_msg("unexpected BatchNack %s", qs_nack_reason_name(reason));
+				ck_abort_msg("unexpected BatchNack %s",
+				             qs_nack_reason_name(reason));
 			}
 			ck_assert_msg((int)k->reason == reasons[i], "BatchNack %s, want %s",
-				      qs_nack_reason_name(k->reason), qs_nack_reason_name(reasons[i]));
+			              qs_nack_reason_name(k->reason),
+			              qs_nack_reason_name(reasons[i]));
 			ck_assert_ptr_nonnull(k->detail);
 		} else if (m->msg_case == PM_CASE(SIGNED_BATCH_INFO_MSG)) {
 			const Quorumstore__V1__SignedBatchInfoMsg *sm = m->signed_batch_info_msg;
@@ -817,17 +823,20 @@ expect_answers(struct conn *c, struct tbatch *const *bs, const int *reasons, siz
 				ck_assert_int_eq(qs_batch_info_from_pb(sbi->info, &got), 0);
 				for (i = 0; i < n; i++)
 					if (!answered[i] && !reasons[i] &&
-					    memcmp(got.digest, bs[i]->info.digest, QS_DIGEST_BYTES) == 0)
+					    memcmp(got.digest, bs[i]->info.digest,
+					           QS_DIGEST_BYTES) == 0)
 						break;
-				ck_assert_msg(i < n, "SignedBatchInfo for a batch that should get none "
-						     "(or a second one)");
+				ck_assert_msg(i < n,
+				              "SignedBatchInfo for a batch that should get none "
+				              "(or a second one)");
 				assert_info_eq(&got, &bs[i]->info);
 				ck_assert_uint_eq(sbi->signer.len, QS_PUBKEY_BYTES);
 				ck_assert_mem_eq(sbi->signer.data, cl.sign_pub[0], QS_PUBKEY_BYTES);
 				ck_assert_uint_eq(sbi->signature.len, QS_SIG_BYTES);
-				ck_assert_msg(qs_codec_info_verify(cl.sign_pub[0], cl.cfg->chain_id, &got,
-								   sbi->signature.data) == 0,
-					      "SignedBatchInfo signature does not verify with v0's key");
+				ck_assert_msg(
+				    qs_codec_info_verify(cl.sign_pub[0], cl.cfg->chain_id, &got,
+				                         sbi->signature.data) == 0,
+				    "SignedBatchInfo signature does not verify with v0's key");
 				answered[i] = 1;
 				left--;
 			}
@@ -886,16 +895,16 @@ ack_round(struct conn *c, int v)
  */
 static void
 nack_and_recover(struct conn *a, int from, struct conn *w, int witness, struct tbatch *bad,
-		 int reason)
+                 int reason)
 {
 	char series[128];
 	struct watch ws[2] = {
-		{ .series = series, .delta = 1 },
-		{ .series = PERSISTED, .delta = 2 },
+	    {.series = series, .delta = 1},
+	    {.series = PERSISTED, .delta = 2},
 	};
 
 	snprintf(series, sizeof(series), "qsd_batches_rejected_total{reason=\"%s\"}",
-		 qs_nack_reason_name(reason));
+	         qs_nack_reason_name(reason));
 	watch_start(ws, N_WATCH(ws));
 	send_batch(a, bad);
 	expect_nack(a, bad, reason);
@@ -936,9 +945,9 @@ START_TEST(good_batch_is_signed_by_v0_after_it_is_persisted)
 	struct conn a;
 	struct tbatch b;
 	struct watch ws[] = {
-		{ .series = PERSISTED, .delta = 1 },
-		{ .series = SIGNED, .delta = 1 },
-		{ .series = "qsd_batches_received_total", .delta = 1 },
+	    {.series = PERSISTED, .delta = 1},
+	    {.series = SIGNED, .delta = 1},
+	    {.series = "qsd_batches_received_total", .delta = 1},
 	};
 
 	conn_peer(&a, 1);
@@ -956,13 +965,13 @@ START_TEST(one_message_mixing_good_and_bad_batches_answers_each_once)
 {
 	struct conn a, w;
 	struct tbatch g1, bad, empty, g2;
-	struct tbatch *list[] = { &g1, &bad, &empty, &g2 };
-	int reasons[] = { 0, NACK(BAD_DIGEST), NACK(EMPTY_BATCH), 0 };
+	struct tbatch *list[] = {&g1, &bad, &empty, &g2};
+	int reasons[] = {0, NACK(BAD_DIGEST), NACK(EMPTY_BATCH), 0};
 	struct watch ws[] = {
-		{ .series = REJECTED("BAD_DIGEST"), .delta = 1 },
-		{ .series = REJECTED("EMPTY_BATCH"), .delta = 1 },
-		{ .series = PERSISTED, .delta = 3 },
-		{ .series = "qsd_batches_received_total", .delta = 5 },
+	    {.series = REJECTED("BAD_DIGEST"), .delta = 1},
+	    {.series = REJECTED("EMPTY_BATCH"), .delta = 1},
+	    {.series = PERSISTED, .delta = 3},
+	    {.series = "qsd_batches_received_total", .delta = 5},
 	};
 
 	conn_peer(&w, 2);
@@ -1005,7 +1014,7 @@ START_TEST(nack_bad_digest_when_digest_does_not_cover_payload)
 	struct tbatch b;
 
 	tb_make(&b, 1, 2, 16);
-	b.payload[3] ^= 0x01;	/* the digest was computed over other bytes */
+	b.payload[3] ^= 0x01; /* the digest was computed over other bytes */
 	nack_case(&b, NACK(BAD_DIGEST));
 	tb_free(&b);
 }
@@ -1041,7 +1050,7 @@ START_TEST(nack_wrong_epoch)
 
 	tb_make(&b, 1, 2, 16);
 	b.info.epoch = cl.cfg->epoch + 1;
-	tb_digest(&b);	/* a correct digest, so only the epoch is wrong */
+	tb_digest(&b); /* a correct digest, so only the epoch is wrong */
 	tb_sync(&b);
 	nack_case(&b, NACK(WRONG_EPOCH));
 	tb_free(&b);
@@ -1145,7 +1154,7 @@ START_TEST(nack_over_quota_when_author_disk_quota_is_exceeded)
 
 	/* Under every batch limit, over the author's disk quota. */
 	_Static_assert(4 * 15000 <= LIM_BATCH_BYTES && 4 * 15000 > QUOTA_DISK_BYTES,
-		       "the over-quota batch must pass the batch limits");
+	               "the over-quota batch must pass the batch limits");
 	tb_make(&b, 1, 4, 15000);
 	nack_case(&b, NACK(OVER_QUOTA));
 	tb_free(&b);
@@ -1156,7 +1165,7 @@ START_TEST(nack_equivocation_for_same_batch_id_with_other_payload)
 {
 	struct conn a, w;
 	struct tbatch first, other;
-	struct watch eq[] = { { .series = PERSISTED, .delta = 1 } };
+	struct watch eq[] = {{.series = PERSISTED, .delta = 1}};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
@@ -1202,8 +1211,8 @@ START_TEST(nack_clock_skew_beyond_tolerance)
 	struct conn a, w;
 	struct tbatch b;
 	struct watch ws[] = {
-		{ .series = "qsd_batches_rejected_total{reason=\"CLOCK_SKEW\"}", .delta = 1 },
-		{ .series = PERSISTED, .delta = 1 },
+	    {.series = "qsd_batches_rejected_total{reason=\"CLOCK_SKEW\"}", .delta = 1},
+	    {.series = PERSISTED, .delta = 1},
 	};
 
 	conn_peer(&w, 2);
@@ -1231,13 +1240,13 @@ START_TEST(duplicate_batch_is_signed_twice_and_persisted_once)
 	struct conn a;
 	struct tbatch b;
 	struct watch first[] = {
-		{ .series = PERSISTED, .delta = 1 },
-		{ .series = SIGNED, .delta = 1 },
+	    {.series = PERSISTED, .delta = 1},
+	    {.series = SIGNED, .delta = 1},
 	};
 	struct watch again[] = {
-		{ .series = PERSISTED, .delta = 0 },
-		{ .series = SIGNED, .delta = 1 },
-		{ .series = "qsd_batches_stored", .delta = 0 },
+	    {.series = PERSISTED, .delta = 0},
+	    {.series = SIGNED, .delta = 1},
+	    {.series = "qsd_batches_stored", .delta = 0},
 	};
 
 	conn_peer(&a, 1);
@@ -1260,9 +1269,9 @@ START_TEST(reissue_with_later_expiration_is_persisted_again_before_signing)
 	struct conn a;
 	struct tbatch b;
 	uint64_t first_expiration;
-	struct watch later[] = { { .series = PERSISTED, .delta = 1 },
-				 { .series = "qsd_batches_stored", .delta = 0 } };
-	struct watch earlier[] = { { .series = PERSISTED, .delta = 0 } };
+	struct watch later[] = {{.series = PERSISTED, .delta = 1},
+	                        {.series = "qsd_batches_stored", .delta = 0}};
+	struct watch earlier[] = {{.series = PERSISTED, .delta = 0}};
 
 	conn_peer(&a, 1);
 	tb_make(&b, 1, 2, 16);
@@ -1296,20 +1305,20 @@ END_TEST
 START_TEST(truncated_frame_then_close_leaves_others_unaffected)
 {
 	struct conn a, w;
-	uint8_t part[QS_FRAME_HDR + 10] = { 0 };
+	uint8_t part[QS_FRAME_HDR + 10] = {0};
 	/* A truncated frame is no frame: qsd counts the end of the connection
 	 * (eof; at least, since a connection an earlier test left may end at
 	 * the same time) and takes no frame from it. */
 	struct watch ws[] = {
-		{ .series = DISCONNECTS("eof"), .delta = 1, .at_least = 1 },
-		{ .series = "qsd_peer_frames_received_total", .delta = 1 },	/* the witness's */
-		{ .series = PERSISTED, .delta = 1 },
+	    {.series = DISCONNECTS("eof"), .delta = 1, .at_least = 1},
+	    {.series = "qsd_peer_frames_received_total", .delta = 1}, /* the witness's */
+	    {.series = PERSISTED, .delta = 1},
 	};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
 	watch_start(ws, N_WATCH(ws));
-	qs_put_be32(part, 100);		/* announces 100 bytes, sends 10 */
+	qs_put_be32(part, 100); /* announces 100 bytes, sends 10 */
 	memset(part + QS_FRAME_HDR, 0x0a, 10);
 	conn_write(&a, part, sizeof(part));
 	conn_close(&a);
@@ -1322,8 +1331,8 @@ END_TEST
 START_TEST(oversized_frame_closes_connection)
 {
 	struct conn a, w;
-	uint8_t hdr[QS_FRAME_HDR + 16] = { 0 };
-	struct watch ws[] = { { .series = DISCONNECTS("oversized_frame"), .delta = 1 } };
+	uint8_t hdr[QS_FRAME_HDR + 16] = {0};
+	struct watch ws[] = {{.series = DISCONNECTS("oversized_frame"), .delta = 1}};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
@@ -1341,8 +1350,8 @@ START_TEST(undecodable_protobuf_closes_connection)
 {
 	struct conn a, w;
 	/* Field 2 (batch_msg), length 80, but only 3 bytes follow. */
-	static const uint8_t garbage[] = { 0x12, 0x50, 0x01, 0x02, 0x03 };
-	struct watch ws[] = { { .series = DISCONNECTS("undecodable"), .delta = 1 } };
+	static const uint8_t garbage[] = {0x12, 0x50, 0x01, 0x02, 0x03};
+	struct watch ws[] = {{.series = DISCONNECTS("undecodable"), .delta = 1}};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
@@ -1378,8 +1387,8 @@ START_TEST(frame_over_decode_budget_closes_connection)
 	size_t len = 0;
 	uint8_t *body = malloc(16 + 2 * n);
 	struct watch ws[] = {
-		{ .series = DISCONNECTS("undecodable"), .delta = 1 },
-		{ .series = PROTO_ERRORS("too_many_batches"), .delta = 0 },
+	    {.series = DISCONNECTS("undecodable"), .delta = 1},
+	    {.series = PROTO_ERRORS("too_many_batches"), .delta = 0},
 	};
 
 	ck_assert_ptr_nonnull(body);
@@ -1405,12 +1414,12 @@ END_TEST
 START_TEST(empty_peer_message_closes_connection)
 {
 	struct conn a, w;
-	struct watch ws[] = { { .series = DISCONNECTS("unexpected_message"), .delta = 1 } };
+	struct watch ws[] = {{.series = DISCONNECTS("unexpected_message"), .delta = 1}};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
 	watch_start(ws, N_WATCH(ws));
-	send_frame(&a, NULL, 0);	/* a PeerMessage with no field set */
+	send_frame(&a, NULL, 0); /* a PeerMessage with no field set */
 	expect_closed(&a);
 	watch_check(ws, N_WATCH(ws));
 	conn_close(&a);
@@ -1423,8 +1432,8 @@ START_TEST(peer_message_of_unknown_type_closes_connection)
 	struct conn a, w;
 	/* Field 99 (varint 1): a message type from a newer protocol. protobuf-c
 	 * keeps it as an unknown field, so the oneof is empty. */
-	static const uint8_t unknown[] = { 0x98, 0x06, 0x01 };
-	struct watch ws[] = { { .series = DISCONNECTS("unexpected_message"), .delta = 1 } };
+	static const uint8_t unknown[] = {0x98, 0x06, 0x01};
+	struct watch ws[] = {{.series = DISCONNECTS("unexpected_message"), .delta = 1}};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
@@ -1443,9 +1452,9 @@ START_TEST(too_many_batches_in_one_message_closes_connection)
 	struct tbatch b[LIM_MSG_BATCHES + 1];
 	struct tbatch *list[LIM_MSG_BATCHES + 1];
 	struct watch ws[] = {
-		{ .series = PROTO_ERRORS("too_many_batches"), .delta = 1 },
-		{ .series = DISCONNECTS("protocol_violation"), .delta = 1 },
-		{ .series = PERSISTED, .delta = 1 },	/* the witness's only */
+	    {.series = PROTO_ERRORS("too_many_batches"), .delta = 1},
+	    {.series = DISCONNECTS("protocol_violation"), .delta = 1},
+	    {.series = PERSISTED, .delta = 1}, /* the witness's only */
 	};
 
 	for (size_t i = 0; i < LIM_MSG_BATCHES + 1; i++) {
@@ -1470,13 +1479,13 @@ START_TEST(message_over_byte_limit_closes_connection)
 	struct conn a, w;
 	struct tbatch b;
 	struct watch ws[] = {
-		{ .series = PROTO_ERRORS("message_too_large"), .delta = 1 },
-		{ .series = DISCONNECTS("protocol_violation"), .delta = 1 },
+	    {.series = PROTO_ERRORS("message_too_large"), .delta = 1},
+	    {.series = DISCONNECTS("protocol_violation"), .delta = 1},
 	};
 
 	/* Over limits.msg_max_bytes, under limits.frame_max_bytes. */
 	_Static_assert(5 * 60000 > LIM_MSG_BYTES && 5 * 60000 + 1024 < LIM_FRAME_BYTES,
-		       "the message must fit the frame and not the message limit");
+	               "the message must fit the frame and not the message limit");
 	tb_make(&b, 1, 5, 60000);
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
@@ -1495,10 +1504,10 @@ START_TEST(batch_request_with_malformed_digest_closes_connection)
 	struct conn a, w;
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__BatchRequest req = QUORUMSTORE__V1__BATCH_REQUEST__INIT;
-	uint8_t digest[QS_DIGEST_BYTES - 1] = { 1 };
+	uint8_t digest[QS_DIGEST_BYTES - 1] = {1};
 	struct watch ws[] = {
-		{ .series = PROTO_ERRORS("malformed_request"), .delta = 1 },
-		{ .series = DISCONNECTS("protocol_violation"), .delta = 1 },
+	    {.series = PROTO_ERRORS("malformed_request"), .delta = 1},
+	    {.series = DISCONNECTS("protocol_violation"), .delta = 1},
 	};
 
 	conn_peer(&w, 2);
@@ -1526,10 +1535,10 @@ START_TEST(unsolicited_answers_and_proofs_are_ignored_and_counted)
 	Quorumstore__V1__ProofMsg proof = QUORUMSTORE__V1__PROOF_MSG__INIT;
 	Quorumstore__V1__BatchResponse resp = QUORUMSTORE__V1__BATCH_RESPONSE__INIT;
 	struct watch ws[] = {
-		{ .series = IGNORED("signed_batch_info"), .delta = 1 },
-		{ .series = IGNORED("batch_nack"), .delta = 1 },
-		{ .series = IGNORED("proof"), .delta = 1 },
-		{ .series = IGNORED("batch_response"), .delta = 1 },
+	    {.series = IGNORED("signed_batch_info"), .delta = 1},
+	    {.series = IGNORED("batch_nack"), .delta = 1},
+	    {.series = IGNORED("proof"), .delta = 1},
+	    {.series = IGNORED("batch_response"), .delta = 1},
 	};
 
 	conn_peer(&w, 2);
@@ -1563,7 +1572,7 @@ START_TEST(unknown_tls_key_is_refused_in_handshake)
 {
 	struct conn a, w;
 	EVP_PKEY *stranger = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	struct watch ws[] = { { .series = HS_FAILURES("unknown_key"), .delta = 1 } };
+	struct watch ws[] = {{.series = HS_FAILURES("unknown_key"), .delta = 1}};
 
 	ck_assert_ptr_nonnull(stranger);
 	conn_peer(&w, 2);
@@ -1571,7 +1580,7 @@ START_TEST(unknown_tls_key_is_refused_in_handshake)
 	/* A TLS 1.3 client may see the refusal only on its first read. */
 	if (conn_tls(&a, client_ctx(stranger))) {
 		send_hello(&a, cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id,
-			   QS_PROTOCOL_VERSION, cl.cfg->epoch);
+		           QS_PROTOCOL_VERSION, cl.cfg->epoch);
 		expect_closed(&a);
 	}
 	EVP_PKEY_free(stranger);
@@ -1585,7 +1594,7 @@ START_TEST(client_without_certificate_is_refused_in_handshake)
 {
 	struct conn a, w;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	struct watch ws[] = { { .series = HS_FAILURES("no_certificate"), .delta = 1 } };
+	struct watch ws[] = {{.series = HS_FAILURES("no_certificate"), .delta = 1}};
 
 	ck_assert_ptr_nonnull(ctx);
 	ck_assert_int_eq(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION), 1);
@@ -1594,7 +1603,7 @@ START_TEST(client_without_certificate_is_refused_in_handshake)
 	watch_start(ws, N_WATCH(ws));
 	if (conn_tls(&a, ctx)) {
 		send_hello(&a, cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id,
-			   QS_PROTOCOL_VERSION, cl.cfg->epoch);
+		           QS_PROTOCOL_VERSION, cl.cfg->epoch);
 		expect_closed(&a);
 	}
 	watch_check(ws, N_WATCH(ws));
@@ -1606,7 +1615,7 @@ END_TEST
 START_TEST(own_network_key_is_refused_in_handshake)
 {
 	struct conn a, w;
-	struct watch ws[] = { { .series = HS_FAILURES("unknown_key"), .delta = 1 } };
+	struct watch ws[] = {{.series = HS_FAILURES("unknown_key"), .delta = 1}};
 
 	/* v0's own key is pinned in the config, but qsd does not talk to
 	 * itself. */
@@ -1614,7 +1623,7 @@ START_TEST(own_network_key_is_refused_in_handshake)
 	watch_start(ws, N_WATCH(ws));
 	if (conn_tls(&a, client_ctx(cl.net_key[0]))) {
 		send_hello(&a, cl.sign_pub[0], QS_PUBKEY_BYTES, cl.cfg->chain_id,
-			   QS_PROTOCOL_VERSION, cl.cfg->epoch);
+		           QS_PROTOCOL_VERSION, cl.cfg->epoch);
 		expect_closed(&a);
 	}
 	watch_check(ws, N_WATCH(ws));
@@ -1626,7 +1635,7 @@ END_TEST
 START_TEST(plain_tcp_garbage_is_refused_in_handshake)
 {
 	struct conn w;
-	struct watch ws[] = { { .series = HS_FAILURES("handshake_error"), .delta = 1 } };
+	struct watch ws[] = {{.series = HS_FAILURES("handshake_error"), .delta = 1}};
 	static const char junk[] = "GET / HTTP/1.0\r\n\r\n";
 	char buf[256];
 	uint64_t deadline;
@@ -1668,8 +1677,8 @@ ecdsa_client_ctx(void)
 	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(cert), 86400));
 	name = X509_get_subject_name(cert);
 	ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-						    (const unsigned char *)"qsd", -1, -1, 0),
-			 1);
+	                                            (const unsigned char *)"qsd", -1, -1, 0),
+	                 1);
 	ck_assert_int_eq(X509_set_issuer_name(cert, name), 1);
 	ck_assert_int_eq(X509_set_pubkey(cert, key), 1);
 	ck_assert_int_gt(X509_sign(cert, key, EVP_sha256()), 0);
@@ -1685,13 +1694,13 @@ ecdsa_client_ctx(void)
 START_TEST(non_ed25519_certificate_is_refused_in_handshake)
 {
 	struct conn a, w;
-	struct watch ws[] = { { .series = HS_FAILURES("not_ed25519"), .delta = 1 } };
+	struct watch ws[] = {{.series = HS_FAILURES("not_ed25519"), .delta = 1}};
 
 	conn_peer(&w, 2);
 	watch_start(ws, N_WATCH(ws));
 	if (conn_tls(&a, ecdsa_client_ctx())) {
 		send_hello(&a, cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id,
-			   QS_PROTOCOL_VERSION, cl.cfg->epoch);
+		           QS_PROTOCOL_VERSION, cl.cfg->epoch);
 		expect_closed(&a);
 	}
 	watch_check(ws, N_WATCH(ws));
@@ -1706,7 +1715,7 @@ static void
 bad_hello_case(const uint8_t *author, size_t author_len, uint32_t chain_id, uint32_t version)
 {
 	struct conn a, w;
-	struct watch ws[] = { { .series = HS_FAILURES("hello_invalid"), .delta = 1 } };
+	struct watch ws[] = {{.series = HS_FAILURES("hello_invalid"), .delta = 1}};
 
 	conn_peer(&w, 2);
 	watch_start(ws, N_WATCH(ws));
@@ -1726,22 +1735,19 @@ END_TEST
 
 START_TEST(hello_with_short_author_closes_connection)
 {
-	bad_hello_case(cl.sign_pub[1], QS_PUBKEY_BYTES - 1, cl.cfg->chain_id,
-		       QS_PROTOCOL_VERSION);
+	bad_hello_case(cl.sign_pub[1], QS_PUBKEY_BYTES - 1, cl.cfg->chain_id, QS_PROTOCOL_VERSION);
 }
 END_TEST
 
 START_TEST(hello_with_wrong_chain_id_closes_connection)
 {
-	bad_hello_case(cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id + 1,
-		       QS_PROTOCOL_VERSION);
+	bad_hello_case(cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id + 1, QS_PROTOCOL_VERSION);
 }
 END_TEST
 
 START_TEST(hello_with_wrong_protocol_version_closes_connection)
 {
-	bad_hello_case(cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id,
-		       QS_PROTOCOL_VERSION + 1);
+	bad_hello_case(cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id, QS_PROTOCOL_VERSION + 1);
 }
 END_TEST
 
@@ -1750,8 +1756,8 @@ START_TEST(batch_msg_before_hello_closes_connection)
 	struct conn a, w;
 	struct tbatch b;
 	struct watch ws[] = {
-		{ .series = HS_FAILURES("hello_invalid"), .delta = 1 },
-		{ .series = PERSISTED, .delta = 1 },	/* the witness's only */
+	    {.series = HS_FAILURES("hello_invalid"), .delta = 1},
+	    {.series = PERSISTED, .delta = 1}, /* the witness's only */
 	};
 
 	tb_make(&b, 1, 2, 16);
@@ -1770,13 +1776,13 @@ END_TEST
 START_TEST(second_hello_closes_connection)
 {
 	struct conn a, w;
-	struct watch ws[] = { { .series = DISCONNECTS("unexpected_message"), .delta = 1 } };
+	struct watch ws[] = {{.series = DISCONNECTS("unexpected_message"), .delta = 1}};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
 	watch_start(ws, N_WATCH(ws));
 	send_hello(&a, cl.sign_pub[1], QS_PUBKEY_BYTES, cl.cfg->chain_id, QS_PROTOCOL_VERSION,
-		   cl.cfg->epoch);
+	           cl.cfg->epoch);
 	expect_closed(&a);
 	watch_check(ws, N_WATCH(ws));
 	conn_close(&a);
@@ -1811,7 +1817,7 @@ START_TEST(batch_request_for_acked_digest_returns_exact_bytes)
 	struct qs_batch_info got;
 	uint8_t digest[QS_DIGEST_BYTES];
 	uint64_t id = rand64();
-	struct watch ws[] = { { .series = REQUESTS("served"), .delta = 1 } };
+	struct watch ws[] = {{.series = REQUESTS("served"), .delta = 1}};
 
 	conn_peer(&a, 1);
 	conn_peer(&w, 2);
@@ -1839,12 +1845,12 @@ START_TEST(batch_request_for_acked_digest_returns_exact_bytes)
 		ck_assert_uint_eq(r->batch->transactions[i].len, b.txns[i].len);
 		if (b.txns[i].len)
 			ck_assert_mem_eq(r->batch->transactions[i].data, b.txns[i].data,
-					 b.txns[i].len);
+			                 b.txns[i].len);
 	}
 	ck_assert_int_eq(qs_codec_batch_digest(cl.cfg->chain_id, got.author, got.epoch,
-					       got.batch_id, r->batch->transactions,
-					       r->batch->n_transactions, digest),
-			 0);
+	                                       got.batch_id, r->batch->transactions,
+	                                       r->batch->n_transactions, digest),
+	                 0);
 	ck_assert_mem_eq(digest, b.info.digest, QS_DIGEST_BYTES);
 	msg_free(m);
 	watch_check(ws, N_WATCH(ws));
@@ -1861,7 +1867,7 @@ START_TEST(batch_request_for_unknown_digest_returns_not_found)
 	Quorumstore__V1__BatchResponse *r;
 	uint8_t digest[QS_DIGEST_BYTES];
 	uint64_t id = rand64();
-	struct watch ws[] = { { .series = REQUESTS("not_found"), .delta = 1 } };
+	struct watch ws[] = {{.series = REQUESTS("not_found"), .delta = 1}};
 
 	ck_assert_int_eq(RAND_bytes(digest, sizeof(digest)), 1);
 	conn_peer(&w, 2);
@@ -1913,7 +1919,7 @@ run_child(char *const argv[])
 static int
 bind_port(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
@@ -1969,23 +1975,23 @@ write_config(void)
 	if (!f)
 		return -1;
 	fprintf(f,
-		"# added by tests/check_ingest.c\n"
-		"max_batch_lifetime_ms: %d\n"
-		"limits:\n"
-		"  batch_max_txns: %d\n"
-		"  batch_max_bytes: %d\n"
-		"  msg_max_batches: %d\n"
-		"  msg_max_bytes: %d\n"
-		"  frame_max_bytes: %d\n"
-		"quotas:\n"
-		"  author_disk_bytes: %d\n"
-		"storage:\n"
-		"  free_space_watermark_bytes: 0\n"
-		"  db_write_buffer_bytes: 4MiB\n"
-		"  db_block_cache_bytes: 4MiB\n"
-		"  db_max_wal_bytes: 16MiB\n",
-		LIFETIME_MS, LIM_BATCH_TXNS, LIM_BATCH_BYTES, LIM_MSG_BATCHES, LIM_MSG_BYTES,
-		LIM_FRAME_BYTES, QUOTA_DISK_BYTES);
+	        "# added by tests/check_ingest.c\n"
+	        "max_batch_lifetime_ms: %d\n"
+	        "limits:\n"
+	        "  batch_max_txns: %d\n"
+	        "  batch_max_bytes: %d\n"
+	        "  msg_max_batches: %d\n"
+	        "  msg_max_bytes: %d\n"
+	        "  frame_max_bytes: %d\n"
+	        "quotas:\n"
+	        "  author_disk_bytes: %d\n"
+	        "storage:\n"
+	        "  free_space_watermark_bytes: 0\n"
+	        "  db_write_buffer_bytes: 4MiB\n"
+	        "  db_block_cache_bytes: 4MiB\n"
+	        "  db_max_wal_bytes: 16MiB\n",
+	        LIFETIME_MS, LIM_BATCH_TXNS, LIM_BATCH_BYTES, LIM_MSG_BATCHES, LIM_MSG_BYTES,
+	        LIM_FRAME_BYTES, QUOTA_DISK_BYTES);
 	return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -2060,7 +2066,7 @@ start_qsd(void)
 
 		if (waitpid(cl.qsd, &wstatus, WNOHANG) == cl.qsd) {
 			fprintf(stderr, "check_ingest: qsd exited at start (status 0x%x)\n",
-				wstatus);
+			        wstatus);
 			cl.qsd = 0;
 			dump_log_tail();
 			return -1;
@@ -2073,7 +2079,7 @@ start_qsd(void)
 		sleep_ms(50);
 	}
 	fprintf(stderr, "check_ingest: qsd's metrics endpoint did not answer in %d ms\n",
-		START_TIMEOUT_MS);
+	        START_TIMEOUT_MS);
 	dump_log_tail();
 	return -1;
 }
@@ -2084,7 +2090,7 @@ cluster_up(const char *argv0)
 	const char *b = getenv("B");
 	const char *slash = strrchr(argv0, '/');
 	char ports[16], cdir[300], qsctl[300], err[512];
-	char *mk[] = { "tools/mkcluster", "4", cdir, ports, NULL };
+	char *mk[] = {"tools/mkcluster", "4", cdir, ports, NULL};
 	int rc;
 
 	/* The build directory: $B, else the one this binary was built into
@@ -2101,7 +2107,7 @@ cluster_up(const char *argv0)
 	}
 	/* No ck_assert out here: Check has no test to report it to. */
 	snprintf(cl.dir, sizeof(cl.dir), "%s/qsd-ingest-XXXXXX",
-		 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	         getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(cl.dir)) {
 		fprintf(stderr, "check_ingest: mkdtemp %s: %s\n", cl.dir, strerror(errno));
 		cl.dir[0] = '\0';
@@ -2134,7 +2140,7 @@ cluster_up(const char *argv0)
 	    cl.cfg->max_batch_lifetime_us != LIFETIME_MS * 1000ull ||
 	    cl.cfg->n_validators != N_VALIDATORS) {
 		fprintf(stderr, "check_ingest: %s does not say what the tests expect\n",
-			cl.cfg_path);
+		        cl.cfg_path);
 		return -1;
 	}
 	if (load_keys() != 0)
@@ -2168,7 +2174,7 @@ cluster_down(void)
 		}
 		if (rc == 0 && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)) {
 			fprintf(stderr, "check_ingest: qsd exited with status 0x%x after SIGTERM\n",
-				wstatus);
+			        wstatus);
 			rc = -1;
 		}
 		cl.qsd = 0;
@@ -2196,7 +2202,7 @@ ingest_suite(void)
 	TCase *close_tc = tcase_create("close");
 	TCase *hs = tcase_create("handshake");
 	TCase *req = tcase_create("request");
-	TCase *all[] = { good, nack, dup, close_tc, hs, req };
+	TCase *all[] = {good, nack, dup, close_tc, hs, req};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		tcase_set_timeout(all[i], TEST_TIMEOUT_S);

@@ -74,7 +74,8 @@ write_pkey(const char *path, EVP_PKEY *pkey, const char *pass)
 	ck_assert_ptr_nonnull(bio);
 	if (pass)
 		ck_assert_int_eq(PEM_write_bio_PKCS8PrivateKey(bio, pkey, EVP_aes_256_cbc(), pass,
-							       (int)strlen(pass), NULL, NULL), 1);
+		                                               (int)strlen(pass), NULL, NULL),
+		                 1);
 	else
 		ck_assert_int_eq(PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL), 1);
 	len = BIO_get_mem_data(bio, &pem);
@@ -425,7 +426,7 @@ END_TEST
 
 START_TEST(hex_encode_is_lowercase)
 {
-	static const uint8_t in[] = { 0x00, 0xab, 0xcd, 0xef, 0x19 };
+	static const uint8_t in[] = {0x00, 0xab, 0xcd, 0xef, 0x19};
 	char hex[2 * sizeof(in) + 1];
 
 	qs_hex_encode(in, sizeof(in), hex);
@@ -437,7 +438,7 @@ END_TEST
 
 START_TEST(hex_decode_accepts_either_case)
 {
-	static const uint8_t want[] = { 0xab, 0xcd, 0xef, 0x09 };
+	static const uint8_t want[] = {0xab, 0xcd, 0xef, 0x09};
 	uint8_t out[4];
 
 	ck_assert_int_eq(qs_hex_decode("ABcdEf09", out, sizeof(out)), 0);

@@ -65,39 +65,36 @@ START_TEST(render_counter_without_label)
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *m;
 
-	m = qs_metrics_counter(reg, "qsd_batches_received_total",
-			       "Batches received from peers.", NULL, NULL, 0);
+	m = qs_metrics_counter(reg, "qsd_batches_received_total", "Batches received from peers.",
+	                       NULL, NULL, 0);
 	ck_assert_ptr_nonnull(m);
 	qs_metric_add(m, 0, 3);
 	qs_metric_add(m, 0, 39);
-	assert_render(reg,
-		"# HELP qsd_batches_received_total Batches received from peers.\n"
-		"# TYPE qsd_batches_received_total counter\n"
-		"qsd_batches_received_total 42\n");
+	assert_render(reg, "# HELP qsd_batches_received_total Batches received from peers.\n"
+	                   "# TYPE qsd_batches_received_total counter\n"
+	                   "qsd_batches_received_total 42\n");
 	qs_metrics_free(reg);
 }
 END_TEST
 
 START_TEST(render_counter_with_label_escapes_values)
 {
-	static const char *const values[] = { "plain", "back\\slash", "quo\"te", "new\nline" };
+	static const char *const values[] = {"plain", "back\\slash", "quo\"te", "new\nline"};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *m;
 
-	m = qs_metrics_counter(reg, "qsd_errors_total", "Errors by reason.", "reason",
-			       values, 4);
+	m = qs_metrics_counter(reg, "qsd_errors_total", "Errors by reason.", "reason", values, 4);
 	ck_assert_ptr_nonnull(m);
 	qs_metric_add(m, 0, 1);
 	qs_metric_add(m, 1, 2);
 	qs_metric_add(m, 2, 3);
 	qs_metric_add(m, 3, 4);
-	assert_render(reg,
-		"# HELP qsd_errors_total Errors by reason.\n"
-		"# TYPE qsd_errors_total counter\n"
-		"qsd_errors_total{reason=\"plain\"} 1\n"
-		"qsd_errors_total{reason=\"back\\\\slash\"} 2\n"
-		"qsd_errors_total{reason=\"quo\\\"te\"} 3\n"
-		"qsd_errors_total{reason=\"new\\nline\"} 4\n");
+	assert_render(reg, "# HELP qsd_errors_total Errors by reason.\n"
+	                   "# TYPE qsd_errors_total counter\n"
+	                   "qsd_errors_total{reason=\"plain\"} 1\n"
+	                   "qsd_errors_total{reason=\"back\\\\slash\"} 2\n"
+	                   "qsd_errors_total{reason=\"quo\\\"te\"} 3\n"
+	                   "qsd_errors_total{reason=\"new\\nline\"} 4\n");
 	qs_metrics_free(reg);
 }
 END_TEST
@@ -106,64 +103,59 @@ START_TEST(render_help_escapes_backslash_and_newline)
 {
 	struct qs_metrics *reg = qs_metrics_new();
 
-	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "qsd_x", "a \\ b\nc \"d\"",
-					       NULL, NULL, 0));
+	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "qsd_x", "a \\ b\nc \"d\"", NULL, NULL, 0));
 	/* A double quote is not escaped in HELP, only in label values. */
-	assert_render(reg,
-		"# HELP qsd_x a \\\\ b\\nc \"d\"\n"
-		"# TYPE qsd_x gauge\n"
-		"qsd_x 0\n");
+	assert_render(reg, "# HELP qsd_x a \\\\ b\\nc \"d\"\n"
+	                   "# TYPE qsd_x gauge\n"
+	                   "qsd_x 0\n");
 	qs_metrics_free(reg);
 }
 END_TEST
 
 START_TEST(render_gauge_set_and_add_negative)
 {
-	static const char *const values[] = { "a", "b" };
+	static const char *const values[] = {"a", "b"};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *m;
 
-	m = qs_metrics_gauge(reg, "qsd_queue_batches", "Batches queued.", "queue",
-			     values, 2);
+	m = qs_metrics_gauge(reg, "qsd_queue_batches", "Batches queued.", "queue", values, 2);
 	ck_assert_ptr_nonnull(m);
 	qs_metric_set(m, 0, 10);
 	qs_metric_gauge_add(m, 0, -3);
 	qs_metric_gauge_add(m, 1, -5);
-	assert_render(reg,
-		"# HELP qsd_queue_batches Batches queued.\n"
-		"# TYPE qsd_queue_batches gauge\n"
-		"qsd_queue_batches{queue=\"a\"} 7\n"
-		"qsd_queue_batches{queue=\"b\"} -5\n");
+	assert_render(reg, "# HELP qsd_queue_batches Batches queued.\n"
+	                   "# TYPE qsd_queue_batches gauge\n"
+	                   "qsd_queue_batches{queue=\"a\"} 7\n"
+	                   "qsd_queue_batches{queue=\"b\"} -5\n");
 	qs_metrics_free(reg);
 }
 END_TEST
 
 START_TEST(render_histogram_cumulative_buckets_sum_count)
 {
-	static const double bounds[] = { 0.001, 0.01, 0.1, 1 };
+	static const double bounds[] = {0.001, 0.01, 0.1, 1};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *m;
 
-	m = qs_metrics_histogram(reg, "qsd_fsync_seconds", "Duration of fsync.",
-				 bounds, 4, NULL, NULL, 0);
+	m = qs_metrics_histogram(reg, "qsd_fsync_seconds", "Duration of fsync.", bounds, 4, NULL,
+	                         NULL, 0);
 	ck_assert_ptr_nonnull(m);
 	qs_metric_observe(m, 0, 0.0005);
-	qs_metric_observe(m, 0, 0.001);	/* on the bound: le is inclusive */
+	qs_metric_observe(m, 0, 0.001); /* on the bound: le is inclusive */
 	qs_metric_observe(m, 0, 0.05);
 	qs_metric_observe(m, 0, 0.25);
 	qs_metric_observe(m, 0, 0.5);
 	qs_metric_observe(m, 0, 2);
 	qs_metric_observe(m, 0, INFINITY);
-	assert_render(reg,
-		"# HELP qsd_fsync_seconds Duration of fsync.\n"
-		"# TYPE qsd_fsync_seconds histogram\n"
-		"qsd_fsync_seconds_bucket{le=\"0.001\"} 2\n"
-		"qsd_fsync_seconds_bucket{le=\"0.01\"} 2\n"
-		"qsd_fsync_seconds_bucket{le=\"0.1\"} 3\n"
-		"qsd_fsync_seconds_bucket{le=\"1\"} 5\n"
-		"qsd_fsync_seconds_bucket{le=\"+Inf\"} 7\n"
-		"qsd_fsync_seconds_sum +Inf\n"
-		"qsd_fsync_seconds_count 7\n");
+	assert_render(reg, "# HELP qsd_fsync_seconds Duration of fsync.\n"
+	                   "# TYPE qsd_fsync_seconds histogram\n"
+	                   "qsd_fsync_seconds_bucket{le=\"0.001\"} 2\n"
+	                   "qsd_fsync_seconds_bucket{le=\"0.01\"} 2\n"
+	                   "qsd_fsync_seconds_bucket{le=\"0.1\"} 3\n"
+	                   "qsd_fsync_seconds_bucket{le=\"1\"} 5\n"
+	                   "qsd_fsync_seconds_bucket{le=\"+Inf\"} 7\n"
+	                   "qsd_fsync_seconds_sum +Inf\n"
+	                   "qsd_fsync_seconds_count 7\n");
 	ck_assert_uint_eq(qs_metric_value(m, 0), 7);
 	qs_metrics_free(reg);
 }
@@ -171,42 +163,40 @@ END_TEST
 
 START_TEST(render_histogram_label_comes_before_le)
 {
-	static const double bounds[] = { 1024, 65536 };
-	static const char *const values[] = { "peer", "rpc" };
+	static const double bounds[] = {1024, 65536};
+	static const char *const values[] = {"peer", "rpc"};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *m;
 
-	m = qs_metrics_histogram(reg, "qsd_frame_bytes", "Frame sizes.", bounds, 2,
-				 "source", values, 2);
+	m = qs_metrics_histogram(reg, "qsd_frame_bytes", "Frame sizes.", bounds, 2, "source",
+	                         values, 2);
 	ck_assert_ptr_nonnull(m);
 	qs_metric_observe(m, 1, 100);
 	qs_metric_observe(m, 1, 2000);
-	assert_render(reg,
-		"# HELP qsd_frame_bytes Frame sizes.\n"
-		"# TYPE qsd_frame_bytes histogram\n"
-		"qsd_frame_bytes_bucket{source=\"peer\",le=\"1024\"} 0\n"
-		"qsd_frame_bytes_bucket{source=\"peer\",le=\"65536\"} 0\n"
-		"qsd_frame_bytes_bucket{source=\"peer\",le=\"+Inf\"} 0\n"
-		"qsd_frame_bytes_sum{source=\"peer\"} 0\n"
-		"qsd_frame_bytes_count{source=\"peer\"} 0\n"
-		"qsd_frame_bytes_bucket{source=\"rpc\",le=\"1024\"} 1\n"
-		"qsd_frame_bytes_bucket{source=\"rpc\",le=\"65536\"} 2\n"
-		"qsd_frame_bytes_bucket{source=\"rpc\",le=\"+Inf\"} 2\n"
-		"qsd_frame_bytes_sum{source=\"rpc\"} 2100\n"
-		"qsd_frame_bytes_count{source=\"rpc\"} 2\n");
+	assert_render(reg, "# HELP qsd_frame_bytes Frame sizes.\n"
+	                   "# TYPE qsd_frame_bytes histogram\n"
+	                   "qsd_frame_bytes_bucket{source=\"peer\",le=\"1024\"} 0\n"
+	                   "qsd_frame_bytes_bucket{source=\"peer\",le=\"65536\"} 0\n"
+	                   "qsd_frame_bytes_bucket{source=\"peer\",le=\"+Inf\"} 0\n"
+	                   "qsd_frame_bytes_sum{source=\"peer\"} 0\n"
+	                   "qsd_frame_bytes_count{source=\"peer\"} 0\n"
+	                   "qsd_frame_bytes_bucket{source=\"rpc\",le=\"1024\"} 1\n"
+	                   "qsd_frame_bytes_bucket{source=\"rpc\",le=\"65536\"} 2\n"
+	                   "qsd_frame_bytes_bucket{source=\"rpc\",le=\"+Inf\"} 2\n"
+	                   "qsd_frame_bytes_sum{source=\"rpc\"} 2100\n"
+	                   "qsd_frame_bytes_count{source=\"rpc\"} 2\n");
 	qs_metrics_free(reg);
 }
 END_TEST
 
 START_TEST(render_doubles_shortest_round_trip)
 {
-	static const double bounds[] = { 1e-9, 0.1, 0.3, 2.5e10 };
+	static const double bounds[] = {1e-9, 0.1, 0.3, 2.5e10};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *m;
 	char *text;
 
-	m = qs_metrics_histogram(reg, "qsd_d_seconds", "Doubles.", bounds, 4,
-				 NULL, NULL, 0);
+	m = qs_metrics_histogram(reg, "qsd_d_seconds", "Doubles.", bounds, 4, NULL, NULL, 0);
 	ck_assert_ptr_nonnull(m);
 	qs_metric_observe(m, 0, 0.1);
 	qs_metric_observe(m, 0, 0.2);
@@ -225,20 +215,19 @@ END_TEST
 
 START_TEST(render_info_family_has_value_one)
 {
-	static const char *const names[] = { "version", "rocksdb", "libevent", "openssl" };
-	static const char *const values[] = { "0.1.0", "7.8.3", "2.1.12-stable", "3.0.\"x\"" };
+	static const char *const names[] = {"version", "rocksdb", "libevent", "openssl"};
+	static const char *const values[] = {"0.1.0", "7.8.3", "2.1.12-stable", "3.0.\"x\""};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *m;
 
-	m = qs_metrics_info(reg, "qsd_build_info", "Versions of qsd and its libraries.",
-			    names, values, 4);
+	m = qs_metrics_info(reg, "qsd_build_info", "Versions of qsd and its libraries.", names,
+	                    values, 4);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_uint_eq(qs_metric_value(m, 0), 1);
-	assert_render(reg,
-		"# HELP qsd_build_info Versions of qsd and its libraries.\n"
-		"# TYPE qsd_build_info gauge\n"
-		"qsd_build_info{version=\"0.1.0\",rocksdb=\"7.8.3\","
-		"libevent=\"2.1.12-stable\",openssl=\"3.0.\\\"x\\\"\"} 1\n");
+	assert_render(reg, "# HELP qsd_build_info Versions of qsd and its libraries.\n"
+	                   "# TYPE qsd_build_info gauge\n"
+	                   "qsd_build_info{version=\"0.1.0\",rocksdb=\"7.8.3\","
+	                   "libevent=\"2.1.12-stable\",openssl=\"3.0.\\\"x\\\"\"} 1\n");
 	qs_metrics_free(reg);
 }
 END_TEST
@@ -249,13 +238,12 @@ START_TEST(render_keeps_registration_order)
 
 	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "qsd_b", "B.", NULL, NULL, 0));
 	ck_assert_ptr_nonnull(qs_metrics_counter(reg, "qsd_a_total", "A.", NULL, NULL, 0));
-	assert_render(reg,
-		"# HELP qsd_b B.\n"
-		"# TYPE qsd_b gauge\n"
-		"qsd_b 0\n"
-		"# HELP qsd_a_total A.\n"
-		"# TYPE qsd_a_total counter\n"
-		"qsd_a_total 0\n");
+	assert_render(reg, "# HELP qsd_b B.\n"
+	                   "# TYPE qsd_b gauge\n"
+	                   "qsd_b 0\n"
+	                   "# HELP qsd_a_total A.\n"
+	                   "# TYPE qsd_a_total counter\n"
+	                   "qsd_a_total 0\n");
 	qs_metrics_free(reg);
 }
 END_TEST
@@ -277,25 +265,22 @@ START_TEST(gauge_fn_called_at_render_time)
 
 	fn_calls = 0;
 	m = qs_metrics_gauge_fn(reg, "qsd_disk_free_bytes", "Free bytes on the data disk.",
-				free_bytes, &value);
+	                        free_bytes, &value);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_int_eq(fn_calls, 0);
-	assert_render(reg,
-		"# HELP qsd_disk_free_bytes Free bytes on the data disk.\n"
-		"# TYPE qsd_disk_free_bytes gauge\n"
-		"qsd_disk_free_bytes 1500000000\n");
+	assert_render(reg, "# HELP qsd_disk_free_bytes Free bytes on the data disk.\n"
+	                   "# TYPE qsd_disk_free_bytes gauge\n"
+	                   "qsd_disk_free_bytes 1500000000\n");
 	ck_assert_int_eq(fn_calls, 1);
 	value = 0.25;
-	assert_render(reg,
-		"# HELP qsd_disk_free_bytes Free bytes on the data disk.\n"
-		"# TYPE qsd_disk_free_bytes gauge\n"
-		"qsd_disk_free_bytes 0.25\n");
+	assert_render(reg, "# HELP qsd_disk_free_bytes Free bytes on the data disk.\n"
+	                   "# TYPE qsd_disk_free_bytes gauge\n"
+	                   "qsd_disk_free_bytes 0.25\n");
 	ck_assert_int_eq(fn_calls, 2);
 	value = NAN;
-	assert_render(reg,
-		"# HELP qsd_disk_free_bytes Free bytes on the data disk.\n"
-		"# TYPE qsd_disk_free_bytes gauge\n"
-		"qsd_disk_free_bytes NaN\n");
+	assert_render(reg, "# HELP qsd_disk_free_bytes Free bytes on the data disk.\n"
+	                   "# TYPE qsd_disk_free_bytes gauge\n"
+	                   "qsd_disk_free_bytes NaN\n");
 	value = 7.9;
 	ck_assert_uint_eq(qs_metric_value(m, 0), 7);
 	ck_assert_ptr_null(qs_metrics_gauge_fn(reg, "qsd_other", "Other.", NULL, NULL));
@@ -339,8 +324,8 @@ run_workers(struct worker *w)
 
 START_TEST(counter_from_four_threads_is_exact)
 {
-	static const char *const values[] = { "all", "t1", "t2", "t3", "t4" };
-	static const double bounds[] = { 1, 2 };
+	static const char *const values[] = {"all", "t1", "t2", "t3", "t4"};
+	static const double bounds[] = {1, 2};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct worker w[N_THREADS];
 	struct qs_metric *c, *g, *h;
@@ -348,8 +333,7 @@ START_TEST(counter_from_four_threads_is_exact)
 
 	c = qs_metrics_counter(reg, "qsd_ops_total", "Ops.", "thread", values, 5);
 	g = qs_metrics_gauge(reg, "qsd_inflight", "In flight.", NULL, NULL, 0);
-	h = qs_metrics_histogram(reg, "qsd_op_seconds", "Op time.", bounds, 2,
-				 NULL, NULL, 0);
+	h = qs_metrics_histogram(reg, "qsd_op_seconds", "Op time.", bounds, 2, NULL, NULL, 0);
 	ck_assert(c != NULL && g != NULL && h != NULL);
 	for (i = 0; i < N_THREADS; i++) {
 		w[i].counter = c;
@@ -372,7 +356,7 @@ END_TEST
 
 START_TEST(render_while_threads_update)
 {
-	static const double bounds[] = { 1, 2 };
+	static const double bounds[] = {1, 2};
 	struct qs_metrics *reg = qs_metrics_new();
 	pthread_t t[N_THREADS];
 	struct worker w[N_THREADS];
@@ -383,14 +367,13 @@ START_TEST(render_while_threads_update)
 
 	c = qs_metrics_counter(reg, "qsd_ops_total", "Ops.", NULL, NULL, 0);
 	g = qs_metrics_gauge(reg, "qsd_inflight", "In flight.", NULL, NULL, 0);
-	h = qs_metrics_histogram(reg, "qsd_op_seconds", "Op time.", bounds, 2,
-				 NULL, NULL, 0);
+	h = qs_metrics_histogram(reg, "qsd_op_seconds", "Op time.", bounds, 2, NULL, NULL, 0);
 	ck_assert(c != NULL && g != NULL && h != NULL);
 	for (i = 0; i < N_THREADS; i++) {
 		w[i].counter = c;
 		w[i].gauge = g;
 		w[i].histogram = h;
-		w[i].idx = 7;	/* out of range: dropped, never written */
+		w[i].idx = 7; /* out of range: dropped, never written */
 		ck_assert_int_eq(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
 	}
 	for (r = 0; r < 20; r++) {
@@ -409,7 +392,7 @@ END_TEST
 START_TEST(invalid_metric_names_rejected)
 {
 	static const char *const bad[] = {
-		"", "1abc", "a-b", "a b", "Abc", "qsdX", "a:b", "é", "a.b",
+	    "", "1abc", "a-b", "a b", "Abc", "qsdX", "a:b", "é", "a.b",
 	};
 	struct qs_metrics *reg = qs_metrics_new();
 	char name[32];
@@ -430,63 +413,56 @@ START_TEST(invalid_metric_names_rejected)
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_batches_count", "h", NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_batches_sum", "h", NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_batches_bucket", "h", NULL, NULL, 0));
-	ck_assert_ptr_null(qs_metrics_info(reg, "qsd_build", "h",
-					   (const char *const[]){ "v" },
-					   (const char *const[]){ "1" }, 1));
+	ck_assert_ptr_null(qs_metrics_info(reg, "qsd_build", "h", (const char *const[]){"v"},
+	                                   (const char *const[]){"1"}, 1));
 	/* Help text is required and must be UTF-8. */
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_a", NULL, NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_a", "", NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_a", "bad \xff byte", NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_a", "overlong \xc0\xaf", NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_a", "cut \xe2\x82", NULL, NULL, 0));
-	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "qsd_a", "euro \xe2\x82\xac", NULL,
-					       NULL, 0));
-	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "_x9", "underscore first", NULL,
-					       NULL, 0));
+	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "qsd_a", "euro \xe2\x82\xac", NULL, NULL, 0));
+	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "_x9", "underscore first", NULL, NULL, 0));
 	qs_metrics_free(reg);
 }
 END_TEST
 
 START_TEST(invalid_label_names_rejected)
 {
-	static const char *const v[] = { "x" };
-	static const char *const bad[] = { "", "1a", "a-b", "Reason", "__name", "a:b" };
-	static const double bounds[] = { 1 };
+	static const char *const v[] = {"x"};
+	static const char *const bad[] = {"", "1a", "a-b", "Reason", "__name", "a:b"};
+	static const double bounds[] = {1};
 	struct qs_metrics *reg = qs_metrics_new();
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h", bad[i], v, 1));
-	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h_seconds", "h", bounds, 1,
-						"le", v, 1));
+	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h_seconds", "h", bounds, 1, "le", v, 1));
 	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "qsd_g", "h", "le", v, 1));
 	/* Info label names must be valid and distinct; values may repeat. */
-	ck_assert_ptr_null(qs_metrics_info(reg, "qsd_a_info", "h",
-					   (const char *const[]){ "a", "a" },
-					   (const char *const[]){ "1", "2" }, 2));
-	ck_assert_ptr_null(qs_metrics_info(reg, "qsd_b_info", "h",
-					   (const char *const[]){ "a", "B" },
-					   (const char *const[]){ "1", "2" }, 2));
+	ck_assert_ptr_null(qs_metrics_info(reg, "qsd_a_info", "h", (const char *const[]){"a", "a"},
+	                                   (const char *const[]){"1", "2"}, 2));
+	ck_assert_ptr_null(qs_metrics_info(reg, "qsd_b_info", "h", (const char *const[]){"a", "B"},
+	                                   (const char *const[]){"1", "2"}, 2));
 	ck_assert_ptr_nonnull(qs_metrics_info(reg, "qsd_c_info", "h",
-					      (const char *const[]){ "a", "b" },
-					      (const char *const[]){ "1", "1" }, 2));
+	                                      (const char *const[]){"a", "b"},
+	                                      (const char *const[]){"1", "1"}, 2));
 	qs_metrics_free(reg);
 }
 END_TEST
 
 START_TEST(duplicate_family_rejected)
 {
-	static const double bounds[] = { 1 };
+	static const double bounds[] = {1};
 	struct qs_metrics *reg = qs_metrics_new();
 
 	ck_assert_ptr_nonnull(qs_metrics_gauge(reg, "qsd_a", "First.", NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_a", "Again.", NULL, NULL, 0));
-	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_a", "Again.", bounds, 1,
-						NULL, NULL, 0));
+	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_a", "Again.", bounds, 1, NULL, NULL, 0));
 	ck_assert_ptr_nonnull(qs_metrics_process_start_time(reg));
 	ck_assert_ptr_null(qs_metrics_process_start_time(reg));
-	ck_assert_ptr_null(qs_metrics_gauge(reg, "qsd_process_start_time_seconds", "h",
-					    NULL, NULL, 0));
+	ck_assert_ptr_null(
+	    qs_metrics_gauge(reg, "qsd_process_start_time_seconds", "h", NULL, NULL, 0));
 	/* The rejected families left no trace. */
 	ck_assert_int_eq(qs_metric_value(NULL, 0), 0);
 	{
@@ -512,19 +488,19 @@ START_TEST(label_values_bounded_and_fixed)
 		snprintf(storage[i], sizeof(storage[i]), "v%zu", i);
 		values[i] = storage[i];
 	}
-	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h", "k", values,
-					      QS_METRICS_MAX_VALUES + 1));
+	ck_assert_ptr_null(
+	    qs_metrics_counter(reg, "qsd_a_total", "h", "k", values, QS_METRICS_MAX_VALUES + 1));
 	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h", "k", values, 0));
 	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h", "k", NULL, 2));
 	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h", NULL, values, 2));
-	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h",
-					      "k", (const char *const[]){ "x", "x" }, 2));
-	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h",
-					      "k", (const char *const[]){ "x", "" }, 2));
-	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h",
-					      "k", (const char *const[]){ "x", NULL }, 2));
-	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_a_total", "h",
-					      "k", (const char *const[]){ "\xff" }, 1));
+	ck_assert_ptr_null(
+	    qs_metrics_counter(reg, "qsd_a_total", "h", "k", (const char *const[]){"x", "x"}, 2));
+	ck_assert_ptr_null(
+	    qs_metrics_counter(reg, "qsd_a_total", "h", "k", (const char *const[]){"x", ""}, 2));
+	ck_assert_ptr_null(
+	    qs_metrics_counter(reg, "qsd_a_total", "h", "k", (const char *const[]){"x", NULL}, 2));
+	ck_assert_ptr_null(
+	    qs_metrics_counter(reg, "qsd_a_total", "h", "k", (const char *const[]){"\xff"}, 1));
 	m = qs_metrics_counter(reg, "qsd_a_total", "h", "k", values, QS_METRICS_MAX_VALUES);
 	ck_assert_ptr_nonnull(m);
 	/* The values were copied: changing the caller's strings changes nothing. */
@@ -547,31 +523,29 @@ START_TEST(histogram_bounds_must_be_finite_and_increasing)
 
 	for (i = 0; i <= QS_METRICS_MAX_BOUNDS; i++)
 		many[i] = (double)i;
-	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h", (const double[]){ 1, 1 },
-						2, NULL, NULL, 0));
-	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h", (const double[]){ 2, 1 },
-						2, NULL, NULL, 0));
-	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h",
-						(const double[]){ 1, INFINITY }, 2,
-						NULL, NULL, 0));
-	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h", (const double[]){ NAN },
-						1, NULL, NULL, 0));
+	ck_assert_ptr_null(
+	    qs_metrics_histogram(reg, "qsd_h", "h", (const double[]){1, 1}, 2, NULL, NULL, 0));
+	ck_assert_ptr_null(
+	    qs_metrics_histogram(reg, "qsd_h", "h", (const double[]){2, 1}, 2, NULL, NULL, 0));
+	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h", (const double[]){1, INFINITY}, 2,
+	                                        NULL, NULL, 0));
+	ck_assert_ptr_null(
+	    qs_metrics_histogram(reg, "qsd_h", "h", (const double[]){NAN}, 1, NULL, NULL, 0));
 	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h", NULL, 0, NULL, NULL, 0));
-	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h", many,
-						QS_METRICS_MAX_BOUNDS + 1, NULL, NULL, 0));
-	ck_assert_ptr_nonnull(qs_metrics_histogram(reg, "qsd_h", "h", many,
-						   QS_METRICS_MAX_BOUNDS, NULL, NULL, 0));
-	ck_assert_ptr_nonnull(qs_metrics_histogram(reg, "qsd_neg", "h",
-						   (const double[]){ -1, 0, 1 }, 3,
-						   NULL, NULL, 0));
+	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "h", many, QS_METRICS_MAX_BOUNDS + 1,
+	                                        NULL, NULL, 0));
+	ck_assert_ptr_nonnull(
+	    qs_metrics_histogram(reg, "qsd_h", "h", many, QS_METRICS_MAX_BOUNDS, NULL, NULL, 0));
+	ck_assert_ptr_nonnull(qs_metrics_histogram(reg, "qsd_neg", "h", (const double[]){-1, 0, 1},
+	                                           3, NULL, NULL, 0));
 	qs_metrics_free(reg);
 }
 END_TEST
 
 START_TEST(label_index_out_of_range_is_ignored)
 {
-	static const char *const values[] = { "a", "b" };
-	static const double bounds[] = { 1 };
+	static const char *const values[] = {"a", "b"};
+	static const double bounds[] = {1};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *c, *g, *h, *plain;
 
@@ -602,7 +576,7 @@ END_TEST
 
 START_TEST(wrong_kind_update_is_ignored)
 {
-	static const double bounds[] = { 1 };
+	static const double bounds[] = {1};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *c, *g, *h;
 
@@ -635,7 +609,7 @@ END_TEST
 
 START_TEST(value_reads_each_kind)
 {
-	static const double bounds[] = { 1 };
+	static const double bounds[] = {1};
 	struct qs_metrics *reg = qs_metrics_new();
 	struct qs_metric *g, *h, *t;
 	time_t before = time(NULL);
@@ -681,8 +655,8 @@ static void *
 client_main(void *arg)
 {
 	struct client *c = arg;
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	struct timeval tv = { .tv_sec = 5 };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct timeval tv = {.tv_sec = 5};
 	size_t off = 0, n = strlen(c->request);
 	ssize_t r;
 	int fd;
@@ -770,7 +744,7 @@ body_of(const struct client *c)
 static uint16_t
 free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
 	int fd;
 
@@ -822,14 +796,14 @@ server_start(struct server *s)
 	s->base = event_base_new();
 	s->reg = qs_metrics_new();
 	ck_assert(s->base != NULL && s->reg != NULL);
-	s->requests = qs_metrics_counter(s->reg, "qsd_test_requests_total",
-					 "Requests.", NULL, NULL, 0);
+	s->requests =
+	    qs_metrics_counter(s->reg, "qsd_test_requests_total", "Requests.", NULL, NULL, 0);
 	ck_assert_ptr_nonnull(s->requests);
 	for (tries = 0; tries < 10 && rc == -EADDRINUSE; tries++) {
 		s->port = free_port();
 		snprintf(listen, sizeof(listen), "127.0.0.1:%u", s->port);
-		rc = qs_http_start(s->base, listen, s->reg, health_cb, &s->health,
-				   &s->http, err, sizeof(err));
+		rc = qs_http_start(s->base, listen, s->reg, health_cb, &s->health, &s->http, err,
+		                   sizeof(err));
 	}
 	ck_assert_msg(rc == 0, "qs_http_start: %d %s", rc, err);
 }
@@ -849,15 +823,15 @@ START_TEST(http_metrics_returns_200_with_registry)
 
 	server_start(&s);
 	qs_metric_add(s.requests, 0, 12);
-	c = exchange(s.base, s.port, "GET /metrics HTTP/1.1\r\nHost: x\r\n"
-		     "Connection: close\r\n\r\n");
+	c = exchange(s.base, s.port,
+	             "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+	             "Connection: close\r\n\r\n");
 	ck_assert_int_eq(status_of(c), 200);
 	ck_assert_ptr_nonnull(strstr(c->response, "\r\nContent-Type: text/plain; "
-				     "version=0.0.4; charset=utf-8\r\n"));
-	ck_assert_str_eq(body_of(c),
-		"# HELP qsd_test_requests_total Requests.\n"
-		"# TYPE qsd_test_requests_total counter\n"
-		"qsd_test_requests_total 12\n");
+	                                          "version=0.0.4; charset=utf-8\r\n"));
+	ck_assert_str_eq(body_of(c), "# HELP qsd_test_requests_total Requests.\n"
+	                             "# TYPE qsd_test_requests_total counter\n"
+	                             "qsd_test_requests_total 12\n");
 	free(c);
 	/* A query string does not change the path. */
 	c = exchange(s.base, s.port, "GET /metrics?x=1 HTTP/1.0\r\n\r\n");
@@ -896,10 +870,10 @@ END_TEST
 START_TEST(http_unknown_path_is_404)
 {
 	static const char *const requests[] = {
-		"GET /nope HTTP/1.0\r\n\r\n",
-		"GET / HTTP/1.0\r\n\r\n",
-		"GET /metrics/ HTTP/1.0\r\n\r\n",
-		"GET /metricsx HTTP/1.0\r\n\r\n",
+	    "GET /nope HTTP/1.0\r\n\r\n",
+	    "GET / HTTP/1.0\r\n\r\n",
+	    "GET /metrics/ HTTP/1.0\r\n\r\n",
+	    "GET /metricsx HTTP/1.0\r\n\r\n",
 	};
 	struct server s;
 	struct client *c;
@@ -919,10 +893,10 @@ END_TEST
 START_TEST(http_other_methods_are_405)
 {
 	static const char *const requests[] = {
-		"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
-		"PUT /healthz HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
-		"DELETE /nope HTTP/1.0\r\n\r\n",
-		"OPTIONS /metrics HTTP/1.0\r\n\r\n",
+	    "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+	    "PUT /healthz HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+	    "DELETE /nope HTTP/1.0\r\n\r\n",
+	    "OPTIONS /metrics HTTP/1.0\r\n\r\n",
 	};
 	struct server s;
 	struct client *c;
@@ -951,7 +925,7 @@ START_TEST(http_head_metrics_has_no_body)
 	/* The length GET's body would have. */
 	ck_assert_ptr_nonnull(strstr(c->response, "\r\nContent-Length: 106\r\n"));
 	ck_assert_ptr_nonnull(strstr(c->response, "\r\nContent-Type: text/plain; "
-				     "version=0.0.4; charset=utf-8\r\n"));
+	                                          "version=0.0.4; charset=utf-8\r\n"));
 	free(c);
 	c = exchange(s.base, s.port, "HEAD /healthz HTTP/1.0\r\n\r\n");
 	ck_assert_int_eq(status_of(c), 200);
@@ -970,7 +944,7 @@ START_TEST(http_oversized_headers_refused)
 
 	server_start(&s);
 	snprintf(request, sizeof(request), "GET /metrics HTTP/1.0\r\nX-Pad: %0*d\r\n\r\n",
-		 QS_HTTP_MAX_HEADERS_BYTES * 2 - 64, 0);
+	         QS_HTTP_MAX_HEADERS_BYTES * 2 - 64, 0);
 	c = exchange(s.base, s.port, request);
 	ck_assert_int_ne(status_of(c), 200);
 	ck_assert_ptr_null(strstr(c->response, "qsd_test_requests_total"));
@@ -982,11 +956,25 @@ END_TEST
 START_TEST(http_listen_rejects_malformed_address)
 {
 	static const char *const bad[] = {
-		"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
-		"127.0.0.1:99999999999999999999", "127.0.0.1:-1", "127.0.0.1:+80",
-		"127.0.0.1:80x", "127.0.0.1: 80", ":9464", "localhost:9464",
-		"::1:9464", "[::1]", "[::1]9464", "[127.0.0.1]:9464", "[::1:9464",
-		"256.0.0.1:9464", "[]:9464",
+	    "",
+	    "127.0.0.1",
+	    "127.0.0.1:",
+	    "127.0.0.1:0",
+	    "127.0.0.1:65536",
+	    "127.0.0.1:99999999999999999999",
+	    "127.0.0.1:-1",
+	    "127.0.0.1:+80",
+	    "127.0.0.1:80x",
+	    "127.0.0.1: 80",
+	    ":9464",
+	    "localhost:9464",
+	    "::1:9464",
+	    "[::1]",
+	    "[::1]9464",
+	    "[127.0.0.1]:9464",
+	    "[::1:9464",
+	    "256.0.0.1:9464",
+	    "[]:9464",
 	};
 	struct event_base *base = event_base_new();
 	struct qs_metrics *reg = qs_metrics_new();
@@ -996,13 +984,13 @@ START_TEST(http_listen_rejects_malformed_address)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		ck_assert_int_eq(qs_http_start(base, bad[i], reg, NULL, NULL, &http,
-					       err, sizeof(err)), QS_ECONFIG);
+		ck_assert_int_eq(
+		    qs_http_start(base, bad[i], reg, NULL, NULL, &http, err, sizeof(err)),
+		    QS_ECONFIG);
 		ck_assert_ptr_null(http);
 		ck_assert_msg(strstr(err, "http listen") != NULL, "%s: %s", bad[i], err);
 	}
-	ck_assert_int_eq(qs_http_start(base, NULL, reg, NULL, NULL, &http, NULL, 0),
-			 QS_ECONFIG);
+	ck_assert_int_eq(qs_http_start(base, NULL, reg, NULL, NULL, &http, NULL, 0), QS_ECONFIG);
 	ck_assert_ptr_null(http);
 	qs_metrics_free(reg);
 	event_base_free(base);
@@ -1017,8 +1005,8 @@ START_TEST(http_listen_in_use_returns_eaddrinuse)
 
 	server_start(&s);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", s.port);
-	ck_assert_int_eq(qs_http_start(s.base, listen, s.reg, NULL, NULL, &again,
-				       err, sizeof(err)), -EADDRINUSE);
+	ck_assert_int_eq(qs_http_start(s.base, listen, s.reg, NULL, NULL, &again, err, sizeof(err)),
+	                 -EADDRINUSE);
 	ck_assert_ptr_null(again);
 	ck_assert_ptr_nonnull(strstr(err, listen));
 	ck_assert_ptr_nonnull(strstr(err, strerror(EADDRINUSE)));
@@ -1028,7 +1016,7 @@ END_TEST
 
 START_TEST(http_listen_ipv6_bracketed)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	socklen_t len = sizeof(sa);
 	struct event_base *base = event_base_new();
 	struct qs_metrics *reg = qs_metrics_new();

@@ -44,11 +44,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#define N 3
+#define N        3
 #define MAX_MSGS 64
 #define CHAIN_ID 7
-#define EPOCH 3
-#define WAIT_MS 8000		/* most a condition may take */
+#define EPOCH    3
+#define WAIT_MS  8000 /* most a condition may take */
 
 struct node {
 	int idx;
@@ -56,14 +56,14 @@ struct node {
 	EVP_PKEY *nk;
 	struct qs_metrics *metrics;
 	struct qs_peers *peers;
-	int connected[N];	/* as on_state said last */
+	int connected[N]; /* as on_state said last */
 	int ups[N];
 	int downs[N];
 	int n_msgs;
 	int from[MAX_MSGS];
 	uint64_t ids[MAX_MSGS];
-	int pause_after;	/* set_reading(0) once this many arrived; 0: never */
-	bool close_on_msg;	/* qs_peers_close() the sender from the handler */
+	int pause_after;   /* set_reading(0) once this many arrived; 0: never */
+	bool close_on_msg; /* qs_peers_close() the sender from the handler */
 };
 
 static char tmpdir[256];
@@ -84,7 +84,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 static uint16_t
 free_port(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sin);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -99,7 +99,7 @@ free_port(void)
 static void
 setup(void)
 {
-	struct timeval tv = { 0, 10000 };
+	struct timeval tv = {0, 10000};
 
 	signal(SIGPIPE, SIG_IGN);
 	qs_log_set_level(getenv("QS_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
@@ -186,20 +186,20 @@ make_config(int self, uint64_t frame_max)
 	int rc;
 
 	n = (size_t)snprintf(yaml, sizeof(yaml),
-			     "chain_id: %d\nepoch: %d\nlisten: 127.0.0.1:%u\ndata_dir: %s/data\n"
-			     "network_key: %s\nsigning_key: %s\nlimits:\n"
-			     "  batch_max_bytes: %" PRIu64 "\n  msg_max_bytes: %" PRIu64 "\n"
-			     "  frame_max_bytes: %" PRIu64 "\nvalidators:\n",
-			     CHAIN_ID, EPOCH, ports[self], tmpdir, nk_path[self], sk_path[self],
-			     frame_max / 2, frame_max / 2, frame_max);
+	                     "chain_id: %d\nepoch: %d\nlisten: 127.0.0.1:%u\ndata_dir: %s/data\n"
+	                     "network_key: %s\nsigning_key: %s\nlimits:\n"
+	                     "  batch_max_bytes: %" PRIu64 "\n  msg_max_bytes: %" PRIu64 "\n"
+	                     "  frame_max_bytes: %" PRIu64 "\nvalidators:\n",
+	                     CHAIN_ID, EPOCH, ports[self], tmpdir, nk_path[self], sk_path[self],
+	                     frame_max / 2, frame_max / 2, frame_max);
 	for (int i = 0; i < N; i++) {
 		qs_hex_encode(nk_pub[i], QS_KEY_BYTES, hex_nk);
 		qs_hex_encode(sk_pub[i], QS_KEY_BYTES, hex_sk);
 		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
-				      "  - name: v%d\n    address: 127.0.0.1:%u\n"
-				      "    network_key: %s\n    signing_key: %s\n"
-				      "    voting_power: 1\n",
-				      i, ports[i], hex_nk, hex_sk);
+		                      "  - name: v%d\n    address: 127.0.0.1:%u\n"
+		                      "    network_key: %s\n    signing_key: %s\n"
+		                      "    voting_power: 1\n",
+		                      i, ports[i], hex_nk, hex_sk);
 	}
 	ck_assert_uint_lt(n, sizeof(yaml));
 	rc = qs_config_parse("peer.yaml", yaml, n, &cfg, errbuf, sizeof(errbuf));
@@ -245,8 +245,8 @@ on_state(void *arg, int peer, int connected)
 }
 
 static const struct qs_peers_handlers handlers = {
-	.on_message = on_message,
-	.on_state = on_state,
+    .on_message = on_message,
+    .on_state = on_state,
 };
 
 static void
@@ -263,8 +263,8 @@ start_node_limit(int i, uint64_t frame_max)
 	ck_assert_int_eq(qs_keys_load(nk_path[i], &n->nk, pub, errbuf, sizeof(errbuf)), 0);
 	n->metrics = qs_metrics_new();
 	ck_assert_ptr_nonnull(n->metrics);
-	rc = qs_peers_start(base, n->cfg, i, n->nk, sk_pub[i], &handlers, n, n->metrics,
-			    &n->peers, errbuf, sizeof(errbuf));
+	rc = qs_peers_start(base, n->cfg, i, n->nk, sk_pub[i], &handlers, n, n->metrics, &n->peers,
+	                    errbuf, sizeof(errbuf));
 	ck_assert_msg(rc == 0, "qs_peers_start: %d %s", rc, errbuf);
 }
 
@@ -313,7 +313,7 @@ metric_reached(void *arg)
 static bool
 wait_metric(int node, const char *series, long long value)
 {
-	struct metric_wait w = { node, series, value };
+	struct metric_wait w = {node, series, value};
 
 	return run_until(metric_reached, &w, WAIT_MS);
 }
@@ -333,7 +333,7 @@ pair_connected(void *arg)
 static void
 wait_connected(int a, int b)
 {
-	struct pair pr = { a, b };
+	struct pair pr = {a, b};
 
 	ck_assert_msg(run_until(pair_connected, &pr, WAIT_MS), "v%d and v%d did not connect", a, b);
 }
@@ -349,7 +349,7 @@ msgs_reached(void *arg)
 static bool
 wait_msgs(int node, int count)
 {
-	struct metric_wait w = { node, NULL, count };
+	struct metric_wait w = {node, NULL, count};
 
 	return run_until(msgs_reached, &w, WAIT_MS);
 }
@@ -372,15 +372,15 @@ send_request(int from, int to, uint64_t id)
 /* ---- a raw TLS client on its own thread ---- */
 
 struct client {
-	EVP_PKEY *key;		/* certificate key; NULL: no certificate */
-	X509 *cert;		/* with `key`: present this instead of our own */
+	EVP_PKEY *key; /* certificate key; NULL: no certificate */
+	X509 *cert;    /* with `key`: present this instead of our own */
 	uint16_t port;
-	struct evbuffer *out;	/* sent once the handshake is done */
+	struct evbuffer *out; /* sent once the handshake is done */
 	pthread_t thread;
 	atomic_int done;
 	atomic_int handshake_ok;
-	atomic_int closed;	/* the server closed or refused the connection */
-	atomic_size_t received;	/* bytes read before that */
+	atomic_int closed;      /* the server closed or refused the connection */
+	atomic_size_t received; /* bytes read before that */
 };
 
 static int
@@ -406,7 +406,7 @@ client_ctx(struct client *cl)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	if (cl->cert != NULL && (SSL_CTX_use_certificate(ctx, cl->cert) != 1 ||
-				 SSL_CTX_use_PrivateKey(ctx, cl->key) != 1)) {
+	                         SSL_CTX_use_PrivateKey(ctx, cl->key) != 1)) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -417,8 +417,8 @@ static void *
 client_main(void *arg)
 {
 	struct client *cl = arg;
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(cl->port) };
-	struct timeval tv = { 5, 0 };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(cl->port)};
+	struct timeval tv = {5, 0};
 	SSL_CTX *ctx = client_ctx(cl);
 	SSL *ssl = NULL;
 	char buf[4096];
@@ -556,7 +556,7 @@ START_TEST(peers_connect_and_exchange_hello)
 				ck_assert_int_eq(nodes[i].ups[j], 1);
 				ck_assert_int_eq(nodes[i].downs[j], 0);
 				ck_assert_int_lt(llabs(qs_peers_clock_skew_us(nodes[i].peers, j)),
-						 1000000);
+				                 1000000);
 			}
 		}
 		ck_assert_int_eq(metric(i, "qsd_peer_frames_received_total"), 2);
@@ -679,8 +679,7 @@ START_TEST(client_without_certificate_is_refused)
 	cl.port = ports[0];
 	start_node(0);
 	client_start(&cl);
-	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"no_certificate\"}",
-			      1));
+	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"no_certificate\"}", 1));
 	client_finish(&cl);
 	ck_assert_int_eq(atomic_load(&cl.closed), 1);
 	client_free(&cl);
@@ -699,7 +698,7 @@ p256_cert(EVP_PKEY *key)
 	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-				   (const unsigned char *)"p256", -1, -1, 0);
+	                           (const unsigned char *)"p256", -1, -1, 0);
 	X509_set_issuer_name(x, X509_get_subject_name(x));
 	ck_assert_int_eq(X509_set_pubkey(x, key), 1);
 	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
@@ -729,11 +728,10 @@ START_TEST(hello_with_wrong_author_is_refused)
 	struct client cl;
 
 	client_as(&cl, 2, 0);
-	add_hello(cl.out, sk_pub[1], CHAIN_ID);	/* v1's signing key, from v2 */
+	add_hello(cl.out, sk_pub[1], CHAIN_ID); /* v1's signing key, from v2 */
 	start_node(0);
 	client_start(&cl);
-	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"hello_invalid\"}",
-			      1));
+	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"hello_invalid\"}", 1));
 	client_finish(&cl);
 	ck_assert_int_eq(atomic_load(&cl.handshake_ok), 1);
 	ck_assert_int_eq(atomic_load(&cl.closed), 1);
@@ -751,8 +749,7 @@ START_TEST(hello_with_wrong_chain_id_is_refused)
 	add_hello(cl.out, sk_pub[2], CHAIN_ID + 1);
 	start_node(0);
 	client_start(&cl);
-	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"hello_invalid\"}",
-			      1));
+	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"hello_invalid\"}", 1));
 	client_finish(&cl);
 	ck_assert_int_eq(nodes[0].ups[2], 0);
 	client_free(&cl);
@@ -762,7 +759,7 @@ END_TEST
 START_TEST(first_message_not_hello_is_refused)
 {
 	struct client cl;
-	uint8_t digest[QS_DIGEST_BYTES] = { 0 };
+	uint8_t digest[QS_DIGEST_BYTES] = {0};
 	Quorumstore__V1__BatchRequest req = QUORUMSTORE__V1__BATCH_REQUEST__INIT;
 	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 
@@ -774,8 +771,7 @@ START_TEST(first_message_not_hello_is_refused)
 	ck_assert_int_eq(qs_frame_write(cl.out, &m.base, 1 << 20), 0);
 	start_node(0);
 	client_start(&cl);
-	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"hello_invalid\"}",
-			      1));
+	ck_assert(wait_metric(0, "qsd_tls_handshake_failures_total{reason=\"hello_invalid\"}", 1));
 	client_finish(&cl);
 	ck_assert_int_eq(nodes[0].n_msgs, 0);
 	client_free(&cl);
@@ -808,7 +804,7 @@ START_TEST(oversized_frame_closes_connection)
 
 	client_as(&cl, 2, 0);
 	add_hello(cl.out, sk_pub[2], CHAIN_ID);
-	add_header(cl.out, 4 * 1024 * 1024 + 64 * 1024 + 1);	/* the header is enough */
+	add_header(cl.out, 4 * 1024 * 1024 + 64 * 1024 + 1); /* the header is enough */
 	expect_close_after_hello(&cl, "oversized_frame");
 	client_free(&cl);
 }
@@ -816,7 +812,7 @@ END_TEST
 
 START_TEST(undecodable_frame_closes_connection)
 {
-	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f };
+	static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f};
 	struct client cl;
 
 	client_as(&cl, 2, 0);
@@ -922,7 +918,7 @@ START_TEST(reconnects_after_the_other_side_restarts)
 	ck_assert(wait_metric(0, "qsd_peer_disconnects_total{reason=\"eof\"}", 1));
 	ck_assert_int_eq(nodes[0].connected[1], 0);
 	ck_assert_int_eq(nodes[0].downs[1], 1);
-	run_for(300);	/* a few dials fail meanwhile */
+	run_for(300); /* a few dials fail meanwhile */
 	start_node(1);
 	wait_connected(0, 1);
 	ck_assert_int_eq(nodes[0].ups[1], 2);
@@ -953,8 +949,7 @@ START_TEST(protocol_violation_close_is_counted_and_redialed)
 	qs_peers_close(nodes[0].peers, 1, "test says so");
 	ck_assert_int_eq(nodes[0].connected[1], 0);
 	ck_assert_int_eq(nodes[0].downs[1], 1);
-	ck_assert_int_eq(metric(0, "qsd_peer_disconnects_total{reason=\"protocol_violation\"}"),
-			 1);
+	ck_assert_int_eq(metric(0, "qsd_peer_disconnects_total{reason=\"protocol_violation\"}"), 1);
 	qs_peers_close(nodes[0].peers, 1, "no connection: nothing happens");
 	ck_assert_int_eq(nodes[0].downs[1], 1);
 	/* 0 dials 1 again. */
@@ -1011,7 +1006,7 @@ END_TEST
 
 START_TEST(silent_connection_times_out)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = 0 };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	start_node(0);
@@ -1037,13 +1032,16 @@ START_TEST(start_refuses_keys_of_another_validator)
 
 	ck_assert_int_eq(qs_keys_load(nk_path[0], &nk, pub, errbuf, sizeof(errbuf)), 0);
 	ck_assert_int_eq(qs_peers_start(base, cfg, 1, nk, sk_pub[1], &handlers, NULL, reg, &p,
-					errbuf, sizeof(errbuf)), QS_ECONFIG);
+	                                errbuf, sizeof(errbuf)),
+	                 QS_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(errbuf, "network key"));
 	ck_assert_int_eq(qs_peers_start(base, cfg, 0, nk, sk_pub[1], &handlers, NULL, reg, &p,
-					errbuf, sizeof(errbuf)), QS_ECONFIG);
+	                                errbuf, sizeof(errbuf)),
+	                 QS_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(errbuf, "signing key"));
 	ck_assert_int_eq(qs_peers_start(base, cfg, N, nk, sk_pub[0], &handlers, NULL, reg, &p,
-					errbuf, sizeof(errbuf)), QS_ECONFIG);
+	                                errbuf, sizeof(errbuf)),
+	                 QS_ECONFIG);
 	ck_assert_ptr_null(p);
 	EVP_PKEY_free(nk);
 	qs_metrics_free(reg);
@@ -1063,7 +1061,8 @@ START_TEST(start_reports_address_in_use)
 	start_node(0);
 	ck_assert_int_eq(qs_keys_load(nk_path[0], &nk, pub, errbuf, sizeof(errbuf)), 0);
 	ck_assert_int_eq(qs_peers_start(base, cfg, 0, nk, sk_pub[0], &handlers, NULL, reg, &p,
-					errbuf, sizeof(errbuf)), -EADDRINUSE);
+	                                errbuf, sizeof(errbuf)),
+	                 -EADDRINUSE);
 	ck_assert_ptr_null(p);
 	EVP_PKEY_free(nk);
 	qs_metrics_free(reg);

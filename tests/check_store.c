@@ -14,10 +14,10 @@ static struct qs_store_options
 options(const char *dir)
 {
 	struct qs_store_options o = {
-		.dir = dir,
-		.write_buffer_bytes = 8 << 20,
-		.block_cache_bytes = 8 << 20,
-		.max_wal_bytes = 64 << 20,
+	    .dir = dir,
+	    .write_buffer_bytes = 8 << 20,
+	    .block_cache_bytes = 8 << 20,
+	    .max_wal_bytes = 64 << 20,
 	};
 	return o;
 }
@@ -26,9 +26,9 @@ options(const char *dir)
 static void
 put_meta(const char *dir, const char *key, const void *val, size_t len)
 {
-	const char *names[] = { "default", "batches", "infos", "proofs", "meta" };
+	const char *names[] = {"default", "batches", "infos", "proofs", "meta"};
 	rocksdb_options_t *o = rocksdb_options_create();
-	const rocksdb_options_t *cfo[] = { o, o, o, o, o };
+	const rocksdb_options_t *cfo[] = {o, o, o, o, o};
 	rocksdb_column_family_handle_t *h[5];
 	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
 	char *err = NULL;
@@ -130,7 +130,7 @@ START_TEST(rocksdb_errors_translate_to_codes)
 {
 	ck_assert_int_eq(qs_store_error_code("IO error: No space left on device"), QS_ENOSPACE);
 	ck_assert_int_eq(qs_store_error_code("IO error: While fdatasync: x: Input/output error"),
-			 QS_EIO);
+	                 QS_EIO);
 	ck_assert_int_eq(qs_store_error_code("Corruption: block checksum mismatch"), QS_ECORRUPT);
 	ck_assert_int_eq(qs_store_error_code("Invalid argument: x"), QS_ESTORE);
 	ck_assert_int_eq(qs_store_error_code(NULL), QS_ESTORE);

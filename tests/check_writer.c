@@ -34,14 +34,14 @@ struct harness {
 	uint8_t pub[32];
 	int completed;
 	int want;
-	int *seen;			/* completions per item index */
+	int *seen; /* completions per item index */
 	/* Observer state, written on the writer thread. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int groups;
 	int items_in_groups;
 	int max_group;
-	int hold_first_group;		/* block the writer after its first group */
+	int hold_first_group; /* block the writer after its first group */
 	int released;
 };
 
@@ -97,7 +97,7 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 static void
 run_until(struct harness *h, int want)
 {
-	struct timeval tv = { 20, 0 };
+	struct timeval tv = {20, 0};
 	struct event *t = evtimer_new(h->base, on_timeout, h);
 
 	h->want = want;
@@ -110,17 +110,16 @@ run_until(struct harness *h, int want)
 static void
 harness_open(struct harness *h, uint64_t queue_max, uint32_t group_items)
 {
-	struct qs_store_options so = { .write_buffer_bytes = 8 << 20,
-				       .block_cache_bytes = 8 << 20,
-				       .max_wal_bytes = 64 << 20 };
+	struct qs_store_options so = {
+	    .write_buffer_bytes = 8 << 20, .block_cache_bytes = 8 << 20, .max_wal_bytes = 64 << 20};
 	struct qs_writer_options wo = {
-		.chain_id = CHAIN,
-		.queue_max_bytes = queue_max,
-		.group_max_items = group_items,
-		.group_max_bytes = 64 << 20,
-		.complete = on_write,
-		.arg = h,
-		.observer = { group_done, h },
+	    .chain_id = CHAIN,
+	    .queue_max_bytes = queue_max,
+	    .group_max_items = group_items,
+	    .group_max_bytes = 64 << 20,
+	    .complete = on_write,
+	    .arg = h,
+	    .observer = {group_done, h},
 	};
 	char err[512];
 	size_t len = 32;
@@ -184,14 +183,14 @@ make_item(struct harness *h, int index, uint64_t expiration_us)
 	ti->w.info.num_txns = 3;
 	ti->w.info.num_bytes = 10 + 30 + 50;
 	ck_assert_int_eq(qs_codec_batch_digest(CHAIN, h->pub, 1, (uint64_t)index, ti->txns, 3,
-					       ti->w.info.digest),
-			 0);
+	                                       ti->w.info.digest),
+	                 0);
 	return ti;
 }
 
 START_TEST(group_commit_signs_each_batch_once_after_write)
 {
-	struct harness h = { 0 };
+	struct harness h = {0};
 	struct test_item *items[20];
 
 	harness_open(&h, 64 << 20, 7);
@@ -205,9 +204,8 @@ START_TEST(group_commit_signs_each_batch_once_after_write)
 	for (int i = 0; i < 20; i++) {
 		ck_assert_int_eq(h.seen[i], 1);
 		ck_assert_int_eq(items[i]->w.result, 0);
-		ck_assert_int_eq(qs_codec_info_verify(h.pub, CHAIN, &items[i]->w.info,
-						      items[i]->w.sig),
-				 0);
+		ck_assert_int_eq(
+		    qs_codec_info_verify(h.pub, CHAIN, &items[i]->w.info, items[i]->w.sig), 0);
 		free(items[i]);
 	}
 	/* The writer was held after its first group, so the other 19 (or 20)
@@ -222,10 +220,10 @@ END_TEST
 
 START_TEST(full_queue_refuses_until_space_returns)
 {
-	struct harness h = { 0 };
+	struct harness h = {0};
 	struct test_item *a, *b;
 
-	harness_open(&h, 100, 16);	/* smaller than any item: one at a time */
+	harness_open(&h, 100, 16); /* smaller than any item: one at a time */
 	h.hold_first_group = 1;
 	a = make_item(&h, 0, 5000000000000000ULL);
 	b = make_item(&h, 1, 5000000000000001ULL);
@@ -248,7 +246,7 @@ END_TEST
 
 START_TEST(stop_completes_every_queued_item)
 {
-	struct harness h = { 0 };
+	struct harness h = {0};
 	struct test_item *items[50];
 
 	harness_open(&h, 64 << 20, 8);
@@ -283,13 +281,13 @@ static void
 start_reader(struct harness *h)
 {
 	struct qs_reader_options ro = {
-		.store = h->store,
-		.base = h->base,
-		.chain_id = CHAIN,
-		.max_txns = 2000,
-		.queue_max_items = 64,
-		.complete = on_read,
-		.arg = h,
+	    .store = h->store,
+	    .base = h->base,
+	    .chain_id = CHAIN,
+	    .max_txns = 2000,
+	    .queue_max_items = 64,
+	    .complete = on_read,
+	    .arg = h,
 	};
 
 	ck_assert_int_eq(qs_reader_start(&ro, &h->reader), 0);
@@ -297,9 +295,9 @@ start_reader(struct harness *h)
 
 START_TEST(reader_returns_stored_bytes_checked_against_digest)
 {
-	struct harness h = { 0 };
+	struct harness h = {0};
 	struct test_item *a = NULL;
-	struct qs_read_item r1 = { 0 }, r2 = { 0 };
+	struct qs_read_item r1 = {0}, r2 = {0};
 	struct qs_read_item *done1 = NULL, *done2 = NULL;
 
 	harness_open(&h, 64 << 20, 8);
@@ -312,7 +310,7 @@ START_TEST(reader_returns_stored_bytes_checked_against_digest)
 	r1.info = a->w.info;
 	r1.owner = &done1;
 	r2.info = a->w.info;
-	r2.info.digest[0] ^= 1;		/* never written */
+	r2.info.digest[0] ^= 1; /* never written */
 	r2.owner = &done2;
 	ck_assert_int_eq(qs_reader_submit(h.reader, &r1), 0);
 	ck_assert_int_eq(qs_reader_submit(h.reader, &r2), 0);
@@ -333,9 +331,9 @@ END_TEST
 
 START_TEST(reader_refuses_bytes_that_do_not_match_the_digest)
 {
-	struct harness h = { 0 };
+	struct harness h = {0};
 	struct test_item *a;
-	struct qs_read_item r = { 0 };
+	struct qs_read_item r = {0};
 	struct qs_read_item *done = NULL;
 
 	harness_open(&h, 64 << 20, 8);
@@ -376,9 +374,9 @@ keep_cb(void *arg, const struct qs_batch_info *info)
 
 START_TEST(recovery_keeps_live_and_deletes_expired)
 {
-	struct harness h = { 0 };
+	struct harness h = {0};
 	struct test_item *items[10];
-	struct recovered rec = { .drop_batch_id = 9 };
+	struct recovered rec = {.drop_batch_id = 9};
 	struct qs_recovery_stats stats;
 	char err[512];
 	const uint64_t now = 4000000000000000ULL;
@@ -394,10 +392,9 @@ START_TEST(recovery_keeps_live_and_deletes_expired)
 	harness_close(&h, 1);
 
 	harness_open(&h, 64 << 20, 8);
-	ck_assert_int_eq(qs_store_recover(h.store, now, CHAIN, keep_cb, &rec, &stats, err,
-					  sizeof(err)),
-			 0);
-	ck_assert_int_eq(rec.n, 5);	/* 4..8; 9 dropped by the callback */
+	ck_assert_int_eq(
+	    qs_store_recover(h.store, now, CHAIN, keep_cb, &rec, &stats, err, sizeof(err)), 0);
+	ck_assert_int_eq(rec.n, 5); /* 4..8; 9 dropped by the callback */
 	for (int i = 0; i < 5; i++)
 		ck_assert_uint_eq(rec.batch_ids[i], (uint64_t)(4 + i));
 	ck_assert_uint_eq(stats.kept, 5);
@@ -408,16 +405,14 @@ START_TEST(recovery_keeps_live_and_deletes_expired)
 	/* A second recovery sees only what the first kept. */
 	memset(&rec, 0, sizeof(rec));
 	harness_open(&h, 64 << 20, 8);
-	ck_assert_int_eq(qs_store_recover(h.store, now, CHAIN, keep_cb, &rec, &stats, err,
-					  sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    qs_store_recover(h.store, now, CHAIN, keep_cb, &rec, &stats, err, sizeof(err)), 0);
 	ck_assert_int_eq(rec.n, 5);
 	ck_assert_int_eq(stats.expired_deleted, 0);
 	/* Another chain's records are not ours: all dropped. */
 	memset(&rec, 0, sizeof(rec));
-	ck_assert_int_eq(qs_store_recover(h.store, now, CHAIN + 1, keep_cb, &rec, &stats, err,
-					  sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    qs_store_recover(h.store, now, CHAIN + 1, keep_cb, &rec, &stats, err, sizeof(err)), 0);
 	ck_assert_int_eq(rec.n, 0);
 	ck_assert_uint_eq(stats.dropped, 5);
 	for (int i = 0; i < 10; i++)
@@ -428,14 +423,14 @@ END_TEST
 
 START_TEST(failed_sync_nacks_whole_group_without_signing)
 {
-	struct harness h = { 0 };
+	struct harness h = {0};
 	struct test_item *items[10];
 	char trigger[300];
-	uint8_t zero[QS_SIG_BYTES] = { 0 };
+	uint8_t zero[QS_SIG_BYTES] = {0};
 
 	if (!getenv("QS_SHIM_LOADED")) {
 		fprintf(stderr, "check_writer: shim_sync.so not preloaded; skipping "
-				"failed_sync_nacks_whole_group_without_signing\n");
+		                "failed_sync_nacks_whole_group_without_signing\n");
 		return;
 	}
 	harness_open(&h, 64 << 20, 16);
@@ -456,7 +451,7 @@ START_TEST(failed_sync_nacks_whole_group_without_signing)
 	for (int i = 1; i < 10; i++) {
 		ck_assert_int_eq(h.seen[i], 1);
 		ck_assert_msg(items[i]->w.result == QS_EIO || items[i]->w.result == QS_ESTORE,
-			      "item %d result %d", i, items[i]->w.result);
+		              "item %d result %d", i, items[i]->w.result);
 		ck_assert_mem_eq(items[i]->w.sig, zero, QS_SIG_BYTES);
 	}
 	for (int i = 0; i < 10; i++)

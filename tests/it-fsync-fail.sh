@@ -110,7 +110,7 @@ sleep 2	# qsbench keeps sending meanwhile
 code=$(curl -s -m 5 -o "$T/healthz" -w '%{http_code}' "$url/healthz")
 [ "$code" = 503 ] || fail "/healthz answered $code after the failure, want 503"
 reason=$(cat "$T/healthz")
-[ -n "$reason" ] && [ "$reason" != ok ] || fail "/healthz 503 without a reason"
+if [ -z "$reason" ] || [ "$reason" = ok ]; then fail "/healthz 503 without a reason"; fi
 
 # What qsd does now: it refuses and stays up (no crash, no exit). The full
 # fail-stop policy (exit non-zero, systemd restarts) will change this check.

@@ -40,23 +40,23 @@ should_fail(void)
 	return 1;
 }
 
-#define PASS_THROUGH(ret, name, params, args)                            \
-	ret name params                                                   \
-	{                                                                 \
-		static ret(*real) params;                                 \
-		if (should_fail()) {                                      \
-			errno = EIO;                                      \
-			return -1;                                        \
-		}                                                         \
-		if (!real)                                                \
-			*(void **)&real = dlsym(RTLD_NEXT, #name);        \
-		return real args;                                         \
+#define PASS_THROUGH(ret, name, params, args)                                                      \
+	ret name params                                                                            \
+	{                                                                                          \
+		static ret(*real) params;                                                          \
+		if (should_fail()) {                                                               \
+			errno = EIO;                                                               \
+			return -1;                                                                 \
+		}                                                                                  \
+		if (!real)                                                                         \
+			*(void **)&real = dlsym(RTLD_NEXT, #name);                                 \
+		return real args;                                                                  \
 	}
 
 PASS_THROUGH(int, fsync, (int fd), (fd))
 PASS_THROUGH(int, fdatasync, (int fd), (fd))
 PASS_THROUGH(int, sync_file_range, (int fd, off64_t offset, off64_t nbytes, unsigned int flags),
-	     (fd, offset, nbytes, flags))
+             (fd, offset, nbytes, flags))
 
 /* Lets a test tell that the shim is in place. */
 __attribute__((constructor)) static void

@@ -50,37 +50,37 @@
 #define QS_VERSION "0.0.0-unknown"
 #endif
 
-#define QSB_EXIT_FAIL 1
+#define QSB_EXIT_FAIL  1
 #define QSB_EXIT_USAGE 2
 
-#define QSB_RETRY_US 200000		/* -R: reconnect period */
-#define QSB_CONNECT_TIMEOUT_S 10	/* TCP + TLS + Hello */
-#define QSB_VERIFY_TIMEOUT_S 30		/* silence while requests are outstanding */
-#define QSB_VERIFY_RATE 900		/* requests/s; qsd serves 1000/s per peer */
-#define QSB_VERIFY_RETRY_US 2000000	/* ask again when unanswered this long */
-#define QSB_VERIFY_TRIES 5
-#define QSB_VERIFY_SCAN_US 100000
+#define QSB_RETRY_US              200000  /* -R: reconnect period */
+#define QSB_CONNECT_TIMEOUT_S     10      /* TCP + TLS + Hello */
+#define QSB_VERIFY_TIMEOUT_S      30      /* silence while requests are outstanding */
+#define QSB_VERIFY_RATE           900     /* requests/s; qsd serves 1000/s per peer */
+#define QSB_VERIFY_RETRY_US       2000000 /* ask again when unanswered this long */
+#define QSB_VERIFY_TRIES          5
+#define QSB_VERIFY_SCAN_US        100000
 /* qsd closes a peer whose unsent answers exceed 64 MiB as a slow reader. */
 #define QSB_VERIFY_INFLIGHT_BYTES (16u << 20)
-#define QSB_PACE_US 2000		/* -r: token refill period */
-#define QSB_MAX_INFLIGHT 16384
-#define QSB_RATE_INFLIGHT 1024		/* in-flight bound with -r and no -i */
-#define QSB_MAX_BATCHES_PER_MSG 1024
-#define QSB_MAX_TXNS 1000000
-#define QSB_MAX_RATE 1000000
-#define QSB_MAX_DURATION_S (7 * 86400)
-#define QSB_MAX_LIFETIME_S (365 * 86400)
-#define QSB_MAX_LAT_SAMPLES (UINT32_C(1) << 27)	/* 512 MiB; reservoir beyond */
-#define QSB_MAX_REPORTS 10		/* detailed messages per kind */
-#define QSB_NACK_SLOTS 32		/* reasons 0..31, the rest counted as "other" */
-#define QSB_RECORD_LINE_MAX 512
-#define QSB_RECORD_FIELDS 9
+#define QSB_PACE_US               2000 /* -r: token refill period */
+#define QSB_MAX_INFLIGHT          16384
+#define QSB_RATE_INFLIGHT         1024 /* in-flight bound with -r and no -i */
+#define QSB_MAX_BATCHES_PER_MSG   1024
+#define QSB_MAX_TXNS              1000000
+#define QSB_MAX_RATE              1000000
+#define QSB_MAX_DURATION_S        (7 * 86400)
+#define QSB_MAX_LIFETIME_S        (365 * 86400)
+#define QSB_MAX_LAT_SAMPLES       (UINT32_C(1) << 27) /* 512 MiB; reservoir beyond */
+#define QSB_MAX_REPORTS           10                  /* detailed messages per kind */
+#define QSB_NACK_SLOTS            32 /* reasons 0..31, the rest counted as "other" */
+#define QSB_RECORD_LINE_MAX       512
+#define QSB_RECORD_FIELDS         9
 /* Packed size of one Batch besides its transactions, and per transaction. */
-#define QSB_BATCH_OVERHEAD 256
-#define QSB_TXN_OVERHEAD 6
-#define QSB_MSG_OVERHEAD 64
+#define QSB_BATCH_OVERHEAD        256
+#define QSB_TXN_OVERHEAD          6
+#define QSB_MSG_OVERHEAD          64
 /* protobuf-c allocates at most this multiple of a frame's size while decoding. */
-#define QSB_BUDGET_FACTOR 4
+#define QSB_BUDGET_FACTOR         4
 
 #define QSB_MIN(a, b) ((a) < (b) ? (a) : (b))
 
@@ -108,7 +108,7 @@ qsb_txn_len(uint64_t bytes, uint32_t n, uint32_t i)
 /* The bytes of transaction `txn`: a splitmix64 stream, little-endian words. */
 static void
 qsb_txn_fill(uint64_t seed, uint32_t author, uint64_t batch_id, uint32_t txn, uint8_t *p,
-	     size_t len)
+             size_t len)
 {
 	uint64_t x = qsb_mix64(seed + QSB_GOLDEN);
 
@@ -158,8 +158,8 @@ qsb_wall_us(void)
 static struct timeval
 qsb_tv(uint64_t us)
 {
-	struct timeval tv = { .tv_sec = (time_t)(us / 1000000),
-			      .tv_usec = (suseconds_t)(us % 1000000) };
+	struct timeval tv = {.tv_sec = (time_t)(us / 1000000),
+	                     .tv_usec = (suseconds_t)(us % 1000000)};
 
 	return tv;
 }
@@ -185,8 +185,8 @@ qsb_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 static const char *qsb_cmd = "qsbench";
 
-static void
-qsb_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void qsb_usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 qsb_usage_error(const char *usage, const char *fmt, ...)
@@ -207,7 +207,7 @@ qsb_opt_u64(const char *usage, int c, const char *arg, uint64_t min, uint64_t ma
 	if (qsb_parse_u64(arg, min, max, out) == 0)
 		return 0;
 	qsb_usage_error(usage, "-%c: '%s' is not a number from %" PRIu64 " to %" PRIu64, c, arg,
-			min, max);
+	                min, max);
 	return -EINVAL;
 }
 
@@ -220,7 +220,7 @@ qsb_nack_name(unsigned reason, char *buf, size_t len)
 	size_t i;
 
 	v = protobuf_c_enum_descriptor_get_value(&quorumstore__v1__nack_reason__descriptor,
-						 (int)reason);
+	                                         (int)reason);
 	if (reason >= QSB_NACK_SLOTS) {
 		snprintf(buf, len, "other");
 		return;
@@ -258,16 +258,16 @@ struct qsb_ops {
 
 struct qsb_env {
 	struct event_base *base;
-	struct qs_config *cfg;		/* the target's config */
+	struct qs_config *cfg; /* the target's config */
 	const char *dir;
 	int target;
-	const char *addr_str;		/* cfg->validators[target].address */
+	const char *addr_str; /* cfg->validators[target].address */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	size_t frame_max;
 	size_t budget;
 	const struct qsb_ops *ops;
-	void *cmd;			/* struct qsb_run or struct qsb_verify */
+	void *cmd; /* struct qsb_run or struct qsb_verify */
 	uint64_t protocol_errors;
 	struct event *sig_int;
 	struct event *sig_term;
@@ -275,36 +275,36 @@ struct qsb_env {
 
 enum qsb_state {
 	QSB_DOWN,
-	QSB_CONNECTING,			/* TCP and TLS handshake */
-	QSB_HELLO,			/* our Hello sent, waiting for the target's */
+	QSB_CONNECTING, /* TCP and TLS handshake */
+	QSB_HELLO,      /* our Hello sent, waiting for the target's */
 	QSB_READY,
 };
 
 /* Run-mode bookkeeping of one batch in flight. */
 struct qsb_slot {
 	struct qs_batch_info info;
-	uint64_t sent_us;		/* monotonic */
+	uint64_t sent_us; /* monotonic */
 	bool used;
 };
 
 struct qsb_peer {
 	struct qsb_env *env;
-	int index;			/* validator index, directory DIR/vI */
+	int index; /* validator index, directory DIR/vI */
 	EVP_PKEY *signing_key;
 	uint8_t signing_pub[QS_PUBKEY_BYTES];
 	SSL_CTX *ssl_ctx;
 	struct bufferevent *bev;
 	enum qsb_state state;
 	bool ever_ready;
-	bool stopped;			/* will not connect again */
-	uint64_t attempts;		/* failed connection attempts since the last success */
+	bool stopped;      /* will not connect again */
+	uint64_t attempts; /* failed connection attempts since the last success */
 	struct event *retry_ev;
 
 	/* run */
-	struct qsb_slot *slots;		/* indexed by sequence & slot_mask */
+	struct qsb_slot *slots; /* indexed by sequence & slot_mask */
 	uint32_t slot_mask;
 	uint32_t inflight;
-	uint64_t next_seq;		/* batch_id = base + seq */
+	uint64_t next_seq; /* batch_id = base + seq */
 	uint64_t sent;
 	double tokens;
 };
@@ -314,8 +314,9 @@ qsb_pin(void *arg, const uint8_t key[32])
 {
 	struct qsb_env *env = arg;
 
-	return memcmp(key, env->cfg->validators[env->target].network_key, QS_KEY_BYTES) == 0 ?
-		       env->target : -1;
+	return memcmp(key, env->cfg->validators[env->target].network_key, QS_KEY_BYTES) == 0
+	           ? env->target
+	           : -1;
 }
 
 /* Why a bufferevent failed, in one line. */
@@ -336,8 +337,10 @@ qsb_bev_reason(struct bufferevent *bev, short what, int sys_err, char *buf, size
 		return;
 	}
 	if (refused) {
-		snprintf(buf, len, "we refused the target's certificate (%s): it is not the "
-			 "configured network key", refused);
+		snprintf(buf, len,
+		         "we refused the target's certificate (%s): it is not the "
+		         "configured network key",
+		         refused);
 		return;
 	}
 	while ((e = bufferevent_get_openssl_error(bev)) != 0 && used + 1 < len) {
@@ -388,7 +391,7 @@ static void
 qsb_peer_connect(struct qsb_peer *p)
 {
 	struct qsb_env *env = p->env;
-	struct timeval tmo = { .tv_sec = QSB_CONNECT_TIMEOUT_S };
+	struct timeval tmo = {.tv_sec = QSB_CONNECT_TIMEOUT_S};
 	SSL *ssl;
 	int rc = -ENOMEM;
 
@@ -396,7 +399,7 @@ qsb_peer_connect(struct qsb_peer *p)
 	if (!ssl)
 		goto out;
 	p->bev = bufferevent_openssl_socket_new(env->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (!p->bev) {
 		SSL_free(ssl);
 		goto out;
@@ -408,13 +411,13 @@ qsb_peer_connect(struct qsb_peer *p)
 	if (bufferevent_enable(p->bev, EV_READ | EV_WRITE) < 0)
 		goto out;
 	rc = 0;
-	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&env->addr,
-				       (int)env->addr_len) < 0)
+	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&env->addr, (int)env->addr_len) <
+	    0)
 		rc = errno ? -errno : -ECONNREFUSED;
 out:
 	if (rc && p->attempts == 0)
 		fprintf(stderr, "%s: v%d: cannot connect to %s: %s\n", qsb_cmd, p->index,
-			env->addr_str, strerror(-rc));
+		        env->addr_str, strerror(-rc));
 	if (rc)
 		qsb_peer_close(p, false);
 }
@@ -449,7 +452,7 @@ qsb_peer_close(struct qsb_peer *p, bool protocol_error)
 
 	if (protocol_error)
 		fprintf(stderr, "%s: v%d: closing the connection: protocol error\n", qsb_cmd,
-			p->index);
+		        p->index);
 	if (p->bev) {
 		bufferevent_free(p->bev);
 		p->bev = NULL;
@@ -469,7 +472,7 @@ qsb_send(struct qsb_peer *p, Quorumstore__V1__PeerMessage *m)
 
 	if (rc)
 		fprintf(stderr, "%s: v%d: cannot send a message: %s\n", qsb_cmd, p->index,
-			qs_strerror(rc));
+		        qs_strerror(rc));
 	return rc;
 }
 
@@ -500,25 +503,26 @@ qsb_check_hello(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
 
 	if (m->msg_case != QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO || !h)
 		snprintf(why, sizeof(why), "first message is not Hello (case %d)",
-			 (int)m->msg_case);
+		         (int)m->msg_case);
 	else if (h->protocol_version != QS_PROTOCOL_VERSION)
 		snprintf(why, sizeof(why), "protocol_version %u, expected %u", h->protocol_version,
-			 QS_PROTOCOL_VERSION);
+		         QS_PROTOCOL_VERSION);
 	else if (h->chain_id != cfg->chain_id)
 		snprintf(why, sizeof(why), "chain_id %u, expected %u", h->chain_id, cfg->chain_id);
 	else if (h->author.len != QS_PUBKEY_BYTES ||
-		 memcmp(h->author.data, cfg->validators[p->env->target].signing_key,
-			QS_PUBKEY_BYTES) != 0)
+	         memcmp(h->author.data, cfg->validators[p->env->target].signing_key,
+	                QS_PUBKEY_BYTES) != 0)
 		snprintf(why, sizeof(why), "author is not v%d's signing key", p->env->target);
 	if (why[0]) {
-		fprintf(stderr, "%s: v%d: bad Hello from the target: %s\n", qsb_cmd, p->index,
-			why);
+		fprintf(stderr, "%s: v%d: bad Hello from the target: %s\n", qsb_cmd, p->index, why);
 		return QS_EDECODE;
 	}
 	/* Accepted, as qsd does; the target will refuse our batches' epoch. */
 	if (h->epoch != cfg->epoch)
-		fprintf(stderr, "%s: v%d: the target is at epoch %" PRIu64 ", the config says %"
-			PRIu64 "\n", qsb_cmd, p->index, h->epoch, cfg->epoch);
+		fprintf(stderr,
+		        "%s: v%d: the target is at epoch %" PRIu64 ", the config says %" PRIu64
+		        "\n",
+		        qsb_cmd, p->index, h->epoch, cfg->epoch);
 	return 0;
 }
 
@@ -552,12 +556,12 @@ qsb_readcb(struct bufferevent *bev, void *arg)
 		int rc;
 
 		rc = qs_frame_read(in, env->frame_max, &quorumstore__v1__peer_message__descriptor,
-				   env->budget, &msg);
+		                   env->budget, &msg);
 		if (rc == 0)
 			break;
 		if (rc < 0) {
 			fprintf(stderr, "%s: v%d: bad frame from the target: %s\n", qsb_cmd,
-				p->index, qs_strerror(rc));
+			        p->index, qs_strerror(rc));
 			qsb_peer_close(p, true);
 			break;
 		}
@@ -566,9 +570,11 @@ qsb_readcb(struct bufferevent *bev, void *arg)
 			rc = qsb_check_hello(p, m);
 			if (rc == 0) {
 				if (p->attempts || p->ever_ready)
-					fprintf(stderr, "%s: v%d: connected%s after %" PRIu64
-						" failed attempts\n", qsb_cmd, p->index,
-						p->ever_ready ? " again" : "", p->attempts);
+					fprintf(stderr,
+					        "%s: v%d: connected%s after %" PRIu64
+					        " failed attempts\n",
+					        qsb_cmd, p->index, p->ever_ready ? " again" : "",
+					        p->attempts);
 				p->state = QSB_READY;
 				p->ever_ready = true;
 				p->attempts = 0;
@@ -577,17 +583,17 @@ qsb_readcb(struct bufferevent *bev, void *arg)
 			}
 		} else if (p->state != QSB_READY) {
 			fprintf(stderr, "%s: v%d: message before the TLS handshake ended\n",
-				qsb_cmd, p->index);
+			        qsb_cmd, p->index);
 			rc = QS_EDECODE;
 		} else if (m->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO) {
 			fprintf(stderr, "%s: v%d: second Hello from the target\n", qsb_cmd,
-				p->index);
+			        p->index);
 			rc = QS_EDECODE;
 		} else if (m->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_REQUEST &&
-			   m->batch_request) {
+		           m->batch_request) {
 			rc = qsb_answer_request(p, m->batch_request);
 			if (rc)
-				rc = 0;	/* our failure, not the target's; keep going */
+				rc = 0; /* our failure, not the target's; keep going */
 		} else {
 			rc = env->ops->message(p, m);
 		}
@@ -609,8 +615,8 @@ qsb_eventcb(struct bufferevent *bev, short what, void *arg)
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
 		if (!ssl || qs_tls_peer_index(ssl) != env->target) {
-			fprintf(stderr, "%s: v%d: %s did not present v%d's network key\n",
-				qsb_cmd, p->index, env->addr_str, env->target);
+			fprintf(stderr, "%s: v%d: %s did not present v%d's network key\n", qsb_cmd,
+			        p->index, env->addr_str, env->target);
 			qsb_peer_close(p, true);
 			return;
 		}
@@ -628,11 +634,10 @@ qsb_eventcb(struct bufferevent *bev, short what, void *arg)
 		size_t left = evbuffer_get_length(bufferevent_get_input(bev));
 
 		fprintf(stderr, "%s: v%d: connection lost: %s%s\n", qsb_cmd, p->index, reason,
-			left ? " (in the middle of a frame)" : "");
+		        left ? " (in the middle of a frame)" : "");
 	} else if (p->attempts == 0) {
 		fprintf(stderr, "%s: v%d: cannot connect to %s (%s): %s\n", qsb_cmd, p->index,
-			env->addr_str,
-			p->state == QSB_HELLO ? "during Hello" : "TCP/TLS", reason);
+		        env->addr_str, p->state == QSB_HELLO ? "during Hello" : "TCP/TLS", reason);
 	}
 	qsb_peer_close(p, false);
 }
@@ -679,12 +684,12 @@ qsb_peer_init(struct qsb_peer *p, struct qsb_env *env, int index)
 		goto out;
 	if (pcfg->chain_id != env->cfg->chain_id || pcfg->epoch != env->cfg->epoch) {
 		fprintf(stderr, "%s: %s: chain_id or epoch differ from the target's config\n",
-			qsb_cmd, pcfg->path);
+		        qsb_cmd, pcfg->path);
 		rc = QS_ECONFIG;
 		goto out;
 	}
-	rc = qs_keys_load(pcfg->signing_key_file, &p->signing_key, p->signing_pub, err,
-			  sizeof(err));
+	rc =
+	    qs_keys_load(pcfg->signing_key_file, &p->signing_key, p->signing_pub, err, sizeof(err));
 	if (rc == 0)
 		rc = qs_keys_load(pcfg->network_key_file, &net_key, net_pub, err, sizeof(err));
 	if (rc) {
@@ -694,7 +699,7 @@ qsb_peer_init(struct qsb_peer *p, struct qsb_env *env, int index)
 	if (memcmp(p->signing_pub, v->signing_key, QS_KEY_BYTES) != 0 ||
 	    memcmp(net_pub, v->network_key, QS_KEY_BYTES) != 0) {
 		fprintf(stderr, "%s: the keys of %s are not those of validator %d (%s) in %s\n",
-			qsb_cmd, pcfg->path, index, v->name, env->cfg->path);
+		        qsb_cmd, pcfg->path, index, v->name, env->cfg->path);
 		rc = QS_ECONFIG;
 		goto out;
 	}
@@ -739,21 +744,22 @@ qsb_env_init(struct qsb_env *env, const char *dir, int target, const char *usage
 	env->target = target;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "%s: %s: not a cluster directory (see tools/mkcluster)\n", qsb_cmd,
-			dir);
+		        dir);
 		return -ENOENT;
 	}
 	rc = qsb_load_config(dir, target, &env->cfg);
 	if (rc)
 		return rc;
 	if ((size_t)target >= env->cfg->n_validators) {
-		qsb_usage_error(usage, "-n: target %d is not in the validator set of %s (%zu "
-			       "validators)", target, env->cfg->path, env->cfg->n_validators);
+		qsb_usage_error(usage,
+		                "-n: target %d is not in the validator set of %s (%zu "
+		                "validators)",
+		                target, env->cfg->path, env->cfg->n_validators);
 		return QS_ECONFIG;
 	}
 	env->addr_str = env->cfg->validators[target].address;
 	if (qs_addr_parse(env->addr_str, &env->addr, &env->addr_len, &why) != 0) {
-		fprintf(stderr, "%s: v%d: address '%s': %s\n", qsb_cmd, target, env->addr_str,
-			why);
+		fprintf(stderr, "%s: v%d: address '%s': %s\n", qsb_cmd, target, env->addr_str, why);
 		return QS_ECONFIG;
 	}
 	env->frame_max = (size_t)env->cfg->limits.frame_max_bytes;
@@ -795,37 +801,37 @@ qsb_env_signals(struct qsb_env *env, event_callback_fn cb, void *arg)
  */
 
 static const char qsb_run_usage[] =
-	"usage: qsbench run -d DIR [-n TARGET] [-p PEERS] [-s BATCH_BYTES] [-t TXNS_PER_BATCH]\n"
-	"                   [-b BATCHES_PER_MSG] [-i MAX_INFLIGHT_PER_PEER | -r RATE_PER_PEER]\n"
-	"                   [-D DURATION_S | -c COUNT_PER_PEER] [-S SEED] [-B BASE]\n"
-	"                   [-l LIFETIME_S] [-g DRAIN_S] [-o RECORD_FILE] [-R] [-q] [-j]\n"
-	"  -d DIR   cluster written by tools/mkcluster      -n TARGET  node to load (0)\n"
-	"  -p LIST  simulated validators, e.g. 1,2,3 (all others)\n"
-	"  -s N     payload bytes per batch (65536)        -t N  transactions per batch (16)\n"
-	"  -b N     batches per BatchMsg (1)\n"
-	"  -i N     batches in flight per validator (32; 1024 with -r)\n"
-	"  -r N     batches per second per validator (paced; default: as fast as -i allows)\n"
-	"  -D S     send for S seconds (10)                 -c N  send N batches per validator\n"
-	"  -S SEED  payload seed (1)                        -B N  first batch_id (wall clock us)\n"
-	"  -l S     batch lifetime (3600, capped below the target's max_batch_lifetime)\n"
-	"  -g S     wait S seconds for answers after sending stopped (5)\n"
-	"  -o FILE  record every acked batch (for verify)  -R  reconnect every 200 ms\n"
-	"  -q       no per-second lines                    -j  summary as JSON\n";
+    "usage: qsbench run -d DIR [-n TARGET] [-p PEERS] [-s BATCH_BYTES] [-t TXNS_PER_BATCH]\n"
+    "                   [-b BATCHES_PER_MSG] [-i MAX_INFLIGHT_PER_PEER | -r RATE_PER_PEER]\n"
+    "                   [-D DURATION_S | -c COUNT_PER_PEER] [-S SEED] [-B BASE]\n"
+    "                   [-l LIFETIME_S] [-g DRAIN_S] [-o RECORD_FILE] [-R] [-q] [-j]\n"
+    "  -d DIR   cluster written by tools/mkcluster      -n TARGET  node to load (0)\n"
+    "  -p LIST  simulated validators, e.g. 1,2,3 (all others)\n"
+    "  -s N     payload bytes per batch (65536)        -t N  transactions per batch (16)\n"
+    "  -b N     batches per BatchMsg (1)\n"
+    "  -i N     batches in flight per validator (32; 1024 with -r)\n"
+    "  -r N     batches per second per validator (paced; default: as fast as -i allows)\n"
+    "  -D S     send for S seconds (10)                 -c N  send N batches per validator\n"
+    "  -S SEED  payload seed (1)                        -B N  first batch_id (wall clock us)\n"
+    "  -l S     batch lifetime (3600, capped below the target's max_batch_lifetime)\n"
+    "  -g S     wait S seconds for answers after sending stopped (5)\n"
+    "  -o FILE  record every acked batch (for verify)  -R  reconnect every 200 ms\n"
+    "  -q       no per-second lines                    -j  summary as JSON\n";
 
 struct qsb_run_opts {
 	const char *dir;
 	int target;
 	int peers[QS_MAX_VALIDATORS];
-	size_t n_peers;			/* 0: all but the target */
+	size_t n_peers; /* 0: all but the target */
 	uint64_t batch_bytes;
 	uint32_t txns;
 	uint32_t per_msg;
 	uint32_t inflight;
 	bool inflight_set;
-	uint64_t rate;			/* 0: closed loop */
+	uint64_t rate; /* 0: closed loop */
 	uint64_t duration_s;
 	bool duration_set;
-	uint64_t count;			/* 0: by duration */
+	uint64_t count; /* 0: by duration */
 	uint64_t seed;
 	uint64_t base;
 	bool base_set;
@@ -844,7 +850,7 @@ enum qsb_phase {
 	QSB_DONE,
 };
 
-#define QSB_TICK_LAT 8192		/* latency samples kept per second */
+#define QSB_TICK_LAT 8192 /* latency samples kept per second */
 
 struct qsb_run {
 	struct qsb_env env;
@@ -853,13 +859,13 @@ struct qsb_run {
 	size_t n_peers;
 	enum qsb_phase phase;
 	uint64_t lifetime_us;
-	uint64_t start_us;		/* monotonic */
+	uint64_t start_us; /* monotonic */
 	uint64_t end_us;
 	struct event *tick_ev;
 	struct event *pace_ev;
-	struct event *end_ev;		/* end of duration, then end of drain */
+	struct event *end_ev; /* end of duration, then end of drain */
 	uint64_t last_pace_us;
-	bool failed;			/* an internal error (not the target's) */
+	bool failed; /* an internal error (not the target's) */
 
 	/* one BatchMsg being built */
 	uint8_t *payload;
@@ -875,10 +881,10 @@ struct qsb_run {
 	uint64_t ignored;
 	uint64_t tick_n, tick_us, tick_acks, tick_bytes;
 
-	uint32_t *lat;			/* ack latencies, us */
+	uint32_t *lat; /* ack latencies, us */
 	size_t n_lat, cap_lat;
 	uint64_t lat_seen;
-	uint32_t tick_lat[QSB_TICK_LAT];	/* this second's latencies (reservoir) */
+	uint32_t tick_lat[QSB_TICK_LAT]; /* this second's latencies (reservoir) */
 	size_t n_tick_lat;
 	uint64_t tick_lat_seen;
 	uint64_t rng;
@@ -938,7 +944,7 @@ qsb_run_check_done(struct qsb_run *r)
 	if (all_stopped || (all_idle && (r->phase == QSB_DRAINING || r->o.count)))
 		qsb_run_stop(r);
 	else if (r->phase == QSB_RUNNING && r->o.count && all_sent)
-		qsb_run_drain(r);	/* bound the wait for the last answers */
+		qsb_run_drain(r); /* bound the wait for the last answers */
 }
 
 static void
@@ -959,8 +965,8 @@ qsb_lat_add(struct qsb_run *r, uint64_t us)
 			r->tick_lat[j] = v;
 	}
 	if (r->n_lat == r->cap_lat && r->cap_lat < QSB_MAX_LAT_SAMPLES) {
-		size_t cap = r->cap_lat ? QSB_MIN(2 * r->cap_lat, (size_t)QSB_MAX_LAT_SAMPLES) :
-					  4096;
+		size_t cap =
+		    r->cap_lat ? QSB_MIN(2 * r->cap_lat, (size_t)QSB_MAX_LAT_SAMPLES) : 4096;
 		uint32_t *lat = realloc(r->lat, cap * sizeof(*lat));
 
 		if (lat) {
@@ -1035,17 +1041,16 @@ qsb_run_send(struct qsb_run *r, struct qsb_peer *p, uint32_t k)
 		for (j = 0; j < r->o.txns; j++) {
 			size_t len = qsb_txn_len(r->o.batch_bytes, r->o.txns, j);
 
-			qsb_txn_fill(r->o.seed, (uint32_t)p->index, s->info.batch_id, j, data,
-				     len);
+			qsb_txn_fill(r->o.seed, (uint32_t)p->index, s->info.batch_id, j, data, len);
 			txns[j].data = data;
 			txns[j].len = len;
 			data += len;
 		}
 		rc = qs_codec_batch_digest(cfg->chain_id, s->info.author, s->info.epoch,
-					   s->info.batch_id, txns, r->o.txns, s->info.digest);
+		                           s->info.batch_id, txns, r->o.txns, s->info.digest);
 		if (rc) {
 			fprintf(stderr, "%s: cannot compute a digest: %s\n", qsb_cmd,
-				qs_strerror(rc));
+			        qs_strerror(rc));
 			return rc;
 		}
 		quorumstore__v1__batch_info__init(info);
@@ -1105,7 +1110,7 @@ qsb_run_fill(struct qsb_run *r, struct qsb_peer *p)
 				break;
 		}
 		if (i < k)
-			break;	/* an old batch still holds the slot: wait for it */
+			break; /* an old batch still holds the slot: wait for it */
 		if (qsb_run_send(r, p, k)) {
 			r->failed = true;
 			qsb_run_stop(r);
@@ -1188,10 +1193,11 @@ qsb_run_record(struct qsb_run *r, const struct qsb_peer *p, const struct qs_batc
 	char hex[2 * QS_DIGEST_BYTES + 1];
 
 	qs_hex_encode(info->digest, QS_DIGEST_BYTES, hex);
-	if (fprintf(r->rec, "%s %d %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu64
-		    " %" PRIu32 " %" PRIu64 "\n",
-		    hex, p->index, info->batch_id, info->expiration_us, info->num_txns,
-		    info->num_bytes, r->o.seed, r->o.txns, r->o.batch_bytes) < 0) {
+	if (fprintf(r->rec,
+	            "%s %d %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu64 " %" PRIu32
+	            " %" PRIu64 "\n",
+	            hex, p->index, info->batch_id, info->expiration_us, info->num_txns,
+	            info->num_bytes, r->o.seed, r->o.txns, r->o.batch_bytes) < 0) {
 		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record, strerror(errno));
 		return -EIO;
 	}
@@ -1221,24 +1227,26 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 		s = qsb_run_find(r, p, info->batch_id, digest);
 	if (!s) {
 		if (r->unexpected++ < QSB_MAX_REPORTS)
-			fprintf(stderr, "%s: v%d: signature for batch_id %" PRIu64
-				" which is not in flight\n", qsb_cmd, p->index, info->batch_id);
+			fprintf(stderr,
+			        "%s: v%d: signature for batch_id %" PRIu64
+			        " which is not in flight\n",
+			        qsb_cmd, p->index, info->batch_id);
 		return QS_EDECODE;
 	}
 	why = qsb_info_diff(info, &s->info);
 	if (!why && (sbi->signer.len != QS_PUBKEY_BYTES ||
-		     memcmp(sbi->signer.data, target_pub, QS_PUBKEY_BYTES) != 0))
+	             memcmp(sbi->signer.data, target_pub, QS_PUBKEY_BYTES) != 0))
 		why = "signer is not the target's signing key";
 	if (!why && sbi->signature.len != QS_SIG_BYTES)
 		why = "signature is not 64 bytes";
 	if (!why) {
 		rc = qs_codec_info_verify(target_pub, r->env.cfg->chain_id, &s->info,
-					  sbi->signature.data);
+		                          sbi->signature.data);
 		if (rc == QS_EBADSIG)
 			why = "signature does not verify";
 		else if (rc) {
 			fprintf(stderr, "%s: verifying a signature: %s\n", qsb_cmd,
-				qs_strerror(rc));
+			        qs_strerror(rc));
 			r->failed = true;
 			qsb_run_stop(r);
 			return 0;
@@ -1249,7 +1257,7 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 		if (r->bad_signatures <= QSB_MAX_REPORTS) {
 			qs_hex_encode(s->info.digest, QS_DIGEST_BYTES, hex);
 			fprintf(stderr, "%s: v%d: BAD SIGNATURE for batch %" PRIu64 " %s: %s\n",
-				qsb_cmd, p->index, s->info.batch_id, hex, why);
+			        qsb_cmd, p->index, s->info.batch_id, hex, why);
 		}
 		qsb_run_release(p, s);
 		return 0;
@@ -1278,8 +1286,9 @@ qsb_run_nack(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Batch
 		s = qsb_run_find(r, p, n->batch_id, n->digest.data);
 	if (!s) {
 		if (r->unexpected++ < QSB_MAX_REPORTS)
-			fprintf(stderr, "%s: v%d: NACK for batch_id %" PRIu64
-				" which is not in flight\n", qsb_cmd, p->index, n->batch_id);
+			fprintf(stderr,
+			        "%s: v%d: NACK for batch_id %" PRIu64 " which is not in flight\n",
+			        qsb_cmd, p->index, n->batch_id);
 		return QS_EDECODE;
 	}
 	if (reason >= QSB_NACK_SLOTS)
@@ -1287,8 +1296,8 @@ qsb_run_nack(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Batch
 	if (r->nacks[reason]++ == 0) {
 		qsb_nack_name(reason, name, sizeof(name));
 		fprintf(stderr, "%s: v%d: first NACK %s for batch %" PRIu64 "%s%s\n", qsb_cmd,
-			p->index, name, s->info.batch_id, n->detail && n->detail[0] ? ": " : "",
-			n->detail ? n->detail : "");
+		        p->index, name, s->info.batch_id, n->detail && n->detail[0] ? ": " : "",
+		        n->detail ? n->detail : "");
 	}
 	r->nacked++;
 	qsb_run_release(p, s);
@@ -1332,8 +1341,8 @@ qsb_run_closed(struct qsb_peer *p, bool was_ready, bool protocol_error)
 	uint32_t i;
 
 	if (p->inflight) {
-		fprintf(stderr, "%s: v%d: %" PRIu32 " batches in flight lost\n", qsb_cmd,
-			p->index, p->inflight);
+		fprintf(stderr, "%s: v%d: %" PRIu32 " batches in flight lost\n", qsb_cmd, p->index,
+		        p->inflight);
 		r->lost_inflight += p->inflight;
 	}
 	for (i = 0; p->slots && i <= p->slot_mask; i++)
@@ -1355,9 +1364,9 @@ out:
 }
 
 static const struct qsb_ops qsb_run_ops = {
-	.ready = qsb_run_ready,
-	.message = qsb_run_message,
-	.closed = qsb_run_closed,
+    .ready = qsb_run_ready,
+    .message = qsb_run_message,
+    .closed = qsb_run_closed,
 };
 
 static void
@@ -1374,12 +1383,12 @@ qsb_run_tick_cb(evutil_socket_t fd, short what, void *arg)
 		dt = 1e-6;
 	qsort(r->tick_lat, r->n_tick_lat, sizeof(r->tick_lat[0]), qsb_u32_cmp);
 	if (!r->o.quiet)
-		fprintf(stderr, "t=%" PRIu64 "s acks=%" PRIu64 " acks/s=%.0f MB/s=%.1f nacks=%"
-			PRIu64 " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
-			r->tick_n, r->acked, (double)acks / dt, (double)bytes / dt / 1e6,
-			r->nacked, qsb_run_inflight(r),
-			qsb_pct(r->tick_lat, r->n_tick_lat, 0.50) / 1000.0,
-			qsb_pct(r->tick_lat, r->n_tick_lat, 0.99) / 1000.0);
+		fprintf(stderr,
+		        "t=%" PRIu64 "s acks=%" PRIu64 " acks/s=%.0f MB/s=%.1f nacks=%" PRIu64
+		        " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
+		        r->tick_n, r->acked, (double)acks / dt, (double)bytes / dt / 1e6, r->nacked,
+		        qsb_run_inflight(r), qsb_pct(r->tick_lat, r->n_tick_lat, 0.50) / 1000.0,
+		        qsb_pct(r->tick_lat, r->n_tick_lat, 0.99) / 1000.0);
 	r->n_tick_lat = 0;
 	r->tick_lat_seen = 0;
 	r->tick_us = now;
@@ -1454,7 +1463,7 @@ qsb_run_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct qsb_run *r = arg;
 
 	fprintf(stderr, "%s: %s: %s\n", qsb_cmd, strsignal((int)sig),
-		r->phase == QSB_RUNNING ? "stopping (again to stop at once)" : "stopping now");
+	        r->phase == QSB_RUNNING ? "stopping (again to stop at once)" : "stopping now");
 	if (r->phase == QSB_RUNNING)
 		qsb_run_drain(r);
 	else
@@ -1494,8 +1503,10 @@ qsb_parse_peers(struct qsb_run_opts *o, const char *arg)
 		rc = 0;
 out:
 	if (rc)
-		qsb_usage_error(qsb_run_usage, "-p: '%s' is not a list of distinct validator "
-				"indices like 1,2,3", arg);
+		qsb_usage_error(qsb_run_usage,
+		                "-p: '%s' is not a list of distinct validator "
+		                "indices like 1,2,3",
+		                arg);
 	return rc;
 }
 
@@ -1613,20 +1624,22 @@ qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
 		return QSB_EXIT_USAGE;
 	}
 	if (o->batch_bytes < o->txns) {
-		qsb_usage_error(u, "-s %" PRIu64 " is less than -t %" PRIu32
-			       " (every transaction needs a byte)", o->batch_bytes, o->txns);
+		qsb_usage_error(u,
+		                "-s %" PRIu64 " is less than -t %" PRIu32
+		                " (every transaction needs a byte)",
+		                o->batch_bytes, o->txns);
 		return QSB_EXIT_USAGE;
 	}
 	if (o->rate && !o->inflight_set)
 		o->inflight = QSB_RATE_INFLIGHT;
 	if (o->per_msg > o->inflight) {
 		qsb_usage_error(u, "-b %" PRIu32 " is more than the in-flight bound %" PRIu32,
-				o->per_msg, o->inflight);
+		                o->per_msg, o->inflight);
 		return QSB_EXIT_USAGE;
 	}
 	if (o->count && o->duration_set)
 		fprintf(stderr, "%s: -c given: -D %" PRIu64 " only bounds the run's length\n",
-			qsb_cmd, o->duration_s);
+		        qsb_cmd, o->duration_s);
 	return 0;
 }
 
@@ -1646,28 +1659,31 @@ qsb_run_check_config(struct qsb_run *r)
 				o->peers[o->n_peers++] = (int)i;
 		}
 		if (o->n_peers == 0) {
-			qsb_usage_error(qsb_run_usage, "the cluster has no validator besides "
-				       "the target v%d", o->target);
+			qsb_usage_error(qsb_run_usage,
+			                "the cluster has no validator besides "
+			                "the target v%d",
+			                o->target);
 			return QSB_EXIT_USAGE;
 		}
 	}
 	for (i = 0; i < o->n_peers; i++) {
 		if ((size_t)o->peers[i] >= cfg->n_validators || o->peers[i] == o->target) {
 			qsb_usage_error(qsb_run_usage, "-p: v%d is %s", o->peers[i],
-					o->peers[i] == o->target ? "the target" :
-								   "not in the validator set");
+			                o->peers[i] == o->target ? "the target"
+			                                         : "not in the validator set");
 			return QSB_EXIT_USAGE;
 		}
 	}
 	/* The whole BatchMsg must fit in one frame of the target's limit. */
-	msg_bytes = (uint64_t)o->per_msg *
-			    (o->batch_bytes + (uint64_t)o->txns * QSB_TXN_OVERHEAD +
-			     QSB_BATCH_OVERHEAD) + QSB_MSG_OVERHEAD;
+	msg_bytes = (uint64_t)o->per_msg * (o->batch_bytes + (uint64_t)o->txns * QSB_TXN_OVERHEAD +
+	                                    QSB_BATCH_OVERHEAD) +
+	            QSB_MSG_OVERHEAD;
 	if (msg_bytes > cfg->limits.frame_max_bytes) {
-		qsb_usage_error(qsb_run_usage, "-b %" PRIu32 " batches of -s %" PRIu64
-			       " bytes (-t %" PRIu32 ") do not fit in a frame of the target's "
-			       "limits.frame_max_bytes %" PRIu64, o->per_msg, o->batch_bytes,
-			       o->txns, cfg->limits.frame_max_bytes);
+		qsb_usage_error(qsb_run_usage,
+		                "-b %" PRIu32 " batches of -s %" PRIu64 " bytes (-t %" PRIu32
+		                ") do not fit in a frame of the target's "
+		                "limits.frame_max_bytes %" PRIu64,
+		                o->per_msg, o->batch_bytes, o->txns, cfg->limits.frame_max_bytes);
 		return QSB_EXIT_USAGE;
 	}
 	/*
@@ -1838,12 +1854,14 @@ qsb_run_main(int argc, char **argv)
 		evtimer_add(r->end_ev, &tv);
 	}
 	if (!r->o.quiet)
-		fprintf(stderr, "%s: %zu validators -> v%d %s: %" PRIu64 " bytes x %" PRIu32
-			" txns per batch, %s %" PRIu64 ", lifetime %" PRIu64 " s, base %" PRIu64
-			"\n", qsb_cmd, r->n_peers, r->o.target, r->env.addr_str, r->o.batch_bytes,
-			r->o.txns, r->o.rate ? "rate/s" : "in flight",
-			r->o.rate ? r->o.rate : (uint64_t)r->o.inflight, r->lifetime_us / 1000000,
-			r->o.base);
+		fprintf(stderr,
+		        "%s: %zu validators -> v%d %s: %" PRIu64 " bytes x %" PRIu32
+		        " txns per batch, %s %" PRIu64 ", lifetime %" PRIu64 " s, base %" PRIu64
+		        "\n",
+		        qsb_cmd, r->n_peers, r->o.target, r->env.addr_str, r->o.batch_bytes,
+		        r->o.txns, r->o.rate ? "rate/s" : "in flight",
+		        r->o.rate ? r->o.rate : (uint64_t)r->o.inflight, r->lifetime_us / 1000000,
+		        r->o.base);
 	for (i = 0; i < r->n_peers; i++)
 		qsb_peer_connect(&r->peers[i]);
 	if (r->phase != QSB_DONE)
@@ -1865,7 +1883,7 @@ qsb_run_main(int argc, char **argv)
 	if (r->rec) {
 		if (fflush(r->rec) != 0 || fsync(fileno(r->rec)) < 0) {
 			fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record,
-				strerror(errno));
+			        strerror(errno));
 			r->failed = true;
 		}
 	}
@@ -1879,7 +1897,7 @@ qsb_run_main(int argc, char **argv)
 	for (i = 0; i < r->n_peers; i++) {
 		if (!r->peers[i].ever_ready) {
 			fprintf(stderr, "%s: v%d never connected to v%d at %s\n", qsb_cmd,
-				r->peers[i].index, r->o.target, r->env.addr_str);
+			        r->peers[i].index, r->o.target, r->env.addr_str);
 			status = QSB_EXIT_FAIL;
 		}
 	}
@@ -1916,12 +1934,12 @@ out:
  */
 
 static const char qsb_verify_usage[] =
-	"usage: qsbench verify -d DIR -f RECORD_FILE [-n TARGET] [-p PEER] [-i MAX_INFLIGHT]\n"
-	"                      [-r RATE]\n"
-	"  -d DIR   cluster written by tools/mkcluster      -f FILE  record of qsbench run -o\n"
-	"  -n N     node to ask (0)                         -p N  ask as validator N\n"
-	"  -i N     requests in flight (64)\n"
-	"  -r N     requests per second, 0 unpaced (900: qsd serves 1000/s per peer)\n";
+    "usage: qsbench verify -d DIR -f RECORD_FILE [-n TARGET] [-p PEER] [-i MAX_INFLIGHT]\n"
+    "                      [-r RATE]\n"
+    "  -d DIR   cluster written by tools/mkcluster      -f FILE  record of qsbench run -o\n"
+    "  -n N     node to ask (0)                         -p N  ask as validator N\n"
+    "  -i N     requests in flight (64)\n"
+    "  -r N     requests per second, 0 unpaced (900: qsd serves 1000/s per peer)\n";
 
 struct qsb_record {
 	unsigned long line;
@@ -1939,7 +1957,7 @@ struct qsb_record {
 struct qsb_vslot {
 	struct qsb_record rec;
 	uint64_t request_id;
-	uint64_t sent_us;		/* monotonic, of the last try */
+	uint64_t sent_us; /* monotonic, of the last try */
 	unsigned tries;
 	bool used;
 };
@@ -1955,10 +1973,10 @@ struct qsb_verify {
 	uint32_t slot_mask;
 	uint32_t cap;
 	uint32_t inflight;
-	uint64_t inflight_bytes;	/* payload bytes asked for and not answered */
-	uint64_t last_bytes;		/* batch_bytes of the last record read */
+	uint64_t inflight_bytes; /* payload bytes asked for and not answered */
+	uint64_t last_bytes;     /* batch_bytes of the last record read */
 	uint64_t next_request;
-	uint64_t rate;			/* requests per second, 0: unpaced */
+	uint64_t rate; /* requests per second, 0: unpaced */
 	double tokens;
 	uint64_t pace_us;
 	uint64_t scan_us;
@@ -1967,7 +1985,7 @@ struct qsb_verify {
 	uint8_t *scratch;
 	size_t scratch_len;
 	bool done;
-	int status;			/* 0, or the exit status of a failure */
+	int status; /* 0, or the exit status of a failure */
 };
 
 static void
@@ -2010,14 +2028,14 @@ qsb_record_parse(struct qsb_verify *v, char *line, struct qsb_record *rec)
 	else if (qsb_parse_u64(field[1], 0, cfg->n_validators - 1, &a))
 		why = "author_index is not a validator of the target's config";
 	else if (qsb_parse_u64(field[2], 0, UINT64_MAX, &rec->batch_id) ||
-		 qsb_parse_u64(field[3], 0, UINT64_MAX, &rec->expiration_us))
+	         qsb_parse_u64(field[3], 0, UINT64_MAX, &rec->expiration_us))
 		why = "bad batch_id or expiration_us";
 	else if (qsb_parse_u64(field[4], 1, QSB_MAX_TXNS, &nt) ||
-		 qsb_parse_u64(field[7], 1, QSB_MAX_TXNS, &tpb) || nt != tpb)
+	         qsb_parse_u64(field[7], 1, QSB_MAX_TXNS, &tpb) || nt != tpb)
 		why = "num_txns and txns_per_batch differ or are out of range";
 	else if (qsb_parse_u64(field[5], nt, v->env.frame_max, &rec->num_bytes) ||
-		 qsb_parse_u64(field[8], nt, v->env.frame_max, &rec->batch_bytes) ||
-		 rec->num_bytes != rec->batch_bytes)
+	         qsb_parse_u64(field[8], nt, v->env.frame_max, &rec->batch_bytes) ||
+	         rec->num_bytes != rec->batch_bytes)
 		why = "num_bytes and batch_bytes differ or are out of range";
 	else if (qsb_parse_u64(field[6], 0, UINT64_MAX, &rec->seed))
 		why = "bad seed";
@@ -2045,7 +2063,7 @@ qsb_verify_next(struct qsb_verify *v, struct qsb_record *rec)
 		if (!fgets(line, sizeof(line), v->f)) {
 			if (ferror(v->f)) {
 				fprintf(stderr, "%s: reading %s: %s\n", qsb_cmd, v->path,
-					strerror(errno));
+				        strerror(errno));
 				return -EIO;
 			}
 			v->eof = true;
@@ -2056,8 +2074,8 @@ qsb_verify_next(struct qsb_verify *v, struct qsb_record *rec)
 		if (len && line[len - 1] == '\n')
 			line[--len] = '\0';
 		else if (!feof(v->f)) {
-			fprintf(stderr, "%s: %s:%lu: line longer than %d bytes\n", qsb_cmd,
-				v->path, v->line, QSB_RECORD_LINE_MAX - 2);
+			fprintf(stderr, "%s: %s:%lu: line longer than %d bytes\n", qsb_cmd, v->path,
+			        v->line, QSB_RECORD_LINE_MAX - 2);
 			return -EINVAL;
 		}
 		if (len == 0)
@@ -2085,7 +2103,7 @@ qsb_verify_fill(struct qsb_verify *v)
 		int rc;
 
 		if (s->used || (v->rate && v->tokens < 1))
-			break;	/* an old request still holds the slot, or paced */
+			break; /* an old request still holds the slot, or paced */
 		if (v->inflight && v->inflight_bytes + v->last_bytes > QSB_VERIFY_INFLIGHT_BYTES)
 			break;
 		rc = qsb_verify_next(v, &s->rec);
@@ -2140,9 +2158,10 @@ qsb_verify_pace_cb(evutil_socket_t fd, short what, void *arg)
 
 				qs_hex_encode(s->rec.digest, QS_DIGEST_BYTES, hex);
 				if (v->unanswered++ < QSB_MAX_REPORTS)
-					fprintf(stderr, "%s: %s:%lu: batch %s: no answer to %u "
-						"requests\n", qsb_cmd, v->path, s->rec.line, hex,
-						s->tries);
+					fprintf(stderr,
+					        "%s: %s:%lu: batch %s: no answer to %u "
+					        "requests\n",
+					        qsb_cmd, v->path, s->rec.line, hex, s->tries);
 				s->used = false;
 				v->inflight--;
 				v->inflight_bytes -= s->rec.batch_bytes;
@@ -2184,7 +2203,7 @@ qsb_verify_request(struct qsb_verify *v, struct qsb_vslot *s)
 /* What differs between a served batch and its record, or NULL. */
 static const char *
 qsb_verify_batch(struct qsb_verify *v, const struct qsb_record *rec,
-		 const Quorumstore__V1__Batch *b, char *buf, size_t len)
+                 const Quorumstore__V1__Batch *b, char *buf, size_t len)
 {
 	const struct qs_config *cfg = v->env.cfg;
 	const uint8_t *author = cfg->validators[rec->author].signing_key;
@@ -2229,7 +2248,7 @@ qsb_verify_batch(struct qsb_verify *v, const struct qsb_record *rec,
 
 		if (b->transactions[i].len != tl) {
 			snprintf(buf, len, "transaction %" PRIu32 " length %zu, expected %zu", i,
-				 b->transactions[i].len, tl);
+			         b->transactions[i].len, tl);
 			return buf;
 		}
 		qsb_txn_fill(rec->seed, rec->author, rec->batch_id, i, v->scratch, tl);
@@ -2239,7 +2258,7 @@ qsb_verify_batch(struct qsb_verify *v, const struct qsb_record *rec,
 		}
 	}
 	rc = qs_codec_batch_digest(cfg->chain_id, author, cfg->epoch, rec->batch_id,
-				   b->transactions, b->n_transactions, digest);
+	                           b->transactions, b->n_transactions, digest);
 	if (rc) {
 		snprintf(buf, len, "cannot recompute the digest: %s", qs_strerror(rc));
 		return buf;
@@ -2265,7 +2284,7 @@ qsb_verify_message(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_SIGNED_BATCH_INFO_MSG:
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK:
 		fprintf(stderr, "%s: v%d: answer to a batch that was never sent\n", qsb_cmd,
-			p->index);
+		        p->index);
 		return QS_EDECODE;
 	default:
 		return 0;
@@ -2274,12 +2293,12 @@ qsb_verify_message(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
 		return QS_EDECODE;
 	if (resp->request_id == 0 || resp->request_id >= v->next_request) {
 		fprintf(stderr, "%s: v%d: response to request %" PRIu64 " never made\n", qsb_cmd,
-			p->index, resp->request_id);
+		        p->index, resp->request_id);
 		return QS_EDECODE;
 	}
 	s = &v->slots[resp->request_id & v->slot_mask];
 	if (!s->used || s->request_id != resp->request_id) {
-		v->late++;	/* a second answer to a request we repeated */
+		v->late++; /* a second answer to a request we repeated */
 		return 0;
 	}
 	s->used = false;
@@ -2291,7 +2310,7 @@ qsb_verify_message(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
 		if (why) {
 			if (v->altered++ < QSB_MAX_REPORTS)
 				fprintf(stderr, "%s: %s:%lu: batch %s ALTERED: %s\n", qsb_cmd,
-					v->path, s->rec.line, hex, why);
+				        v->path, s->rec.line, hex, why);
 		} else {
 			v->verified++;
 		}
@@ -2300,7 +2319,7 @@ qsb_verify_message(struct qsb_peer *p, const Quorumstore__V1__PeerMessage *m)
 
 		if (v->missing++ < QSB_MAX_REPORTS)
 			fprintf(stderr, "%s: %s:%lu: batch %s MISSING%s\n", qsb_cmd, v->path,
-				s->rec.line, hex, nf ? "" : " (response without a result)");
+			        s->rec.line, hex, nf ? "" : " (response without a result)");
 	}
 	qsb_verify_fill(v);
 	return 0;
@@ -2310,7 +2329,7 @@ static void
 qsb_verify_ready(struct qsb_peer *p)
 {
 	struct qsb_verify *v = p->env->cmd;
-	struct timeval tmo = { .tv_sec = QSB_VERIFY_TIMEOUT_S };
+	struct timeval tmo = {.tv_sec = QSB_VERIFY_TIMEOUT_S};
 
 	/* Silence while requests are outstanding is a failure. */
 	bufferevent_set_timeouts(p->bev, &tmo, NULL);
@@ -2325,16 +2344,18 @@ qsb_verify_closed(struct qsb_peer *p, bool was_ready, bool protocol_error)
 	p->stopped = true;
 	if (!v->done) {
 		if (was_ready)
-			fprintf(stderr, "%s: connection ended with %" PRIu32 " requests "
-				"unanswered\n", qsb_cmd, v->inflight);
+			fprintf(stderr,
+			        "%s: connection ended with %" PRIu32 " requests "
+			        "unanswered\n",
+			        qsb_cmd, v->inflight);
 		qsb_verify_stop(v, QSB_EXIT_FAIL);
 	}
 }
 
 static const struct qsb_ops qsb_verify_ops = {
-	.ready = qsb_verify_ready,
-	.message = qsb_verify_message,
-	.closed = qsb_verify_closed,
+    .ready = qsb_verify_ready,
+    .message = qsb_verify_message,
+    .closed = qsb_verify_closed,
 };
 
 static void
@@ -2416,7 +2437,7 @@ qsb_verify_main(int argc, char **argv)
 		peer = target == 0 ? 1 : 0;
 	if (peer == target || peer >= v->env.cfg->n_validators) {
 		qsb_usage_error(u, "-p: v%" PRIu64 " is %s", peer,
-				peer == target ? "the target" : "not in the validator set");
+		                peer == target ? "the target" : "not in the validator set");
 		goto out;
 	}
 	v->f = fopen(v->path, "re");
@@ -2453,7 +2474,7 @@ qsb_verify_main(int argc, char **argv)
 	       v->verified, v->missing, v->altered, v->skipped);
 	if (v->unanswered)
 		fprintf(stderr, "%s: %" PRIu64 " batches got no answer to %d requests each\n",
-			qsb_cmd, v->unanswered, QSB_VERIFY_TRIES);
+		        qsb_cmd, v->unanswered, QSB_VERIFY_TRIES);
 	status = v->status;
 	if (!status && (v->missing || v->altered || v->unanswered))
 		status = QSB_EXIT_FAIL;
@@ -2480,10 +2501,10 @@ static void
 qsb_usage(FILE *f)
 {
 	fprintf(f, "usage: qsbench [-hV] COMMAND [OPTIONS]\n\n"
-		   "  run     drive a qsd node as validators over the peer protocol\n"
-		   "  verify  fetch the batches a run recorded and check every byte\n\n"
-		   "'qsbench COMMAND -h' lists a command's options. Exit status: 0 success,\n"
-		   "1 bad signature, protocol error or failed check, 2 usage or config error.\n");
+	           "  run     drive a qsd node as validators over the peer protocol\n"
+	           "  verify  fetch the batches a run recorded and check every byte\n\n"
+	           "'qsbench COMMAND -h' lists a command's options. Exit status: 0 success,\n"
+	           "1 bad signature, protocol error or failed check, 2 usage or config error.\n");
 }
 
 int

@@ -45,11 +45,10 @@ static int qsctl_pubkey(int argc, char **argv);
 
 /* RPC subcommands (status, submit) go here once qsd's RPC client exists. */
 static const struct qsctl_cmd qsctl_cmds[] = {
-	{ "keygen", "DIR",
-	  "create DIR/{network,signing}.key (0600) and .pub; print the public keys as YAML",
-	  qsctl_keygen },
-	{ "pubkey", "FILE", "print the hex public key of a PEM Ed25519 private key file",
-	  qsctl_pubkey },
+    {"keygen", "DIR",
+     "create DIR/{network,signing}.key (0600) and .pub; print the public keys as YAML",
+     qsctl_keygen},
+    {"pubkey", "FILE", "print the hex public key of a PEM Ed25519 private key file", qsctl_pubkey},
 };
 
 #define QSCTL_NCMDS (sizeof(qsctl_cmds) / sizeof(qsctl_cmds[0]))
@@ -60,12 +59,12 @@ qsctl_usage(FILE *f)
 	size_t i;
 
 	fprintf(f, "usage: qsctl [-hV] COMMAND [ARGS]\n\n"
-		   "  -h  show this help\n"
-		   "  -V  show the version\n\n"
-		   "commands:\n");
+	           "  -h  show this help\n"
+	           "  -V  show the version\n\n"
+	           "commands:\n");
 	for (i = 0; i < QSCTL_NCMDS; i++)
 		fprintf(f, "  %s %s\n      %s\n", qsctl_cmds[i].name, qsctl_cmds[i].args,
-			qsctl_cmds[i].help);
+		        qsctl_cmds[i].help);
 }
 
 static void
@@ -149,7 +148,7 @@ out:
 	return rc;
 }
 
-static const char *const qsctl_key_names[] = { "network", "signing" };
+static const char *const qsctl_key_names[] = {"network", "signing"};
 
 static int
 qsctl_keygen(int argc, char **argv)
@@ -157,7 +156,7 @@ qsctl_keygen(int argc, char **argv)
 	char key_path[2][PATH_MAX], pub_path[2][PATH_MAX];
 	char hex[2][QSCTL_HEX_KEY_LEN + 2];
 	uint8_t pub[QS_KEYS_PUB_BYTES];
-	bool created[2][2] = { { false } };
+	bool created[2][2] = {{false}};
 	const char *dir;
 	struct stat st;
 	int status = EXIT_FAILURE;
@@ -190,13 +189,14 @@ qsctl_keygen(int argc, char **argv)
 			goto out;
 	}
 	for (i = 0; i < 2; i++) {
-		const char *paths[2] = { key_path[i], pub_path[i] };
+		const char *paths[2] = {key_path[i], pub_path[i]};
 
 		for (j = 0; j < 2; j++) {
 			if (lstat(paths[j], &st) == 0) {
 				fprintf(stderr,
-					"qsctl: %s already exists; refusing to overwrite key files "
-					"(move the old ones away first)\n", paths[j]);
+				        "qsctl: %s already exists; refusing to overwrite key files "
+				        "(move the old ones away first)\n",
+				        paths[j]);
 				goto out;
 			}
 			if (errno != ENOENT) {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the shell integration tests. Source it; needs $B.
 B=${B:-build}
 QSD=$B/qsd
@@ -47,6 +48,7 @@ wait_http() {
 	return 1
 }
 
+# shellcheck disable=SC2034 # WAIT_RC is read by the tests that source this
 # wait_exit PID SECONDS: wait for PID (a child of this shell) to exit; sets
 # WAIT_RC to its exit code, or to "timeout".
 wait_exit() {
