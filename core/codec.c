@@ -103,24 +103,36 @@ out:
 }
 
 int
-qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
-                     const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
+qs_codec_info_verify_key(EVP_PKEY *pub, uint32_t chain_id, const struct qs_batch_info *info,
+                         const uint8_t sig[QS_SIG_BYTES])
 {
 	uint8_t msg[QS_INFO_SIGNING_BYTES];
-	EVP_PKEY *pub = NULL;
 	EVP_MD_CTX *ctx = NULL;
 	int rc = QS_ECRYPTO;
 	int ok;
 
 	qs_codec_info_signing_bytes(chain_id, info, msg);
-	pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, signer, QS_PUBKEY_BYTES);
 	ctx = EVP_MD_CTX_new();
-	if (!pub || !ctx || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) != 1)
+	if (!ctx || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) != 1)
 		goto out;
 	ok = EVP_DigestVerify(ctx, sig, QS_SIG_BYTES, msg, sizeof(msg));
 	rc = ok == 1 ? 0 : QS_EBADSIG;
 out:
 	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int
+qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
+                     const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
+{
+	EVP_PKEY *pub;
+	int rc;
+
+	pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, signer, QS_PUBKEY_BYTES);
+	if (!pub)
+		return QS_ECRYPTO;
+	rc = qs_codec_info_verify_key(pub, chain_id, info, sig);
 	EVP_PKEY_free(pub);
 	return rc;
 }

@@ -86,6 +86,11 @@ int qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_i
 int qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
                          const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES]);
 
+/* Same with an Ed25519 public key already made (borrowed, not consumed), so
+ * that a key verified often is built once. */
+int qs_codec_info_verify_key(EVP_PKEY *pub, uint32_t chain_id, const struct qs_batch_info *info,
+                             const uint8_t sig[QS_SIG_BYTES]);
+
 /* Encode / decode big-endian integers. */
 static inline void
 qs_put_be32(uint8_t *p, uint32_t v)

@@ -50,6 +50,7 @@ struct qs_daemon {
 	enum qs_storage_state storage_state;
 	char storage_reason[256];
 	int stopping;
+	int stop_code; /* exit code once the loop ends after a stop */
 	int exit_code;
 };
 
@@ -134,10 +135,18 @@ set_storage_state(struct qs_daemon *d, enum qs_storage_state state, const char *
 		qs_metric_set(d->m_storage_state, (size_t)i, i == (int)state);
 }
 
+static void on_fail_stop(evutil_socket_t fd, short what, void *arg);
+
 static void
 on_storage_state(void *arg, enum qs_storage_state state, const char *reason)
 {
-	set_storage_state(arg, state, reason);
+	struct qs_daemon *d = arg;
+
+	set_storage_state(d, state, reason);
+	/* Fail-stop, from the loop rather than from inside the storage
+	 * completion that reported it. */
+	if (state == QS_STORAGE_FAILED && !d->stopping && d->base)
+		event_base_once(d->base, -1, EV_TIMEOUT, on_fail_stop, d, NULL);
 }
 
 static int
@@ -166,6 +175,33 @@ register_metrics(struct qs_daemon *d)
 	return 0;
 }
 
+/*
+ * Stop: take no more batches, persist and answer the ones already taken,
+ * then give the answers a moment to leave before the loop ends.
+ */
+static void
+begin_stop(struct qs_daemon *d, int code)
+{
+	struct timeval tv = {0, QS_STOP_FLUSH_MS * 1000};
+
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	d->stop_code = code;
+	sd_notify(0, "STOPPING=1");
+	qs_ingest_drain(d->ingest);
+	event_base_loopexit(d->base, &tv);
+}
+
+static void
+on_fail_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct qs_daemon *d = arg;
+
+	qs_log_crit("fail_stop", "reason=\"%s\" exit=%d", d->storage_reason, QS_EXIT_STORAGE);
+	begin_stop(d, QS_EXIT_STORAGE);
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -179,17 +215,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	if (d->stopping)
 		return;
-	d->stopping = 1;
 	qs_log_notice("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	sd_notify(0, "STOPPING=1");
-	{
-		struct timeval tv = {0, QS_STOP_FLUSH_MS * 1000};
-
-		/* Take no more batches, persist and answer the ones already taken,
-		 * then give the answers a moment to leave. */
-		qs_ingest_drain(d->ingest);
-		event_base_loopexit(d->base, &tv);
-	}
+	begin_stop(d, QS_EXIT_OK);
 }
 
 static int
@@ -341,8 +368,8 @@ qs_daemon_run(const struct qs_config *cfg)
 		qs_log_err("loop_failed", NULL);
 		goto out;
 	}
-	d.exit_code = QS_EXIT_OK;
-	qs_log_notice("stopped", NULL);
+	d.exit_code = d.stop_code;
+	qs_log_notice("stopped", "exit=%d", d.exit_code);
 out:
 	daemon_cleanup(&d);
 	return d.exit_code;

@@ -12,6 +12,9 @@
 #define QS_EXIT_FAILURE 1
 #define QS_EXIT_USAGE   64
 #define QS_EXIT_CONFIG  78
+/* Fail-stop after a storage I/O error or corruption (EX_IOERR): systemd
+ * restarts qsd, and recovery re-reads what is really on disk. */
+#define QS_EXIT_STORAGE 74
 
 /*
  * Check what `qsd -t` checks beyond the config file itself: the key files

@@ -21,6 +21,17 @@
 #define QS_FETCH_BURST        2000
 #define QS_READ_QUEUE_MAX     1024
 #define QS_EXPIRE_INTERVAL_MS 1000
+/* Free space and RocksDB's background errors are checked this often, so
+ * that /healthz changes well within a second. */
+#define QS_DISK_POLL_MS       250
+/* Writes resume once free space is this much above the watermark (an eighth
+ * of it, at least 16 MiB), so a disk at the edge does not flap between full
+ * and ok, nor a reopen that itself freed a little space. */
+#define QS_RESUME_MARGIN(watermark)                                                                \
+	((watermark) / 8 > (16u << 20) ? (watermark) / 8 : (uint64_t)(16u << 20))
+/* Repeated write failures are logged once per this many seconds, with a
+ * count of those not logged. */
+#define QS_FAIL_LOG_INTERVAL_S 10
 
 const char *const qs_storage_state_names[QS_STORAGE_STATE_COUNT] = {
     [QS_STORAGE_OK] = "ok",
@@ -98,6 +109,15 @@ struct qs_ingest {
 	struct qs_reader *reader;
 	struct qs_peers *peers;
 	struct event *expire_timer;
+	struct event *disk_timer;
+	uint64_t free_bytes;     /* last statvfs of the data directory */
+	int needs_reopen;        /* RocksDB failed with no space: reopen before writing */
+	int reopening;           /* a reopen runs on the reader thread */
+	uint64_t bg_errors_seen; /* rocksdb.background-errors already handled */
+	struct qs_read_item reopen_item;
+	/* Writer thread only: rate limit of the persist_failed line. */
+	uint64_t fail_log_s;
+	uint64_t fail_log_suppressed;
 	enum qs_storage_state state;
 	int reading_paused;
 	int draining;                  /* qs_ingest_drain() began: reading stays off */
@@ -272,6 +292,134 @@ storage_refusal(const struct qs_ingest *in)
 	}
 }
 
+/*
+ * A storage error seen on the loop: no space is a degraded state that ends
+ * when space returns (the database is reopened, RocksDB cannot resume);
+ * anything else is fail-stop: the daemon refuses everything and exits, and
+ * a restart re-reads what is really on disk.
+ */
+static void
+storage_error(struct qs_ingest *in, int rc, const char *what)
+{
+	char reason[256];
+
+	if (rc == QS_ENOSPACE) {
+		in->needs_reopen = 1;
+		snprintf(reason, sizeof(reason), "storage full: %s failed with no space", what);
+		set_state(in, QS_STORAGE_FULL, reason);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "%s: %s",
+	         rc == QS_ECORRUPT || rc == QS_EBADDIGEST ? "storage corruption"
+	                                                  : "storage I/O error",
+	         what);
+	set_state(in, QS_STORAGE_FAILED, reason);
+}
+
+/* Refuse writes before RocksDB has to fail: below the watermark the disk is
+ * full for qsd's purposes (GC and compaction need room too). */
+static void
+check_space(struct qs_ingest *in)
+{
+	uint64_t free_bytes;
+	char reason[256];
+
+	if (qs_store_free_bytes(in->cfg->data_dir, &free_bytes) != 0)
+		return;
+	in->free_bytes = free_bytes;
+	if (in->state == QS_STORAGE_OK && free_bytes < in->cfg->free_space_watermark_bytes) {
+		snprintf(reason, sizeof(reason),
+		         "storage full: %" PRIu64 " bytes free, below the watermark of %" PRIu64,
+		         free_bytes, in->cfg->free_space_watermark_bytes);
+		set_state(in, QS_STORAGE_FULL, reason);
+	}
+}
+
+static void
+on_reopened(struct qs_ingest *in, struct qs_read_item *r)
+{
+	in->reopening = 0;
+	if (r->result) {
+		qs_log_crit("storage_reopen_failed", "error=\"%s\"",
+		            r->error ? r->error : qs_strerror(r->result));
+		storage_error(in, r->result == QS_ENOSPACE ? QS_EIO : r->result,
+		              "reopening the database after a full disk");
+	} else {
+		/* A new database instance counts its background errors anew. */
+		in->needs_reopen = 0;
+		in->bg_errors_seen = 0;
+		set_state(in, QS_STORAGE_OK,
+		          "free space is back above the watermark; database reopened");
+	}
+	qs_read_item_release(r);
+}
+
+/* Leave the full state once space is back: directly if RocksDB never failed,
+ * else after reopening the database on the reader thread, which runs only
+ * once the writer has nothing queued or in flight. */
+static void
+try_resume(struct qs_ingest *in)
+{
+	uint64_t want = in->cfg->free_space_watermark_bytes +
+	                QS_RESUME_MARGIN(in->cfg->free_space_watermark_bytes);
+
+	if (in->state != QS_STORAGE_FULL || in->reopening || in->free_bytes < want || !in->writer)
+		return;
+	if (!in->needs_reopen) {
+		set_state(in, QS_STORAGE_OK, "free space is back above the watermark");
+		return;
+	}
+	if (qs_writer_queue_bytes(in->writer) != 0)
+		return;
+	memset(&in->reopen_item, 0, sizeof(in->reopen_item));
+	in->reopen_item.kind = QS_READ_REOPEN;
+	if (qs_reader_submit(in->reader, &in->reopen_item) == 0) {
+		in->reopening = 1;
+		qs_log_notice("storage_reopening", "free_bytes=%" PRIu64, in->free_bytes);
+	}
+}
+
+/* RocksDB's failed flushes and compactions show only in this counter (the C
+ * API gives no message). On a disk that is full, or nearly, they are taken
+ * for ENOSPC and end with a reopen once space returns; otherwise they are
+ * fail-stop. */
+static void
+check_background_errors(struct qs_ingest *in)
+{
+	uint64_t n;
+
+	/* Counted even after a fail-stop began, so that the metric and the
+	 * journal show every failure. */
+	if (in->reopening || !in->reader || qs_store_background_errors(in->opt.store, &n) != 0 ||
+	    n <= in->bg_errors_seen)
+		return;
+	qs_metric_add(in->m_persist_failures, FAIL_BACKGROUND, n - in->bg_errors_seen);
+	in->bg_errors_seen = n;
+	qs_log_crit("storage_background_error", "count=%" PRIu64 " free_bytes=%" PRIu64, n,
+	            in->free_bytes);
+	if (in->state == QS_STORAGE_FAILED)
+		return;
+	/* A flush needs up to a write buffer of room; with less than that over
+	 * the watermark free, or the disk already full, take it for ENOSPC. */
+	storage_error(in,
+	              in->state == QS_STORAGE_FULL ||
+	                      in->free_bytes < in->cfg->free_space_watermark_bytes +
+	                                           in->cfg->db_write_buffer_bytes
+	                  ? QS_ENOSPACE
+	                  : QS_EIO,
+	              "a RocksDB flush or compaction");
+}
+
+static void
+on_disk_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct qs_ingest *in = arg;
+
+	check_space(in);
+	check_background_errors(in);
+	try_resume(in);
+}
+
 static void
 nack_unvalidated(struct qs_ingest *in, int peer, const Quorumstore__V1__Batch *b, int reason,
                  const char *detail)
@@ -321,6 +469,7 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 		qs_frame_msg_free(&msg->base);
 		return;
 	}
+	check_space(in);
 	ref = calloc(1, sizeof(*ref));
 	if (!ref) {
 		qs_frame_msg_free(&msg->base);
@@ -378,22 +527,6 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 }
 
 static void
-classify_failure(struct qs_ingest *in, int rc)
-{
-	switch (rc) {
-	case QS_ENOSPACE:
-		set_state(in, QS_STORAGE_FULL, "storage full: a write failed with no space");
-		break;
-	case QS_ECORRUPT:
-		set_state(in, QS_STORAGE_FAILED, "storage corruption reported by RocksDB");
-		break;
-	default:
-		set_state(in, QS_STORAGE_FAILED, "storage I/O error: a synced write failed");
-		break;
-	}
-}
-
-static void
 on_write_done(void *arg, struct qs_write_item *w)
 {
 	struct ingest_item *it = w->owner;
@@ -407,12 +540,17 @@ on_write_done(void *arg, struct qs_write_item *w)
 		send_signed(in, it->author, w);
 		item_free(it);
 	} else {
+		/* A failed flush or compaction makes every later write fail:
+		 * name the first cause before the symptom. */
+		check_background_errors(in);
 		if (w->result != QS_ECRYPTO)
-			classify_failure(in, w->result);
+			storage_error(in, w->result, "a synced write");
 		fail_item(in, it, w->result);
 	}
 	if (in->wait_head)
 		flush_waiting(in);
+	else if (in->state == QS_STORAGE_FULL)
+		try_resume(in);
 }
 
 /* Writer thread: metrics and the journal line for a failed group. */
@@ -442,11 +580,18 @@ on_group_done(void *arg, size_t items, uint64_t bytes, double seconds, int resul
 		break;
 	}
 	qs_metric_add(in->m_persist_failures, (size_t)reason, items);
+	if (mono_us() / 1000000 < in->fail_log_s + QS_FAIL_LOG_INTERVAL_S && in->fail_log_s) {
+		in->fail_log_suppressed++;
+		return;
+	}
+	in->fail_log_s = mono_us() / 1000000;
 	qs_log_crit("persist_failed",
 	            "reason=%s batches=%zu bytes=%" PRIu64
-	            " error=\"%s\" action=\"nack the group; nothing signed\"",
+	            " error=\"%s\" not_logged_before=%" PRIu64
+	            " action=\"nack the group; nothing signed\"",
 	            fail_names[reason], items, bytes,
-	            rocksdb_err ? rocksdb_err : qs_strerror(result));
+	            rocksdb_err ? rocksdb_err : qs_strerror(result), in->fail_log_suppressed);
+	in->fail_log_suppressed = 0;
 }
 
 static int
@@ -499,26 +644,38 @@ static void
 on_read_done(void *arg, struct qs_read_item *r)
 {
 	struct serve_item *s = (struct serve_item *)r;
-	struct qs_ingest *in = s->in;
+	struct qs_ingest *in = arg;
 	char hex[2 * QS_DIGEST_BYTES + 1];
+
+	if (r->kind == QS_READ_REOPEN) {
+		on_reopened(in, r);
+		return;
+	}
 
 	if (r->result == 0) {
 		qs_metric_add(in->m_requests, REQ_SERVED, 1);
 		send_response(in, s->peer, s->request_id, r->info.digest, r);
 	} else {
 		qs_hex_encode(r->info.digest, QS_DIGEST_BYTES, hex);
-		if (r->result == QS_EBADDIGEST || r->result == QS_EDECODE) {
+		if (r->result == QS_EBADDIGEST || r->result == QS_EDECODE ||
+		    r->result == QS_ECORRUPT) {
 			/* The disk returned bytes that are not what was acked. */
 			qs_metric_add(in->m_requests, REQ_CORRUPT, 1);
 			qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
 			qs_log_crit("stored_batch_corrupt", "digest=%s error=\"%s\"", hex,
 			            qs_strerror(r->result));
-			set_state(in, QS_STORAGE_FAILED, "stored batch does not match its digest");
+			storage_error(in, QS_ECORRUPT, "a stored batch does not match its digest");
+		} else if (r->result == QS_ENOTFOUND) {
+			/* The index said durable and the disk has nothing: lost data. */
+			qs_metric_add(in->m_requests, REQ_CORRUPT, 1);
+			qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
+			qs_log_crit("stored_batch_missing", "digest=%s", hex);
+			storage_error(in, QS_ECORRUPT, "a batch acked as durable is missing");
 		} else {
-			qs_metric_add(in->m_requests,
-			              r->result == QS_ENOTFOUND ? REQ_NOT_FOUND : REQ_ERROR, 1);
-			qs_log_err("batch_read_failed", "digest=%s error=\"%s\"", hex,
-			           qs_strerror(r->result));
+			qs_metric_add(in->m_requests, REQ_ERROR, 1);
+			qs_log_crit("batch_read_failed", "digest=%s error=\"%s\"", hex,
+			            qs_strerror(r->result));
+			storage_error(in, r->result, "a read");
 		}
 		send_response(in, s->peer, s->request_id, r->info.digest, NULL);
 	}
@@ -537,7 +694,7 @@ on_batch_request(struct qs_ingest *in, int peer, const Quorumstore__V1__BatchReq
 		qs_peers_close(in->peers, peer, "malformed_request");
 		return;
 	}
-	if (!in->reader)
+	if (!in->reader || in->state == QS_STORAGE_FAILED)
 		return;
 	if (!take_token(in, peer)) {
 		qs_metric_add(in->m_requests, REQ_RATE_LIMITED, 1);
@@ -635,6 +792,12 @@ queue_bytes_fn(void *arg)
 }
 
 static double
+free_bytes_fn(void *arg)
+{
+	return (double)((struct qs_ingest *)arg)->free_bytes;
+}
+
+static double
 stored_fn(void *arg)
 {
 	return (double)qs_index_count(((struct qs_ingest *)arg)->index);
@@ -695,6 +858,9 @@ register_metrics(struct qs_ingest *in)
 	    !qs_metrics_gauge_fn(m, "qsd_submit_queue_bytes",
 	                         "Bytes queued for the writer or being written.", queue_bytes_fn,
 	                         in) ||
+	    !qs_metrics_gauge_fn(m, "qsd_disk_free_bytes",
+	                         "Bytes free for qsd on the data directory's filesystem.",
+	                         free_bytes_fn, in) ||
 	    !qs_metrics_gauge_fn(m, "qsd_batches_stored", "Durable batches in the index.",
 	                         stored_fn, in) ||
 	    !qs_metrics_gauge_fn(m, "qsd_batches_stored_bytes",
@@ -733,6 +899,7 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 	struct qs_recovery_stats stats;
 	struct recover_ctx rctx = {.in = in};
 	struct timeval tv = {0, QS_EXPIRE_INTERVAL_MS * 1000};
+	struct timeval disk_tv = {0, QS_DISK_POLL_MS * 1000};
 	uint64_t seed = 0, t0;
 	int rc;
 
@@ -806,12 +973,15 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 		}
 	}
 	in->expire_timer = event_new(opt->base, -1, EV_PERSIST, on_expire, in);
-	if (!in->expire_timer || event_add(in->expire_timer, &tv) != 0) {
+	in->disk_timer = event_new(opt->base, -1, EV_PERSIST, on_disk_poll, in);
+	if (!in->expire_timer || event_add(in->expire_timer, &tv) != 0 || !in->disk_timer ||
+	    event_add(in->disk_timer, &disk_tv) != 0) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "cannot add the expiry timer");
 		goto out;
 	}
 	set_state(in, QS_STORAGE_OK, "recovered");
+	check_space(in);
 	*out = in;
 	return 0;
 out:
@@ -852,6 +1022,8 @@ qs_ingest_free(struct qs_ingest *in)
 	qs_ingest_drain(in);
 	if (in->expire_timer)
 		event_free(in->expire_timer);
+	if (in->disk_timer)
+		event_free(in->disk_timer);
 	qs_index_free(in->index);
 	free(in->buckets);
 	free(in);

@@ -25,6 +25,8 @@ read_one(struct qs_reader *r, struct qs_read_item *it)
 	char *val;
 	int rc;
 
+	if (!st->db)
+		return QS_ESTORE; /* a failed reopen left no database open */
 	qs_store_key(it->info.expiration_us, it->info.digest, key);
 	val = rocksdb_get_cf(st->db, st->ro, st->cf[QS_CF_BATCHES], (const char *)key, sizeof(key),
 	                     &len, &rerr);
@@ -59,6 +61,16 @@ read_group(void *arg, struct qs_link *group, size_t n, uint64_t bytes)
 		it->value = NULL;
 		it->txns = NULL;
 		it->n_txns = 0;
+		it->error = NULL;
+		if (it->kind == QS_READ_REOPEN) {
+			char err[512] = "";
+
+			/* Reads queued behind this wait for it: one thread, in order. */
+			it->result = qs_store_reopen(r->opt.store, err, sizeof(err));
+			if (it->result)
+				it->error = strdup(err);
+			continue;
+		}
 		it->result = read_one(r, it);
 		if (it->result)
 			qs_read_item_release(it);
@@ -114,6 +126,8 @@ qs_read_item_release(struct qs_read_item *item)
 {
 	free(item->txns);
 	rocksdb_free(item->value);
+	free(item->error);
+	item->error = NULL;
 	item->txns = NULL;
 	item->value = NULL;
 	item->n_txns = 0;

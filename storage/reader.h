@@ -16,8 +16,15 @@
 #include "storage/doneq.h"
 #include "storage/store.h"
 
+enum qs_read_kind {
+	QS_READ_BATCH,  /* read the payload of `info` */
+	QS_READ_REOPEN, /* close and reopen the database (after a full disk);
+	                 * the writer must be idle meanwhile */
+};
+
 struct qs_read_item {
-	struct qs_link link;       /* owned by the reader while queued */
+	struct qs_link link; /* owned by the reader while queued */
+	enum qs_read_kind kind;
 	struct qs_batch_info info; /* the durable batch to read (its key is
 					 * expiration_us || digest) */
 	void *owner;               /* caller's context, untouched */
@@ -28,6 +35,7 @@ struct qs_read_item {
 	uint8_t *value;            /* the stored section; free() it */
 	ProtobufCBinaryData *txns; /* slices into value; free() it */
 	size_t n_txns;
+	char *error; /* QS_READ_REOPEN: what failed, or NULL */
 };
 
 struct qs_reader_options {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <rocksdb/c.h>
 
@@ -133,14 +134,52 @@ out:
 	return rc;
 }
 
-int
-qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *err, size_t errlen)
+/* Open the database files with the options already in st. */
+static int
+store_db_open(struct qs_store *st, char *err, size_t errlen)
 {
 	const rocksdb_options_t *cf_opts[QS_CF_COUNT + 1];
 	const char *cf_names[QS_CF_COUNT + 1];
 	rocksdb_column_family_handle_t *handles[QS_CF_COUNT + 1] = {0};
-	int fresh;
 	char *rerr = NULL;
+	int fresh = store_is_fresh(st->opts, st->dir);
+
+	/* RocksDB requires the default family to be opened too. */
+	cf_names[0] = "default";
+	cf_opts[0] = st->opts;
+	for (int c = 0; c < QS_CF_COUNT; c++) {
+		cf_names[c + 1] = qs_store_cf_names[c];
+		cf_opts[c + 1] = st->opts;
+	}
+	st->db = rocksdb_open_column_families(st->opts, st->dir, QS_CF_COUNT + 1, cf_names, cf_opts,
+	                                      handles, &rerr);
+	if (rerr)
+		return store_fail(rerr, "opening database", err, errlen);
+	rocksdb_column_family_handle_destroy(handles[0]);
+	for (int c = 0; c < QS_CF_COUNT; c++)
+		st->cf[c] = handles[c + 1];
+	return store_check_schema(st, fresh, err, errlen);
+}
+
+/* Close the database files, keeping the options. */
+static void
+store_db_close(struct qs_store *st)
+{
+	if (st->db)
+		rocksdb_cancel_all_background_work(st->db, 1);
+	for (int c = 0; c < QS_CF_COUNT; c++) {
+		if (st->cf[c])
+			rocksdb_column_family_handle_destroy(st->cf[c]);
+		st->cf[c] = NULL;
+	}
+	if (st->db)
+		rocksdb_close(st->db);
+	st->db = NULL;
+}
+
+int
+qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *err, size_t errlen)
+{
 	struct qs_store *st = NULL;
 	int rc;
 
@@ -150,11 +189,16 @@ qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *e
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	st->dir = strdup(opt->dir);
 	st->opts = rocksdb_options_create();
 	st->table = rocksdb_block_based_options_create();
 	st->cache = rocksdb_cache_create_lru(opt->block_cache_bytes);
 	st->ro = rocksdb_readoptions_create();
 	st->wo_sync = rocksdb_writeoptions_create();
+	if (!st->dir) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rocksdb_writeoptions_set_sync(st->wo_sync, 1);
 	rocksdb_block_based_options_set_block_cache(st->table, st->cache);
 	rocksdb_options_set_block_based_table_factory(st->opts, st->table);
@@ -166,25 +210,16 @@ qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *e
 	rocksdb_options_set_max_total_wal_size(st->opts, opt->max_wal_bytes);
 	rocksdb_options_set_compression(st->opts, rocksdb_no_compression);
 	rocksdb_options_set_paranoid_checks(st->opts, 1);
-
-	fresh = store_is_fresh(st->opts, opt->dir);
-	/* RocksDB requires the default family to be opened too. */
-	cf_names[0] = "default";
-	cf_opts[0] = st->opts;
-	for (int c = 0; c < QS_CF_COUNT; c++) {
-		cf_names[c + 1] = qs_store_cf_names[c];
-		cf_opts[c + 1] = st->opts;
-	}
-	st->db = rocksdb_open_column_families(st->opts, opt->dir, QS_CF_COUNT + 1, cf_names,
-	                                      cf_opts, handles, &rerr);
-	if (rerr) {
-		rc = store_fail(rerr, "opening database", err, errlen);
-		goto out;
-	}
-	rocksdb_column_family_handle_destroy(handles[0]);
-	for (int c = 0; c < QS_CF_COUNT; c++)
-		st->cf[c] = handles[c + 1];
-	rc = store_check_schema(st, fresh, err, errlen);
+	/*
+	 * A torn last WAL record is what a crash leaves of a write that never
+	 * returned (so was never acked); damage anywhere else means the disk
+	 * lost synced data, and opening must fail rather than silently drop
+	 * the acked batches after it (RocksDB's default, point-in-time
+	 * recovery, would).
+	 */
+	rocksdb_options_set_wal_recovery_mode(st->opts,
+	                                      rocksdb_tolerate_corrupted_tail_records_recovery);
+	rc = store_db_open(st, err, errlen);
 out:
 	if (rc) {
 		qs_store_close(st);
@@ -194,24 +229,54 @@ out:
 	return 0;
 }
 
+int
+qs_store_reopen(struct qs_store *st, char *err, size_t errlen)
+{
+	store_db_close(st);
+	return store_db_open(st, err, errlen);
+}
+
 void
 qs_store_close(struct qs_store *st)
 {
 	if (!st)
 		return;
-	if (st->db)
-		rocksdb_cancel_all_background_work(st->db, 1);
-	for (int c = 0; c < QS_CF_COUNT; c++)
-		if (st->cf[c])
-			rocksdb_column_family_handle_destroy(st->cf[c]);
-	if (st->db)
-		rocksdb_close(st->db);
+	store_db_close(st);
 	rocksdb_writeoptions_destroy(st->wo_sync);
 	rocksdb_readoptions_destroy(st->ro);
 	rocksdb_options_destroy(st->opts);
 	rocksdb_block_based_options_destroy(st->table);
 	rocksdb_cache_destroy(st->cache);
+	free(st->dir);
 	free(st);
+}
+
+int
+qs_store_background_errors(struct qs_store *st, uint64_t *out)
+{
+	char *v;
+
+	if (!st->db)
+		return QS_ESTORE;
+	v = rocksdb_property_value(st->db, "rocksdb.background-errors");
+	if (!v)
+		return QS_ESTORE;
+	*out = strtoull(v, NULL, 10);
+	rocksdb_free(v);
+	return 0;
+}
+
+int
+qs_store_free_bytes(const char *dir, uint64_t *out)
+{
+	struct statvfs sv;
+
+	if (statvfs(dir, &sv) != 0)
+		return -errno;
+	/* What an unprivileged writer may use: qsd should not live on root's
+	 * reserve either. */
+	*out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	return 0;
 }
 
 uint32_t

@@ -41,6 +41,23 @@ enum qs_store_cf {
 int qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *err,
                   size_t errlen);
 
+/*
+ * Close and open the database files again, keeping the options. RocksDB
+ * 7.8's C API cannot resume after an I/O error (a full disk included): its
+ * writes keep failing until the database is opened anew. The caller makes
+ * sure no other thread uses the store meanwhile. Returns 0 or an error as
+ * qs_store_open() does; after an error the store has no open database and
+ * only qs_store_close() may be called.
+ */
+int qs_store_reopen(struct qs_store *st, char *err, size_t errlen);
+
+/* RocksDB's count of background errors (failed flushes and compactions). */
+int qs_store_background_errors(struct qs_store *st, uint64_t *out);
+
+/* Bytes available to qsd on the filesystem holding `dir` (statvfs). Returns
+ * 0 or -errno. */
+int qs_store_free_bytes(const char *dir, uint64_t *out);
+
 /* Close the database; NULL is fine. Pending background work is cancelled. */
 void qs_store_close(struct qs_store *st);
 

@@ -10,6 +10,7 @@
 #include "storage/store.h"
 
 struct qs_store {
+	char *dir;
 	rocksdb_t *db;
 	rocksdb_options_t *opts;
 	rocksdb_block_based_table_options_t *table;

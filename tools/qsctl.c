@@ -3,14 +3,23 @@
  *
  *   qsctl keygen DIR     new network and signing keys in DIR
  *   qsctl pubkey FILE    hex public key of a PEM private key file
+ *   qsctl [-s SOCKET] [-t MS] status [-o text|json]
+ *                        GetStatus over the RPC socket
+ *   qsctl [-s SOCKET] [-t MS] submit (-f FILE | -n COUNT -b BYTES) [-k KEY]
+ *                        SubmitBatch over the RPC socket
  *
- * Exit status: 0 success, 1 failure, 64 (EX_USAGE) bad command line.
+ * Exit status: 0 success, 1 failure (for status and submit: the RPC failed
+ * or was answered with an error), 2 cannot connect to qsd's socket (or the
+ * Hello was refused), 64 (EX_USAGE) bad command line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +28,9 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
+#include "client/qsclient.h"
 #include "core/error.h"
 #include "core/hex.h"
 #include "daemon/keys.h"
@@ -29,6 +40,16 @@
 #endif
 
 #define QSCTL_HEX_KEY_LEN (2 * QS_KEYS_PUB_BYTES)
+
+#define QSCTL_EXIT_RPC         1 /* the call failed or was answered with an error */
+#define QSCTL_EXIT_CONNECT     2 /* cannot connect, or the Hello was refused */
+#define QSCTL_TIMEOUT_MS       10000
+#define QSCTL_SUBMIT_MAX_TXNS  100000
+/* A submitted batch, transactions and framing: what the client sends at most. */
+#define QSCTL_SUBMIT_MAX_BYTES QS_CLIENT_FRAME_MAX_BYTES
+
+static const char *qsctl_socket = QS_CLIENT_DEFAULT_SOCKET;
+static int qsctl_timeout_ms = QSCTL_TIMEOUT_MS;
 
 struct qsctl_cmd {
 	const char *name;
@@ -42,13 +63,25 @@ static const struct qsctl_cmd *qsctl_find(const char *name);
 
 static int qsctl_keygen(int argc, char **argv);
 static int qsctl_pubkey(int argc, char **argv);
+static int qsctl_status(int argc, char **argv);
+static int qsctl_submit(int argc, char **argv);
 
-/* RPC subcommands (status, submit) go here once qsd's RPC client exists. */
 static const struct qsctl_cmd qsctl_cmds[] = {
     {"keygen", "DIR",
      "create DIR/{network,signing}.key (0600) and .pub; print the public keys as YAML",
      qsctl_keygen},
     {"pubkey", "FILE", "print the hex public key of a PEM Ed25519 private key file", qsctl_pubkey},
+    {"status", "[-o text|json]",
+     "ask qsd for its status (GetStatus): one \"field: value\" per line, or one JSON object",
+     qsctl_status},
+    {"submit", "(-f FILE | -n COUNT -b BYTES) [-k KEY]",
+     "submit one batch (SubmitBatch) and print its BatchInfo and whether it is a duplicate.\n"
+     "      -f FILE  one transaction per line of FILE (\"-\": stdin); the newline is not\n"
+     "               part of it and empty lines are skipped\n"
+     "      -n COUNT -b BYTES  COUNT transactions of BYTES random bytes each\n"
+     "      -k KEY   idempotency key: the bytes of KEY (at most 64); a retry with the\n"
+     "               same key returns the same batch",
+     qsctl_submit},
 };
 
 #define QSCTL_NCMDS (sizeof(qsctl_cmds) / sizeof(qsctl_cmds[0]))
@@ -58,10 +91,15 @@ qsctl_usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: qsctl [-hV] COMMAND [ARGS]\n\n"
-	           "  -h  show this help\n"
-	           "  -V  show the version\n\n"
-	           "commands:\n");
+	fprintf(f,
+	        "usage: qsctl [-hV] [-s SOCKET] [-t MS] COMMAND [ARGS]\n\n"
+	        "  -h         show this help\n"
+	        "  -V         show the version\n"
+	        "  -s SOCKET  qsd's RPC socket (default %s)\n"
+	        "  -t MS      timeout of each RPC step in milliseconds (default %d)\n\n"
+	        "exit status: 0 ok, 1 failure or RPC error, 2 cannot connect to qsd, 64 usage\n\n"
+	        "commands:\n",
+	        QS_CLIENT_DEFAULT_SOCKET, QSCTL_TIMEOUT_MS);
 	for (i = 0; i < QSCTL_NCMDS; i++)
 		fprintf(f, "  %s %s\n      %s\n", qsctl_cmds[i].name, qsctl_cmds[i].args,
 		        qsctl_cmds[i].help);
@@ -260,6 +298,418 @@ qsctl_pubkey(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- RPC subcommands ---- */
+
+static int
+qsctl_connect(struct qs_client **out)
+{
+	char err[512] = "";
+	int rc;
+
+	rc = qs_client_connect(qsctl_socket, "qsctl", qsctl_timeout_ms, out, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "qsctl: cannot connect to qsd: %s\n", err);
+		return QSCTL_EXIT_CONNECT;
+	}
+	return 0;
+}
+
+/*
+ * Check the outcome of a call: 0 when `resp` is OK with body `body`, else
+ * print why and return QSCTL_EXIT_RPC.
+ */
+static int
+qsctl_rpc_result(const char *method, int rc, const Quorumstore__V1__Response *resp,
+                 Quorumstore__V1__Response__BodyCase body)
+{
+	if (rc != 0) {
+		fprintf(stderr, "qsctl: %s: %s\n", method, qs_strerror(rc));
+		return QSCTL_EXIT_RPC;
+	}
+	if (resp->status != QUORUMSTORE__V1__STATUS__STATUS_OK) {
+		fprintf(stderr, "qsctl: %s: %s: %s\n", method, qs_client_status_name(resp->status),
+		        resp->message != NULL ? resp->message : "");
+		return QSCTL_EXIT_RPC;
+	}
+	if (resp->body_case != body) {
+		fprintf(stderr, "qsctl: %s: unexpected response (body %d)\n", method,
+		        (int)resp->body_case);
+		return QSCTL_EXIT_RPC;
+	}
+	return 0;
+}
+
+static void
+qsctl_json_string(const char *s)
+{
+	putchar('"');
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+/*
+ * The name of enum value `v` of `field` without the prefix that repeats the
+ * field's name, in lower case: storage_state STORAGE_STATE_OK -> "ok".
+ */
+static void
+qsctl_enum_name(const ProtobufCFieldDescriptor *field, int v, char *buf, size_t len)
+{
+	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(field->descriptor, v);
+	const char *name;
+	size_t i, n = strlen(field->name);
+
+	if (ev == NULL) {
+		snprintf(buf, len, "%d", v);
+		return;
+	}
+	name = ev->name;
+	for (i = 0; i < n && name[i] != '\0'; i++)
+		if ((char)toupper((unsigned char)field->name[i]) != name[i])
+			break;
+	if (i == n && name[n] == '_')
+		name += n + 1;
+	for (i = 0; name[i] != '\0' && i + 1 < len; i++)
+		buf[i] = (char)tolower((unsigned char)name[i]);
+	buf[i] = '\0';
+}
+
+/*
+ * Print the singular scalar fields of `msg`, in field order: one
+ * "name: value" per line, or one JSON object. Other fields are skipped.
+ */
+static void
+qsctl_print_scalars(const ProtobufCMessage *msg, bool json)
+{
+	const ProtobufCMessageDescriptor *d = msg->descriptor;
+	const char *sep = "";
+	char value[128];
+
+	if (json)
+		putchar('{');
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const void *p = (const char *)msg + f->offset;
+		const char *str = NULL;
+
+		if (f->label == PROTOBUF_C_LABEL_REPEATED)
+			continue;
+		switch (f->type) {
+		case PROTOBUF_C_TYPE_STRING:
+			str = *(char *const *)p != NULL ? *(char *const *)p : "";
+			break;
+		case PROTOBUF_C_TYPE_UINT64:
+		case PROTOBUF_C_TYPE_FIXED64:
+			snprintf(value, sizeof(value), "%" PRIu64, *(const uint64_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_UINT32:
+		case PROTOBUF_C_TYPE_FIXED32:
+			snprintf(value, sizeof(value), "%" PRIu32, *(const uint32_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_INT64:
+			snprintf(value, sizeof(value), "%" PRId64, *(const int64_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_INT32:
+			snprintf(value, sizeof(value), "%" PRId32, *(const int32_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_BOOL:
+			snprintf(value, sizeof(value), "%s",
+			         *(const protobuf_c_boolean *)p ? "true" : "false");
+			break;
+		case PROTOBUF_C_TYPE_ENUM:
+			qsctl_enum_name(f, *(const int *)p, value, sizeof(value));
+			str = value;
+			break;
+		default:
+			continue;
+		}
+		if (!json) {
+			printf("%s: %s\n", f->name, str != NULL ? str : value);
+			continue;
+		}
+		printf("%s\"%s\":", sep, f->name);
+		sep = ",";
+		if (str != NULL)
+			qsctl_json_string(str);
+		else
+			fputs(value, stdout);
+	}
+	if (json)
+		puts("}");
+}
+
+static int
+qsctl_status(int argc, char **argv)
+{
+	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *client = NULL;
+	bool json = false;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "+ho:")) != -1) {
+		switch (c) {
+		case 'h':
+			qsctl_cmd_usage(stdout, cmd);
+			return 0;
+		case 'o':
+			json = strcmp(optarg, "json") == 0;
+			if (json || strcmp(optarg, "text") == 0)
+				break;
+			qsctl_cmd_usage(stderr, cmd);
+			return EX_USAGE;
+		default:
+			qsctl_cmd_usage(stderr, cmd);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		qsctl_cmd_usage(stderr, cmd);
+		return EX_USAGE;
+	}
+	rc = qsctl_connect(&client);
+	if (rc != 0)
+		return rc;
+	rc = qs_client_status(client, qsctl_timeout_ms, &resp);
+	rc = qsctl_rpc_result("GetStatus", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_STATUS);
+	if (rc == 0)
+		qsctl_print_scalars(&resp->get_status->base, json);
+	qs_client_response_free(resp);
+	qs_client_close(client);
+	return rc;
+}
+
+/* Read all of `path` ("-": stdin), at most `max` bytes, into *out. */
+static int
+qsctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0, got;
+	int rc = 0;
+
+	if (f == NULL)
+		return -errno;
+	for (;;) {
+		if (n == cap) {
+			uint8_t *nbuf;
+
+			if (cap > max) {
+				rc = QS_ELIMIT;
+				goto out;
+			}
+			cap = cap == 0 ? 64 * 1024 : 2 * cap;
+			nbuf = realloc(buf, cap + 1);
+			if (nbuf == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = nbuf;
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (got == 0) {
+			if (ferror(f))
+				rc = -EIO;
+			break;
+		}
+	}
+	if (n > max)
+		rc = QS_ELIMIT;
+out:
+	if (f != stdin)
+		fclose(f);
+	if (rc != 0) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* Split buf into one transaction per non-empty line (pointing into buf). */
+static int
+qsctl_split_lines(uint8_t *buf, size_t len, ProtobufCBinaryData **txns, size_t *n_txns)
+{
+	ProtobufCBinaryData *t = NULL;
+	size_t n = 0, cap = 0, start = 0;
+
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && buf[i] != '\n')
+			continue;
+		if (i > start) {
+			if (n == QSCTL_SUBMIT_MAX_TXNS) {
+				free(t);
+				return QS_ELIMIT;
+			}
+			if (n == cap) {
+				ProtobufCBinaryData *nt;
+
+				cap = cap == 0 ? 64 : 2 * cap;
+				nt = realloc(t, cap * sizeof(*t));
+				if (nt == NULL) {
+					free(t);
+					return -ENOMEM;
+				}
+				t = nt;
+			}
+			t[n].data = buf + start;
+			t[n].len = i - start;
+			n++;
+		}
+		start = i + 1;
+	}
+	*txns = t;
+	*n_txns = n;
+	return 0;
+}
+
+static bool
+qsctl_parse_size(const char *s, unsigned long long max, size_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v == 0 || v > max)
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+static int
+qsctl_submit(int argc, char **argv)
+{
+	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	const Quorumstore__V1__SubmitBatchResponse *sb;
+	const Quorumstore__V1__BatchInfo *info;
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *client = NULL;
+	ProtobufCBinaryData *txns = NULL;
+	const char *file = NULL, *key = NULL;
+	char digest[2 * 32 + 1] = "";
+	uint8_t *data = NULL;
+	size_t count = 0, bytes = 0, n_txns = 0, len = 0;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "+hf:n:b:k:")) != -1) {
+		switch (c) {
+		case 'h':
+			qsctl_cmd_usage(stdout, cmd);
+			return 0;
+		case 'f':
+			file = optarg;
+			break;
+		case 'n':
+			if (!qsctl_parse_size(optarg, QSCTL_SUBMIT_MAX_TXNS, &count)) {
+				fprintf(stderr, "qsctl: -n: a count from 1 to %d\n",
+				        QSCTL_SUBMIT_MAX_TXNS);
+				return EX_USAGE;
+			}
+			break;
+		case 'b':
+			if (!qsctl_parse_size(optarg, QSCTL_SUBMIT_MAX_BYTES, &bytes)) {
+				fprintf(stderr, "qsctl: -b: a size from 1 to %u\n",
+				        QSCTL_SUBMIT_MAX_BYTES);
+				return EX_USAGE;
+			}
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		default:
+			qsctl_cmd_usage(stderr, cmd);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc || (file != NULL) == (count != 0 || bytes != 0) ||
+	    (file == NULL && (count == 0 || bytes == 0))) {
+		qsctl_cmd_usage(stderr, cmd);
+		return EX_USAGE;
+	}
+	if (key != NULL && strlen(key) > QS_CLIENT_IDEMPOTENCY_KEY_MAX) {
+		fprintf(stderr, "qsctl: -k: at most %d bytes\n", QS_CLIENT_IDEMPOTENCY_KEY_MAX);
+		return EX_USAGE;
+	}
+	if (file == NULL && count > QSCTL_SUBMIT_MAX_BYTES / bytes) {
+		fprintf(stderr, "qsctl: -n %zu -b %zu: over %u bytes in all\n", count, bytes,
+		        QSCTL_SUBMIT_MAX_BYTES);
+		return EX_USAGE;
+	}
+
+	rc = EXIT_FAILURE;
+	if (file != NULL) {
+		int err = qsctl_read_file(file, QSCTL_SUBMIT_MAX_BYTES, &data, &len);
+
+		if (err == 0)
+			err = qsctl_split_lines(data, len, &txns, &n_txns);
+		if (err != 0) {
+			fprintf(stderr, "qsctl: %s: %s\n", file,
+			        err == QS_ELIMIT ? "over the size or line limit"
+			                         : qs_strerror(err));
+			goto out;
+		}
+		if (n_txns == 0) {
+			fprintf(stderr, "qsctl: %s: no transactions (every line is empty)\n", file);
+			goto out;
+		}
+	} else {
+		len = count * bytes;
+		data = malloc(len);
+		txns = calloc(count, sizeof(*txns));
+		if (data == NULL || txns == NULL || RAND_bytes(data, (int)len) != 1) {
+			fprintf(stderr, "qsctl: cannot make %zu random bytes\n", len);
+			goto out;
+		}
+		for (size_t i = 0; i < count; i++) {
+			txns[i].data = data + i * bytes;
+			txns[i].len = bytes;
+		}
+		n_txns = count;
+	}
+
+	rc = qsctl_connect(&client);
+	if (rc != 0)
+		goto out;
+	rc = qs_client_submit(client, txns, n_txns, (const uint8_t *)key,
+	                      key != NULL ? strlen(key) : 0, qsctl_timeout_ms, &resp);
+	rc =
+	    qsctl_rpc_result("SubmitBatch", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_SUBMIT_BATCH);
+	if (rc != 0)
+		goto out;
+	sb = resp->submit_batch;
+	info = sb->info;
+	if (info == NULL) {
+		fprintf(stderr, "qsctl: SubmitBatch: the response has no BatchInfo\n");
+		rc = QSCTL_EXIT_RPC;
+		goto out;
+	}
+	if (info->digest.len <= 32)
+		qs_hex_encode(info->digest.data, info->digest.len, digest);
+	printf("digest: %s\nbatch_id: %" PRIu64 "\nepoch: %" PRIu64 "\nexpiration_us: %" PRIu64
+	       "\nnum_txns: %" PRIu32 "\nnum_bytes: %" PRIu64 "\nduplicate: %s\n",
+	       digest, info->batch_id, info->epoch, info->expiration_us, info->num_txns,
+	       info->num_bytes, sb->duplicate ? "true" : "false");
+out:
+	qs_client_response_free(resp);
+	qs_client_close(client);
+	free(txns);
+	free(data);
+	return rc;
+}
+
 static const struct qsctl_cmd *
 qsctl_find(const char *name)
 {
@@ -279,7 +729,7 @@ main(int argc, char **argv)
 	int status;
 	int c;
 
-	while ((c = getopt(argc, argv, "+hV")) != -1) {
+	while ((c = getopt(argc, argv, "+hVs:t:")) != -1) {
 		switch (c) {
 		case 'h':
 			qsctl_usage(stdout);
@@ -287,6 +737,19 @@ main(int argc, char **argv)
 		case 'V':
 			printf("qsctl %s\n", QS_VERSION);
 			return EXIT_SUCCESS;
+		case 's':
+			qsctl_socket = optarg;
+			break;
+		case 't': {
+			size_t ms;
+
+			if (!qsctl_parse_size(optarg, INT32_MAX, &ms)) {
+				fprintf(stderr, "qsctl: -t: milliseconds, 1 and up\n");
+				return EX_USAGE;
+			}
+			qsctl_timeout_ms = (int)ms;
+			break;
+		}
 		default:
 			qsctl_usage(stderr);
 			return EX_USAGE;

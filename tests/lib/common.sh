@@ -26,9 +26,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A base port for a test cluster, unlikely to collide with a parallel run.
+# A base port for a test cluster (mkcluster uses base..base+N-1 for peers and
+# base+100.. for metrics) where nothing listens now, so that test runs in
+# parallel rarely collide.
 pick_base_port() {
-	echo $((20000 + (RANDOM % 400) * 50))
+	local base p busy try
+	for ((try = 0; try < 50; try++)); do
+		base=$((20000 + (RANDOM % 120) * 50)) # below the ephemeral range
+		busy=0
+		if command -v ss >/dev/null; then
+			for p in $base $((base + 1)) $((base + 2)) $((base + 3)) $((base + 100)) \
+				$((base + 101)) $((base + 102)) $((base + 103)); do
+				if [ -n "$(ss -Htln "sport = :$p")" ]; then
+					busy=1
+					break
+				fi
+			done
+		fi
+		[ "$busy" = 0 ] && break
+	done
+	echo "$base"
 }
 
 # start_qsd CONFIG LOG: start qsd in the background; sets QS_PID.
