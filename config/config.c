@@ -115,6 +115,10 @@ static const struct qs_option qs_options[] = {
 	{ .name = "max_clock_skew_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
 	  QS_C(max_clock_skew_us), .min = 0, .max = 600000, .def = "5000",
 	  .doc = "Clock skew tolerated against peers; batches outside it are refused." },
+	{ .name = "proof_timeout_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
+	  QS_C(proof_timeout_us), .min = 100, .max = 600000, .def = "10000",
+	  .doc = "How long an own batch waits for a quorum of signatures before it is\n"
+		 "given up (qsd_proofs_timed_out_total)." },
 
 	{ .name = "rpc", .type = QS_CFG_SECTION,
 	  .doc = "RPC socket of the consensus process." },

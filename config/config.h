@@ -67,6 +67,7 @@ struct qs_config {
 	enum qs_log_level log_level;
 	uint64_t max_batch_lifetime_us; /* default 60 s */
 	uint64_t max_clock_skew_us;     /* default 5 s */
+	uint64_t proof_timeout_us;      /* default 10 s */
 
 	char *rpc_socket; /* Unix socket path */
 	uid_t allowed_uids[QS_MAX_ALLOWED_UIDS];

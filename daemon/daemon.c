@@ -19,12 +19,14 @@
 
 #include "core/error.h"
 #include "core/hex.h"
+#include "daemon/author.h"
 #include "daemon/ingest.h"
 #include "daemon/keys.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "net/http.h"
 #include "net/peer.h"
+#include "net/rpc.h"
 #include "storage/store.h"
 
 /* After SIGTERM, how long the loop keeps running to flush the answers of
@@ -46,6 +48,8 @@ struct qs_daemon {
 	struct qs_store *store;
 	struct qs_ingest *ingest;
 	struct qs_peers *peers;
+	struct qs_author *author;
+	struct qs_rpc *rpc;
 	uint8_t signing_pub[QS_KEY_BYTES];
 	enum qs_storage_state storage_state;
 	char storage_reason[256];
@@ -237,8 +241,15 @@ daemon_cleanup(struct qs_daemon *d)
 	qs_ingest_drain(d->ingest);
 	if (d->ingest)
 		qs_ingest_set_peers(d->ingest, NULL);
+	if (d->author)
+		qs_author_set_peers(d->author, NULL);
+	qs_rpc_free(d->rpc);
 	qs_peers_free(d->peers);
+	qs_author_free(d->author);
 	qs_ingest_free(d->ingest);
+	/* Let libevent finish closing what was freed before the base goes. */
+	if (d->base)
+		event_base_loop(d->base, EVLOOP_NONBLOCK);
 	if (d->sig_term)
 		event_free(d->sig_term);
 	if (d->sig_int)
@@ -341,6 +352,29 @@ qs_daemon_run(const struct qs_config *cfg)
 			set_storage_state(&d, QS_STORAGE_FAILED, "recovery failed");
 			goto out;
 		}
+		struct qs_author_options ao = {
+		    .cfg = cfg,
+		    .self = d.self,
+		    .base = d.base,
+		    .store = d.store,
+		    .ingest = d.ingest,
+		    .signing_pub = d.signing_pub,
+		    .metrics = d.metrics,
+		};
+		struct qs_rpc_ops ro = {.request = qs_author_on_rpc};
+		struct qs_rpc_info ri = {
+		    .server_version = QS_VERSION,
+		    .epoch = cfg->epoch,
+		    .chain_id = cfg->chain_id,
+		};
+
+		rc = qs_author_start(&ao, &d.author, err, sizeof(err));
+		if (rc) {
+			qs_log_crit("author_start_failed", "error=\"%s\"", err);
+			goto out;
+		}
+		qs_ingest_set_proof_handler(d.ingest, qs_author_on_peer, qs_author_on_state,
+		                            d.author);
 		rc = qs_peers_start(d.base, cfg, d.self, d.network_key, d.signing_pub, &ph,
 		                    d.ingest, d.metrics, &d.peers, err, sizeof(err));
 		if (rc) {
@@ -349,7 +383,17 @@ qs_daemon_run(const struct qs_config *cfg)
 			goto out;
 		}
 		qs_ingest_set_peers(d.ingest, d.peers);
+		qs_author_set_peers(d.author, d.peers);
 		qs_log_info("peers_listening", "listen=%s", cfg->listen);
+		memcpy(ri.author, d.signing_pub, sizeof(ri.author));
+		rc = qs_rpc_start(d.base, cfg, &ro, d.author, &ri, d.metrics, &d.rpc, err,
+		                  sizeof(err));
+		if (rc) {
+			qs_log_err("rpc_listen_failed", "socket=\"%s\" error=\"%s\"",
+			           cfg->rpc_socket, err);
+			goto out;
+		}
+		qs_log_info("rpc_listening", "socket=\"%s\"", cfg->rpc_socket);
 	}
 
 	rc = qs_http_start(d.base, cfg->metrics_listen, d.metrics, health, &d, &d.http, err,

@@ -118,6 +118,11 @@ struct qs_ingest {
 	/* Writer thread only: rate limit of the persist_failed line. */
 	uint64_t fail_log_s;
 	uint64_t fail_log_suppressed;
+	uint64_t max_own_batch_id; /* recovered: the highest batch id of our own */
+	int have_own_batch;
+	void (*proof_handler)(void *arg, int peer, Quorumstore__V1__PeerMessage *msg);
+	void (*state_handler)(void *arg, int peer, int connected);
+	void *proof_arg;
 	enum qs_storage_state state;
 	int reading_paused;
 	int draining;                  /* qs_ingest_drain() began: reading stays off */
@@ -733,14 +738,20 @@ qs_ingest_on_message(void *arg, int peer, Quorumstore__V1__PeerMessage *msg)
 		on_batch_request(in, peer, msg->batch_request);
 		break;
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_SIGNED_BATCH_INFO_MSG:
-		/* This node authors no batches yet, so it expects no signatures. */
-		qs_metric_add(in->m_ignored, IGN_SIGNED_INFO, 1);
-		break;
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK:
-		qs_metric_add(in->m_ignored, IGN_NACK, 1);
-		break;
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_PROOF_MSG:
-		qs_metric_add(in->m_ignored, IGN_PROOF, 1);
+		/* The proof stage's: answers to our own batches, and proofs. */
+		if (in->proof_handler) {
+			in->proof_handler(in->proof_arg, peer, msg);
+			return; /* ownership passed */
+		}
+		qs_metric_add(in->m_ignored,
+		              msg->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_PROOF_MSG
+		                  ? IGN_PROOF
+		              : msg->msg_case == QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK
+		                  ? IGN_NACK
+		                  : IGN_SIGNED_INFO,
+		              1);
 		break;
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_RESPONSE:
 		qs_metric_add(in->m_ignored, IGN_RESPONSE, 1);
@@ -756,9 +767,10 @@ qs_ingest_on_message(void *arg, int peer, Quorumstore__V1__PeerMessage *msg)
 void
 qs_ingest_on_state(void *arg, int peer, int connected)
 {
-	(void)arg;
-	(void)peer;
-	(void)connected;
+	struct qs_ingest *in = arg;
+
+	if (in->state_handler)
+		in->state_handler(in->proof_arg, peer, connected);
 }
 
 void
@@ -884,6 +896,11 @@ recover_keep(void *arg, const struct qs_batch_info *info)
 
 	if (author < 0 || info->epoch != in->cfg->epoch)
 		return 1;
+	if (author == in->opt.self &&
+	    (!in->have_own_batch || info->batch_id > in->max_own_batch_id)) {
+		in->max_own_batch_id = info->batch_id;
+		in->have_own_batch = 1;
+	}
 	if (qs_index_add_durable(in->index, author, info) == -ENOMEM)
 		return 1;
 	rc->kept_bytes += info->num_bytes;
@@ -1027,4 +1044,60 @@ qs_ingest_free(struct qs_ingest *in)
 	qs_index_free(in->index);
 	free(in->buckets);
 	free(in);
+}
+
+void
+qs_ingest_set_proof_handler(struct qs_ingest *in,
+                            void (*fn)(void *arg, int peer, Quorumstore__V1__PeerMessage *msg),
+                            void (*state)(void *arg, int peer, int connected), void *arg)
+{
+	in->proof_handler = fn;
+	in->state_handler = state;
+	in->proof_arg = arg;
+}
+
+int
+qs_ingest_refusal(const struct qs_ingest *in)
+{
+	return storage_refusal(in);
+}
+
+enum qs_storage_state
+qs_ingest_state(const struct qs_ingest *in)
+{
+	return in->state;
+}
+
+void
+qs_ingest_storage_failed(struct qs_ingest *in, int rc, const char *what)
+{
+	check_background_errors(in);
+	storage_error(in, rc, what);
+}
+
+struct qs_index *
+qs_ingest_index(struct qs_ingest *in)
+{
+	return in->index;
+}
+
+struct qs_writer *
+qs_ingest_writer(struct qs_ingest *in)
+{
+	return in->writer;
+}
+
+int
+qs_ingest_max_own_batch_id(const struct qs_ingest *in, uint64_t *id)
+{
+	if (!in->have_own_batch)
+		return QS_ENOTFOUND;
+	*id = in->max_own_batch_id;
+	return 0;
+}
+
+uint64_t
+qs_ingest_free_bytes(const struct qs_ingest *in)
+{
+	return in->free_bytes;
 }

@@ -78,4 +78,36 @@ void qs_ingest_free(struct qs_ingest *in);
 
 extern const char *const qs_storage_state_names[QS_STORAGE_STATE_COUNT];
 
+/* For the proof stage (daemon/author.c), which shares the pipeline's index,
+ * writer and storage state. */
+struct qs_index;
+struct qs_writer;
+
+/* SignedBatchInfoMsg, BatchNack and ProofMsg from peers go to fn (which owns
+ * the message) instead of being ignored; peer connection changes to state. */
+void qs_ingest_set_proof_handler(struct qs_ingest *in,
+                                 void (*fn)(void *arg, int peer, Quorumstore__V1__PeerMessage *msg),
+                                 void (*state)(void *arg, int peer, int connected), void *arg);
+
+/* The NackReason every new write is refused with now (storage full or
+ * failed, draining), or 0. */
+int qs_ingest_refusal(const struct qs_ingest *in);
+
+enum qs_storage_state qs_ingest_state(const struct qs_ingest *in);
+
+/* A write of the proof stage failed with rc: the same policy as for batches
+ * (full, or fail-stop). */
+void qs_ingest_storage_failed(struct qs_ingest *in, int rc, const char *what);
+
+/* The index and the writer (NULL once drained). */
+struct qs_index *qs_ingest_index(struct qs_ingest *in);
+struct qs_writer *qs_ingest_writer(struct qs_ingest *in);
+
+/* The highest batch id of this node's own found by recovery, or
+ * QS_ENOTFOUND. */
+int qs_ingest_max_own_batch_id(const struct qs_ingest *in, uint64_t *id);
+
+/* Free bytes on the data directory's filesystem, as last measured. */
+uint64_t qs_ingest_free_bytes(const struct qs_ingest *in);
+
 #endif

@@ -365,3 +365,57 @@ out:
 	rocksdb_writebatch_destroy(wb);
 	return rc;
 }
+
+int
+qs_store_meta_get(struct qs_store *st, const char *key, void *val, size_t cap)
+{
+	char *rerr = NULL;
+	size_t len = 0;
+	char *v = rocksdb_get_cf(st->db, st->ro, st->cf[QS_CF_META], key, strlen(key), &len, &rerr);
+	int rc;
+
+	if (rerr) {
+		rc = qs_store_error_code(rerr);
+		rocksdb_free(rerr);
+		return rc;
+	}
+	if (!v)
+		return QS_ENOTFOUND;
+	if (len > cap || len > INT32_MAX) {
+		rc = QS_ELIMIT;
+	} else {
+		memcpy(val, v, len);
+		rc = (int)len;
+	}
+	rocksdb_free(v);
+	return rc;
+}
+
+int
+qs_store_meta_scan(struct qs_store *st, const char *prefix,
+                   void (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                              size_t vlen),
+                   void *arg)
+{
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[QS_CF_META]);
+	size_t plen = strlen(prefix);
+	char *rerr = NULL;
+	int rc = 0;
+
+	for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t klen, vlen;
+		const char *k = rocksdb_iter_key(it, &klen);
+		const char *v = rocksdb_iter_value(it, &vlen);
+
+		if (klen < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		fn(arg, (const uint8_t *)k, klen, (const uint8_t *)v, vlen);
+	}
+	rocksdb_iter_get_error(it, &rerr);
+	if (rerr) {
+		rc = qs_store_error_code(rerr);
+		rocksdb_free(rerr);
+	}
+	rocksdb_iter_destroy(it);
+	return rc;
+}

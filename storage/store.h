@@ -51,6 +51,22 @@ int qs_store_open(const struct qs_store_options *opt, struct qs_store **out, cha
  */
 int qs_store_reopen(struct qs_store *st, char *err, size_t errlen);
 
+/*
+ * Read the meta record `key` into val (at most cap bytes). Returns its
+ * length, QS_ENOTFOUND, QS_ELIMIT (longer than cap) or a storage error.
+ * Start-up only: the loop does not read the database otherwise.
+ */
+int qs_store_meta_get(struct qs_store *st, const char *key, void *val, size_t cap);
+
+/*
+ * Call fn(arg, key, klen, val, vlen) for each meta record whose key starts
+ * with `prefix`, in key order. Start-up only. Returns 0 or a storage error.
+ */
+int qs_store_meta_scan(struct qs_store *st, const char *prefix,
+                       void (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                                  size_t vlen),
+                       void *arg);
+
 /* RocksDB's count of background errors (failed flushes and compactions). */
 int qs_store_background_errors(struct qs_store *st, uint64_t *out);
 

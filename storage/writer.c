@@ -30,6 +30,8 @@ qs_write_item_bytes(const struct qs_write_item *item)
 
 	if (item->kind == QS_WRITE_BATCH)
 		n += item->info.num_bytes + 4 + 4 * (uint64_t)item->n_txns;
+	for (size_t i = 0; i < item->n_extra; i++)
+		n += item->extra[i].key_len + item->extra[i].val_len;
 	return n;
 }
 
@@ -58,6 +60,12 @@ add_item(struct qs_writer *w, rocksdb_writebatch_t *wb, struct qs_write_item *it
 	const char *keys[1] = {(const char *)key};
 	size_t key_sizes[1] = {QS_STORE_KEY_BYTES};
 
+	for (size_t i = 0; i < it->n_extra && i < QS_WRITE_MAX_EXTRAS; i++)
+		rocksdb_writebatch_put_cf(wb, st->cf[it->extra[i].cf], it->extra[i].key,
+		                          it->extra[i].key_len, it->extra[i].val,
+		                          it->extra[i].val_len);
+	if (it->kind == QS_WRITE_PUT)
+		return 0;
 	qs_store_key(it->info.expiration_us, it->info.digest, key);
 	qs_codec_info_signing_bytes(w->opt.chain_id, &it->info, info_buf);
 	if (it->kind == QS_WRITE_BATCH) {
@@ -112,7 +120,7 @@ write_group(void *arg, struct qs_link *group, size_t n_items, uint64_t bytes)
 		if (it->kind == QS_WRITE_SIGN)
 			continue;
 		need_writes++;
-		lens = malloc(4 + 4 * it->n_txns);
+		lens = malloc(4 + 4 * (it->kind == QS_WRITE_BATCH ? it->n_txns : 0));
 		if (!lens) {
 			rc = -ENOMEM;
 			break;
@@ -132,8 +140,9 @@ write_group(void *arg, struct qs_link *group, size_t n_items, uint64_t bytes)
 		struct qs_write_item *it = (struct qs_write_item *)l;
 
 		it->result = rc;
-		if (rc == 0 && qs_codec_info_sign(w->opt.signing_key, w->opt.chain_id, &it->info,
-		                                  it->sig) != 0)
+		if (rc == 0 && it->kind != QS_WRITE_PUT &&
+		    qs_codec_info_sign(w->opt.signing_key, w->opt.chain_id, &it->info, it->sig) !=
+		        0)
 			it->result = QS_ECRYPTO;
 	}
 	if (w->opt.observer.group_done)
@@ -146,8 +155,12 @@ static void
 complete(void *arg, struct qs_link *item)
 {
 	struct qs_writer *w = arg;
+	struct qs_write_item *it = (struct qs_write_item *)item;
 
-	w->opt.complete(w->opt.arg, (struct qs_write_item *)item);
+	if (it->complete)
+		it->complete(it);
+	else
+		w->opt.complete(w->opt.arg, it);
 }
 
 int

@@ -24,11 +24,26 @@
 #include "storage/store.h"
 
 enum qs_write_kind {
-	QS_WRITE_BATCH, /* store payload and info, then sign */
+	QS_WRITE_BATCH, /* store payload and info (and the extras), then sign */
 	QS_WRITE_SIGN,  /* durable already (an earlier write of the same
-				 * digest with an equal or later expiration
-				 * completed): sign only */
+	                 * digest with an equal or later expiration
+	                 * completed): sign only */
+	QS_WRITE_PUT,   /* store the extras only (a proof, a meta record); no
+	                 * signature */
 };
+
+/* A record written in the same WriteBatch as the item (so atomically with
+ * it): e.g. the next own batch id with an own batch. Buffers are borrowed
+ * until completion. */
+struct qs_write_extra {
+	enum qs_store_cf cf;
+	const void *key;
+	size_t key_len;
+	const void *val;
+	size_t val_len;
+};
+
+#define QS_WRITE_MAX_EXTRAS 3
 
 struct qs_write_item {
 	struct qs_link link; /* owned by the writer while queued */
@@ -36,7 +51,11 @@ struct qs_write_item {
 	struct qs_batch_info info;       /* what is stored and signed */
 	const ProtobufCBinaryData *txns; /* payload, borrowed; valid until completion */
 	size_t n_txns;
+	struct qs_write_extra extra[QS_WRITE_MAX_EXTRAS];
+	size_t n_extra;
 	void *owner; /* caller's context, untouched */
+	/* If set, called instead of the writer's `complete` option. */
+	void (*complete)(struct qs_write_item *item);
 	/* Set by the writer before completion. */
 	int result; /* 0: durable and signed; else a QS_E* code */
 	uint8_t sig[QS_SIG_BYTES];

@@ -1531,25 +1531,38 @@ START_TEST(unsolicited_answers_and_proofs_are_ignored_and_counted)
 	struct conn a, w;
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__SignedBatchInfoMsg sm = QUORUMSTORE__V1__SIGNED_BATCH_INFO_MSG__INIT;
+	Quorumstore__V1__SignedBatchInfo sbi = QUORUMSTORE__V1__SIGNED_BATCH_INFO__INIT;
+	Quorumstore__V1__SignedBatchInfo *sbis[1] = {&sbi};
 	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
 	Quorumstore__V1__ProofMsg proof = QUORUMSTORE__V1__PROOF_MSG__INIT;
+	Quorumstore__V1__ProofOfStore pos = QUORUMSTORE__V1__PROOF_OF_STORE__INIT;
+	Quorumstore__V1__ProofOfStore *poses[1] = {&pos};
 	Quorumstore__V1__BatchResponse resp = QUORUMSTORE__V1__BATCH_RESPONSE__INIT;
+	struct tbatch b;
 	struct watch ws[] = {
-	    {.series = IGNORED("signed_batch_info"), .delta = 1},
-	    {.series = IGNORED("batch_nack"), .delta = 1},
-	    {.series = IGNORED("proof"), .delta = 1},
+	    /* A signature for a batch this node is not waiting on. */
+	    {.series = "qsd_signatures_received_total{result=\"not_pending\"}", .delta = 1},
+	    {.series = "qsd_own_batches_nacked_total", .delta = 1},
+	    /* A proof without a BatchInfo. */
+	    {.series = "qsd_proofs_received_total{result=\"malformed\"}", .delta = 1},
 	    {.series = IGNORED("batch_response"), .delta = 1},
 	};
 
 	conn_peer(&w, 2);
 	conn_peer(&a, 1);
 	watch_start(ws, N_WATCH(ws));
+	tb_make(&b, 1, 1, 8);
+	sbi.info = &b.ipb;
+	sm.n_infos = 1;
+	sm.infos = sbis;
 	pm.msg_case = PM_CASE(SIGNED_BATCH_INFO_MSG);
 	pm.signed_batch_info_msg = &sm;
 	send_pm(&a, &pm);
 	pm.msg_case = PM_CASE(BATCH_NACK);
 	pm.batch_nack = &nack;
 	send_pm(&a, &pm);
+	proof.n_proofs = 1;
+	proof.proofs = poses;
 	pm.msg_case = PM_CASE(PROOF_MSG);
 	pm.proof_msg = &proof;
 	send_pm(&a, &pm);
@@ -1559,6 +1572,7 @@ START_TEST(unsolicited_answers_and_proofs_are_ignored_and_counted)
 	/* The connection stays usable, and nothing answered those. */
 	ack_round(&a, 1);
 	watch_check(ws, N_WATCH(ws));
+	tb_free(&b);
 	conn_close(&a);
 	witness_ok(&w, 2);
 }

@@ -1,14 +1,18 @@
 /*
- * qsbench: load generator and verifier for qsd, over the real peer protocol.
+ * qsbench: load generator and verifier for qsd, over the real peer protocol
+ * and the RPC socket.
  *
  *   qsbench run -d DIR [options]            drive a node as one or more validators
+ *   qsbench submit -d DIR [options]         drive a node as its consensus process
  *   qsbench verify -d DIR -f RECORD [opts]  fetch recorded batches back and check them
  *
  * DIR is a cluster written by tools/mkcluster: DIR/vI/qsd.yaml and
  * DIR/vI/keys/. Each simulated validator is one TLS connection made with that
  * validator's own network key, so the target sees exactly what a real peer
- * would send. Payloads are derived from (seed, author, batch_id, txn index),
- * so `verify` regenerates them from a one-line record instead of storing them.
+ * would send. Payloads are derived from (seed, author, payload_id, txn index),
+ * where payload_id is the batch_id for run and a per-run counter for submit
+ * (qsd assigns the batch_id), so `verify` regenerates them from a one-line
+ * record instead of storing them.
  *
  * See docs/qsbench.md. Exit status: 0 success; 1 a bad signature, protocol
  * error, failed connection or failed verification; 2 usage or config error.
@@ -36,6 +40,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "client/qsclient.h"
 #include "config/config.h"
 #include "core/addr.h"
 #include "core/codec.h"
@@ -74,7 +79,8 @@
 #define QSB_MAX_REPORTS           10                  /* detailed messages per kind */
 #define QSB_NACK_SLOTS            32 /* reasons 0..31, the rest counted as "other" */
 #define QSB_RECORD_LINE_MAX       512
-#define QSB_RECORD_FIELDS         9
+#define QSB_RECORD_FIELDS         9  /* written by run */
+#define QSB_RECORD_FIELDS_MAX     10 /* written by submit: payload_id too */
 /* Packed size of one Batch besides its transactions, and per transaction. */
 #define QSB_BATCH_OVERHEAD        256
 #define QSB_TXN_OVERHEAD          6
@@ -105,15 +111,19 @@ qsb_txn_len(uint64_t bytes, uint32_t n, uint32_t i)
 	return (size_t)(bytes / n + (i < bytes % n ? 1 : 0));
 }
 
-/* The bytes of transaction `txn`: a splitmix64 stream, little-endian words. */
+/*
+ * The bytes of transaction `txn`: a splitmix64 stream, little-endian words.
+ * `payload_id` is the batch_id for run; for submit, whose batch_id qsd
+ * assigns, a per-run counter recorded beside it.
+ */
 static void
-qsb_txn_fill(uint64_t seed, uint32_t author, uint64_t batch_id, uint32_t txn, uint8_t *p,
+qsb_txn_fill(uint64_t seed, uint32_t author, uint64_t payload_id, uint32_t txn, uint8_t *p,
              size_t len)
 {
 	uint64_t x = qsb_mix64(seed + QSB_GOLDEN);
 
 	x = qsb_mix64(x ^ author);
-	x = qsb_mix64(x ^ batch_id);
+	x = qsb_mix64(x ^ payload_id);
 	x = qsb_mix64(x ^ txn);
 	for (; len >= 8; p += 8, len -= 8) {
 		uint64_t le;
@@ -235,6 +245,104 @@ qsb_nack_name(unsigned reason, char *buf, size_t len)
 	for (i = 0; name[i] && i + 1 < len; i++)
 		buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
 	buf[i] = '\0';
+}
+
+/* ---------------------------------------------------------------------------
+ * Latency samples in microseconds: every sample (reservoir-sampled beyond
+ * QSB_MAX_LAT_SAMPLES) and, apart, the current second's (QSB_TICK_LAT).
+ */
+
+#define QSB_TICK_LAT 8192 /* latency samples kept per second */
+
+struct qsb_lat {
+	uint32_t *all;
+	size_t n_all, cap_all;
+	uint64_t seen;
+	uint32_t tick[QSB_TICK_LAT]; /* this second's latencies (reservoir) */
+	size_t n_tick;
+	uint64_t tick_seen;
+	uint64_t rng;
+};
+
+static void
+qsb_lat_add(struct qsb_lat *l, uint64_t us)
+{
+	uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+
+	l->seen++;
+	l->tick_seen++;
+	if (l->n_tick < QSB_TICK_LAT) {
+		l->tick[l->n_tick++] = v;
+	} else {
+		uint64_t j;
+
+		l->rng += QSB_GOLDEN;
+		j = qsb_mix64(l->rng) % l->tick_seen;
+		if (j < QSB_TICK_LAT)
+			l->tick[j] = v;
+	}
+	if (l->n_all == l->cap_all && l->cap_all < QSB_MAX_LAT_SAMPLES) {
+		size_t cap =
+		    l->cap_all ? QSB_MIN(2 * l->cap_all, (size_t)QSB_MAX_LAT_SAMPLES) : 4096;
+		uint32_t *all = realloc(l->all, cap * sizeof(*all));
+
+		if (all) {
+			l->all = all;
+			l->cap_all = cap;
+		}
+	}
+	if (l->n_all < l->cap_all) {
+		l->all[l->n_all++] = v;
+	} else if (l->n_all) {
+		/* Reservoir sampling once the array is at its bound. */
+		uint64_t j;
+
+		l->rng += QSB_GOLDEN;
+		j = qsb_mix64(l->rng) % l->seen;
+		if (j < l->n_all)
+			l->all[j] = v;
+	}
+}
+
+static int
+qsb_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of the sorted samples; 0 without samples. */
+static uint32_t
+qsb_pct(const uint32_t *v, size_t n, double q)
+{
+	size_t k;
+
+	if (!n)
+		return 0;
+	k = (size_t)(q * (double)n + 0.999999);
+	if (k < 1)
+		k = 1;
+	return v[QSB_MIN(k, n) - 1];
+}
+
+/* This second's median and 99th percentile, in ms; then start the next second. */
+static void
+qsb_lat_tick(struct qsb_lat *l, double *p50_ms, double *p99_ms)
+{
+	qsort(l->tick, l->n_tick, sizeof(l->tick[0]), qsb_u32_cmp);
+	*p50_ms = qsb_pct(l->tick, l->n_tick, 0.50) / 1000.0;
+	*p99_ms = qsb_pct(l->tick, l->n_tick, 0.99) / 1000.0;
+	l->n_tick = 0;
+	l->tick_seen = 0;
+}
+
+/* Sort every sample, for qsb_pct() over l->all. */
+static void
+qsb_lat_sort(struct qsb_lat *l)
+{
+	if (l->all)
+		qsort(l->all, l->n_all, sizeof(*l->all), qsb_u32_cmp);
 }
 
 /* ---------------------------------------------------------------------------
@@ -850,8 +958,6 @@ enum qsb_phase {
 	QSB_DONE,
 };
 
-#define QSB_TICK_LAT 8192 /* latency samples kept per second */
-
 struct qsb_run {
 	struct qsb_env env;
 	struct qsb_run_opts o;
@@ -881,13 +987,7 @@ struct qsb_run {
 	uint64_t ignored;
 	uint64_t tick_n, tick_us, tick_acks, tick_bytes;
 
-	uint32_t *lat; /* ack latencies, us */
-	size_t n_lat, cap_lat;
-	uint64_t lat_seen;
-	uint32_t tick_lat[QSB_TICK_LAT]; /* this second's latencies (reservoir) */
-	size_t n_tick_lat;
-	uint64_t tick_lat_seen;
-	uint64_t rng;
+	struct qsb_lat lat; /* ack latencies */
 
 	FILE *rec;
 	char *rec_buf;
@@ -945,68 +1045,6 @@ qsb_run_check_done(struct qsb_run *r)
 		qsb_run_stop(r);
 	else if (r->phase == QSB_RUNNING && r->o.count && all_sent)
 		qsb_run_drain(r); /* bound the wait for the last answers */
-}
-
-static void
-qsb_lat_add(struct qsb_run *r, uint64_t us)
-{
-	uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-
-	r->lat_seen++;
-	r->tick_lat_seen++;
-	if (r->n_tick_lat < QSB_TICK_LAT) {
-		r->tick_lat[r->n_tick_lat++] = v;
-	} else {
-		uint64_t j;
-
-		r->rng += QSB_GOLDEN;
-		j = qsb_mix64(r->rng) % r->tick_lat_seen;
-		if (j < QSB_TICK_LAT)
-			r->tick_lat[j] = v;
-	}
-	if (r->n_lat == r->cap_lat && r->cap_lat < QSB_MAX_LAT_SAMPLES) {
-		size_t cap =
-		    r->cap_lat ? QSB_MIN(2 * r->cap_lat, (size_t)QSB_MAX_LAT_SAMPLES) : 4096;
-		uint32_t *lat = realloc(r->lat, cap * sizeof(*lat));
-
-		if (lat) {
-			r->lat = lat;
-			r->cap_lat = cap;
-		}
-	}
-	if (r->n_lat < r->cap_lat) {
-		r->lat[r->n_lat++] = v;
-	} else if (r->n_lat) {
-		/* Reservoir sampling once the array is at its bound. */
-		uint64_t j;
-
-		r->rng += QSB_GOLDEN;
-		j = qsb_mix64(r->rng) % r->lat_seen;
-		if (j < r->n_lat)
-			r->lat[j] = v;
-	}
-}
-
-static int
-qsb_u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of the sorted samples; 0 without samples. */
-static uint32_t
-qsb_pct(const uint32_t *v, size_t n, double q)
-{
-	size_t k;
-
-	if (!n)
-		return 0;
-	k = (size_t)(q * (double)n + 0.999999);
-	if (k < 1)
-		k = 1;
-	return v[QSB_MIN(k, n) - 1];
 }
 
 /*
@@ -1270,7 +1308,7 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 	}
 	r->acked++;
 	r->acked_bytes += s->info.num_bytes;
-	qsb_lat_add(r, qsb_mono_us() - s->sent_us);
+	qsb_lat_add(&r->lat, qsb_mono_us() - s->sent_us);
 	qsb_run_release(p, s);
 	return 0;
 }
@@ -1377,20 +1415,18 @@ qsb_run_tick_cb(evutil_socket_t fd, short what, void *arg)
 	double dt = (double)(now - r->tick_us) / 1e6;
 	uint64_t acks = r->acked - r->tick_acks;
 	uint64_t bytes = r->acked_bytes - r->tick_bytes;
+	double p50_ms, p99_ms;
 
 	r->tick_n++;
 	if (dt <= 0)
 		dt = 1e-6;
-	qsort(r->tick_lat, r->n_tick_lat, sizeof(r->tick_lat[0]), qsb_u32_cmp);
+	qsb_lat_tick(&r->lat, &p50_ms, &p99_ms);
 	if (!r->o.quiet)
 		fprintf(stderr,
 		        "t=%" PRIu64 "s acks=%" PRIu64 " acks/s=%.0f MB/s=%.1f nacks=%" PRIu64
 		        " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
 		        r->tick_n, r->acked, (double)acks / dt, (double)bytes / dt / 1e6, r->nacked,
-		        qsb_run_inflight(r), qsb_pct(r->tick_lat, r->n_tick_lat, 0.50) / 1000.0,
-		        qsb_pct(r->tick_lat, r->n_tick_lat, 0.99) / 1000.0);
-	r->n_tick_lat = 0;
-	r->tick_lat_seen = 0;
+		        qsb_run_inflight(r), p50_ms, p99_ms);
 	r->tick_us = now;
 	r->tick_acks = r->acked;
 	r->tick_bytes = r->acked_bytes;
@@ -1726,13 +1762,13 @@ qsb_run_alloc(struct qsb_run *r)
 }
 
 static void
-qsb_run_summary(struct qsb_run *r, double secs, const uint32_t *lat, size_t n_lat)
+qsb_run_summary(struct qsb_run *r, double secs)
 {
 	double acks_s = secs > 0 ? (double)r->acked / secs : 0;
 	double mb_s = secs > 0 ? (double)r->acked_bytes / secs / 1e6 : 0;
-	uint32_t p50 = qsb_pct(lat, n_lat, 0.50);
-	uint32_t p99 = qsb_pct(lat, n_lat, 0.99);
-	uint32_t p999 = qsb_pct(lat, n_lat, 0.999);
+	uint32_t p50 = qsb_pct(r->lat.all, r->lat.n_all, 0.50);
+	uint32_t p99 = qsb_pct(r->lat.all, r->lat.n_all, 0.99);
+	uint32_t p999 = qsb_pct(r->lat.all, r->lat.n_all, 0.999);
 	char name[64];
 	bool first = true;
 	unsigned i;
@@ -1756,7 +1792,7 @@ qsb_run_summary(struct qsb_run *r, double secs, const uint32_t *lat, size_t n_la
 		       ",\"mb_per_s\":%.2f,\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
 		       ",\"p999\":%" PRIu32 ",\"samples\":%" PRIu64 "}}\n",
 		       r->bad_signatures, r->env.protocol_errors, r->lost_inflight, r->disconnects,
-		       r->connect_failures, secs, acks_s, mb_s, p50, p99, p999, r->lat_seen);
+		       r->connect_failures, secs, acks_s, mb_s, p50, p99, p999, r->lat.seen);
 		return;
 	}
 	printf("sent=%" PRIu64 " acked=%" PRIu64 " nacked=%" PRIu64 " bad_signatures=%" PRIu64
@@ -1842,7 +1878,7 @@ qsb_run_main(int argc, char **argv)
 	r->start_us = qsb_mono_us();
 	r->tick_us = r->start_us;
 	r->last_pace_us = r->start_us;
-	r->rng = r->o.seed;
+	r->lat.rng = r->o.seed;
 	tv = qsb_tv(1000000);
 	evtimer_add(r->tick_ev, &tv);
 	if (r->pace_ev) {
@@ -1889,9 +1925,8 @@ qsb_run_main(int argc, char **argv)
 	}
 
 	secs = (double)(r->end_us - r->start_us) / 1e6;
-	if (r->lat)
-		qsort(r->lat, r->n_lat, sizeof(*r->lat), qsb_u32_cmp);
-	qsb_run_summary(r, secs, r->lat, r->n_lat);
+	qsb_lat_sort(&r->lat);
+	qsb_run_summary(r, secs);
 
 	status = 0;
 	for (i = 0; i < r->n_peers; i++) {
@@ -1924,7 +1959,7 @@ out:
 	free(r->infos);
 	free(r->batches);
 	free(r->batch_ptrs);
-	free(r->lat);
+	free(r->lat.all);
 	free(r);
 	return status;
 }
@@ -1952,6 +1987,7 @@ struct qsb_record {
 	uint64_t seed;
 	uint32_t txns_per_batch;
 	uint64_t batch_bytes;
+	uint64_t payload_id; /* the generator's batch_id: the 10th field, else batch_id */
 };
 
 struct qsb_vslot {
@@ -2007,21 +2043,21 @@ static int
 qsb_record_parse(struct qsb_verify *v, char *line, struct qsb_record *rec)
 {
 	const struct qs_config *cfg = v->env.cfg;
-	char *field[QSB_RECORD_FIELDS + 1];
+	char *field[QSB_RECORD_FIELDS_MAX];
 	char *save = NULL, *tok;
 	uint64_t a, nt, tpb;
 	size_t n = 0;
 	const char *why = NULL;
 
 	for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		if (n == QSB_RECORD_FIELDS) {
-			why = "more than 9 fields";
+		if (n == QSB_RECORD_FIELDS_MAX) {
+			why = "more than 10 fields";
 			goto out;
 		}
 		field[n++] = tok;
 	}
 	rec->line = v->line;
-	if (n != QSB_RECORD_FIELDS)
+	if (n < QSB_RECORD_FIELDS)
 		why = "fewer than 9 fields";
 	else if (qs_hex_decode(field[0], rec->digest, QS_DIGEST_BYTES))
 		why = "digest is not 64 hex digits";
@@ -2039,8 +2075,13 @@ qsb_record_parse(struct qsb_verify *v, char *line, struct qsb_record *rec)
 		why = "num_bytes and batch_bytes differ or are out of range";
 	else if (qsb_parse_u64(field[6], 0, UINT64_MAX, &rec->seed))
 		why = "bad seed";
+	else if (n == QSB_RECORD_FIELDS_MAX &&
+	         qsb_parse_u64(field[9], 0, UINT64_MAX, &rec->payload_id))
+		why = "bad payload_id";
 	if (why)
 		goto out;
+	if (n == QSB_RECORD_FIELDS)
+		rec->payload_id = rec->batch_id;
 	rec->author = (uint32_t)a;
 	rec->num_txns = (uint32_t)nt;
 	rec->txns_per_batch = (uint32_t)tpb;
@@ -2251,7 +2292,7 @@ qsb_verify_batch(struct qsb_verify *v, const struct qsb_record *rec,
 			         b->transactions[i].len, tl);
 			return buf;
 		}
-		qsb_txn_fill(rec->seed, rec->author, rec->batch_id, i, v->scratch, tl);
+		qsb_txn_fill(rec->seed, rec->author, rec->payload_id, i, v->scratch, tl);
 		if (tl && memcmp(b->transactions[i].data, v->scratch, tl) != 0) {
 			snprintf(buf, len, "transaction %" PRIu32 " bytes", i);
 			return buf;
@@ -2494,6 +2535,887 @@ out:
 }
 
 /* ---------------------------------------------------------------------------
+ * submit: drive one node as its local consensus process, over its RPC socket
+ * with the client library (pipelined SubmitBatch requests).
+ */
+
+#define QSB_SUBMIT_IO_MS      10000  /* connect + Hello; a send blocked this long fails */
+#define QSB_SUBMIT_WAIT_US    100000 /* -w: connection retry period */
+#define QSB_SUBMIT_POLL_MS    100    /* longest wait for a response: signals are seen */
+#define QSB_SUBMIT_BACKOFF_US 10000  /* no new request this long after back pressure */
+#define QSB_SUBMIT_MAX_WAIT_S 3600
+#define QSB_STATUS_SLOTS      32 /* statuses 0..31, the rest counted as "other" */
+
+static const char qsb_submit_usage[] =
+    "usage: qsbench submit -d DIR [-n NODE] [-s BATCH_BYTES] [-t TXNS_PER_BATCH]\n"
+    "                      [-i MAX_INFLIGHT | -r RATE] [-D DURATION_S | -c COUNT]\n"
+    "                      [-S SEED] [-B BASE] [-g DRAIN_S] [-w WAIT_S] [-o RECORD_FILE]\n"
+    "                      [-q] [-j]\n"
+    "  -d DIR   cluster written by tools/mkcluster      -n NODE  node to drive (0)\n"
+    "  -s N     payload bytes per batch (16384)         -t N  transactions per batch (8)\n"
+    "  -i N     SubmitBatch requests in flight (16; 1024 with -r)\n"
+    "  -r N     requests per second (paced; default: as fast as -i allows)\n"
+    "  -D S     submit for S seconds (10)               -c N  submit N batches\n"
+    "  -S SEED  payload seed (1)                        -B N  first payload id (wall clock us)\n"
+    "  -g S     wait S seconds for answers after submitting stopped (5)\n"
+    "  -w S     wait up to S seconds for the socket to accept, trying every 100 ms (0)\n"
+    "  -o FILE  record every stored batch (for verify)\n"
+    "  -q       no per-second lines                    -j  summary as JSON\n";
+
+struct qsb_submit_opts {
+	const char *dir;
+	int node;
+	uint64_t batch_bytes;
+	uint32_t txns;
+	uint32_t inflight;
+	bool inflight_set;
+	uint64_t rate; /* 0: closed loop */
+	uint64_t duration_s;
+	bool duration_set;
+	uint64_t count; /* 0: by duration */
+	uint64_t seed;
+	uint64_t base;
+	bool base_set;
+	uint64_t drain_s;
+	uint64_t wait_s;
+	const char *record;
+	bool quiet;
+	bool json;
+};
+
+/* One SubmitBatch awaiting its response. */
+struct qsb_sslot {
+	uint64_t request_id;
+	uint64_t payload_id;
+	uint64_t sent_us; /* monotonic */
+	bool used;
+};
+
+struct qsb_submit {
+	struct qsb_submit_opts o;
+	struct qs_config *cfg; /* DIR/vNODE/qsd.yaml */
+	const uint8_t *author; /* the node's signing key, from cfg */
+	uint64_t epoch;        /* the server's, from its Hello */
+	struct qs_client *client;
+	struct qsb_sslot *slots; /* linear probing from request_id & slot_mask */
+	uint32_t slot_mask;
+	uint32_t inflight;
+	uint64_t next; /* payload_id = base + next */
+	enum qsb_phase phase;
+	uint64_t start_us, end_us; /* monotonic */
+	uint64_t send_end_us;      /* -D; UINT64_MAX with -c alone */
+	uint64_t drain_end_us;
+	uint64_t next_tick_us;
+	uint64_t pace_us;
+	double tokens;
+	uint64_t backoff_until_us;
+	bool lost;         /* the connection broke or a request could not be sent */
+	bool failed;       /* an error of ours (record file, memory) */
+	bool fatal_status; /* a non-OK status other than back pressure */
+
+	uint8_t *payload; /* one batch: to send, or to check a response */
+	ProtobufCBinaryData *txns;
+
+	uint64_t submitted, ok, ok_bytes, duplicates, error_total, bad_responses, unanswered;
+	uint64_t errors[QSB_STATUS_SLOTS + 1];
+	uint64_t tick_n, tick_us, tick_ok, tick_bytes;
+	struct qsb_lat lat; /* OK responses only */
+
+	FILE *rec;
+	char *rec_buf;
+};
+
+static volatile sig_atomic_t qsb_signal_count;
+static volatile sig_atomic_t qsb_signal_last;
+
+static void
+qsb_submit_on_signal(int sig)
+{
+	qsb_signal_last = sig;
+	qsb_signal_count = qsb_signal_count + 1;
+}
+
+/* Name of a Status without its prefix, lower case ("resource_exhausted"). */
+static void
+qsb_status_name(unsigned status, char *buf, size_t len)
+{
+	const char *name;
+	size_t i;
+
+	if (status >= QSB_STATUS_SLOTS) {
+		snprintf(buf, len, "other");
+		return;
+	}
+	name = qs_client_status_name((Quorumstore__V1__Status)status);
+	if (strcmp(name, "UNKNOWN") == 0) {
+		snprintf(buf, len, "status_%u", status);
+		return;
+	}
+	for (i = 0; name[i] && i + 1 < len; i++)
+		buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+	buf[i] = '\0';
+}
+
+/* Regenerate batch `payload_id` into s->payload and s->txns. */
+static void
+qsb_submit_payload(struct qsb_submit *s, uint64_t payload_id)
+{
+	uint8_t *data = s->payload;
+	uint32_t j;
+
+	for (j = 0; j < s->o.txns; j++) {
+		size_t len = qsb_txn_len(s->o.batch_bytes, s->o.txns, j);
+
+		qsb_txn_fill(s->o.seed, (uint32_t)s->o.node, payload_id, j, data, len);
+		s->txns[j].data = data;
+		s->txns[j].len = len;
+		data += len;
+	}
+}
+
+/*
+ * The idempotency key of batch `payload_id`: unique per (node, seed,
+ * payload_id), so that a repeated run (same -S and -B) gets its batches back
+ * as duplicates. Returns its length, at most QS_CLIENT_IDEMPOTENCY_KEY_MAX.
+ */
+static size_t
+qsb_submit_key(const struct qsb_submit *s, uint64_t payload_id,
+               char buf[QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1])
+{
+	int n = snprintf(buf, QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1, "qsbench/%d/%" PRIu64 "/%" PRIu64,
+	                 s->o.node, s->o.seed, payload_id);
+
+	if (n < 0 || n > QS_CLIENT_IDEMPOTENCY_KEY_MAX)
+		abort(); /* at most 8 + 2 + 1 + 20 + 1 + 20 bytes */
+	return (size_t)n;
+}
+
+/* The slot of request `id`, or NULL. */
+static struct qsb_sslot *
+qsb_submit_find(struct qsb_submit *s, uint64_t id)
+{
+	uint32_t i;
+
+	for (i = 0; i <= s->slot_mask; i++) {
+		struct qsb_sslot *slot = &s->slots[(id + i) & s->slot_mask];
+
+		if (slot->used && slot->request_id == id)
+			return slot;
+	}
+	return NULL;
+}
+
+/* A free slot near request `id`'s; there is one, as slots > 2 x in flight. */
+static struct qsb_sslot *
+qsb_submit_slot_new(struct qsb_submit *s, uint64_t id)
+{
+	uint32_t i;
+
+	for (i = 0; i <= s->slot_mask; i++) {
+		struct qsb_sslot *slot = &s->slots[(id + i) & s->slot_mask];
+
+		if (!slot->used)
+			return slot;
+	}
+	fprintf(stderr, "%s: no free slot with %" PRIu32 " requests in flight\n", qsb_cmd,
+	        s->inflight);
+	abort();
+}
+
+/* Build the request of the next batch into *req (pointing into sb and key). */
+static void
+qsb_submit_build(struct qsb_submit *s, uint64_t payload_id, Quorumstore__V1__Request *req,
+                 Quorumstore__V1__SubmitBatchRequest *sb,
+                 char key[QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1])
+{
+	qsb_submit_payload(s, payload_id);
+	quorumstore__v1__request__init(req);
+	quorumstore__v1__submit_batch_request__init(sb);
+	sb->n_transactions = s->o.txns;
+	sb->transactions = s->txns;
+	sb->idempotency_key.len = qsb_submit_key(s, payload_id, key);
+	sb->idempotency_key.data = (uint8_t *)key;
+	sb->gas_bucket_start = 0;
+	req->body_case = QUORUMSTORE__V1__REQUEST__BODY_SUBMIT_BATCH;
+	req->submit_batch = sb;
+}
+
+/* Send the next batch. Returns 0 or an error (printed). */
+static int
+qsb_submit_send(struct qsb_submit *s)
+{
+	Quorumstore__V1__Request req;
+	Quorumstore__V1__SubmitBatchRequest sb;
+	char key[QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1];
+	uint64_t payload_id = s->o.base + s->next;
+	struct qsb_sslot *slot;
+	uint64_t id, sent_us;
+	int rc;
+
+	qsb_submit_build(s, payload_id, &req, &sb, key);
+	sent_us = qsb_mono_us();
+	rc = qs_client_send(s->client, &req, &id);
+	if (rc) {
+		fprintf(stderr,
+		        "%s: cannot send SubmitBatch: %s (%" PRIu32 " requests in flight)\n",
+		        qsb_cmd, qs_strerror(rc), s->inflight);
+		return rc;
+	}
+	slot = qsb_submit_slot_new(s, id);
+	slot->request_id = id;
+	slot->payload_id = payload_id;
+	slot->sent_us = sent_us;
+	slot->used = true;
+	s->next++;
+	s->inflight++;
+	s->submitted++;
+	return 0;
+}
+
+static void
+qsb_submit_stop(struct qsb_submit *s)
+{
+	if (s->phase == QSB_DONE)
+		return;
+	s->phase = QSB_DONE;
+	s->end_us = qsb_mono_us();
+}
+
+/* Stop sending; wait at most -g seconds for what is in flight. */
+static void
+qsb_submit_drain(struct qsb_submit *s, uint64_t now)
+{
+	if (s->phase != QSB_RUNNING)
+		return;
+	s->phase = QSB_DRAINING;
+	s->drain_end_us = now + s->o.drain_s * 1000000;
+}
+
+static bool
+qsb_submit_all_sent(const struct qsb_submit *s)
+{
+	return s->o.count && s->next >= s->o.count;
+}
+
+/* Send as much as the in-flight bound, the tokens, back pressure and -c allow. */
+static void
+qsb_submit_fill(struct qsb_submit *s, uint64_t now)
+{
+	while (s->phase == QSB_RUNNING && s->inflight < s->o.inflight && !qsb_submit_all_sent(s) &&
+	       now >= s->backoff_until_us && (!s->o.rate || s->tokens >= 1)) {
+		if (qsb_submit_send(s)) {
+			s->lost = true;
+			qsb_submit_stop(s);
+			return;
+		}
+		if (s->o.rate)
+			s->tokens -= 1;
+	}
+}
+
+/* What is wrong with an OK response to batch `payload_id`, or NULL. */
+static const char *
+qsb_submit_check(struct qsb_submit *s, const Quorumstore__V1__Response *resp, uint64_t payload_id,
+                 char *buf, size_t len)
+{
+	const Quorumstore__V1__BatchInfo *info;
+	uint8_t digest[QS_DIGEST_BYTES];
+	int rc;
+
+	if (resp->body_case != QUORUMSTORE__V1__RESPONSE__BODY_SUBMIT_BATCH ||
+	    !resp->submit_batch || !resp->submit_batch->info)
+		return "OK without a SubmitBatchResponse.info";
+	info = resp->submit_batch->info;
+	if (info->author.len != QS_PUBKEY_BYTES ||
+	    memcmp(info->author.data, s->author, QS_PUBKEY_BYTES) != 0)
+		return "info.author is not the node's signing key";
+	if (info->epoch != s->epoch)
+		return "info.epoch is not the server's";
+	if (info->num_txns != s->o.txns)
+		return "info.num_txns";
+	if (info->num_bytes != s->o.batch_bytes)
+		return "info.num_bytes";
+	if (info->gas_bucket_start != 0)
+		return "info.gas_bucket_start";
+	if (info->expiration_us <= qsb_wall_us())
+		return "info.expiration_us is not in the future";
+	if (info->digest.len != QS_DIGEST_BYTES)
+		return "info.digest is not 32 bytes";
+	qsb_submit_payload(s, payload_id);
+	rc = qs_codec_batch_digest(s->cfg->chain_id, s->author, info->epoch, info->batch_id,
+	                           s->txns, s->o.txns, digest);
+	if (rc) {
+		snprintf(buf, len, "cannot compute the digest: %s", qs_strerror(rc));
+		return buf;
+	}
+	if (memcmp(digest, info->digest.data, QS_DIGEST_BYTES) != 0)
+		return "info.digest is not the digest of the transactions sent";
+	return NULL;
+}
+
+static int
+qsb_submit_record(struct qsb_submit *s, const Quorumstore__V1__BatchInfo *info, uint64_t payload_id)
+{
+	char hex[2 * QS_DIGEST_BYTES + 1];
+
+	qs_hex_encode(info->digest.data, QS_DIGEST_BYTES, hex);
+	if (fprintf(s->rec,
+	            "%s %d %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu64 " %" PRIu32
+	            " %" PRIu64 " %" PRIu64 "\n",
+	            hex, s->o.node, info->batch_id, info->expiration_us, info->num_txns,
+	            info->num_bytes, s->o.seed, s->o.txns, s->o.batch_bytes, payload_id) < 0) {
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+static void
+qsb_submit_response(struct qsb_submit *s, const Quorumstore__V1__Response *resp)
+{
+	const Quorumstore__V1__BatchInfo *info;
+	struct qsb_sslot *slot = qsb_submit_find(s, resp->request_id);
+	uint64_t payload_id, sent_us;
+	const char *why;
+	char buf[128];
+	unsigned status;
+
+	if (!slot) {
+		if (s->bad_responses++ < QSB_MAX_REPORTS)
+			fprintf(stderr,
+			        "%s: response to request %" PRIu64 " which is not in flight\n",
+			        qsb_cmd, resp->request_id);
+		return;
+	}
+	payload_id = slot->payload_id;
+	sent_us = slot->sent_us;
+	slot->used = false;
+	s->inflight--;
+	if (resp->status != QUORUMSTORE__V1__STATUS__STATUS_OK) {
+		status = (unsigned)resp->status;
+		if (status > QSB_STATUS_SLOTS)
+			status = QSB_STATUS_SLOTS;
+		s->error_total++;
+		if (resp->status == QUORUMSTORE__V1__STATUS__STATUS_RESOURCE_EXHAUSTED ||
+		    resp->status == QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE)
+			s->backoff_until_us = qsb_mono_us() + QSB_SUBMIT_BACKOFF_US;
+		else
+			s->fatal_status = true;
+		if (s->errors[status]++ == 0) {
+			qsb_status_name(status, buf, sizeof(buf));
+			fprintf(stderr, "%s: first %s for SubmitBatch %" PRIu64 "%s%s\n", qsb_cmd,
+			        buf, resp->request_id,
+			        resp->message && resp->message[0] ? ": " : "",
+			        resp->message ? resp->message : "");
+		}
+		return;
+	}
+	why = qsb_submit_check(s, resp, payload_id, buf, sizeof(buf));
+	if (why) {
+		if (s->bad_responses++ < QSB_MAX_REPORTS)
+			fprintf(stderr,
+			        "%s: BAD RESPONSE to SubmitBatch %" PRIu64 " (payload %" PRIu64
+			        "): %s\n",
+			        qsb_cmd, resp->request_id, payload_id, why);
+		return;
+	}
+	info = resp->submit_batch->info;
+	if (resp->submit_batch->duplicate)
+		s->duplicates++;
+	if (s->rec && qsb_submit_record(s, info, payload_id)) {
+		s->failed = true;
+		qsb_submit_stop(s);
+		return;
+	}
+	s->ok++;
+	s->ok_bytes += info->num_bytes;
+	qsb_lat_add(&s->lat, qsb_mono_us() - sent_us);
+}
+
+static void
+qsb_submit_tick(struct qsb_submit *s, uint64_t now)
+{
+	double dt = (double)(now - s->tick_us) / 1e6;
+	double p50_ms, p99_ms;
+
+	s->tick_n++;
+	if (dt <= 0)
+		dt = 1e-6;
+	qsb_lat_tick(&s->lat, &p50_ms, &p99_ms);
+	if (!s->o.quiet)
+		fprintf(stderr,
+		        "t=%" PRIu64 "s submitted=%" PRIu64 " ok=%" PRIu64 " ok/s=%.0f MB/s=%.1f"
+		        " errors=%" PRIu64 " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
+		        s->tick_n, s->submitted, s->ok, (double)(s->ok - s->tick_ok) / dt,
+		        (double)(s->ok_bytes - s->tick_bytes) / dt / 1e6, s->error_total,
+		        s->inflight, p50_ms, p99_ms);
+	s->tick_us = now;
+	s->tick_ok = s->ok;
+	s->tick_bytes = s->ok_bytes;
+	s->next_tick_us += 1000000;
+	if (s->next_tick_us <= now)
+		s->next_tick_us = now + 1000000; /* a send was blocked: do not catch up */
+}
+
+/* When the loop must next look at the clock, whatever arrives. */
+static uint64_t
+qsb_submit_wake(const struct qsb_submit *s, uint64_t now)
+{
+	uint64_t wake = QSB_MIN(s->next_tick_us, now + QSB_SUBMIT_POLL_MS * 1000);
+
+	if (s->phase == QSB_DRAINING)
+		return QSB_MIN(wake, s->drain_end_us);
+	wake = QSB_MIN(wake, s->send_end_us);
+	if (s->inflight >= s->o.inflight || qsb_submit_all_sent(s))
+		return wake;
+	if (now < s->backoff_until_us)
+		return QSB_MIN(wake, s->backoff_until_us);
+	if (s->o.rate && s->tokens < 1)
+		wake =
+		    QSB_MIN(wake, now + 1 + (uint64_t)((1 - s->tokens) * 1e6 / (double)s->o.rate));
+	return wake;
+}
+
+static void
+qsb_submit_loop(struct qsb_submit *s)
+{
+	sig_atomic_t seen = qsb_signal_count;
+	/* Burst at most 50 ms worth (and at least one request) after a stall. */
+	double cap = 1 + (double)s->o.rate * 0.05;
+
+	while (s->phase != QSB_DONE) {
+		Quorumstore__V1__Response *resp = NULL;
+		uint64_t now = qsb_mono_us(), wake;
+		int rc;
+
+		if (qsb_signal_count != seen) {
+			seen = qsb_signal_count;
+			fprintf(stderr, "%s: %s: %s\n", qsb_cmd, strsignal((int)qsb_signal_last),
+			        s->phase == QSB_RUNNING ? "stopping (again to stop at once)"
+			                                : "stopping now");
+			if (s->phase != QSB_RUNNING) {
+				qsb_submit_stop(s);
+				break;
+			}
+			qsb_submit_drain(s, now);
+		}
+		if (now >= s->next_tick_us)
+			qsb_submit_tick(s, now);
+		if (s->phase == QSB_RUNNING && (now >= s->send_end_us || qsb_submit_all_sent(s)))
+			qsb_submit_drain(s, now);
+		if (s->phase == QSB_DRAINING && (s->inflight == 0 || now >= s->drain_end_us)) {
+			qsb_submit_stop(s);
+			break;
+		}
+		if (s->phase == QSB_RUNNING) {
+			if (s->o.rate) {
+				s->tokens += (double)s->o.rate * (double)(now - s->pace_us) / 1e6;
+				if (s->tokens > cap)
+					s->tokens = cap;
+				s->pace_us = now;
+			}
+			qsb_submit_fill(s, now);
+			if (s->phase == QSB_DONE)
+				break;
+			if (qsb_submit_all_sent(s))
+				continue; /* drain, or stop when nothing is in flight */
+			now = qsb_mono_us();
+		}
+		wake = qsb_submit_wake(s, now);
+		rc = qs_client_recv(s->client, wake <= now ? 0 : (int)((wake - now + 999) / 1000),
+		                    &resp);
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc) {
+			fprintf(stderr,
+			        "%s: connection lost: %s (%" PRIu32 " requests in flight)\n",
+			        qsb_cmd, qs_strerror(rc), s->inflight);
+			s->lost = true;
+			qsb_submit_stop(s);
+			break;
+		}
+		qsb_submit_response(s, resp);
+		qs_client_response_free(resp);
+	}
+	/* Whatever is still unanswered will not be. */
+	s->unanswered += s->inflight;
+	s->inflight = 0;
+}
+
+/*
+ * Connect and do the Hello, trying again every 100 ms for -w seconds while
+ * the socket is missing or refuses. Returns 0, QS_ECONFIG when the socket
+ * is another node's, or another error (printed).
+ */
+static int
+qsb_submit_connect(struct qsb_submit *s)
+{
+	const char *path = s->cfg->rpc_socket;
+	struct qs_client_opts opts = {.frame_max_bytes = (size_t)s->cfg->limits.frame_max_bytes};
+	const Quorumstore__V1__HelloResponse *h;
+	uint64_t deadline = qsb_mono_us() + s->o.wait_s * 1000000;
+	sig_atomic_t seen = qsb_signal_count;
+	char err[512];
+	bool said = false;
+	int rc;
+
+	for (;;) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = QSB_SUBMIT_WAIT_US * 1000};
+
+		err[0] = '\0';
+		rc = qs_client_connect_opts(path, "qsbench", &opts, QSB_SUBMIT_IO_MS, &s->client,
+		                            err, sizeof(err));
+		if (rc == 0)
+			break;
+		if ((rc != -ENOENT && rc != -ECONNREFUSED) || qsb_mono_us() >= deadline ||
+		    qsb_signal_count != seen)
+			goto fail;
+		if (!said && !s->o.quiet)
+			fprintf(stderr, "%s: waiting up to %" PRIu64 " s for %s (%s)\n", qsb_cmd,
+			        s->o.wait_s, path, strerror(-rc));
+		said = true;
+		nanosleep(&ts, NULL);
+	}
+	h = qs_client_server(s->client);
+	if (!h || h->author.len != QS_PUBKEY_BYTES ||
+	    memcmp(h->author.data, s->author, QS_PUBKEY_BYTES) != 0 ||
+	    h->chain_id != s->cfg->chain_id) {
+		fprintf(stderr,
+		        "%s: %s is not served by v%d of %s (its Hello has another author or "
+		        "chain_id)\n",
+		        qsb_cmd, path, s->o.node, s->cfg->path);
+		return QS_ECONFIG;
+	}
+	s->epoch = h->epoch;
+	if (h->epoch != s->cfg->epoch)
+		fprintf(stderr,
+		        "%s: the node is at epoch %" PRIu64 ", the config says %" PRIu64
+		        ": verify will not accept its batches\n",
+		        qsb_cmd, h->epoch, s->cfg->epoch);
+	return 0;
+fail:
+	fprintf(stderr, "%s: cannot connect: %s\n", qsb_cmd, err[0] ? err : qs_strerror(rc));
+	return rc;
+}
+
+/* Returns 0, -1 after -h, or the exit status for a usage error. */
+static int
+qsb_submit_parse(int argc, char **argv, struct qsb_submit_opts *o)
+{
+	const char *u = qsb_submit_usage;
+	uint64_t v;
+	int c;
+
+	o->batch_bytes = 16384;
+	o->txns = 8;
+	o->inflight = 16;
+	o->duration_s = 10;
+	o->seed = 1;
+	o->drain_s = 5;
+	optind = 1;
+	while ((c = getopt(argc, argv, ":d:n:s:t:i:r:D:c:S:B:g:w:o:qjh")) != -1) {
+		switch (c) {
+		case 'd':
+			o->dir = optarg;
+			break;
+		case 'n':
+			if (qsb_opt_u64(u, c, optarg, 0, QS_MAX_VALIDATORS - 1, &v))
+				return QSB_EXIT_USAGE;
+			o->node = (int)v;
+			break;
+		case 's':
+			if (qsb_opt_u64(u, c, optarg, 1, 256u << 20, &o->batch_bytes))
+				return QSB_EXIT_USAGE;
+			break;
+		case 't':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_TXNS, &v))
+				return QSB_EXIT_USAGE;
+			o->txns = (uint32_t)v;
+			break;
+		case 'i':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_INFLIGHT, &v))
+				return QSB_EXIT_USAGE;
+			o->inflight = (uint32_t)v;
+			o->inflight_set = true;
+			break;
+		case 'r':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_RATE, &o->rate))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'D':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_DURATION_S, &o->duration_s))
+				return QSB_EXIT_USAGE;
+			o->duration_set = true;
+			break;
+		case 'c':
+			if (qsb_opt_u64(u, c, optarg, 1, UINT64_C(1) << 40, &o->count))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'S':
+			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX, &o->seed))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'B':
+			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX / 2, &o->base))
+				return QSB_EXIT_USAGE;
+			o->base_set = true;
+			break;
+		case 'g':
+			if (qsb_opt_u64(u, c, optarg, 0, 3600, &o->drain_s))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'w':
+			if (qsb_opt_u64(u, c, optarg, 0, QSB_SUBMIT_MAX_WAIT_S, &o->wait_s))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'o':
+			o->record = optarg;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			fputs(u, stdout);
+			return -1;
+		case ':':
+			qsb_usage_error(u, "-%c needs an argument", optopt);
+			return QSB_EXIT_USAGE;
+		default:
+			qsb_usage_error(u, "unknown option -%c", optopt);
+			return QSB_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
+		return QSB_EXIT_USAGE;
+	}
+	if (!o->dir) {
+		qsb_usage_error(u, "-d DIR is required");
+		return QSB_EXIT_USAGE;
+	}
+	if (o->batch_bytes < o->txns) {
+		qsb_usage_error(u,
+		                "-s %" PRIu64 " is less than -t %" PRIu32
+		                " (every transaction needs a byte)",
+		                o->batch_bytes, o->txns);
+		return QSB_EXIT_USAGE;
+	}
+	if (o->rate && !o->inflight_set)
+		o->inflight = QSB_RATE_INFLIGHT;
+	if (o->count && o->duration_set)
+		fprintf(stderr, "%s: -c given: -D %" PRIu64 " only bounds the run's length\n",
+		        qsb_cmd, o->duration_s);
+	if (!o->base_set)
+		o->base = qsb_wall_us();
+	return 0;
+}
+
+/* Load the node's config and check the batches against its limits. Returns 0 or an exit status. */
+static int
+qsb_submit_check_config(struct qsb_submit *s)
+{
+	const struct qsb_submit_opts *o = &s->o;
+	const struct qs_limits *lim;
+	Quorumstore__V1__Request req;
+	Quorumstore__V1__SubmitBatchRequest sb;
+	char key[QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1];
+	struct stat st;
+	size_t packed;
+
+	if (stat(o->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: %s: not a cluster directory (see tools/mkcluster)\n", qsb_cmd,
+		        o->dir);
+		return QSB_EXIT_USAGE;
+	}
+	if (qsb_load_config(o->dir, o->node, &s->cfg))
+		return QSB_EXIT_USAGE;
+	if ((size_t)o->node >= s->cfg->n_validators) {
+		qsb_usage_error(qsb_submit_usage,
+		                "-n: node %d is not in the validator set of %s (%zu validators)",
+		                o->node, s->cfg->path, s->cfg->n_validators);
+		return QSB_EXIT_USAGE;
+	}
+	if (!s->cfg->rpc_socket || !s->cfg->rpc_socket[0]) {
+		fprintf(stderr, "%s: %s: no rpc.socket\n", qsb_cmd, s->cfg->path);
+		return QSB_EXIT_USAGE;
+	}
+	s->author = s->cfg->validators[o->node].signing_key;
+	lim = &s->cfg->limits;
+	if (o->batch_bytes > lim->batch_max_bytes || o->txns > lim->batch_max_txns) {
+		qsb_usage_error(qsb_submit_usage,
+		                "-s %" PRIu64 " -t %" PRIu32
+		                ": over the node's limits.batch_max_bytes "
+		                "%" PRIu64 " or limits.batch_max_txns %" PRIu32,
+		                o->batch_bytes, o->txns, lim->batch_max_bytes, lim->batch_max_txns);
+		return QSB_EXIT_USAGE;
+	}
+	/* The largest request (all ids at their widest) must fit in one frame. */
+	qsb_submit_build(s, UINT64_MAX / 2, &req, &sb, key);
+	sb.idempotency_key.len = QS_CLIENT_IDEMPOTENCY_KEY_MAX;
+	req.request_id = UINT64_MAX;
+	packed = quorumstore__v1__request__get_packed_size(&req);
+	if (packed > lim->frame_max_bytes) {
+		qsb_usage_error(
+		    qsb_submit_usage,
+		    "-s %" PRIu64 " -t %" PRIu32 ": a SubmitBatch request of %zu bytes "
+		    "does not fit in a frame of the node's limits.frame_max_bytes %" PRIu64,
+		    o->batch_bytes, o->txns, packed, lim->frame_max_bytes);
+		return QSB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void
+qsb_submit_summary(struct qsb_submit *s, double secs)
+{
+	double ok_s = secs > 0 ? (double)s->ok / secs : 0;
+	double mb_s = secs > 0 ? (double)s->ok_bytes / secs / 1e6 : 0;
+	uint32_t p50 = qsb_pct(s->lat.all, s->lat.n_all, 0.50);
+	uint32_t p99 = qsb_pct(s->lat.all, s->lat.n_all, 0.99);
+	uint32_t p999 = qsb_pct(s->lat.all, s->lat.n_all, 0.999);
+	char name[64];
+	bool first = true;
+	unsigned i;
+
+	if (s->o.json) {
+		printf("{\"node\":%d,\"batch_bytes\":%" PRIu64 ",\"txns_per_batch\":%" PRIu32
+		       ",\"submitted\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"duplicates\":%" PRIu64
+		       ",\"errors\":{",
+		       s->o.node, s->o.batch_bytes, s->o.txns, s->submitted, s->ok, s->duplicates);
+		for (i = 0; i <= QSB_STATUS_SLOTS; i++) {
+			if (!s->errors[i])
+				continue;
+			qsb_status_name(i, name, sizeof(name));
+			printf("%s\"%s\":%" PRIu64, first ? "" : ",", name, s->errors[i]);
+			first = false;
+		}
+		printf("},\"bad_responses\":%" PRIu64 ",\"unanswered\":%" PRIu64
+		       ",\"disconnected\":%s,\"duration_s\":%.3f,\"ok_per_s\":%.1f"
+		       ",\"mb_per_s\":%.2f,\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
+		       ",\"p999\":%" PRIu32 ",\"samples\":%" PRIu64 "}}\n",
+		       s->bad_responses, s->unanswered, s->lost ? "true" : "false", secs, ok_s,
+		       mb_s, p50, p99, p999, s->lat.seen);
+		return;
+	}
+	printf("submitted=%" PRIu64 " ok=%" PRIu64 " duplicates=%" PRIu64 " errors=%" PRIu64
+	       " bad_responses=%" PRIu64 " unanswered=%" PRIu64 " disconnected=%d\n",
+	       s->submitted, s->ok, s->duplicates, s->error_total, s->bad_responses, s->unanswered,
+	       s->lost ? 1 : 0);
+	printf("errors:");
+	for (i = 0; i <= QSB_STATUS_SLOTS; i++) {
+		if (!s->errors[i])
+			continue;
+		qsb_status_name(i, name, sizeof(name));
+		printf(" %s=%" PRIu64, name, s->errors[i]);
+		first = false;
+	}
+	printf("%s\n", first ? " none" : "");
+	printf("duration_s=%.3f ok/s=%.1f MB/s=%.2f latency_us p50=%" PRIu32 " p99=%" PRIu32
+	       " p999=%" PRIu32 "\n",
+	       secs, ok_s, mb_s, p50, p99, p999);
+}
+
+static int
+qsb_submit_main(int argc, char **argv)
+{
+	struct qsb_submit *s;
+	struct sigaction sa;
+	uint32_t n_slots = 64;
+	int status = QSB_EXIT_FAIL;
+	int rc;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		return QSB_EXIT_FAIL;
+	}
+	rc = qsb_submit_parse(argc, argv, &s->o);
+	if (rc) {
+		status = rc < 0 ? 0 : rc;
+		goto out;
+	}
+	while (n_slots < 2 * s->o.inflight)
+		n_slots *= 2;
+	s->payload = malloc(s->o.batch_bytes);
+	s->txns = calloc(s->o.txns, sizeof(*s->txns));
+	s->slots = calloc(n_slots, sizeof(*s->slots));
+	if (!s->payload || !s->txns || !s->slots) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		goto out;
+	}
+	s->slot_mask = n_slots - 1;
+	rc = qsb_submit_check_config(s);
+	if (rc) {
+		status = rc;
+		goto out;
+	}
+	status = QSB_EXIT_USAGE;
+	if (s->o.record) {
+		s->rec = fopen(s->o.record, "we");
+		if (!s->rec) {
+			fprintf(stderr, "%s: %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+			goto out;
+		}
+		s->rec_buf = malloc(1 << 16);
+		if (s->rec_buf)
+			setvbuf(s->rec, s->rec_buf, _IOFBF, 1 << 16);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = qsb_submit_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	rc = qsb_submit_connect(s);
+	if (rc) {
+		status = rc == QS_ECONFIG ? QSB_EXIT_USAGE : QSB_EXIT_FAIL;
+		goto out;
+	}
+	if (!s->o.quiet)
+		fprintf(stderr,
+		        "%s: -> v%d %s: %" PRIu64 " bytes x %" PRIu32 " txns per batch, %s %" PRIu64
+		        ", seed %" PRIu64 ", base %" PRIu64 "\n",
+		        qsb_cmd, s->o.node, s->cfg->rpc_socket, s->o.batch_bytes, s->o.txns,
+		        s->o.rate ? "rate/s" : "in flight",
+		        s->o.rate ? s->o.rate : (uint64_t)s->o.inflight, s->o.seed, s->o.base);
+	s->start_us = qsb_mono_us();
+	s->tick_us = s->start_us;
+	s->next_tick_us = s->start_us + 1000000;
+	s->pace_us = s->start_us;
+	s->lat.rng = s->o.seed;
+	s->send_end_us =
+	    !s->o.count || s->o.duration_set ? s->start_us + s->o.duration_s * 1000000 : UINT64_MAX;
+	qsb_submit_loop(s);
+
+	if (s->rec && (fflush(s->rec) != 0 || fsync(fileno(s->rec)) < 0)) {
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+		s->failed = true;
+	}
+	qsb_lat_sort(&s->lat);
+	qsb_submit_summary(s, (double)(s->end_us - s->start_us) / 1e6);
+	status = 0;
+	if (s->lost || s->failed || s->fatal_status || s->bad_responses)
+		status = QSB_EXIT_FAIL;
+out:
+	if (s->rec && fclose(s->rec) != 0 && status == 0) {
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+		status = QSB_EXIT_FAIL;
+	}
+	free(s->rec_buf);
+	qs_client_close(s->client);
+	qs_config_free(s->cfg);
+	free(s->payload);
+	free(s->txns);
+	free(s->slots);
+	free(s->lat.all);
+	free(s);
+	return status;
+}
+
+/* ---------------------------------------------------------------------------
  * main
  */
 
@@ -2502,7 +3424,8 @@ qsb_usage(FILE *f)
 {
 	fprintf(f, "usage: qsbench [-hV] COMMAND [OPTIONS]\n\n"
 	           "  run     drive a qsd node as validators over the peer protocol\n"
-	           "  verify  fetch the batches a run recorded and check every byte\n\n"
+	           "  submit  drive a qsd node as its consensus process over the RPC socket\n"
+	           "  verify  fetch the batches a run or submit recorded and check every byte\n\n"
 	           "'qsbench COMMAND -h' lists a command's options. Exit status: 0 success,\n"
 	           "1 bad signature, protocol error or failed check, 2 usage or config error.\n");
 }
@@ -2529,6 +3452,9 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "run") == 0) {
 		qsb_cmd = "qsbench run";
 		status = qsb_run_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "submit") == 0) {
+		qsb_cmd = "qsbench submit";
+		status = qsb_submit_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "verify") == 0) {
 		qsb_cmd = "qsbench verify";
 		status = qsb_verify_main(argc - 1, argv + 1);
