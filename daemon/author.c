@@ -1037,14 +1037,19 @@ qs_author_on_state(void *arg, int peer, int connected)
 {
 	struct qs_author *a = arg;
 	size_t batches = 0, proofs = 0;
+	uint64_t bytes = 0;
 
 	if (!connected || peer == a->opt.self)
 		return;
-	for (size_t i = 0; i < a->pending.cap; i++)
-		if (a->pending.slots[i].val) {
-			send_batch(a, peer, a->pending.slots[i].val);
+	for (size_t i = 0; i < a->pending.cap && bytes < QS_RESEND_MAX_BYTES; i++) {
+		struct own_batch *b = a->pending.slots[i].val;
+
+		if (b) {
+			send_batch(a, peer, b);
+			bytes += b->w.info.num_bytes;
 			batches++;
 		}
+	}
 	for (size_t i = 0; i < a->proofs.cap; i++) {
 		struct proof_entry *p = a->proofs.slots[i].val;
 

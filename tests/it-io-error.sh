@@ -134,6 +134,6 @@ run_case() {
 	echo "ok: $mode: $acked acked and served intact after restart, $io IO_ERROR NACKs, exit $code_seen"
 }
 
-for mode in trigger sync-nth write-nth flush abort; do
+for mode in ${QS_MODES:-trigger sync-nth write-nth flush abort}; do
 	run_case "$mode"
 done
