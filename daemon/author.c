@@ -25,6 +25,9 @@
 #define QS_LAT_RING        1024 /* recent submit-to-proof latencies for GetStatus */
 #define QS_TICK_MS         1000
 #define QS_PROOF_MAX_BYTES (64u * 1024)
+/* A reconnecting peer gets at most this much of our unproven batches at
+ * once, well under the transport's slow-reader bound; the rest time out. */
+#define QS_RESEND_MAX_BYTES (16u << 20)
 
 /* ---- a map from 32-byte digests to pointers (open addressing) ---- */
 
