@@ -10,6 +10,7 @@
 #include "client/qsclient.h"
 
 #include "core/error.h"
+#include "net/frame.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -45,59 +46,6 @@ struct qs_client {
 	size_t cap_queue;
 	uint64_t *abandoned; /* ids of calls that timed out, oldest first */
 	size_t n_abandoned;
-};
-
-/* ---- decoding under a budget (as net/frame.c, without libevent) ---- */
-
-union qs_client_block {
-	size_t size; /* bytes malloc'ed, header included */
-	max_align_t align;
-};
-
-struct qs_client_budget {
-	size_t used;
-	size_t limit;
-};
-
-static void *
-qs_client_block_alloc(void *data, size_t size)
-{
-	struct qs_client_budget *budget = data;
-	union qs_client_block *block;
-	size_t total;
-
-	if (size > SIZE_MAX - sizeof(*block))
-		return NULL;
-	total = sizeof(*block) + size;
-	if (budget != NULL && (total > budget->limit || budget->used > budget->limit - total))
-		return NULL;
-	block = malloc(total);
-	if (block == NULL)
-		return NULL;
-	block->size = total;
-	if (budget != NULL)
-		budget->used += total;
-	return block + 1;
-}
-
-static void
-qs_client_block_free(void *data, void *ptr)
-{
-	struct qs_client_budget *budget = data;
-	union qs_client_block *block;
-
-	if (ptr == NULL)
-		return;
-	block = (union qs_client_block *)ptr - 1;
-	if (budget != NULL)
-		budget->used -= block->size;
-	free(block);
-}
-
-static ProtobufCAllocator qs_client_free_allocator = {
-    .alloc = qs_client_block_alloc,
-    .free = qs_client_block_free,
-    .allocator_data = NULL,
 };
 
 /* ---- helpers ---- */
@@ -179,16 +127,10 @@ qs_client_break(struct qs_client *c, int rc)
 static int
 qs_client_take(struct qs_client *c, Quorumstore__V1__Response **out)
 {
-	struct qs_client_budget budget = {.used = 0,
-	                                  .limit = QS_CLIENT_DECODE_BUDGET(c->frame_max)};
-	ProtobufCAllocator allocator = {
-	    .alloc = qs_client_block_alloc,
-	    .free = qs_client_block_free,
-	    .allocator_data = &budget,
-	};
 	ProtobufCMessage *msg;
 	size_t flen, need;
 	uint8_t *nbuf;
+	int rc;
 
 	if (c->len < QS_CLIENT_HEADER_BYTES)
 		return 0;
@@ -206,10 +148,11 @@ qs_client_take(struct qs_client *c, Quorumstore__V1__Response **out)
 		}
 		return 0;
 	}
-	msg = protobuf_c_message_unpack(&quorumstore__v1__response__descriptor, &allocator, flen,
-	                                c->buf + QS_CLIENT_HEADER_BYTES);
-	if (msg == NULL)
-		return qs_client_break(c, QS_EDECODE);
+	rc =
+	    qs_frame_unpack(&quorumstore__v1__response__descriptor, c->buf + QS_CLIENT_HEADER_BYTES,
+	                    flen, QS_CLIENT_DECODE_BUDGET(c->frame_max), &msg);
+	if (rc < 0)
+		return qs_client_break(c, rc);
 	memmove(c->buf, c->buf + need, c->len - need);
 	c->len -= need;
 	/* Give back the room of a large frame once it is consumed. */
@@ -657,7 +600,7 @@ qs_client_response_free(Quorumstore__V1__Response *resp)
 {
 	if (resp == NULL)
 		return;
-	protobuf_c_message_free_unpacked(&resp->base, &qs_client_free_allocator);
+	qs_frame_msg_free(&resp->base);
 }
 
 const char *

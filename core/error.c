@@ -1,5 +1,7 @@
 #include "core/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const qs_errors[] = {
@@ -34,4 +36,16 @@ qs_strerror(int err)
 	if (err < 0 && err > QS_EBASE)
 		return strerror(-err);
 	return "unknown error";
+}
+
+void
+qs_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

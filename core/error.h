@@ -7,6 +7,8 @@
 #ifndef QS_CORE_ERROR_H
 #define QS_CORE_ERROR_H
 
+#include <stddef.h>
+
 enum {
 	QS_EBASE = -10000,
 	QS_ECONFIG = -10001,    /* invalid configuration */
@@ -31,5 +33,13 @@ enum {
 
 /* A static string naming `err` (a -errno or QS_E* value); never NULL. */
 const char *qs_strerror(int err);
+
+/*
+ * Format a message into the caller's buffer `err` of `errlen` bytes, as
+ * snprintf() does (truncated, always terminated). Does nothing when `err` is
+ * NULL or `errlen` is 0, so a function may pass on an error buffer its own
+ * caller did not give.
+ */
+void qs_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

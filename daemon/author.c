@@ -14,17 +14,18 @@
 #include "core/hex.h"
 #include "core/index.h"
 #include "core/proof.h"
+#include "daemon/clock.h"
 #include "daemon/log.h"
 #include "net/frame.h"
 #include "storage/writer.h"
 
-#define QS_MAX_PENDING_OWN 8192 /* own batches awaiting a quorum */
-#define QS_IDEM_MAX_BYTES  64
-#define QS_META_NEXT_ID    "next_own_batch_id"
-#define QS_META_IDEM       "idem/"
-#define QS_LAT_RING        1024 /* recent submit-to-proof latencies for GetStatus */
-#define QS_TICK_MS         1000
-#define QS_PROOF_MAX_BYTES (64u * 1024)
+#define QS_MAX_PENDING_OWN  8192 /* own batches awaiting a quorum */
+#define QS_IDEM_MAX_BYTES   64
+#define QS_META_NEXT_ID     "next_own_batch_id"
+#define QS_META_IDEM        "idem/"
+#define QS_LAT_RING         1024 /* recent submit-to-proof latencies for GetStatus */
+#define QS_TICK_MS          1000
+#define QS_PROOF_MAX_BYTES  (64u * 1024)
 /* A reconnecting peer gets at most this much of our unproven batches at
  * once, well under the transport's slow-reader bound; the rest time out. */
 #define QS_RESEND_MAX_BYTES (16u << 20)
@@ -219,24 +220,6 @@ struct qs_author {
 	struct qs_metric *m_nacks;
 };
 
-static uint64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void
 sha256(const void *p, size_t n, uint8_t out[QS_DIGEST_BYTES])
 {
@@ -307,7 +290,7 @@ on_proof_written(struct qs_write_item *w)
 	p->durable = 1;
 	if (p->t_submit_us) {
 		/* Our own: now that it is on disk, the others get it. */
-		uint64_t us = mono_us() - p->t_submit_us;
+		uint64_t us = qs_clock_mono_us() - p->t_submit_us;
 
 		qs_metric_observe(a->m_latency, 0, (double)us / 1e6);
 		a->lat_ms[a->n_lat++ % QS_LAT_RING] = (uint32_t)(us / 1000);
@@ -593,7 +576,7 @@ submit_batch(struct qs_author *a, struct qs_rpc_call *call, Quorumstore__V1__Req
 	b->a = a;
 	b->call = call;
 	b->req = req;
-	b->t_submit_us = mono_us();
+	b->t_submit_us = qs_clock_mono_us();
 	b->w.kind = QS_WRITE_BATCH;
 	b->w.txns = sb->transactions;
 	b->w.n_txns = sb->n_transactions;
@@ -604,7 +587,7 @@ submit_batch(struct qs_author *a, struct qs_rpc_call *call, Quorumstore__V1__Req
 	b->w.info.epoch = a->cfg->epoch;
 	/* Inside every peer's lifetime bound even with a clock off by the
 	 * tolerated skew. */
-	b->w.info.expiration_us = wall_us() + a->cfg->max_batch_lifetime_us -
+	b->w.info.expiration_us = qs_clock_wall_us() + a->cfg->max_batch_lifetime_us -
 	                          (a->cfg->max_clock_skew_us < a->cfg->max_batch_lifetime_us / 2
 	                               ? a->cfg->max_clock_skew_us
 	                               : a->cfg->max_batch_lifetime_us / 2);
@@ -787,7 +770,7 @@ on_signed(struct qs_author *a, int peer, const Quorumstore__V1__SignedBatchInfoM
 static void
 on_proofs(struct qs_author *a, int peer, Quorumstore__V1__ProofMsg *m)
 {
-	uint64_t now = wall_us();
+	uint64_t now = qs_clock_wall_us();
 
 	for (size_t i = 0; i < m->n_proofs; i++) {
 		const Quorumstore__V1__ProofOfStore *p = m->proofs[i];
@@ -847,7 +830,7 @@ static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct qs_author *a = arg;
-	uint64_t now = wall_us();
+	uint64_t now = qs_clock_wall_us();
 
 	/* Expired proofs and idempotency keys go; the disk copies go with the
 	 * range deletes of expired keys. */
@@ -889,7 +872,7 @@ load_idem(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t
 
 	if (klen <= plen || klen - plen > QS_IDEM_MAX_BYTES ||
 	    qs_codec_info_parse(val, vlen, &chain, &info) != 0 || chain != a->cfg->chain_id ||
-	    info.expiration_us <= wall_us())
+	    info.expiration_us <= qs_clock_wall_us())
 		return;
 	sha256(key + plen, klen - plen, hash);
 	if (dmap_get(&a->idem, hash) || !(ie = calloc(1, sizeof(*ie))))
@@ -991,7 +974,7 @@ qs_author_start(const struct qs_author_options *opt, struct qs_author **out, cha
 	if (rc == 8) {
 		a->next_batch_id = qs_get_be64(idbuf);
 	} else if (rc == QS_ENOTFOUND) {
-		a->next_batch_id = wall_us();
+		a->next_batch_id = qs_clock_wall_us();
 	} else {
 		snprintf(err, errlen, "cannot read %s: %s", QS_META_NEXT_ID,
 		         rc < 0 ? qs_strerror(rc) : "wrong size");

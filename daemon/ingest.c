@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "core/batch.h"
 #include "core/error.h"
 #include "core/hex.h"
 #include "core/index.h"
+#include "daemon/clock.h"
 #include "daemon/log.h"
 #include "net/frame.h"
 #include "storage/reader.h"
@@ -141,24 +141,6 @@ struct qs_ingest {
 	struct qs_metric *m_ignored;
 	struct qs_metric *m_protocol_errors;
 };
-
-static uint64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void
 set_state(struct qs_ingest *in, enum qs_storage_state state, const char *reason)
@@ -448,7 +430,7 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 	struct qs_validate_ctx ctx = {
 	    .chain_id = in->cfg->chain_id,
 	    .epoch = in->cfg->epoch,
-	    .now_us = wall_us(),
+	    .now_us = qs_clock_wall_us(),
 	    .max_lifetime_us = in->cfg->max_batch_lifetime_us,
 	    .limits = lim,
 	};
@@ -585,11 +567,12 @@ on_group_done(void *arg, size_t items, uint64_t bytes, double seconds, int resul
 		break;
 	}
 	qs_metric_add(in->m_persist_failures, (size_t)reason, items);
-	if (mono_us() / 1000000 < in->fail_log_s + QS_FAIL_LOG_INTERVAL_S && in->fail_log_s) {
+	if (qs_clock_mono_us() / 1000000 < in->fail_log_s + QS_FAIL_LOG_INTERVAL_S &&
+	    in->fail_log_s) {
 		in->fail_log_suppressed++;
 		return;
 	}
-	in->fail_log_s = mono_us() / 1000000;
+	in->fail_log_s = qs_clock_mono_us() / 1000000;
 	qs_log_crit("persist_failed",
 	            "reason=%s batches=%zu bytes=%" PRIu64
 	            " error=\"%s\" not_logged_before=%" PRIu64
@@ -603,7 +586,7 @@ static int
 take_token(struct qs_ingest *in, int peer)
 {
 	struct bucket *b = &in->buckets[peer];
-	uint64_t now = mono_us();
+	uint64_t now = qs_clock_mono_us();
 
 	b->tokens += (double)(now - b->last_us) * QS_FETCH_RATE_PER_S / 1e6;
 	if (b->tokens > QS_FETCH_BURST)
@@ -792,7 +775,7 @@ on_expire(evutil_socket_t fd, short what, void *arg)
 {
 	struct qs_ingest *in = arg;
 
-	qs_index_expire(in->index, wall_us());
+	qs_index_expire(in->index, qs_clock_wall_us());
 }
 
 static double
@@ -933,7 +916,7 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 	}
 	for (size_t i = 0; i < cfg->n_validators; i++) {
 		in->buckets[i].tokens = QS_FETCH_BURST;
-		in->buckets[i].last_us = mono_us();
+		in->buckets[i].last_us = qs_clock_mono_us();
 	}
 	rc = register_metrics(in);
 	if (rc) {
@@ -941,22 +924,22 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 		goto out;
 	}
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = mono_us();
+		seed = qs_clock_mono_us();
 	rc = qs_index_new(cfg->n_validators, &cfg->quotas, seed, &in->index);
 	if (rc) {
 		snprintf(err, errlen, "cannot create the index: %s", qs_strerror(rc));
 		goto out;
 	}
-	t0 = mono_us();
-	rc = qs_store_recover(opt->store, wall_us(), cfg->chain_id, recover_keep, &rctx, &stats,
-	                      err, errlen);
+	t0 = qs_clock_mono_us();
+	rc = qs_store_recover(opt->store, qs_clock_wall_us(), cfg->chain_id, recover_keep, &rctx,
+	                      &stats, err, errlen);
 	if (rc)
 		goto out;
 	qs_log_info("recovered",
 	            "batches=%" PRIu64 " bytes=%" PRIu64 " dropped=%" PRIu64
 	            " expired_range_deleted=%d ms=%" PRIu64,
 	            stats.kept, rctx.kept_bytes, stats.dropped, stats.expired_deleted,
-	            (mono_us() - t0) / 1000);
+	            (qs_clock_mono_us() - t0) / 1000);
 
 	{
 		struct qs_writer_options wo = {

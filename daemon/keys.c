@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,21 +15,6 @@
 #include <openssl/pem.h>
 
 #include "core/error.h"
-
-static void qs_keys_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-qs_keys_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The reason of OpenSSL's most recent error, for messages; never NULL. */
 static const char *
@@ -187,30 +171,30 @@ qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], c
 	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		qs_keys_err(err, errlen, "%s: %s", path, strerror(errno));
+		qs_errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-		qs_keys_err(err, errlen, "%s: %s", path, strerror(errno));
+		qs_errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = QS_EKEY;
-		qs_keys_err(err, errlen, "%s: not a regular file", path);
+		qs_errf(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_mode & 077) {
 		rc = QS_EKEY;
-		qs_keys_err(err, errlen,
-		            "%s: mode %04o lets group or others access the key; run chmod 600 %s",
-		            path, (unsigned int)(st.st_mode & 07777), path);
+		qs_errf(err, errlen,
+		        "%s: mode %04o lets group or others access the key; run chmod 600 %s", path,
+		        (unsigned int)(st.st_mode & 07777), path);
 		goto out;
 	}
 	if (st.st_size > QS_KEYS_MAX_FILE_BYTES) {
 		rc = QS_EKEY;
-		qs_keys_err(err, errlen, "%s: %lld bytes, more than a key file holds (%d)", path,
-		            (long long)st.st_size, QS_KEYS_MAX_FILE_BYTES);
+		qs_errf(err, errlen, "%s: %lld bytes, more than a key file holds (%d)", path,
+		        (long long)st.st_size, QS_KEYS_MAX_FILE_BYTES);
 		goto out;
 	}
 
@@ -218,7 +202,7 @@ qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], c
 	buf = OPENSSL_malloc(QS_KEYS_MAX_FILE_BYTES + 1);
 	if (!buf) {
 		rc = -ENOMEM;
-		qs_keys_err(err, errlen, "%s: out of memory", path);
+		qs_errf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
 	while (len < QS_KEYS_MAX_FILE_BYTES + 1) {
@@ -228,7 +212,7 @@ qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], c
 			continue;
 		if (n < 0) {
 			rc = -errno;
-			qs_keys_err(err, errlen, "%s: %s", path, strerror(errno));
+			qs_errf(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -237,47 +221,46 @@ qs_keys_load(const char *path, EVP_PKEY **out, uint8_t pub[QS_KEYS_PUB_BYTES], c
 	}
 	if (len > QS_KEYS_MAX_FILE_BYTES) {
 		rc = QS_EKEY;
-		qs_keys_err(err, errlen, "%s: more than %d bytes, more than a key file holds", path,
-		            QS_KEYS_MAX_FILE_BYTES);
+		qs_errf(err, errlen, "%s: more than %d bytes, more than a key file holds", path,
+		        QS_KEYS_MAX_FILE_BYTES);
 		goto out;
 	}
 	if (len == 0) {
 		rc = QS_EKEY;
-		qs_keys_err(err, errlen, "%s: empty file, expected a PEM Ed25519 private key",
-		            path);
+		qs_errf(err, errlen, "%s: empty file, expected a PEM Ed25519 private key", path);
 		goto out;
 	}
 
 	bio = BIO_new_mem_buf(buf, (int)len);
 	if (!bio) {
 		rc = QS_ECRYPTO;
-		qs_keys_err(err, errlen, "%s: %s", path, qs_keys_ssl_reason());
+		qs_errf(err, errlen, "%s: %s", path, qs_keys_ssl_reason());
 		goto out;
 	}
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, qs_keys_no_passphrase, &encrypted);
 	if (!pkey) {
 		rc = QS_EKEY;
 		if (encrypted)
-			qs_keys_err(err, errlen,
-			            "%s: the key is encrypted; qsd needs an unencrypted PEM key "
-			            "(mode 0600 protects it)",
-			            path);
+			qs_errf(err, errlen,
+			        "%s: the key is encrypted; qsd needs an unencrypted PEM key "
+			        "(mode 0600 protects it)",
+			        path);
 		else
-			qs_keys_err(err, errlen, "%s: no PEM private key found (%s)", path,
-			            qs_keys_ssl_reason());
+			qs_errf(err, errlen, "%s: no PEM private key found (%s)", path,
+			        qs_keys_ssl_reason());
 		goto out;
 	}
 	if (!EVP_PKEY_is_a(pkey, "ED25519")) {
 		type = EVP_PKEY_get0_type_name(pkey);
 		rc = QS_EKEY;
-		qs_keys_err(err, errlen, "%s: %s key, expected an Ed25519 key", path,
-		            type ? type : "unknown");
+		qs_errf(err, errlen, "%s: %s key, expected an Ed25519 key", path,
+		        type ? type : "unknown");
 		goto out;
 	}
 	if (EVP_PKEY_get_raw_public_key(pkey, raw, &raw_len) != 1 || raw_len != sizeof(raw)) {
 		rc = QS_ECRYPTO;
-		qs_keys_err(err, errlen, "%s: cannot get the public key (%s)", path,
-		            qs_keys_ssl_reason());
+		qs_errf(err, errlen, "%s: cannot get the public key (%s)", path,
+		        qs_keys_ssl_reason());
 		goto out;
 	}
 

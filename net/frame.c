@@ -8,6 +8,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ union qs_frame_block {
 	max_align_t align;
 };
 
-/* Bytes live for one qs_frame_read() call; lives on its stack. */
+/* Bytes live for one qs_frame_unpack() call; lives on its stack. */
 struct qs_frame_budget {
 	size_t used;
 	size_t limit;
@@ -79,8 +80,8 @@ static ProtobufCAllocator qs_frame_free_allocator = {
 };
 
 int
-qs_frame_read(struct evbuffer *in, size_t max_frame_bytes, const ProtobufCMessageDescriptor *desc,
-              size_t budget, ProtobufCMessage **out)
+qs_frame_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                size_t budget, ProtobufCMessage **out)
 {
 	struct qs_frame_budget counter = {.used = 0, .limit = budget};
 	ProtobufCAllocator allocator = {
@@ -88,6 +89,22 @@ qs_frame_read(struct evbuffer *in, size_t max_frame_bytes, const ProtobufCMessag
 	    .free = qs_frame_block_free,
 	    .allocator_data = &counter,
 	};
+	ProtobufCMessage *msg;
+	int rc = QS_EDECODE;
+
+	msg = protobuf_c_message_unpack(desc, &allocator, len, buf);
+	if (msg == NULL)
+		goto out;
+	*out = msg;
+	rc = 0;
+out:
+	return rc;
+}
+
+int
+qs_frame_read(struct evbuffer *in, size_t max_frame_bytes, const ProtobufCMessageDescriptor *desc,
+              size_t budget, ProtobufCMessage **out)
+{
 	uint8_t header[QS_FRAME_HEADER_BYTES];
 	ProtobufCMessage *msg;
 	unsigned char *frame;
@@ -112,16 +129,35 @@ qs_frame_read(struct evbuffer *in, size_t max_frame_bytes, const ProtobufCMessag
 		rc = -ENOMEM;
 		goto out;
 	}
-	msg = protobuf_c_message_unpack(desc, &allocator, len, frame + QS_FRAME_HEADER_BYTES);
+	rc = qs_frame_unpack(desc, frame + QS_FRAME_HEADER_BYTES, len, budget, &msg);
 	evbuffer_drain(in, QS_FRAME_HEADER_BYTES + len);
-	if (msg == NULL) {
-		rc = QS_EDECODE;
+	if (rc != 0)
 		goto out;
-	}
 	*out = msg;
 	rc = 1;
 out:
 	return rc;
+}
+
+void
+qs_frame_read_failure(int rc, struct evbuffer *in, size_t before, size_t max_frame_bytes, char *why,
+                      size_t why_len)
+{
+	uint8_t header[QS_FRAME_HEADER_BYTES];
+
+	if (why == NULL || why_len == 0)
+		return;
+	if (rc == QS_ELIMIT) {
+		/* Nothing was consumed: the header is still at the front. */
+		evbuffer_copyout(in, header, sizeof(header));
+		snprintf(why, why_len, "frame of %" PRIu32 " bytes, limit %zu", qs_get_be32(header),
+		         max_frame_bytes);
+	} else if (rc == QS_EDECODE) {
+		snprintf(why, why_len, "a frame of %zu bytes does not decode",
+		         before - evbuffer_get_length(in) - QS_FRAME_HEADER_BYTES);
+	} else {
+		snprintf(why, why_len, "reading a frame: %s", qs_strerror(rc));
+	}
 }
 
 int

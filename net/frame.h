@@ -10,8 +10,8 @@
  *
  * Allocator. Every block protobuf-c allocates for a decoded message carries
  * a small header holding its size. The budget lives in a per-call counter on
- * qs_frame_read()'s stack, so decoding keeps no global or thread-local state
- * and may run on any thread at once. Freeing needs no state: the size is in
+ * qs_frame_unpack()'s stack, so decoding keeps no global or thread-local
+ * state and may run on any thread at once. Freeing needs no state: the size is in
  * the block, so qs_frame_msg_free() may run on any thread, later.
  */
 #ifndef QS_NET_FRAME_H
@@ -39,6 +39,28 @@ int qs_frame_read(struct evbuffer *in, size_t max_frame_bytes,
                   const ProtobufCMessageDescriptor *desc, size_t budget, ProtobufCMessage **out);
 
 /*
+ * Why a qs_frame_read() on `in` failed with `rc` (< 0), as the reason a
+ * connection is closed with; call it right after that read, before `in`
+ * changes. `before` is the length of `in` before the read and
+ * max_frame_bytes the limit it was given. Names the announced length for
+ * QS_ELIMIT and the size of the dropped frame for QS_EDECODE. Writes into
+ * why[why_len] as snprintf() does; nothing when `why` is NULL or why_len 0.
+ */
+void qs_frame_read_failure(int rc, struct evbuffer *in, size_t before, size_t max_frame_bytes,
+                           char *why, size_t why_len);
+
+/*
+ * Decode the `len` bytes at `buf` (one message, no frame header) as a `desc`
+ * message, for a caller that frames its own bytes (client/qsclient.c).
+ * Returns 0 and sets *out (free it with qs_frame_msg_free()), or QS_EDECODE
+ * when the bytes do not decode or decoding would allocate more than `budget`
+ * bytes (nothing stays allocated). `buf` stays the caller's; the message
+ * does not point into it.
+ */
+int qs_frame_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                    size_t budget, ProtobufCMessage **out);
+
+/*
  * Append `msg` packed as one frame to `out`, packing straight into the
  * buffer's own memory. Returns 0, QS_ELIMIT when the packed message would
  * exceed max_frame_bytes or 2^32 - 1 bytes (nothing is appended), or -ENOMEM
@@ -46,7 +68,8 @@ int qs_frame_read(struct evbuffer *in, size_t max_frame_bytes,
  */
 int qs_frame_write(struct evbuffer *out, const ProtobufCMessage *msg, size_t max_frame_bytes);
 
-/* Free a message returned by qs_frame_read(), on any thread; NULL is fine. */
+/* Free a message returned by qs_frame_read() or qs_frame_unpack(), on any
+ * thread; NULL is fine. */
 void qs_frame_msg_free(ProtobufCMessage *msg);
 
 #endif

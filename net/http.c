@@ -9,7 +9,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,21 +35,6 @@ struct qs_http {
 	void *health_arg;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * Parses `listen` (see qs_addr_parse) into the numeric host and the port
  * evhttp binds. Returns 0 or QS_ECONFIG with a message.
@@ -67,11 +51,11 @@ parse_listen(const char *listen, char *host, size_t hostlen, uint16_t *port, cha
 	int rc = QS_ECONFIG;
 
 	if (listen == NULL || listen[0] == '\0') {
-		set_err(err, errlen, "http listen: empty address");
+		qs_errf(err, errlen, "http listen: empty address");
 		goto out;
 	}
 	if (qs_addr_parse(listen, &ss, &len, &why) != 0) {
-		set_err(err, errlen, "http listen \"%s\": %s", listen, why);
+		qs_errf(err, errlen, "http listen \"%s\": %s", listen, why);
 		goto out;
 	}
 	if (ss.ss_family == AF_INET6) {
@@ -180,7 +164,7 @@ qs_http_start(struct event_base *base, const char *listen, struct qs_metrics *me
 	rc = -ENOMEM;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL) {
-		set_err(err, errlen, "http listen %s: out of memory", listen);
+		qs_errf(err, errlen, "http listen %s: out of memory", listen);
 		goto out;
 	}
 	h->metrics = metrics;
@@ -188,7 +172,7 @@ qs_http_start(struct event_base *base, const char *listen, struct qs_metrics *me
 	h->health_arg = health_arg;
 	h->evhttp = evhttp_new(base);
 	if (h->evhttp == NULL) {
-		set_err(err, errlen, "http listen %s: out of memory", listen);
+		qs_errf(err, errlen, "http listen %s: out of memory", listen);
 		goto out;
 	}
 	evhttp_set_max_headers_size(h->evhttp, QS_HTTP_MAX_HEADERS_BYTES);
@@ -201,7 +185,7 @@ qs_http_start(struct event_base *base, const char *listen, struct qs_metrics *me
 	bound = evhttp_bind_socket_with_handle(h->evhttp, host, port);
 	if (bound == NULL) {
 		rc = errno != 0 ? -errno : -EADDRNOTAVAIL;
-		set_err(err, errlen, "http listen %s: %s", listen, strerror(-rc));
+		qs_errf(err, errlen, "http listen %s: %s", listen, strerror(-rc));
 		goto out;
 	}
 	evutil_make_socket_closeonexec(evhttp_bound_socket_get_fd(bound));

@@ -18,6 +18,7 @@
 #include "core/addr.h"
 #include "core/codec.h"
 #include "core/error.h"
+#include "daemon/clock.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "net/frame.h"
@@ -36,7 +37,6 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -169,48 +169,6 @@ static void qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 static void qs_conn_process(struct qs_conn *c);
 
-static void qs_peers_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-qs_peers_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static uint64_t
-qs_peers_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t
-qs_peers_wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static struct timeval
-qs_peers_tv(uint64_t ms)
-{
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-	                     .tv_usec = (suseconds_t)(ms % 1000 * 1000)};
-
-	return tv;
-}
-
 static const char *
 qs_peers_name(const struct qs_peers *p, int idx)
 {
@@ -297,7 +255,7 @@ qs_slot_schedule(struct qs_peers *p, int idx, uint64_t lived_ms)
 	delay = qs_peers_jitter(s->backoff_ms);
 	s->backoff_ms = s->backoff_ms >= QS_PEER_BACKOFF_MAX_MS / 2 ? QS_PEER_BACKOFF_MAX_MS
 	                                                            : s->backoff_ms * 2;
-	tv = qs_peers_tv(delay);
+	tv = qs_clock_tv_ms(delay);
 	evtimer_add(s->redial, &tv);
 }
 
@@ -338,7 +296,7 @@ static void qs_conn_deadline(evutil_socket_t fd, short what, void *arg);
 static int
 qs_conn_arm_deadline(struct qs_conn *c)
 {
-	struct timeval tv = qs_peers_tv(QS_PEER_HANDSHAKE_TIMEOUT_MS);
+	struct timeval tv = qs_clock_tv_ms(QS_PEER_HANDSHAKE_TIMEOUT_MS);
 
 	c->deadline = evtimer_new(c->p->base, qs_conn_deadline, c);
 	if (c->deadline == NULL || evtimer_add(c->deadline, &tv) != 0)
@@ -507,7 +465,7 @@ qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, ...)
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	if (was_ready) {
-		lived_ms = qs_peers_mono_ms() - c->ready_ms;
+		lived_ms = qs_clock_mono_ms() - c->ready_ms;
 		qs_conn_report_disconnect(c, why, detail);
 	} else if (why != QS_WHY_SHUTDOWN && c->state == QS_CONN_CONNECTING) {
 		qs_conn_report_dial(c, detail);
@@ -552,7 +510,7 @@ qs_conn_send_hello(struct qs_conn *c)
 	hello.author.len = sizeof(p->signing_key);
 	hello.protocol_version = QS_PROTOCOL_VERSION;
 	hello.chain_id = p->cfg->chain_id;
-	hello.now_us = qs_peers_wall_us();
+	hello.now_us = qs_clock_wall_us();
 	msg.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO;
 	msg.hello = &hello;
 	return qs_frame_write(bufferevent_get_output(c->bev), &msg.base, p->frame_max);
@@ -594,7 +552,7 @@ qs_conn_hello(struct qs_conn *c, const Quorumstore__V1__PeerMessage *msg)
 	const struct qs_validator *v = &p->cfg->validators[c->peer];
 	const Quorumstore__V1__Hello *h = msg->hello;
 	struct qs_slot *s = &p->slots[c->peer];
-	uint64_t now_us = qs_peers_wall_us();
+	uint64_t now_us = qs_clock_wall_us();
 	int64_t skew_us;
 
 	if (msg->msg_case != QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO || h == NULL) {
@@ -639,7 +597,7 @@ qs_conn_hello(struct qs_conn *c, const Quorumstore__V1__PeerMessage *msg)
 		event_free(c->deadline);
 	c->deadline = NULL;
 	c->state = QS_CONN_READY;
-	c->ready_ms = qs_peers_mono_ms();
+	c->ready_ms = qs_clock_mono_ms();
 	s->active = c;
 	s->failures = 0;
 	s->skew_us = skew_us;
@@ -668,7 +626,7 @@ qs_conn_process(struct qs_conn *c)
 	ProtobufCMessage *m = NULL;
 	struct evbuffer *in;
 	size_t before;
-	uint8_t header[QS_FRAME_HEADER_BYTES];
+	char detail[QS_PEER_DETAIL_MAX];
 	int rc;
 
 	c->busy++;
@@ -680,20 +638,13 @@ qs_conn_process(struct qs_conn *c)
 		                   p->budget, &m);
 		if (rc == 0)
 			break;
-		if (rc == QS_ELIMIT) {
-			evbuffer_copyout(in, header, sizeof(header));
-			qs_conn_close(c, QS_WHY_OVERSIZED_FRAME,
-			              "frame of %" PRIu32 " bytes, limit %zu", qs_get_be32(header),
-			              p->frame_max);
-			break;
-		}
-		if (rc == QS_EDECODE) {
-			qs_conn_close(c, QS_WHY_UNDECODABLE, "a frame of %zu bytes does not decode",
-			              before - evbuffer_get_length(in) - QS_FRAME_HEADER_BYTES);
-			break;
-		}
 		if (rc < 0) {
-			qs_conn_close(c, QS_WHY_ERROR, "reading a frame: %s", qs_strerror(rc));
+			qs_frame_read_failure(rc, in, before, p->frame_max, detail, sizeof(detail));
+			qs_conn_close(c,
+			              rc == QS_ELIMIT    ? QS_WHY_OVERSIZED_FRAME
+			              : rc == QS_EDECODE ? QS_WHY_UNDECODABLE
+			                                 : QS_WHY_ERROR,
+			              "%s", detail);
 			break;
 		}
 		qs_metric_add(p->m_frames, 0, 1);
@@ -890,7 +841,7 @@ static void
 qs_peers_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct qs_peers *p = arg;
-	struct timeval tv = qs_peers_tv(QS_PEER_ACCEPT_RETRY_MS);
+	struct timeval tv = qs_clock_tv_ms(QS_PEER_ACCEPT_RETRY_MS);
 	int err = EVUTIL_SOCKET_ERROR();
 
 	/* EMFILE and friends leave the connection queued: pause instead of
@@ -993,25 +944,25 @@ qs_peers_check_self(const struct qs_config *cfg, int self, EVP_PKEY *network_key
 	size_t len = sizeof(raw);
 
 	if (self < 0 || (size_t)self >= cfg->n_validators) {
-		qs_peers_set_err(err, errlen, "peers: self index %d is not a validator (0..%zu)",
-		                 self, cfg->n_validators);
+		qs_errf(err, errlen, "peers: self index %d is not a validator (0..%zu)", self,
+		        cfg->n_validators);
 		return QS_ECONFIG;
 	}
 	if (network_key == NULL || EVP_PKEY_get_raw_public_key(network_key, raw, &len) != 1 ||
 	    len != sizeof(raw) ||
 	    memcmp(raw, cfg->validators[self].network_key, sizeof(raw)) != 0) {
 		ERR_clear_error();
-		qs_peers_set_err(err, errlen,
-		                 "peers: the network key is not validators[%d] "
-		                 "(%s)'s network_key",
-		                 self, cfg->validators[self].name);
+		qs_errf(err, errlen,
+		        "peers: the network key is not validators[%d] "
+		        "(%s)'s network_key",
+		        self, cfg->validators[self].name);
 		return QS_ECONFIG;
 	}
 	if (memcmp(self_signing_key, cfg->validators[self].signing_key, QS_KEY_BYTES) != 0) {
-		qs_peers_set_err(err, errlen,
-		                 "peers: the signing key is not validators[%d] "
-		                 "(%s)'s signing_key",
-		                 self, cfg->validators[self].name);
+		qs_errf(err, errlen,
+		        "peers: the signing key is not validators[%d] "
+		        "(%s)'s signing_key",
+		        self, cfg->validators[self].name);
 		return QS_ECONFIG;
 	}
 	return 0;
@@ -1035,15 +986,15 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 		goto out;
 	if (h == NULL || h->on_message == NULL) {
 		rc = QS_ECONFIG;
-		qs_peers_set_err(err, errlen, "peers: no message handler");
+		qs_errf(err, errlen, "peers: no message handler");
 		goto out;
 	}
 	if (qs_addr_parse(cfg->listen, &listen_sa, &listen_len, NULL) != 0) {
 		rc = QS_ECONFIG;
-		qs_peers_set_err(err, errlen,
-		                 "peers: listen \"%s\": expected a numeric "
-		                 "A.B.C.D:PORT or [IPv6]:PORT",
-		                 cfg->listen ? cfg->listen : "");
+		qs_errf(err, errlen,
+		        "peers: listen \"%s\": expected a numeric "
+		        "A.B.C.D:PORT or [IPv6]:PORT",
+		        cfg->listen ? cfg->listen : "");
 		goto out;
 	}
 	rc = -ENOMEM;
@@ -1079,11 +1030,11 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 			continue;
 		if (qs_addr_parse(cfg->validators[i].address, &s->sa, &s->sa_len, NULL) != 0) {
 			rc = QS_ECONFIG;
-			qs_peers_set_err(err, errlen,
-			                 "peers: validators[%zu] (%s) address \"%s\": "
-			                 "the peer transport needs a numeric A.B.C.D:PORT or "
-			                 "[IPv6]:PORT",
-			                 i, cfg->validators[i].name, cfg->validators[i].address);
+			qs_errf(err, errlen,
+			        "peers: validators[%zu] (%s) address \"%s\": "
+			        "the peer transport needs a numeric A.B.C.D:PORT or "
+			        "[IPv6]:PORT",
+			        i, cfg->validators[i].name, cfg->validators[i].address);
 			goto out;
 		}
 		if ((int)i > self) {
@@ -1111,7 +1062,7 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 	    QS_PEER_LISTEN_BACKLOG, (struct sockaddr *)&listen_sa, (int)listen_len);
 	if (p->listener == NULL) {
 		rc = errno != 0 ? -errno : -EADDRNOTAVAIL;
-		qs_peers_set_err(err, errlen, "peers: listen %s: %s", cfg->listen, strerror(-rc));
+		qs_errf(err, errlen, "peers: listen %s: %s", cfg->listen, strerror(-rc));
 		goto out;
 	}
 	evconnlistener_set_error_cb(p->listener, qs_peers_accept_error);
@@ -1127,7 +1078,7 @@ qs_peers_start(struct event_base *base, const struct qs_config *cfg, int self,
 	goto out;
 nomem:
 	rc = -ENOMEM;
-	qs_peers_set_err(err, errlen, "peers: out of memory");
+	qs_errf(err, errlen, "peers: out of memory");
 out:
 	qs_peers_free(p);
 	return rc;

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "core/codec.h"
 #include "core/error.h"
+#include "daemon/clock.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "net/frame.h"
@@ -35,7 +36,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -202,39 +202,7 @@ static void qs_rpc_conn_finish(struct qs_rpc_conn *c, enum qs_rpc_why why, const
 static void qs_rpc_conn_send_status(struct qs_rpc_conn *c, uint64_t request_id,
                                     Quorumstore__V1__Status status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void qs_rpc_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static void qs_rpc_conn_process(struct qs_rpc_conn *c);
-
-static void
-qs_rpc_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static uint64_t
-qs_rpc_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static struct timeval
-qs_rpc_tv(uint64_t ms)
-{
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-	                     .tv_usec = (suseconds_t)(ms % 1000 * 1000)};
-
-	return tv;
-}
 
 static int
 qs_rpc_method_of(Quorumstore__V1__Request__BodyCase body)
@@ -403,7 +371,7 @@ qs_rpc_conn_close(struct qs_rpc_conn *c, enum qs_rpc_why why, const char *fmt, .
 static void
 qs_rpc_conn_finish(struct qs_rpc_conn *c, enum qs_rpc_why why, const char *fmt, ...)
 {
-	struct timeval tv = qs_rpc_tv(QS_RPC_CLOSE_FLUSH_MS);
+	struct timeval tv = qs_clock_tv_ms(QS_RPC_CLOSE_FLUSH_MS);
 	va_list ap;
 
 	if (c->dead || c->closing)
@@ -518,7 +486,7 @@ qs_rpc_call_deadline(evutil_socket_t fd, short what, void *arg)
 	call->expired = true;
 	qs_metric_add(rpc->m_dropped, QS_RPC_DROP_DEADLINE, 1);
 	qs_metric_observe(rpc->m_seconds, call->method,
-	                  (double)(qs_rpc_mono_ns() - call->start_ns) / 1e9);
+	                  (double)(qs_clock_mono_ns() - call->start_ns) / 1e9);
 	qs_log_debug("rpc_deadline_exceeded", "conn=%" PRIu64 " request_id=%" PRIu64 " method=%s",
 	             c->serial, call->request_id, qs_rpc_method_names[call->method]);
 	qs_rpc_conn_send_status(c, call->request_id,
@@ -596,7 +564,7 @@ qs_rpc_conn_request(struct qs_rpc_conn *c, Quorumstore__V1__Request *req)
 	deadline_ms = req->deadline_ms == 0 ? QS_RPC_DEFAULT_DEADLINE_MS : req->deadline_ms;
 	if (deadline_ms > QS_RPC_MAX_DEADLINE_MS)
 		deadline_ms = QS_RPC_MAX_DEADLINE_MS;
-	tv = qs_rpc_tv(deadline_ms);
+	tv = qs_clock_tv_ms(deadline_ms);
 	if (call == NULL || call->deadline == NULL || evtimer_add(call->deadline, &tv) != 0) {
 		if (call != NULL && call->deadline != NULL)
 			event_free(call->deadline);
@@ -609,7 +577,7 @@ qs_rpc_conn_request(struct qs_rpc_conn *c, Quorumstore__V1__Request *req)
 	call->conn = c;
 	call->request_id = req->request_id;
 	call->method = (enum qs_rpc_method)method;
-	call->start_ns = qs_rpc_mono_ns();
+	call->start_ns = qs_clock_mono_ns();
 	TAILQ_INSERT_TAIL(&c->calls, call, link);
 	c->n_calls++;
 	rpc->ops.request(rpc->arg, call, req);
@@ -628,7 +596,7 @@ qs_rpc_conn_process(struct qs_rpc_conn *c)
 {
 	struct qs_rpc *rpc = c->rpc;
 	ProtobufCMessage *m = NULL;
-	uint8_t header[QS_FRAME_HEADER_BYTES];
+	char detail[QS_RPC_DETAIL_MAX];
 	struct evbuffer *in;
 	size_t before;
 	int rc;
@@ -641,22 +609,14 @@ qs_rpc_conn_process(struct qs_rpc_conn *c)
 		                   rpc->budget, &m);
 		if (rc == 0)
 			break;
-		if (rc == QS_ELIMIT) {
-			evbuffer_copyout(in, header, sizeof(header));
-			qs_rpc_conn_close(c, QS_RPC_WHY_OVERSIZED_FRAME,
-			                  "frame of %" PRIu32 " bytes, limit %zu",
-			                  qs_get_be32(header), rpc->frame_max);
-			break;
-		}
-		if (rc == QS_EDECODE) {
-			qs_rpc_conn_close(c, QS_RPC_WHY_UNDECODABLE,
-			                  "a frame of %zu bytes does not decode",
-			                  before - evbuffer_get_length(in) - QS_FRAME_HEADER_BYTES);
-			break;
-		}
 		if (rc < 0) {
-			qs_rpc_conn_close(c, QS_RPC_WHY_ERROR, "reading a frame: %s",
-			                  qs_strerror(rc));
+			qs_frame_read_failure(rc, in, before, rpc->frame_max, detail,
+			                      sizeof(detail));
+			qs_rpc_conn_close(c,
+			                  rc == QS_ELIMIT    ? QS_RPC_WHY_OVERSIZED_FRAME
+			                  : rc == QS_EDECODE ? QS_RPC_WHY_UNDECODABLE
+			                                     : QS_RPC_WHY_ERROR,
+			                  "%s", detail);
 			break;
 		}
 		qs_rpc_conn_request(c, (Quorumstore__V1__Request *)m);
@@ -753,7 +713,7 @@ qs_rpc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
               void *arg)
 {
 	struct qs_rpc *rpc = arg;
-	struct timeval tv = qs_rpc_tv(QS_RPC_HELLO_TIMEOUT_MS);
+	struct timeval tv = qs_clock_tv_ms(QS_RPC_HELLO_TIMEOUT_MS);
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct qs_rpc_conn *c;
@@ -810,7 +770,7 @@ static void
 qs_rpc_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct qs_rpc *rpc = arg;
-	struct timeval tv = qs_rpc_tv(QS_RPC_ACCEPT_RETRY_MS);
+	struct timeval tv = qs_clock_tv_ms(QS_RPC_ACCEPT_RETRY_MS);
 	int err = EVUTIL_SOCKET_ERROR();
 
 	/* EMFILE and friends leave the connection queued: pause instead of
@@ -868,50 +828,50 @@ qs_rpc_bind(struct qs_rpc *rpc, int *fd_out, char *err, size_t errlen)
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			rc = -EEXIST;
-			qs_rpc_set_err(err, errlen,
-			               "rpc: %s exists and is not a socket; not removing it", path);
+			qs_errf(err, errlen, "rpc: %s exists and is not a socket; not removing it",
+			        path);
 			goto out;
 		}
 		rc = qs_rpc_probe(&sun);
 		if (rc == 0) {
 			rc = -EADDRINUSE;
-			qs_rpc_set_err(
-			    err, errlen,
-			    "rpc: %s is in use: another process serves it (another qsd?)", path);
+			qs_errf(err, errlen,
+			        "rpc: %s is in use: another process serves it (another qsd?)",
+			        path);
 			goto out;
 		}
 		if (rc != -ECONNREFUSED) {
-			qs_rpc_set_err(err, errlen,
-			               "rpc: %s exists and cannot be probed (%s); not removing it",
-			               path, strerror(-rc));
+			qs_errf(err, errlen,
+			        "rpc: %s exists and cannot be probed (%s); not removing it", path,
+			        strerror(-rc));
 			goto out;
 		}
 		if (unlink(path) != 0 && errno != ENOENT) {
 			rc = -errno;
-			qs_rpc_set_err(err, errlen, "rpc: cannot remove the stale socket %s: %s",
-			               path, strerror(-rc));
+			qs_errf(err, errlen, "rpc: cannot remove the stale socket %s: %s", path,
+			        strerror(-rc));
 			goto out;
 		}
 		qs_log_notice("rpc_stale_socket_removed", "path=\"%s\"", path);
 	} else if (errno != ENOENT) {
 		rc = -errno;
-		qs_rpc_set_err(err, errlen, "rpc: %s: %s", path, strerror(-rc));
+		qs_errf(err, errlen, "rpc: %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		rc = -errno;
-		qs_rpc_set_err(err, errlen, "rpc: socket: %s", strerror(-rc));
+		qs_errf(err, errlen, "rpc: socket: %s", strerror(-rc));
 		goto out;
 	}
 	if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) != 0) {
 		rc = -errno;
-		qs_rpc_set_err(err, errlen, "rpc: bind %s: %s", path, strerror(-rc));
+		qs_errf(err, errlen, "rpc: bind %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	if (lstat(path, &st) != 0) {
 		rc = -errno;
-		qs_rpc_set_err(err, errlen, "rpc: %s vanished after bind: %s", path, strerror(-rc));
+		qs_errf(err, errlen, "rpc: %s vanished after bind: %s", path, strerror(-rc));
 		goto out;
 	}
 	rpc->bound = true;
@@ -921,12 +881,12 @@ qs_rpc_bind(struct qs_rpc *rpc, int *fd_out, char *err, size_t errlen)
 	 * client ever connects under another mode. */
 	if (chmod(path, QS_RPC_SOCKET_MODE) != 0) {
 		rc = -errno;
-		qs_rpc_set_err(err, errlen, "rpc: chmod %s: %s", path, strerror(-rc));
+		qs_errf(err, errlen, "rpc: chmod %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	if (listen(fd, QS_RPC_LISTEN_BACKLOG) != 0) {
 		rc = -errno;
-		qs_rpc_set_err(err, errlen, "rpc: listen %s: %s", path, strerror(-rc));
+		qs_errf(err, errlen, "rpc: listen %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	*fd_out = fd;
@@ -1020,15 +980,14 @@ qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct 
 
 	if (ops == NULL || ops->request == NULL || info == NULL) {
 		rc = QS_ECONFIG;
-		qs_rpc_set_err(err, errlen, "rpc: no request handler or no server info");
+		qs_errf(err, errlen, "rpc: no request handler or no server info");
 		goto out;
 	}
 	if (cfg->rpc_socket == NULL || cfg->rpc_socket[0] == '\0' ||
 	    strlen(cfg->rpc_socket) >= sizeof(sun.sun_path)) {
 		rc = QS_ECONFIG;
-		qs_rpc_set_err(
-		    err, errlen, "rpc: socket path \"%s\" is empty or longer than %zu bytes",
-		    cfg->rpc_socket != NULL ? cfg->rpc_socket : "", sizeof(sun.sun_path) - 1);
+		qs_errf(err, errlen, "rpc: socket path \"%s\" is empty or longer than %zu bytes",
+		        cfg->rpc_socket != NULL ? cfg->rpc_socket : "", sizeof(sun.sun_path) - 1);
 		goto out;
 	}
 	rc = -ENOMEM;
@@ -1074,7 +1033,7 @@ qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct 
 	goto out;
 nomem:
 	rc = -ENOMEM;
-	qs_rpc_set_err(err, errlen, "rpc: out of memory");
+	qs_errf(err, errlen, "rpc: out of memory");
 out:
 	if (fd >= 0)
 		close(fd);
@@ -1101,7 +1060,7 @@ qs_rpc_respond(struct qs_rpc_call *call, Quorumstore__V1__Response *resp)
 		qs_rpc_call_unlink(call);
 		if (!call->expired) {
 			qs_metric_observe(c->rpc->m_seconds, call->method,
-			                  (double)(qs_rpc_mono_ns() - call->start_ns) / 1e9);
+			                  (double)(qs_clock_mono_ns() - call->start_ns) / 1e9);
 			qs_rpc_conn_send(c, resp);
 		}
 	}

@@ -68,6 +68,23 @@ group_done(void *arg, size_t items, uint64_t bytes, double seconds, int result, 
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Wait until the writer is held in the observer after its first group. */
+static void
+wait_first_group(struct harness *h)
+{
+	for (int i = 0; i < 20000; i++) {
+		int groups;
+
+		pthread_mutex_lock(&h->lock);
+		groups = h->groups;
+		pthread_mutex_unlock(&h->lock);
+		if (groups >= 1)
+			return;
+		usleep(1000);
+	}
+	ck_abort_msg("the writer never finished its first group");
+}
+
 static void
 release_writer(struct harness *h)
 {
@@ -437,9 +454,13 @@ START_TEST(failed_sync_nacks_whole_group_without_signing)
 	snprintf(trigger, sizeof(trigger), "%s/fail-sync", h.dir);
 	setenv("QS_SHIM_FAIL_SYNC", trigger, 1);
 	h.hold_first_group = 1;
-	/* A first write succeeds and holds the writer while the rest queue up. */
+	/* A first write succeeds and holds the writer while the rest queue up.
+	 * Wait until it is held, so that none of the rest joined its group
+	 * (regression: under load they sometimes did, and were written before
+	 * the fault). */
 	items[0] = make_item(&h, 0, 5000000000000000ULL);
 	ck_assert_int_eq(qs_writer_submit(h.writer, &items[0]->w), 0);
+	wait_first_group(&h);
 	for (int i = 1; i < 10; i++) {
 		items[i] = make_item(&h, i, 5000000000000000ULL + (uint64_t)i);
 		ck_assert_int_eq(qs_writer_submit(h.writer, &items[i]->w), 0);

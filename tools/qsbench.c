@@ -46,6 +46,7 @@
 #include "core/codec.h"
 #include "core/error.h"
 #include "core/hex.h"
+#include "daemon/clock.h"
 #include "daemon/keys.h"
 #include "net/frame.h"
 #include "net/tls.h"
@@ -146,33 +147,6 @@ qsb_txn_fill(uint64_t seed, uint32_t author, uint64_t payload_id, uint32_t txn, 
 /* ---------------------------------------------------------------------------
  * Small helpers.
  */
-
-static uint64_t
-qsb_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static uint64_t
-qsb_wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static struct timeval
-qsb_tv(uint64_t us)
-{
-	struct timeval tv = {.tv_sec = (time_t)(us / 1000000),
-	                     .tv_usec = (suseconds_t)(us % 1000000)};
-
-	return tv;
-}
 
 /* Decimal u64 in [min, max], nothing else (no sign, no spaces, no suffix). */
 static int
@@ -543,7 +517,7 @@ qsb_retry_cb(evutil_socket_t fd, short what, void *arg)
 static int
 qsb_peer_retry_later(struct qsb_peer *p)
 {
-	struct timeval tv = qsb_tv(QSB_RETRY_US);
+	struct timeval tv = qs_clock_tv_us(QSB_RETRY_US);
 
 	if (!p->retry_ev) {
 		p->retry_ev = evtimer_new(p->env->base, qsb_retry_cb, p);
@@ -595,7 +569,7 @@ qsb_send_hello(struct qsb_peer *p)
 	h.author.data = p->signing_pub;
 	h.protocol_version = QS_PROTOCOL_VERSION;
 	h.chain_id = p->env->cfg->chain_id;
-	h.now_us = qsb_wall_us();
+	h.now_us = qs_clock_wall_us();
 	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO;
 	m.hello = &h;
 	return qsb_send(p, &m);
@@ -1012,7 +986,7 @@ qsb_run_stop(struct qsb_run *r)
 	if (r->phase == QSB_DONE)
 		return;
 	r->phase = QSB_DONE;
-	r->end_us = qsb_mono_us();
+	r->end_us = qs_clock_mono_us();
 	event_base_loopbreak(r->env.base);
 }
 
@@ -1057,7 +1031,7 @@ qsb_run_send(struct qsb_run *r, struct qsb_peer *p, uint32_t k)
 	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__BatchMsg bm = QUORUMSTORE__V1__BATCH_MSG__INIT;
 	const struct qs_config *cfg = r->env.cfg;
-	uint64_t expiration_us = qsb_wall_us() + r->lifetime_us;
+	uint64_t expiration_us = qs_clock_wall_us() + r->lifetime_us;
 	uint64_t now;
 	uint32_t i, j;
 	int rc;
@@ -1115,7 +1089,7 @@ qsb_run_send(struct qsb_run *r, struct qsb_peer *p, uint32_t k)
 	rc = qsb_send(p, &m);
 	if (rc)
 		return rc;
-	now = qsb_mono_us();
+	now = qs_clock_mono_us();
 	for (i = 0; i < k; i++) {
 		struct qsb_slot *s = &p->slots[(p->next_seq + i) & p->slot_mask];
 
@@ -1308,7 +1282,7 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 	}
 	r->acked++;
 	r->acked_bytes += s->info.num_bytes;
-	qsb_lat_add(&r->lat, qsb_mono_us() - s->sent_us);
+	qsb_lat_add(&r->lat, qs_clock_mono_us() - s->sent_us);
 	qsb_run_release(p, s);
 	return 0;
 }
@@ -1411,7 +1385,7 @@ static void
 qsb_run_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct qsb_run *r = arg;
-	uint64_t now = qsb_mono_us();
+	uint64_t now = qs_clock_mono_us();
 	double dt = (double)(now - r->tick_us) / 1e6;
 	uint64_t acks = r->acked - r->tick_acks;
 	uint64_t bytes = r->acked_bytes - r->tick_bytes;
@@ -1436,7 +1410,7 @@ static void
 qsb_run_pace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct qsb_run *r = arg;
-	uint64_t now = qsb_mono_us();
+	uint64_t now = qs_clock_mono_us();
 	double add = (double)r->o.rate * (double)(now - r->last_pace_us) / 1e6;
 	/* Burst at most 50 ms worth (and at least one message) after a stall. */
 	double cap = (double)r->o.per_msg + (double)r->o.rate * 0.05;
@@ -1458,7 +1432,7 @@ qsb_run_pace_cb(evutil_socket_t fd, short what, void *arg)
 static void
 qsb_run_drain(struct qsb_run *r)
 {
-	struct timeval tv = qsb_tv(r->o.drain_s * 1000000);
+	struct timeval tv = qs_clock_tv_us(r->o.drain_s * 1000000);
 	size_t i;
 
 	if (r->phase != QSB_RUNNING)
@@ -1730,7 +1704,7 @@ qsb_run_check_config(struct qsb_run *r)
 	if (!o->lifetime_set && r->lifetime_us >= max_lifetime)
 		r->lifetime_us = max_lifetime > 2000000 ? max_lifetime - 1000000 : max_lifetime / 2;
 	if (!o->base_set)
-		o->base = qsb_wall_us();
+		o->base = qs_clock_wall_us();
 	return 0;
 }
 
@@ -1875,18 +1849,18 @@ qsb_run_main(int argc, char **argv)
 		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
 		goto out;
 	}
-	r->start_us = qsb_mono_us();
+	r->start_us = qs_clock_mono_us();
 	r->tick_us = r->start_us;
 	r->last_pace_us = r->start_us;
 	r->lat.rng = r->o.seed;
-	tv = qsb_tv(1000000);
+	tv = qs_clock_tv_us(1000000);
 	evtimer_add(r->tick_ev, &tv);
 	if (r->pace_ev) {
-		tv = qsb_tv(QSB_PACE_US);
+		tv = qs_clock_tv_us(QSB_PACE_US);
 		evtimer_add(r->pace_ev, &tv);
 	}
 	if (!r->o.count || r->o.duration_set) {
-		tv = qsb_tv(r->o.duration_s * 1000000);
+		tv = qs_clock_tv_us(r->o.duration_s * 1000000);
 		evtimer_add(r->end_ev, &tv);
 	}
 	if (!r->o.quiet)
@@ -1903,7 +1877,7 @@ qsb_run_main(int argc, char **argv)
 	if (r->phase != QSB_DONE)
 		event_base_dispatch(r->env.base);
 	if (r->phase != QSB_DONE)
-		r->end_us = qsb_mono_us();
+		r->end_us = qs_clock_mono_us();
 
 	/* Whatever is still unanswered will not be: close and count it. */
 	for (i = 0; i < r->n_peers; i++) {
@@ -2123,7 +2097,7 @@ qsb_verify_next(struct qsb_verify *v, struct qsb_record *rec)
 			continue;
 		if (qsb_record_parse(v, line, rec))
 			return -EINVAL;
-		if (rec->expiration_us <= qsb_wall_us()) {
+		if (rec->expiration_us <= qs_clock_wall_us()) {
 			v->skipped++;
 			continue;
 		}
@@ -2176,7 +2150,7 @@ static void
 qsb_verify_pace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct qsb_verify *v = arg;
-	uint64_t now = qsb_mono_us();
+	uint64_t now = qs_clock_mono_us();
 	uint32_t i;
 
 	if (v->rate) {
@@ -2234,7 +2208,7 @@ qsb_verify_request(struct qsb_verify *v, struct qsb_vslot *s)
 		qsb_verify_stop(v, QSB_EXIT_FAIL);
 		return -EIO;
 	}
-	s->sent_us = qsb_mono_us();
+	s->sent_us = qs_clock_mono_us();
 	s->tries++;
 	if (v->rate)
 		v->tokens -= 1;
@@ -2501,9 +2475,9 @@ qsb_verify_main(int argc, char **argv)
 	v->slot_mask = n_slots - 1;
 	v->next_request = 1;
 	v->rate = rate;
-	v->pace_us = qsb_mono_us();
+	v->pace_us = qs_clock_mono_us();
 	v->scan_us = v->pace_us;
-	tv = qsb_tv(QSB_PACE_US);
+	tv = qs_clock_tv_us(QSB_PACE_US);
 	evtimer_add(v->pace_ev, &tv);
 
 	qsb_peer_connect(&v->peer);
@@ -2753,7 +2727,7 @@ qsb_submit_send(struct qsb_submit *s)
 	int rc;
 
 	qsb_submit_build(s, payload_id, &req, &sb, key);
-	sent_us = qsb_mono_us();
+	sent_us = qs_clock_mono_us();
 	rc = qs_client_send(s->client, &req, &id);
 	if (rc) {
 		fprintf(stderr,
@@ -2778,7 +2752,7 @@ qsb_submit_stop(struct qsb_submit *s)
 	if (s->phase == QSB_DONE)
 		return;
 	s->phase = QSB_DONE;
-	s->end_us = qsb_mono_us();
+	s->end_us = qs_clock_mono_us();
 }
 
 /* Stop sending; wait at most -g seconds for what is in flight. */
@@ -2837,7 +2811,7 @@ qsb_submit_check(struct qsb_submit *s, const Quorumstore__V1__Response *resp, ui
 		return "info.num_bytes";
 	if (info->gas_bucket_start != 0)
 		return "info.gas_bucket_start";
-	if (info->expiration_us <= qsb_wall_us())
+	if (info->expiration_us <= qs_clock_wall_us())
 		return "info.expiration_us is not in the future";
 	if (info->digest.len != QS_DIGEST_BYTES)
 		return "info.digest is not 32 bytes";
@@ -2898,7 +2872,7 @@ qsb_submit_response(struct qsb_submit *s, const Quorumstore__V1__Response *resp)
 		s->error_total++;
 		if (resp->status == QUORUMSTORE__V1__STATUS__STATUS_RESOURCE_EXHAUSTED ||
 		    resp->status == QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE)
-			s->backoff_until_us = qsb_mono_us() + QSB_SUBMIT_BACKOFF_US;
+			s->backoff_until_us = qs_clock_mono_us() + QSB_SUBMIT_BACKOFF_US;
 		else
 			s->fatal_status = true;
 		if (s->errors[status]++ == 0) {
@@ -2929,7 +2903,7 @@ qsb_submit_response(struct qsb_submit *s, const Quorumstore__V1__Response *resp)
 	}
 	s->ok++;
 	s->ok_bytes += info->num_bytes;
-	qsb_lat_add(&s->lat, qsb_mono_us() - sent_us);
+	qsb_lat_add(&s->lat, qs_clock_mono_us() - sent_us);
 }
 
 static void
@@ -2985,7 +2959,7 @@ qsb_submit_loop(struct qsb_submit *s)
 
 	while (s->phase != QSB_DONE) {
 		Quorumstore__V1__Response *resp = NULL;
-		uint64_t now = qsb_mono_us(), wake;
+		uint64_t now = qs_clock_mono_us(), wake;
 		int rc;
 
 		if (qsb_signal_count != seen) {
@@ -3019,7 +2993,7 @@ qsb_submit_loop(struct qsb_submit *s)
 				break;
 			if (qsb_submit_all_sent(s))
 				continue; /* drain, or stop when nothing is in flight */
-			now = qsb_mono_us();
+			now = qs_clock_mono_us();
 		}
 		wake = qsb_submit_wake(s, now);
 		rc = qs_client_recv(s->client, wake <= now ? 0 : (int)((wake - now + 999) / 1000),
@@ -3053,7 +3027,7 @@ qsb_submit_connect(struct qsb_submit *s)
 	const char *path = s->cfg->rpc_socket;
 	struct qs_client_opts opts = {.frame_max_bytes = (size_t)s->cfg->limits.frame_max_bytes};
 	const Quorumstore__V1__HelloResponse *h;
-	uint64_t deadline = qsb_mono_us() + s->o.wait_s * 1000000;
+	uint64_t deadline = qs_clock_mono_us() + s->o.wait_s * 1000000;
 	sig_atomic_t seen = qsb_signal_count;
 	char err[512];
 	bool said = false;
@@ -3067,7 +3041,7 @@ qsb_submit_connect(struct qsb_submit *s)
 		                            err, sizeof(err));
 		if (rc == 0)
 			break;
-		if ((rc != -ENOENT && rc != -ECONNREFUSED) || qsb_mono_us() >= deadline ||
+		if ((rc != -ENOENT && rc != -ECONNREFUSED) || qs_clock_mono_us() >= deadline ||
 		    qsb_signal_count != seen)
 			goto fail;
 		if (!said && !s->o.quiet)
@@ -3209,7 +3183,7 @@ qsb_submit_parse(int argc, char **argv, struct qsb_submit_opts *o)
 		fprintf(stderr, "%s: -c given: -D %" PRIu64 " only bounds the run's length\n",
 		        qsb_cmd, o->duration_s);
 	if (!o->base_set)
-		o->base = qsb_wall_us();
+		o->base = qs_clock_wall_us();
 	return 0;
 }
 
@@ -3381,7 +3355,7 @@ qsb_submit_main(int argc, char **argv)
 		        qsb_cmd, s->o.node, s->cfg->rpc_socket, s->o.batch_bytes, s->o.txns,
 		        s->o.rate ? "rate/s" : "in flight",
 		        s->o.rate ? s->o.rate : (uint64_t)s->o.inflight, s->o.seed, s->o.base);
-	s->start_us = qsb_mono_us();
+	s->start_us = qs_clock_mono_us();
 	s->tick_us = s->start_us;
 	s->next_tick_us = s->start_us + 1000000;
 	s->pace_us = s->start_us;
