@@ -479,6 +479,7 @@ on_own_written(struct qs_write_item *w)
 		return;
 	}
 	qs_metric_add(a->m_submitted, SUBMIT_OK, 1);
+	qs_ingest_note_persisted(a->opt.ingest);
 	if (ie)
 		ie->done = 1;
 	respond_submit(b->call, &w->info, 0);
@@ -700,6 +701,8 @@ get_status(struct qs_author *a, struct qs_rpc_call *call)
 	st.bytes_stored = ix ? qs_index_bytes(ix) : 0;
 	st.disk_free_bytes = qs_ingest_free_bytes(a->opt.ingest);
 	st.batches_submitted = a->submitted;
+	qs_ingest_counts(a->opt.ingest, &st.batches_received, &st.batches_persisted,
+	                 &st.batches_signed);
 	st.proofs_formed = a->formed;
 	st.proofs_received = a->received;
 	st.proof_queue_size = a->proofs.n;

@@ -59,7 +59,8 @@ void qs_author_on_peer(void *arg, int peer, Quorumstore__V1__PeerMessage *msg);
 /*
  * A peer's connection came up (or went): a peer that reconnects, after a
  * slow-reader disconnect for instance, is sent again the own batches still
- * waiting for a quorum and every proof held that has not expired.
+ * waiting for a quorum (at most 16 MiB of them) and the proofs this node
+ * formed that it still holds.
  */
 void qs_author_on_state(void *arg, int peer, int connected);
 

@@ -323,6 +323,7 @@ qs_daemon_run(const struct qs_config *cfg)
 		qs_log_crit("storage_open_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
 		            cfg->data_dir, rc, err);
 		set_storage_state(&d, QS_STORAGE_FAILED, "cannot open the database");
+		d.exit_code = QS_EXIT_STORAGE;
 		goto out;
 	}
 	qs_log_info("storage_open", "data_dir=\"%s\" schema_version=%" PRIu32, cfg->data_dir,
@@ -350,6 +351,7 @@ qs_daemon_run(const struct qs_config *cfg)
 			qs_log_crit("recovery_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
 			            cfg->data_dir, rc, err);
 			set_storage_state(&d, QS_STORAGE_FAILED, "recovery failed");
+			d.exit_code = QS_EXIT_STORAGE;
 			goto out;
 		}
 		struct qs_author_options ao = {

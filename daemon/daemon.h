@@ -12,8 +12,9 @@
 #define QS_EXIT_FAILURE 1
 #define QS_EXIT_USAGE   64
 #define QS_EXIT_CONFIG  78
-/* Fail-stop after a storage I/O error or corruption (EX_IOERR): systemd
- * restarts qsd, and recovery re-reads what is really on disk. */
+/* Fail-stop after a storage I/O error or corruption, or a database that
+ * cannot be opened or recovered (EX_IOERR): systemd restarts qsd, and
+ * recovery re-reads what is really on disk. */
 #define QS_EXIT_STORAGE 74
 
 /*

@@ -1084,3 +1084,18 @@ qs_ingest_free_bytes(const struct qs_ingest *in)
 {
 	return in->free_bytes;
 }
+
+void
+qs_ingest_counts(const struct qs_ingest *in, uint64_t *received, uint64_t *persisted,
+                 uint64_t *signed_)
+{
+	*received = qs_metric_value(in->m_received, 0);
+	*persisted = qs_metric_value(in->m_persisted, 0);
+	*signed_ = qs_metric_value(in->m_signed, 0);
+}
+
+void
+qs_ingest_note_persisted(struct qs_ingest *in)
+{
+	qs_metric_add(in->m_persisted, 0, 1);
+}

@@ -107,6 +107,14 @@ struct qs_writer *qs_ingest_writer(struct qs_ingest *in);
  * QS_ENOTFOUND. */
 int qs_ingest_max_own_batch_id(const struct qs_ingest *in, uint64_t *id);
 
+/* Count an own batch written by the proof stage in qsd_batches_persisted_total. */
+void qs_ingest_note_persisted(struct qs_ingest *in);
+
+/* Batches received from peers, persisted, and signed (SignedBatchInfo sent),
+ * since start. */
+void qs_ingest_counts(const struct qs_ingest *in, uint64_t *received, uint64_t *persisted,
+                      uint64_t *signed_);
+
 /* Free bytes on the data directory's filesystem, as last measured. */
 uint64_t qs_ingest_free_bytes(const struct qs_ingest *in);
 

@@ -77,7 +77,11 @@ run_case() {
 	# Fill the disk.
 	free=$(df --output=avail -B1 "$DISK" | tail -n 1)
 	if [ "$mode" = watermark ]; then
-		fallocate -l $((free - watermark / 2)) "$DISK/filler"
+		# Leave 3/4 of the watermark: below it, with room for what qsd
+		# writes between the df and the fallocate.
+		fallocate -l $((free - watermark * 3 / 4)) "$DISK/filler" ||
+			fallocate -l $((free - watermark)) "$DISK/filler" ||
+			fail "watermark: cannot fill the disk"
 	else
 		fallocate -l "$free" "$DISK/filler" 2>/dev/null ||
 			dd if=/dev/zero of="$DISK/filler" bs=64k 2>/dev/null || true
