@@ -71,11 +71,17 @@ static const char *const qs_rpc_method_names[QS_RPC_N_METHODS] = {
 
 /* Labels of qsd_rpc_errors_total; "other" for numbers outside the enum. */
 static const char *const qs_rpc_status_names[] = {
-    "cancelled",           "invalid_argument",
-    "deadline_exceeded",   "not_found",
-    "permission_denied",   "resource_exhausted",
-    "failed_precondition", "internal",
-    "unavailable",         "other",
+    "cancelled",
+    "invalid_argument",
+    "deadline_exceeded",
+    "not_found",
+    "permission_denied",
+    "resource_exhausted",
+    "failed_precondition",
+    "internal",
+    "unavailable",
+    "unimplemented",
+    "other",
 };
 
 #define QS_RPC_N_STATUS (sizeof(qs_rpc_status_names) / sizeof(qs_rpc_status_names[0]))
@@ -249,6 +255,8 @@ qs_rpc_status_index(Quorumstore__V1__Status status)
 		return 7;
 	case QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE:
 		return 8;
+	case QUORUMSTORE__V1__STATUS__STATUS_UNIMPLEMENTED:
+		return 9;
 	default:
 		return QS_RPC_N_STATUS - 1;
 	}

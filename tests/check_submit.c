@@ -880,11 +880,16 @@ START_TEST(get_payload_is_unimplemented_for_now)
 	gp.max_txns = 100;
 	gp.max_bytes = 1 << 20;
 	gp.return_non_full = 1;
+	double before = metric(&cl.shared, "qsd_rpc_errors_total{status=\"unimplemented\"}");
+
 	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_PAYLOAD;
 	req.get_payload = &gp;
 	ck_assert_int_eq(qs_client_call(c, &req, IO_TIMEOUT_MS, &resp), 0);
 	ck_assert_msg(resp->status == STATUS(UNIMPLEMENTED), "GetPayload answered %s: %s",
 	              qs_client_status_name(resp->status), resp->message);
+	/* Regression: counted under "other" before the label existed. */
+	ck_assert_double_eq(metric(&cl.shared, "qsd_rpc_errors_total{status=\"unimplemented\"}"),
+	                    before + 1);
 	qs_client_response_free(resp);
 	qs_client_response_free(get_status(c));
 	qs_client_close(c);
