@@ -900,14 +900,12 @@ static const char qsb_run_usage[] =
     "  -o FILE  record every acked batch (for verify)  -R  reconnect every 200 ms\n"
     "  -q       no per-second lines                    -j  summary as JSON\n";
 
-struct qsb_run_opts {
+/* Options shared by run and submit. */
+struct qsb_load_opts {
 	const char *dir;
-	int target;
-	int peers[QS_MAX_VALIDATORS];
-	size_t n_peers; /* 0: all but the target */
+	int node; /* run: the target; submit: the node to drive */
 	uint64_t batch_bytes;
 	uint32_t txns;
-	uint32_t per_msg;
 	uint32_t inflight;
 	bool inflight_set;
 	uint64_t rate; /* 0: closed loop */
@@ -917,13 +915,136 @@ struct qsb_run_opts {
 	uint64_t seed;
 	uint64_t base;
 	bool base_set;
-	uint64_t lifetime_s;
-	bool lifetime_set;
 	uint64_t drain_s;
 	const char *record;
-	bool retry;
 	bool quiet;
 	bool json;
+};
+
+/*
+ * Handles the getopt options run and submit share. Returns 1 if c was not
+ * one of them, 0 if it was, -1 after -h, or the exit status for a usage error.
+ */
+static int
+qsb_load_opt(const char *u, int c, const char *arg, struct qsb_load_opts *o)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'd':
+		o->dir = arg;
+		break;
+	case 'n':
+		if (qsb_opt_u64(u, c, arg, 0, QS_MAX_VALIDATORS - 1, &v))
+			return QSB_EXIT_USAGE;
+		o->node = (int)v;
+		break;
+	case 's':
+		if (qsb_opt_u64(u, c, arg, 1, 256u << 20, &o->batch_bytes))
+			return QSB_EXIT_USAGE;
+		break;
+	case 't':
+		if (qsb_opt_u64(u, c, arg, 1, QSB_MAX_TXNS, &v))
+			return QSB_EXIT_USAGE;
+		o->txns = (uint32_t)v;
+		break;
+	case 'i':
+		if (qsb_opt_u64(u, c, arg, 1, QSB_MAX_INFLIGHT, &v))
+			return QSB_EXIT_USAGE;
+		o->inflight = (uint32_t)v;
+		o->inflight_set = true;
+		break;
+	case 'r':
+		if (qsb_opt_u64(u, c, arg, 1, QSB_MAX_RATE, &o->rate))
+			return QSB_EXIT_USAGE;
+		break;
+	case 'D':
+		if (qsb_opt_u64(u, c, arg, 1, QSB_MAX_DURATION_S, &o->duration_s))
+			return QSB_EXIT_USAGE;
+		o->duration_set = true;
+		break;
+	case 'c':
+		if (qsb_opt_u64(u, c, arg, 1, UINT64_C(1) << 40, &o->count))
+			return QSB_EXIT_USAGE;
+		break;
+	case 'S':
+		if (qsb_opt_u64(u, c, arg, 0, UINT64_MAX, &o->seed))
+			return QSB_EXIT_USAGE;
+		break;
+	case 'B':
+		if (qsb_opt_u64(u, c, arg, 0, UINT64_MAX / 2, &o->base))
+			return QSB_EXIT_USAGE;
+		o->base_set = true;
+		break;
+	case 'g':
+		if (qsb_opt_u64(u, c, arg, 0, 3600, &o->drain_s))
+			return QSB_EXIT_USAGE;
+		break;
+	case 'o':
+		o->record = arg;
+		break;
+	case 'q':
+		o->quiet = true;
+		break;
+	case 'j':
+		o->json = true;
+		break;
+	case 'h':
+		fputs(u, stdout);
+		return -1;
+	case ':':
+		qsb_usage_error(u, "-%c needs an argument", optopt);
+		return QSB_EXIT_USAGE;
+	default:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The checks run and submit share, after getopt. per_msg is run's -b (1 for
+ * submit), checked against the in-flight bound. Returns 0 or the exit status
+ * for a usage error.
+ */
+static int
+qsb_load_check(const char *u, int argc, char **argv, struct qsb_load_opts *o, uint32_t per_msg)
+{
+	if (optind < argc) {
+		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
+		return QSB_EXIT_USAGE;
+	}
+	if (!o->dir) {
+		qsb_usage_error(u, "-d DIR is required");
+		return QSB_EXIT_USAGE;
+	}
+	if (o->batch_bytes < o->txns) {
+		qsb_usage_error(u,
+		                "-s %" PRIu64 " is less than -t %" PRIu32
+		                " (every transaction needs a byte)",
+		                o->batch_bytes, o->txns);
+		return QSB_EXIT_USAGE;
+	}
+	if (o->rate && !o->inflight_set)
+		o->inflight = QSB_RATE_INFLIGHT;
+	if (per_msg > o->inflight) {
+		qsb_usage_error(u, "-b %" PRIu32 " is more than the in-flight bound %" PRIu32,
+		                per_msg, o->inflight);
+		return QSB_EXIT_USAGE;
+	}
+	if (o->count && o->duration_set)
+		fprintf(stderr, "%s: -c given: -D %" PRIu64 " only bounds the run's length\n",
+		        qsb_cmd, o->duration_s);
+	return 0;
+}
+
+struct qsb_run_opts {
+	struct qsb_load_opts l; /* l.node: the target */
+	int peers[QS_MAX_VALIDATORS];
+	size_t n_peers; /* 0: all but the target */
+	uint32_t per_msg;
+	uint64_t lifetime_s;
+	bool lifetime_set;
+	bool retry;
 };
 
 enum qsb_phase {
@@ -999,7 +1120,7 @@ qsb_run_check_done(struct qsb_run *r)
 
 	for (i = 0; i < r->n_peers; i++) {
 		const struct qsb_peer *p = &r->peers[i];
-		bool sent_all = r->o.count && p->sent >= r->o.count;
+		bool sent_all = r->o.l.count && p->sent >= r->o.l.count;
 
 		if (p->stopped)
 			continue;
@@ -1015,9 +1136,9 @@ qsb_run_check_done(struct qsb_run *r)
 		if (p->inflight || (r->phase == QSB_RUNNING && !sent_all))
 			all_idle = false;
 	}
-	if (all_stopped || (all_idle && (r->phase == QSB_DRAINING || r->o.count)))
+	if (all_stopped || (all_idle && (r->phase == QSB_DRAINING || r->o.l.count)))
 		qsb_run_stop(r);
-	else if (r->phase == QSB_RUNNING && r->o.count && all_sent)
+	else if (r->phase == QSB_RUNNING && r->o.l.count && all_sent)
 		qsb_run_drain(r); /* bound the wait for the last answers */
 }
 
@@ -1039,27 +1160,28 @@ qsb_run_send(struct qsb_run *r, struct qsb_peer *p, uint32_t k)
 	for (i = 0; i < k; i++) {
 		uint64_t seq = p->next_seq + i;
 		struct qsb_slot *s = &p->slots[seq & p->slot_mask];
-		ProtobufCBinaryData *txns = &r->txns[(size_t)i * r->o.txns];
-		uint8_t *data = r->payload + (size_t)i * r->o.batch_bytes;
+		ProtobufCBinaryData *txns = &r->txns[(size_t)i * r->o.l.txns];
+		uint8_t *data = r->payload + (size_t)i * r->o.l.batch_bytes;
 		Quorumstore__V1__BatchInfo *info = &r->infos[i];
 
 		memset(&s->info, 0, sizeof(s->info));
 		memcpy(s->info.author, p->signing_pub, QS_PUBKEY_BYTES);
-		s->info.batch_id = r->o.base + seq;
+		s->info.batch_id = r->o.l.base + seq;
 		s->info.epoch = cfg->epoch;
 		s->info.expiration_us = expiration_us;
-		s->info.num_txns = r->o.txns;
-		s->info.num_bytes = r->o.batch_bytes;
-		for (j = 0; j < r->o.txns; j++) {
-			size_t len = qsb_txn_len(r->o.batch_bytes, r->o.txns, j);
+		s->info.num_txns = r->o.l.txns;
+		s->info.num_bytes = r->o.l.batch_bytes;
+		for (j = 0; j < r->o.l.txns; j++) {
+			size_t len = qsb_txn_len(r->o.l.batch_bytes, r->o.l.txns, j);
 
-			qsb_txn_fill(r->o.seed, (uint32_t)p->index, s->info.batch_id, j, data, len);
+			qsb_txn_fill(r->o.l.seed, (uint32_t)p->index, s->info.batch_id, j, data,
+			             len);
 			txns[j].data = data;
 			txns[j].len = len;
 			data += len;
 		}
 		rc = qs_codec_batch_digest(cfg->chain_id, s->info.author, s->info.epoch,
-		                           s->info.batch_id, txns, r->o.txns, s->info.digest);
+		                           s->info.batch_id, txns, r->o.l.txns, s->info.digest);
 		if (rc) {
 			fprintf(stderr, "%s: cannot compute a digest: %s\n", qsb_cmd,
 			        qs_strerror(rc));
@@ -1078,8 +1200,8 @@ qsb_run_send(struct qsb_run *r, struct qsb_peer *p, uint32_t k)
 		info->gas_bucket_start = 0;
 		quorumstore__v1__batch__init(&r->batches[i]);
 		r->batches[i].info = info;
-		r->batches[i].n_transactions = r->o.txns;
-		r->batches[i].transactions = &r->txns[(size_t)i * r->o.txns];
+		r->batches[i].n_transactions = r->o.l.txns;
+		r->batches[i].transactions = &r->txns[(size_t)i * r->o.l.txns];
 		r->batch_ptrs[i] = &r->batches[i];
 	}
 	bm.n_batches = k;
@@ -1111,11 +1233,11 @@ qsb_run_fill(struct qsb_run *r, struct qsb_peer *p)
 		uint32_t k = r->o.per_msg;
 		uint32_t i;
 
-		if (r->o.count)
-			k = (uint32_t)QSB_MIN((uint64_t)k, r->o.count - p->sent);
-		if (k == 0 || p->inflight + k > r->o.inflight)
+		if (r->o.l.count)
+			k = (uint32_t)QSB_MIN((uint64_t)k, r->o.l.count - p->sent);
+		if (k == 0 || p->inflight + k > r->o.l.inflight)
 			break;
-		if (r->o.rate && p->tokens < (double)k)
+		if (r->o.l.rate && p->tokens < (double)k)
 			break;
 		for (i = 0; i < k; i++) {
 			if (p->slots[(p->next_seq + i) & p->slot_mask].used)
@@ -1128,7 +1250,7 @@ qsb_run_fill(struct qsb_run *r, struct qsb_peer *p)
 			qsb_run_stop(r);
 			return;
 		}
-		if (r->o.rate)
+		if (r->o.l.rate)
 			p->tokens -= (double)k;
 	}
 }
@@ -1149,8 +1271,8 @@ qsb_run_find(struct qsb_run *r, struct qsb_peer *p, uint64_t batch_id, const uin
 {
 	uint32_t i;
 
-	if (batch_id >= r->o.base && batch_id - r->o.base < p->next_seq) {
-		struct qsb_slot *s = &p->slots[(batch_id - r->o.base) & p->slot_mask];
+	if (batch_id >= r->o.l.base && batch_id - r->o.l.base < p->next_seq) {
+		struct qsb_slot *s = &p->slots[(batch_id - r->o.l.base) & p->slot_mask];
 
 		if (s->used && s->info.batch_id == batch_id &&
 		    (!digest || memcmp(s->info.digest, digest, QS_DIGEST_BYTES) == 0))
@@ -1209,8 +1331,8 @@ qsb_run_record(struct qsb_run *r, const struct qsb_peer *p, const struct qs_batc
 	            "%s %d %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu64 " %" PRIu32
 	            " %" PRIu64 "\n",
 	            hex, p->index, info->batch_id, info->expiration_us, info->num_txns,
-	            info->num_bytes, r->o.seed, r->o.txns, r->o.batch_bytes) < 0) {
-		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record, strerror(errno));
+	            info->num_bytes, r->o.l.seed, r->o.l.txns, r->o.l.batch_bytes) < 0) {
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.l.record, strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -1365,7 +1487,7 @@ qsb_run_closed(struct qsb_peer *p, bool was_ready, bool protocol_error)
 	else
 		r->connect_failures++;
 	if (r->phase == QSB_RUNNING && r->o.retry && !protocol_error &&
-	    !(r->o.count && p->sent >= r->o.count)) {
+	    !(r->o.l.count && p->sent >= r->o.l.count)) {
 		if (qsb_peer_retry_later(p) == 0)
 			goto out;
 	}
@@ -1395,7 +1517,7 @@ qsb_run_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (dt <= 0)
 		dt = 1e-6;
 	qsb_lat_tick(&r->lat, &p50_ms, &p99_ms);
-	if (!r->o.quiet)
+	if (!r->o.l.quiet)
 		fprintf(stderr,
 		        "t=%" PRIu64 "s acks=%" PRIu64 " acks/s=%.0f MB/s=%.1f nacks=%" PRIu64
 		        " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
@@ -1411,9 +1533,9 @@ qsb_run_pace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct qsb_run *r = arg;
 	uint64_t now = qs_clock_mono_us();
-	double add = (double)r->o.rate * (double)(now - r->last_pace_us) / 1e6;
+	double add = (double)r->o.l.rate * (double)(now - r->last_pace_us) / 1e6;
 	/* Burst at most 50 ms worth (and at least one message) after a stall. */
-	double cap = (double)r->o.per_msg + (double)r->o.rate * 0.05;
+	double cap = (double)r->o.per_msg + (double)r->o.l.rate * 0.05;
 	size_t i;
 
 	r->last_pace_us = now;
@@ -1432,7 +1554,7 @@ qsb_run_pace_cb(evutil_socket_t fd, short what, void *arg)
 static void
 qsb_run_drain(struct qsb_run *r)
 {
-	struct timeval tv = qs_clock_tv_us(r->o.drain_s * 1000000);
+	struct timeval tv = qs_clock_tv_us(r->o.l.drain_s * 1000000);
 	size_t i;
 
 	if (r->phase != QSB_RUNNING)
@@ -1526,131 +1648,47 @@ qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
 {
 	const char *u = qsb_run_usage;
 	uint64_t v;
-	int c;
+	int c, rc;
 
-	o->batch_bytes = 65536;
-	o->txns = 16;
+	o->l.batch_bytes = 65536;
+	o->l.txns = 16;
 	o->per_msg = 1;
-	o->inflight = 32;
-	o->duration_s = 10;
-	o->seed = 1;
+	o->l.inflight = 32;
+	o->l.duration_s = 10;
+	o->l.seed = 1;
 	o->lifetime_s = 3600;
-	o->drain_s = 5;
+	o->l.drain_s = 5;
 	optind = 1;
 	while ((c = getopt(argc, argv, ":d:n:p:s:t:b:i:r:D:c:S:B:l:g:o:Rqjh")) != -1) {
+		rc = qsb_load_opt(u, c, optarg, &o->l);
+		if (rc == 0)
+			continue;
+		if (rc != 1)
+			return rc;
 		switch (c) {
-		case 'd':
-			o->dir = optarg;
-			break;
-		case 'n':
-			if (qsb_opt_u64(u, c, optarg, 0, QS_MAX_VALIDATORS - 1, &v))
-				return QSB_EXIT_USAGE;
-			o->target = (int)v;
-			break;
 		case 'p':
 			if (qsb_parse_peers(o, optarg))
 				return QSB_EXIT_USAGE;
-			break;
-		case 's':
-			if (qsb_opt_u64(u, c, optarg, 1, 256u << 20, &o->batch_bytes))
-				return QSB_EXIT_USAGE;
-			break;
-		case 't':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_TXNS, &v))
-				return QSB_EXIT_USAGE;
-			o->txns = (uint32_t)v;
 			break;
 		case 'b':
 			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_BATCHES_PER_MSG, &v))
 				return QSB_EXIT_USAGE;
 			o->per_msg = (uint32_t)v;
 			break;
-		case 'i':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_INFLIGHT, &v))
-				return QSB_EXIT_USAGE;
-			o->inflight = (uint32_t)v;
-			o->inflight_set = true;
-			break;
-		case 'r':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_RATE, &o->rate))
-				return QSB_EXIT_USAGE;
-			break;
-		case 'D':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_DURATION_S, &o->duration_s))
-				return QSB_EXIT_USAGE;
-			o->duration_set = true;
-			break;
-		case 'c':
-			if (qsb_opt_u64(u, c, optarg, 1, UINT64_C(1) << 40, &o->count))
-				return QSB_EXIT_USAGE;
-			break;
-		case 'S':
-			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX, &o->seed))
-				return QSB_EXIT_USAGE;
-			break;
-		case 'B':
-			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX / 2, &o->base))
-				return QSB_EXIT_USAGE;
-			o->base_set = true;
-			break;
 		case 'l':
 			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_LIFETIME_S, &o->lifetime_s))
 				return QSB_EXIT_USAGE;
 			o->lifetime_set = true;
 			break;
-		case 'g':
-			if (qsb_opt_u64(u, c, optarg, 0, 3600, &o->drain_s))
-				return QSB_EXIT_USAGE;
-			break;
-		case 'o':
-			o->record = optarg;
-			break;
 		case 'R':
 			o->retry = true;
 			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'h':
-			fputs(qsb_run_usage, stdout);
-			return -1;
-		case ':':
-			qsb_usage_error(u, "-%c needs an argument", optopt);
-			return QSB_EXIT_USAGE;
 		default:
 			qsb_usage_error(u, "unknown option -%c", optopt);
 			return QSB_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
-		return QSB_EXIT_USAGE;
-	}
-	if (!o->dir) {
-		qsb_usage_error(u, "-d DIR is required");
-		return QSB_EXIT_USAGE;
-	}
-	if (o->batch_bytes < o->txns) {
-		qsb_usage_error(u,
-		                "-s %" PRIu64 " is less than -t %" PRIu32
-		                " (every transaction needs a byte)",
-		                o->batch_bytes, o->txns);
-		return QSB_EXIT_USAGE;
-	}
-	if (o->rate && !o->inflight_set)
-		o->inflight = QSB_RATE_INFLIGHT;
-	if (o->per_msg > o->inflight) {
-		qsb_usage_error(u, "-b %" PRIu32 " is more than the in-flight bound %" PRIu32,
-		                o->per_msg, o->inflight);
-		return QSB_EXIT_USAGE;
-	}
-	if (o->count && o->duration_set)
-		fprintf(stderr, "%s: -c given: -D %" PRIu64 " only bounds the run's length\n",
-		        qsb_cmd, o->duration_s);
-	return 0;
+	return qsb_load_check(u, argc, argv, &o->l, o->per_msg);
 }
 
 /* Checks that need the target's config. Returns 0 or an exit status. */
@@ -1665,35 +1703,37 @@ qsb_run_check_config(struct qsb_run *r)
 
 	if (o->n_peers == 0) {
 		for (i = 0; i < cfg->n_validators; i++) {
-			if ((int)i != o->target)
+			if ((int)i != o->l.node)
 				o->peers[o->n_peers++] = (int)i;
 		}
 		if (o->n_peers == 0) {
 			qsb_usage_error(qsb_run_usage,
 			                "the cluster has no validator besides "
 			                "the target v%d",
-			                o->target);
+			                o->l.node);
 			return QSB_EXIT_USAGE;
 		}
 	}
 	for (i = 0; i < o->n_peers; i++) {
-		if ((size_t)o->peers[i] >= cfg->n_validators || o->peers[i] == o->target) {
+		if ((size_t)o->peers[i] >= cfg->n_validators || o->peers[i] == o->l.node) {
 			qsb_usage_error(qsb_run_usage, "-p: v%d is %s", o->peers[i],
-			                o->peers[i] == o->target ? "the target"
+			                o->peers[i] == o->l.node ? "the target"
 			                                         : "not in the validator set");
 			return QSB_EXIT_USAGE;
 		}
 	}
 	/* The whole BatchMsg must fit in one frame of the target's limit. */
-	msg_bytes = (uint64_t)o->per_msg * (o->batch_bytes + (uint64_t)o->txns * QSB_TXN_OVERHEAD +
-	                                    QSB_BATCH_OVERHEAD) +
-	            QSB_MSG_OVERHEAD;
+	msg_bytes =
+	    (uint64_t)o->per_msg *
+		(o->l.batch_bytes + (uint64_t)o->l.txns * QSB_TXN_OVERHEAD + QSB_BATCH_OVERHEAD) +
+	    QSB_MSG_OVERHEAD;
 	if (msg_bytes > cfg->limits.frame_max_bytes) {
 		qsb_usage_error(qsb_run_usage,
 		                "-b %" PRIu32 " batches of -s %" PRIu64 " bytes (-t %" PRIu32
 		                ") do not fit in a frame of the target's "
 		                "limits.frame_max_bytes %" PRIu64,
-		                o->per_msg, o->batch_bytes, o->txns, cfg->limits.frame_max_bytes);
+		                o->per_msg, o->l.batch_bytes, o->l.txns,
+		                cfg->limits.frame_max_bytes);
 		return QSB_EXIT_USAGE;
 	}
 	/*
@@ -1703,8 +1743,8 @@ qsb_run_check_config(struct qsb_run *r)
 	r->lifetime_us = o->lifetime_s * 1000000;
 	if (!o->lifetime_set && r->lifetime_us >= max_lifetime)
 		r->lifetime_us = max_lifetime > 2000000 ? max_lifetime - 1000000 : max_lifetime / 2;
-	if (!o->base_set)
-		o->base = qs_clock_wall_us();
+	if (!o->l.base_set)
+		o->l.base = qs_clock_wall_us();
 	return 0;
 }
 
@@ -1715,10 +1755,10 @@ qsb_run_alloc(struct qsb_run *r)
 	uint32_t n_slots = 64;
 	size_t i;
 
-	while (n_slots < 2 * r->o.inflight)
+	while (n_slots < 2 * r->o.l.inflight)
 		n_slots *= 2;
-	r->payload = malloc(k * r->o.batch_bytes);
-	r->txns = calloc(k * r->o.txns, sizeof(*r->txns));
+	r->payload = malloc(k * r->o.l.batch_bytes);
+	r->txns = calloc(k * r->o.l.txns, sizeof(*r->txns));
 	r->infos = calloc(k, sizeof(*r->infos));
 	r->batches = calloc(k, sizeof(*r->batches));
 	r->batch_ptrs = calloc(k, sizeof(*r->batch_ptrs));
@@ -1747,12 +1787,12 @@ qsb_run_summary(struct qsb_run *r, double secs)
 	bool first = true;
 	unsigned i;
 
-	if (r->o.json) {
+	if (r->o.l.json) {
 		printf("{\"target\":%d,\"peers\":%zu,\"batch_bytes\":%" PRIu64
 		       ",\"txns_per_batch\":%" PRIu32 ",\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
 		       ",\"nacked\":%" PRIu64 ",\"nacks\":{",
-		       r->env.target, r->n_peers, r->o.batch_bytes, r->o.txns, r->sent, r->acked,
-		       r->nacked);
+		       r->env.target, r->n_peers, r->o.l.batch_bytes, r->o.l.txns, r->sent,
+		       r->acked, r->nacked);
 		for (i = 0; i <= QSB_NACK_SLOTS; i++) {
 			if (!r->nacks[i])
 				continue;
@@ -1811,7 +1851,7 @@ qsb_run_main(int argc, char **argv)
 	status = QSB_EXIT_USAGE;
 	r->env.ops = &qsb_run_ops;
 	r->env.cmd = r;
-	if (qsb_env_init(&r->env, r->o.dir, r->o.target, qsb_run_usage))
+	if (qsb_env_init(&r->env, r->o.l.dir, r->o.l.node, qsb_run_usage))
 		goto out;
 	rc = qsb_run_check_config(r);
 	if (rc) {
@@ -1828,10 +1868,10 @@ qsb_run_main(int argc, char **argv)
 		if (qsb_peer_init(&r->peers[i], &r->env, r->o.peers[i]))
 			goto out;
 	}
-	if (r->o.record) {
-		r->rec = fopen(r->o.record, "we");
+	if (r->o.l.record) {
+		r->rec = fopen(r->o.l.record, "we");
 		if (!r->rec) {
-			fprintf(stderr, "%s: %s: %s\n", qsb_cmd, r->o.record, strerror(errno));
+			fprintf(stderr, "%s: %s: %s\n", qsb_cmd, r->o.l.record, strerror(errno));
 			goto out;
 		}
 		r->rec_buf = malloc(1 << 16);
@@ -1842,9 +1882,9 @@ qsb_run_main(int argc, char **argv)
 	status = QSB_EXIT_FAIL;
 	r->tick_ev = event_new(r->env.base, -1, EV_PERSIST, qsb_run_tick_cb, r);
 	r->end_ev = evtimer_new(r->env.base, qsb_run_end_cb, r);
-	if (r->o.rate)
+	if (r->o.l.rate)
 		r->pace_ev = event_new(r->env.base, -1, EV_PERSIST, qsb_run_pace_cb, r);
-	if (!r->tick_ev || !r->end_ev || (r->o.rate && !r->pace_ev) ||
+	if (!r->tick_ev || !r->end_ev || (r->o.l.rate && !r->pace_ev) ||
 	    qsb_env_signals(&r->env, qsb_run_signal_cb, r)) {
 		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
 		goto out;
@@ -1852,26 +1892,26 @@ qsb_run_main(int argc, char **argv)
 	r->start_us = qs_clock_mono_us();
 	r->tick_us = r->start_us;
 	r->last_pace_us = r->start_us;
-	r->lat.rng = r->o.seed;
+	r->lat.rng = r->o.l.seed;
 	tv = qs_clock_tv_us(1000000);
 	evtimer_add(r->tick_ev, &tv);
 	if (r->pace_ev) {
 		tv = qs_clock_tv_us(QSB_PACE_US);
 		evtimer_add(r->pace_ev, &tv);
 	}
-	if (!r->o.count || r->o.duration_set) {
-		tv = qs_clock_tv_us(r->o.duration_s * 1000000);
+	if (!r->o.l.count || r->o.l.duration_set) {
+		tv = qs_clock_tv_us(r->o.l.duration_s * 1000000);
 		evtimer_add(r->end_ev, &tv);
 	}
-	if (!r->o.quiet)
+	if (!r->o.l.quiet)
 		fprintf(stderr,
 		        "%s: %zu validators -> v%d %s: %" PRIu64 " bytes x %" PRIu32
 		        " txns per batch, %s %" PRIu64 ", lifetime %" PRIu64 " s, base %" PRIu64
 		        "\n",
-		        qsb_cmd, r->n_peers, r->o.target, r->env.addr_str, r->o.batch_bytes,
-		        r->o.txns, r->o.rate ? "rate/s" : "in flight",
-		        r->o.rate ? r->o.rate : (uint64_t)r->o.inflight, r->lifetime_us / 1000000,
-		        r->o.base);
+		        qsb_cmd, r->n_peers, r->o.l.node, r->env.addr_str, r->o.l.batch_bytes,
+		        r->o.l.txns, r->o.l.rate ? "rate/s" : "in flight",
+		        r->o.l.rate ? r->o.l.rate : (uint64_t)r->o.l.inflight,
+		        r->lifetime_us / 1000000, r->o.l.base);
 	for (i = 0; i < r->n_peers; i++)
 		qsb_peer_connect(&r->peers[i]);
 	if (r->phase != QSB_DONE)
@@ -1892,7 +1932,7 @@ qsb_run_main(int argc, char **argv)
 	}
 	if (r->rec) {
 		if (fflush(r->rec) != 0 || fsync(fileno(r->rec)) < 0) {
-			fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record,
+			fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.l.record,
 			        strerror(errno));
 			r->failed = true;
 		}
@@ -1906,7 +1946,7 @@ qsb_run_main(int argc, char **argv)
 	for (i = 0; i < r->n_peers; i++) {
 		if (!r->peers[i].ever_ready) {
 			fprintf(stderr, "%s: v%d never connected to v%d at %s\n", qsb_cmd,
-			        r->peers[i].index, r->o.target, r->env.addr_str);
+			        r->peers[i].index, r->o.l.node, r->env.addr_str);
 			status = QSB_EXIT_FAIL;
 		}
 	}
@@ -1914,7 +1954,7 @@ qsb_run_main(int argc, char **argv)
 		status = QSB_EXIT_FAIL;
 out:
 	if (r->rec && fclose(r->rec) != 0 && status == 0) {
-		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.record, strerror(errno));
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, r->o.l.record, strerror(errno));
 		status = QSB_EXIT_FAIL;
 	}
 	free(r->rec_buf);
@@ -2537,24 +2577,8 @@ static const char qsb_submit_usage[] =
     "  -q       no per-second lines                    -j  summary as JSON\n";
 
 struct qsb_submit_opts {
-	const char *dir;
-	int node;
-	uint64_t batch_bytes;
-	uint32_t txns;
-	uint32_t inflight;
-	bool inflight_set;
-	uint64_t rate; /* 0: closed loop */
-	uint64_t duration_s;
-	bool duration_set;
-	uint64_t count; /* 0: by duration */
-	uint64_t seed;
-	uint64_t base;
-	bool base_set;
-	uint64_t drain_s;
+	struct qsb_load_opts l;
 	uint64_t wait_s;
-	const char *record;
-	bool quiet;
-	bool json;
 };
 
 /* One SubmitBatch awaiting its response. */
@@ -2637,10 +2661,10 @@ qsb_submit_payload(struct qsb_submit *s, uint64_t payload_id)
 	uint8_t *data = s->payload;
 	uint32_t j;
 
-	for (j = 0; j < s->o.txns; j++) {
-		size_t len = qsb_txn_len(s->o.batch_bytes, s->o.txns, j);
+	for (j = 0; j < s->o.l.txns; j++) {
+		size_t len = qsb_txn_len(s->o.l.batch_bytes, s->o.l.txns, j);
 
-		qsb_txn_fill(s->o.seed, (uint32_t)s->o.node, payload_id, j, data, len);
+		qsb_txn_fill(s->o.l.seed, (uint32_t)s->o.l.node, payload_id, j, data, len);
 		s->txns[j].data = data;
 		s->txns[j].len = len;
 		data += len;
@@ -2657,7 +2681,7 @@ qsb_submit_key(const struct qsb_submit *s, uint64_t payload_id,
                char buf[QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1])
 {
 	int n = snprintf(buf, QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1, "qsbench/%d/%" PRIu64 "/%" PRIu64,
-	                 s->o.node, s->o.seed, payload_id);
+	                 s->o.l.node, s->o.l.seed, payload_id);
 
 	if (n < 0 || n > QS_CLIENT_IDEMPOTENCY_KEY_MAX)
 		abort(); /* at most 8 + 2 + 1 + 20 + 1 + 20 bytes */
@@ -2705,7 +2729,7 @@ qsb_submit_build(struct qsb_submit *s, uint64_t payload_id, Quorumstore__V1__Req
 	qsb_submit_payload(s, payload_id);
 	quorumstore__v1__request__init(req);
 	quorumstore__v1__submit_batch_request__init(sb);
-	sb->n_transactions = s->o.txns;
+	sb->n_transactions = s->o.l.txns;
 	sb->transactions = s->txns;
 	sb->idempotency_key.len = qsb_submit_key(s, payload_id, key);
 	sb->idempotency_key.data = (uint8_t *)key;
@@ -2721,7 +2745,7 @@ qsb_submit_send(struct qsb_submit *s)
 	Quorumstore__V1__Request req;
 	Quorumstore__V1__SubmitBatchRequest sb;
 	char key[QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1];
-	uint64_t payload_id = s->o.base + s->next;
+	uint64_t payload_id = s->o.l.base + s->next;
 	struct qsb_sslot *slot;
 	uint64_t id, sent_us;
 	int rc;
@@ -2762,27 +2786,28 @@ qsb_submit_drain(struct qsb_submit *s, uint64_t now)
 	if (s->phase != QSB_RUNNING)
 		return;
 	s->phase = QSB_DRAINING;
-	s->drain_end_us = now + s->o.drain_s * 1000000;
+	s->drain_end_us = now + s->o.l.drain_s * 1000000;
 }
 
 static bool
 qsb_submit_all_sent(const struct qsb_submit *s)
 {
-	return s->o.count && s->next >= s->o.count;
+	return s->o.l.count && s->next >= s->o.l.count;
 }
 
 /* Send as much as the in-flight bound, the tokens, back pressure and -c allow. */
 static void
 qsb_submit_fill(struct qsb_submit *s, uint64_t now)
 {
-	while (s->phase == QSB_RUNNING && s->inflight < s->o.inflight && !qsb_submit_all_sent(s) &&
-	       now >= s->backoff_until_us && (!s->o.rate || s->tokens >= 1)) {
+	while (s->phase == QSB_RUNNING && s->inflight < s->o.l.inflight &&
+	       !qsb_submit_all_sent(s) && now >= s->backoff_until_us &&
+	       (!s->o.l.rate || s->tokens >= 1)) {
 		if (qsb_submit_send(s)) {
 			s->lost = true;
 			qsb_submit_stop(s);
 			return;
 		}
-		if (s->o.rate)
+		if (s->o.l.rate)
 			s->tokens -= 1;
 	}
 }
@@ -2805,9 +2830,9 @@ qsb_submit_check(struct qsb_submit *s, const Quorumstore__V1__Response *resp, ui
 		return "info.author is not the node's signing key";
 	if (info->epoch != s->epoch)
 		return "info.epoch is not the server's";
-	if (info->num_txns != s->o.txns)
+	if (info->num_txns != s->o.l.txns)
 		return "info.num_txns";
-	if (info->num_bytes != s->o.batch_bytes)
+	if (info->num_bytes != s->o.l.batch_bytes)
 		return "info.num_bytes";
 	if (info->gas_bucket_start != 0)
 		return "info.gas_bucket_start";
@@ -2817,7 +2842,7 @@ qsb_submit_check(struct qsb_submit *s, const Quorumstore__V1__Response *resp, ui
 		return "info.digest is not 32 bytes";
 	qsb_submit_payload(s, payload_id);
 	rc = qs_codec_batch_digest(s->cfg->chain_id, s->author, info->epoch, info->batch_id,
-	                           s->txns, s->o.txns, digest);
+	                           s->txns, s->o.l.txns, digest);
 	if (rc) {
 		snprintf(buf, len, "cannot compute the digest: %s", qs_strerror(rc));
 		return buf;
@@ -2836,9 +2861,10 @@ qsb_submit_record(struct qsb_submit *s, const Quorumstore__V1__BatchInfo *info, 
 	if (fprintf(s->rec,
 	            "%s %d %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu64 " %" PRIu32
 	            " %" PRIu64 " %" PRIu64 "\n",
-	            hex, s->o.node, info->batch_id, info->expiration_us, info->num_txns,
-	            info->num_bytes, s->o.seed, s->o.txns, s->o.batch_bytes, payload_id) < 0) {
-		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+	            hex, s->o.l.node, info->batch_id, info->expiration_us, info->num_txns,
+	            info->num_bytes, s->o.l.seed, s->o.l.txns, s->o.l.batch_bytes,
+	            payload_id) < 0) {
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.l.record, strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -2916,7 +2942,7 @@ qsb_submit_tick(struct qsb_submit *s, uint64_t now)
 	if (dt <= 0)
 		dt = 1e-6;
 	qsb_lat_tick(&s->lat, &p50_ms, &p99_ms);
-	if (!s->o.quiet)
+	if (!s->o.l.quiet)
 		fprintf(stderr,
 		        "t=%" PRIu64 "s submitted=%" PRIu64 " ok=%" PRIu64 " ok/s=%.0f MB/s=%.1f"
 		        " errors=%" PRIu64 " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
@@ -2940,13 +2966,13 @@ qsb_submit_wake(const struct qsb_submit *s, uint64_t now)
 	if (s->phase == QSB_DRAINING)
 		return QSB_MIN(wake, s->drain_end_us);
 	wake = QSB_MIN(wake, s->send_end_us);
-	if (s->inflight >= s->o.inflight || qsb_submit_all_sent(s))
+	if (s->inflight >= s->o.l.inflight || qsb_submit_all_sent(s))
 		return wake;
 	if (now < s->backoff_until_us)
 		return QSB_MIN(wake, s->backoff_until_us);
-	if (s->o.rate && s->tokens < 1)
-		wake =
-		    QSB_MIN(wake, now + 1 + (uint64_t)((1 - s->tokens) * 1e6 / (double)s->o.rate));
+	if (s->o.l.rate && s->tokens < 1)
+		wake = QSB_MIN(wake,
+		               now + 1 + (uint64_t)((1 - s->tokens) * 1e6 / (double)s->o.l.rate));
 	return wake;
 }
 
@@ -2955,7 +2981,7 @@ qsb_submit_loop(struct qsb_submit *s)
 {
 	sig_atomic_t seen = qsb_signal_count;
 	/* Burst at most 50 ms worth (and at least one request) after a stall. */
-	double cap = 1 + (double)s->o.rate * 0.05;
+	double cap = 1 + (double)s->o.l.rate * 0.05;
 
 	while (s->phase != QSB_DONE) {
 		Quorumstore__V1__Response *resp = NULL;
@@ -2982,8 +3008,8 @@ qsb_submit_loop(struct qsb_submit *s)
 			break;
 		}
 		if (s->phase == QSB_RUNNING) {
-			if (s->o.rate) {
-				s->tokens += (double)s->o.rate * (double)(now - s->pace_us) / 1e6;
+			if (s->o.l.rate) {
+				s->tokens += (double)s->o.l.rate * (double)(now - s->pace_us) / 1e6;
 				if (s->tokens > cap)
 					s->tokens = cap;
 				s->pace_us = now;
@@ -3044,7 +3070,7 @@ qsb_submit_connect(struct qsb_submit *s)
 		if ((rc != -ENOENT && rc != -ECONNREFUSED) || qs_clock_mono_us() >= deadline ||
 		    qsb_signal_count != seen)
 			goto fail;
-		if (!said && !s->o.quiet)
+		if (!said && !s->o.l.quiet)
 			fprintf(stderr, "%s: waiting up to %" PRIu64 " s for %s (%s)\n", qsb_cmd,
 			        s->o.wait_s, path, strerror(-rc));
 		said = true;
@@ -3057,7 +3083,7 @@ qsb_submit_connect(struct qsb_submit *s)
 		fprintf(stderr,
 		        "%s: %s is not served by v%d of %s (its Hello has another author or "
 		        "chain_id)\n",
-		        qsb_cmd, path, s->o.node, s->cfg->path);
+		        qsb_cmd, path, s->o.l.node, s->cfg->path);
 		return QS_ECONFIG;
 	}
 	s->epoch = h->epoch;
@@ -3077,113 +3103,36 @@ static int
 qsb_submit_parse(int argc, char **argv, struct qsb_submit_opts *o)
 {
 	const char *u = qsb_submit_usage;
-	uint64_t v;
-	int c;
+	int c, rc;
 
-	o->batch_bytes = 16384;
-	o->txns = 8;
-	o->inflight = 16;
-	o->duration_s = 10;
-	o->seed = 1;
-	o->drain_s = 5;
+	o->l.batch_bytes = 16384;
+	o->l.txns = 8;
+	o->l.inflight = 16;
+	o->l.duration_s = 10;
+	o->l.seed = 1;
+	o->l.drain_s = 5;
 	optind = 1;
 	while ((c = getopt(argc, argv, ":d:n:s:t:i:r:D:c:S:B:g:w:o:qjh")) != -1) {
+		rc = qsb_load_opt(u, c, optarg, &o->l);
+		if (rc == 0)
+			continue;
+		if (rc != 1)
+			return rc;
 		switch (c) {
-		case 'd':
-			o->dir = optarg;
-			break;
-		case 'n':
-			if (qsb_opt_u64(u, c, optarg, 0, QS_MAX_VALIDATORS - 1, &v))
-				return QSB_EXIT_USAGE;
-			o->node = (int)v;
-			break;
-		case 's':
-			if (qsb_opt_u64(u, c, optarg, 1, 256u << 20, &o->batch_bytes))
-				return QSB_EXIT_USAGE;
-			break;
-		case 't':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_TXNS, &v))
-				return QSB_EXIT_USAGE;
-			o->txns = (uint32_t)v;
-			break;
-		case 'i':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_INFLIGHT, &v))
-				return QSB_EXIT_USAGE;
-			o->inflight = (uint32_t)v;
-			o->inflight_set = true;
-			break;
-		case 'r':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_RATE, &o->rate))
-				return QSB_EXIT_USAGE;
-			break;
-		case 'D':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_DURATION_S, &o->duration_s))
-				return QSB_EXIT_USAGE;
-			o->duration_set = true;
-			break;
-		case 'c':
-			if (qsb_opt_u64(u, c, optarg, 1, UINT64_C(1) << 40, &o->count))
-				return QSB_EXIT_USAGE;
-			break;
-		case 'S':
-			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX, &o->seed))
-				return QSB_EXIT_USAGE;
-			break;
-		case 'B':
-			if (qsb_opt_u64(u, c, optarg, 0, UINT64_MAX / 2, &o->base))
-				return QSB_EXIT_USAGE;
-			o->base_set = true;
-			break;
-		case 'g':
-			if (qsb_opt_u64(u, c, optarg, 0, 3600, &o->drain_s))
-				return QSB_EXIT_USAGE;
-			break;
 		case 'w':
 			if (qsb_opt_u64(u, c, optarg, 0, QSB_SUBMIT_MAX_WAIT_S, &o->wait_s))
 				return QSB_EXIT_USAGE;
 			break;
-		case 'o':
-			o->record = optarg;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'h':
-			fputs(u, stdout);
-			return -1;
-		case ':':
-			qsb_usage_error(u, "-%c needs an argument", optopt);
-			return QSB_EXIT_USAGE;
 		default:
 			qsb_usage_error(u, "unknown option -%c", optopt);
 			return QSB_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
-		return QSB_EXIT_USAGE;
-	}
-	if (!o->dir) {
-		qsb_usage_error(u, "-d DIR is required");
-		return QSB_EXIT_USAGE;
-	}
-	if (o->batch_bytes < o->txns) {
-		qsb_usage_error(u,
-		                "-s %" PRIu64 " is less than -t %" PRIu32
-		                " (every transaction needs a byte)",
-		                o->batch_bytes, o->txns);
-		return QSB_EXIT_USAGE;
-	}
-	if (o->rate && !o->inflight_set)
-		o->inflight = QSB_RATE_INFLIGHT;
-	if (o->count && o->duration_set)
-		fprintf(stderr, "%s: -c given: -D %" PRIu64 " only bounds the run's length\n",
-		        qsb_cmd, o->duration_s);
-	if (!o->base_set)
-		o->base = qs_clock_wall_us();
+	rc = qsb_load_check(u, argc, argv, &o->l, 1);
+	if (rc)
+		return rc;
+	if (!o->l.base_set)
+		o->l.base = qs_clock_wall_us();
 	return 0;
 }
 
@@ -3199,31 +3148,31 @@ qsb_submit_check_config(struct qsb_submit *s)
 	struct stat st;
 	size_t packed;
 
-	if (stat(o->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	if (stat(o->l.dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "%s: %s: not a cluster directory (see tools/mkcluster)\n", qsb_cmd,
-		        o->dir);
+		        o->l.dir);
 		return QSB_EXIT_USAGE;
 	}
-	if (qsb_load_config(o->dir, o->node, &s->cfg))
+	if (qsb_load_config(o->l.dir, o->l.node, &s->cfg))
 		return QSB_EXIT_USAGE;
-	if ((size_t)o->node >= s->cfg->n_validators) {
+	if ((size_t)o->l.node >= s->cfg->n_validators) {
 		qsb_usage_error(qsb_submit_usage,
 		                "-n: node %d is not in the validator set of %s (%zu validators)",
-		                o->node, s->cfg->path, s->cfg->n_validators);
+		                o->l.node, s->cfg->path, s->cfg->n_validators);
 		return QSB_EXIT_USAGE;
 	}
 	if (!s->cfg->rpc_socket || !s->cfg->rpc_socket[0]) {
 		fprintf(stderr, "%s: %s: no rpc.socket\n", qsb_cmd, s->cfg->path);
 		return QSB_EXIT_USAGE;
 	}
-	s->author = s->cfg->validators[o->node].signing_key;
+	s->author = s->cfg->validators[o->l.node].signing_key;
 	lim = &s->cfg->limits;
-	if (o->batch_bytes > lim->batch_max_bytes || o->txns > lim->batch_max_txns) {
-		qsb_usage_error(qsb_submit_usage,
-		                "-s %" PRIu64 " -t %" PRIu32
-		                ": over the node's limits.batch_max_bytes "
-		                "%" PRIu64 " or limits.batch_max_txns %" PRIu32,
-		                o->batch_bytes, o->txns, lim->batch_max_bytes, lim->batch_max_txns);
+	if (o->l.batch_bytes > lim->batch_max_bytes || o->l.txns > lim->batch_max_txns) {
+		qsb_usage_error(
+		    qsb_submit_usage,
+		    "-s %" PRIu64 " -t %" PRIu32 ": over the node's limits.batch_max_bytes "
+		    "%" PRIu64 " or limits.batch_max_txns %" PRIu32,
+		    o->l.batch_bytes, o->l.txns, lim->batch_max_bytes, lim->batch_max_txns);
 		return QSB_EXIT_USAGE;
 	}
 	/* The largest request (all ids at their widest) must fit in one frame. */
@@ -3236,7 +3185,7 @@ qsb_submit_check_config(struct qsb_submit *s)
 		    qsb_submit_usage,
 		    "-s %" PRIu64 " -t %" PRIu32 ": a SubmitBatch request of %zu bytes "
 		    "does not fit in a frame of the node's limits.frame_max_bytes %" PRIu64,
-		    o->batch_bytes, o->txns, packed, lim->frame_max_bytes);
+		    o->l.batch_bytes, o->l.txns, packed, lim->frame_max_bytes);
 		return QSB_EXIT_USAGE;
 	}
 	return 0;
@@ -3254,11 +3203,12 @@ qsb_submit_summary(struct qsb_submit *s, double secs)
 	bool first = true;
 	unsigned i;
 
-	if (s->o.json) {
+	if (s->o.l.json) {
 		printf("{\"node\":%d,\"batch_bytes\":%" PRIu64 ",\"txns_per_batch\":%" PRIu32
 		       ",\"submitted\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"duplicates\":%" PRIu64
 		       ",\"errors\":{",
-		       s->o.node, s->o.batch_bytes, s->o.txns, s->submitted, s->ok, s->duplicates);
+		       s->o.l.node, s->o.l.batch_bytes, s->o.l.txns, s->submitted, s->ok,
+		       s->duplicates);
 		for (i = 0; i <= QSB_STATUS_SLOTS; i++) {
 			if (!s->errors[i])
 				continue;
@@ -3311,10 +3261,10 @@ qsb_submit_main(int argc, char **argv)
 		status = rc < 0 ? 0 : rc;
 		goto out;
 	}
-	while (n_slots < 2 * s->o.inflight)
+	while (n_slots < 2 * s->o.l.inflight)
 		n_slots *= 2;
-	s->payload = malloc(s->o.batch_bytes);
-	s->txns = calloc(s->o.txns, sizeof(*s->txns));
+	s->payload = malloc(s->o.l.batch_bytes);
+	s->txns = calloc(s->o.l.txns, sizeof(*s->txns));
 	s->slots = calloc(n_slots, sizeof(*s->slots));
 	if (!s->payload || !s->txns || !s->slots) {
 		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
@@ -3327,10 +3277,10 @@ qsb_submit_main(int argc, char **argv)
 		goto out;
 	}
 	status = QSB_EXIT_USAGE;
-	if (s->o.record) {
-		s->rec = fopen(s->o.record, "we");
+	if (s->o.l.record) {
+		s->rec = fopen(s->o.l.record, "we");
 		if (!s->rec) {
-			fprintf(stderr, "%s: %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+			fprintf(stderr, "%s: %s: %s\n", qsb_cmd, s->o.l.record, strerror(errno));
 			goto out;
 		}
 		s->rec_buf = malloc(1 << 16);
@@ -3348,24 +3298,26 @@ qsb_submit_main(int argc, char **argv)
 		status = rc == QS_ECONFIG ? QSB_EXIT_USAGE : QSB_EXIT_FAIL;
 		goto out;
 	}
-	if (!s->o.quiet)
+	if (!s->o.l.quiet)
 		fprintf(stderr,
 		        "%s: -> v%d %s: %" PRIu64 " bytes x %" PRIu32 " txns per batch, %s %" PRIu64
 		        ", seed %" PRIu64 ", base %" PRIu64 "\n",
-		        qsb_cmd, s->o.node, s->cfg->rpc_socket, s->o.batch_bytes, s->o.txns,
-		        s->o.rate ? "rate/s" : "in flight",
-		        s->o.rate ? s->o.rate : (uint64_t)s->o.inflight, s->o.seed, s->o.base);
+		        qsb_cmd, s->o.l.node, s->cfg->rpc_socket, s->o.l.batch_bytes, s->o.l.txns,
+		        s->o.l.rate ? "rate/s" : "in flight",
+		        s->o.l.rate ? s->o.l.rate : (uint64_t)s->o.l.inflight, s->o.l.seed,
+		        s->o.l.base);
 	s->start_us = qs_clock_mono_us();
 	s->tick_us = s->start_us;
 	s->next_tick_us = s->start_us + 1000000;
 	s->pace_us = s->start_us;
-	s->lat.rng = s->o.seed;
-	s->send_end_us =
-	    !s->o.count || s->o.duration_set ? s->start_us + s->o.duration_s * 1000000 : UINT64_MAX;
+	s->lat.rng = s->o.l.seed;
+	s->send_end_us = !s->o.l.count || s->o.l.duration_set
+	                     ? s->start_us + s->o.l.duration_s * 1000000
+	                     : UINT64_MAX;
 	qsb_submit_loop(s);
 
 	if (s->rec && (fflush(s->rec) != 0 || fsync(fileno(s->rec)) < 0)) {
-		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.l.record, strerror(errno));
 		s->failed = true;
 	}
 	qsb_lat_sort(&s->lat);
@@ -3375,7 +3327,7 @@ qsb_submit_main(int argc, char **argv)
 		status = QSB_EXIT_FAIL;
 out:
 	if (s->rec && fclose(s->rec) != 0 && status == 0) {
-		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.record, strerror(errno));
+		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.l.record, strerror(errno));
 		status = QSB_EXIT_FAIL;
 	}
 	free(s->rec_buf);
