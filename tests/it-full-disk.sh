@@ -12,6 +12,16 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
+# Under ThreadSanitizer qsd runs many times slower and RocksDB's flushes
+# free WAL space while the disk is "full", so the timing bounds below do not
+# hold there; the plain and ASan runs of this test carry them.
+case "${QS_SAN_RT:-}" in
+*libtsan*)
+	echo "SKIP: it-full-disk: not run under ThreadSanitizer (timing bounds)"
+	exit 0
+	;;
+esac
+
 mkdir -p "$T/disk"
 if ! mount -t tmpfs -o size=160m tmpfs "$T/disk" 2>"$T/mount.err"; then
 	echo "SKIP: it-full-disk: cannot mount a tmpfs here ($(cat "$T/mount.err")); run as root"
