@@ -181,6 +181,31 @@ find_family(const struct qs_metrics *reg, const char *name)
 	return NULL;
 }
 
+/*
+ * A family registered again under its name, with the same kind, help,
+ * label, values and bounds, is the same family: a subsystem restarted in
+ * the process (an epoch change) keeps its series and their values.
+ */
+static struct qs_metric *
+find_same(const struct qs_metrics *reg, enum qs_metric_kind kind, const char *name,
+          const char *help, const char *label, const char *const *values, size_t n_values,
+          const double *bounds, size_t n_bounds)
+{
+	struct qs_metric *m = reg ? find_family(reg, name) : NULL;
+
+	if (m == NULL || m->kind != kind || help == NULL || strcmp(m->help, help) != 0 ||
+	    (label == NULL) != (m->label == NULL) || (label && strcmp(label, m->label) != 0) ||
+	    n_values != (m->label ? m->n_values : 0) || n_bounds != m->n_bounds)
+		return NULL;
+	for (size_t i = 0; i < n_values; i++)
+		if (values == NULL || values[i] == NULL || strcmp(values[i], m->values[i]) != 0)
+			return NULL;
+	for (size_t i = 0; i < n_bounds; i++)
+		if (bounds[i] != m->bounds[i])
+			return NULL;
+	return m;
+}
+
 /* Copies n strings, each valid UTF-8, non-empty and distinct; NULL if not. */
 static char **
 copy_distinct(const char *const *src, size_t n)
@@ -328,6 +353,9 @@ register_labelled(struct qs_metrics *reg, enum qs_metric_kind kind, const char *
 {
 	struct qs_metric *m;
 
+	m = find_same(reg, kind, name, help, label, values, n_values, NULL, 0);
+	if (m != NULL)
+		goto out;
 	m = family_alloc(reg, kind, name, help);
 	if (m == NULL)
 		goto out;
@@ -385,6 +413,12 @@ qs_metrics_gauge_fn(struct qs_metrics *reg, const char *name, const char *help,
 
 	if (fn == NULL)
 		goto out;
+	m = find_same(reg, QS_METRIC_GAUGE_FN, name, help, NULL, NULL, 0, NULL, 0);
+	if (m != NULL) {
+		m->fn = fn;
+		m->arg = arg;
+		goto out;
+	}
 	m = family_alloc(reg, QS_METRIC_GAUGE_FN, name, help);
 	if (m == NULL)
 		goto out;
@@ -412,6 +446,12 @@ qs_metrics_histogram(struct qs_metrics *reg, const char *name, const char *help,
 	for (i = 0; i < n_bounds; i++) {
 		if (!isfinite(bounds[i]) || (i > 0 && !(bounds[i] > bounds[i - 1])))
 			goto out;
+	}
+	m = find_same(reg, QS_METRIC_HISTOGRAM, name, help, label, values, n_values, bounds,
+	              n_bounds);
+	if (m != NULL) {
+		ok = true;
+		goto out;
 	}
 	m = family_alloc(reg, QS_METRIC_HISTOGRAM, name, help);
 	if (m == NULL)
@@ -480,6 +520,8 @@ qs_metrics_process_start_time(struct qs_metrics *reg)
 	struct qs_metric *m;
 	struct timespec now;
 
+	if (reg == NULL || find_family(reg, "qsd_process_start_time_seconds") != NULL)
+		return NULL; /* set once */
 	m = qs_metrics_gauge(reg, "qsd_process_start_time_seconds",
 	                     "Start time of the process since the Unix epoch, in seconds.", NULL,
 	                     NULL, 0);

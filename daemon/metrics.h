@@ -38,7 +38,11 @@
  *     valid UTF-8;
  *   - histogram bounds that are not finite and strictly increasing, or more
  *     than QS_METRICS_MAX_BOUNDS of them (the +Inf bucket is implicit);
- *   - a name already registered in this registry;
+ *   - a name already registered in this registry with another kind, help,
+ *     label, label values or bounds. Registering a family again exactly as
+ *     before returns the family registered first, with its values (a
+ *     subsystem restarted in the process keeps its series); a callback
+ *     gauge registered again takes the new fn and arg;
  *   - out of memory.
  */
 #ifndef QS_DAEMON_METRICS_H

@@ -257,6 +257,20 @@ free_bytes(void *arg)
 	return *(double *)arg;
 }
 
+static double
+fn_one(void *arg)
+{
+	(void)arg;
+	return 1;
+}
+
+static double
+fn_two(void *arg)
+{
+	(void)arg;
+	return 2;
+}
+
 START_TEST(gauge_fn_called_at_render_time)
 {
 	struct qs_metrics *reg = qs_metrics_new();
@@ -447,6 +461,36 @@ START_TEST(invalid_label_names_rejected)
 	ck_assert_ptr_nonnull(qs_metrics_info(reg, "qsd_c_info", "h",
 	                                      (const char *const[]){"a", "b"},
 	                                      (const char *const[]){"1", "1"}, 2));
+	qs_metrics_free(reg);
+}
+END_TEST
+
+START_TEST(same_family_registered_again)
+{
+	static const double bounds[] = {1, 2};
+	static const char *const v[] = {"a", "b"};
+	static const char *const w[] = {"a", "c"};
+	struct qs_metrics *reg = qs_metrics_new();
+	struct qs_metric *c = qs_metrics_counter(reg, "qsd_c_total", "C.", "k", v, 2);
+	struct qs_metric *h = qs_metrics_histogram(reg, "qsd_h", "H.", bounds, 2, NULL, NULL, 0);
+	struct qs_metric *g = qs_metrics_gauge_fn(reg, "qsd_g", "G.", fn_one, NULL);
+
+	ck_assert_ptr_nonnull(c);
+	qs_metric_add(c, 1, 5);
+	/* Exactly as before: the same family, values kept. */
+	ck_assert_ptr_eq(qs_metrics_counter(reg, "qsd_c_total", "C.", "k", v, 2), c);
+	ck_assert_uint_eq(qs_metric_value(c, 1), 5);
+	ck_assert_ptr_eq(qs_metrics_histogram(reg, "qsd_h", "H.", bounds, 2, NULL, NULL, 0), h);
+	/* Any difference is refused. */
+	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_c_total", "C.", "k", w, 2));
+	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_c_total", "C.", "j", v, 2));
+	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_c_total", "C.", "k", v, 1));
+	ck_assert_ptr_null(qs_metrics_counter(reg, "qsd_c_total", "C.", NULL, NULL, 0));
+	ck_assert_ptr_null(qs_metrics_histogram(reg, "qsd_h", "H.", bounds, 1, NULL, NULL, 0));
+	/* A callback gauge takes the new callback. */
+	ck_assert_uint_eq(qs_metric_value(g, 0), 1);
+	ck_assert_ptr_eq(qs_metrics_gauge_fn(reg, "qsd_g", "G.", fn_two, NULL), g);
+	ck_assert_uint_eq(qs_metric_value(g, 0), 2);
 	qs_metrics_free(reg);
 }
 END_TEST
@@ -1067,6 +1111,7 @@ metrics_suite(void)
 	tcase_add_test(reg, invalid_metric_names_rejected);
 	tcase_add_test(reg, invalid_label_names_rejected);
 	tcase_add_test(reg, duplicate_family_rejected);
+	tcase_add_test(reg, same_family_registered_again);
 	tcase_add_test(reg, label_values_bounded_and_fixed);
 	tcase_add_test(reg, histogram_bounds_must_be_finite_and_increasing);
 	tcase_add_test(reg, label_index_out_of_range_is_ignored);
