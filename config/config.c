@@ -206,6 +206,33 @@ static const struct qs_option qs_options[] = {
 	  .doc = "RocksDB max_total_wal_size: memtables are flushed when the\n"
 		 "write-ahead log grows past it." },
 
+	{ .name = "serving", .type = QS_CFG_SECTION,
+	  .doc = "What the consensus process asks for: payloads, batches, commits." },
+	{ .name = "serving.payload_cache_bytes", .type = QS_CFG_UINT, .flags = QS_CFG_BYTES,
+	  QS_C(payload_cache_bytes), .min = 0, .max = QS_TIB, .def = "268435456",
+	  .doc = "Payloads of durable batches kept in memory for GetBatch and inline\n"
+		 "batches; beyond it payloads are read from disk. 0 caches nothing." },
+	{ .name = "serving.gc_buffer_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
+	  QS_C(gc_buffer_us), .min = 0, .max = 86400000, .def = "60000",
+	  .doc = "A payload is deleted once a committed block's timestamp passes its\n"
+		 "expiration by this much (a proposed batch may still be executed)." },
+	{ .name = "serving.gc_stall_buffer_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
+	  QS_C(gc_stall_buffer_us), .min = 1000, .max = 604800000, .def = "600000",
+	  .doc = "Without commits, a payload is deleted once the local clock passes\n"
+		 "its expiration by this much, so a stalled consensus cannot fill\n"
+		 "the disk. At least serving.gc_buffer_ms." },
+	{ .name = "serving.fetch_timeout_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
+	  QS_C(fetch_timeout_us), .min = 10, .max = 60000, .def = "500",
+	  .doc = "GetBatch of a batch this node lacks asks its signers; each try waits\n"
+		 "this long for an answer before the next signers are asked." },
+	{ .name = "serving.fetch_parallel", .type = QS_CFG_UINT, QS_C(fetch_parallel),
+	  .min = 1, .max = QS_MAX_VALIDATORS, .def = "2",
+	  .doc = "Signers asked at once by each try of a fetch." },
+	{ .name = "serving.get_batch_deadline_ms", .type = QS_CFG_UINT,
+	  .flags = QS_CFG_MS_TO_US, QS_C(get_batch_deadline_us), .min = 10, .max = 600000,
+	  .def = "5000",
+	  .doc = "Deadline of a GetBatch whose request names none (deadline_ms 0)." },
+
 	{ .name = "validators", .type = QS_CFG_VALIDATORS, .flags = QS_CFG_REQUIRED,
 	  QS_C(validators), .min = 1, .max = QS_MAX_VALIDATORS,
 	  .doc = "The validator set of the first epoch, in the order of proof signer\n"
@@ -247,6 +274,7 @@ static const struct {
     {"limits.frame_max_bytes", "limits.msg_max_bytes"},
     {"storage.submit_queue_bytes", "limits.frame_max_bytes"},
     {"storage.group_max_bytes", "limits.batch_max_bytes"},
+    {"serving.gc_stall_buffer_ms", "serving.gc_buffer_ms"},
 };
 
 static const char *const qs_log_level_names[] = {

@@ -86,6 +86,13 @@ struct qs_config {
 	uint64_t db_block_cache_bytes;       /* default 32 MiB */
 	uint64_t db_max_wal_bytes;           /* default 256 MiB */
 
+	uint64_t payload_cache_bytes;   /* default 256 MiB */
+	uint64_t gc_buffer_us;          /* default 60 s */
+	uint64_t gc_stall_buffer_us;    /* default 10 min */
+	uint64_t fetch_timeout_us;      /* per try, default 500 ms */
+	uint32_t fetch_parallel;        /* signers per try, default 2 */
+	uint64_t get_batch_deadline_us; /* default 5 s */
+
 	struct qs_validator validators[QS_MAX_VALIDATORS];
 	size_t n_validators;
 };
