@@ -35,6 +35,9 @@ struct qs_metric {
 	char **values; /* label values; for an info family, of info_names */
 	size_t n_values;
 	char **info_names; /* info family: its label names, n_values of them */
+	char *label2;      /* a counter's second label, or NULL */
+	char **values2;
+	size_t n_values2;
 	size_t n_series;   /* n_values, or 1 without a label */
 	double *bounds;    /* histogram bucket upper bounds, +Inf excluded */
 	size_t n_bounds;
@@ -163,6 +166,8 @@ family_free(struct qs_metric *m)
 	free(m->label);
 	free_strings(m->values, m->n_values);
 	free_strings(m->info_names, m->n_values);
+	free(m->label2);
+	free_strings(m->values2, m->n_values2);
 	free(m->bounds);
 	free(m->cells);
 	free(m->gauges);
@@ -396,6 +401,48 @@ qs_metrics_counter(struct qs_metrics *reg, const char *name, const char *help, c
                    const char *const *values, size_t n_values)
 {
 	return register_labelled(reg, QS_METRIC_COUNTER, name, help, label, values, n_values);
+}
+
+struct qs_metric *
+qs_metrics_counter2(struct qs_metrics *reg, const char *name, const char *help, const char *label,
+                    const char *const *values, size_t n_values, const char *label2,
+                    const char *const *values2, size_t n_values2)
+{
+	struct qs_metric *m = find_family(reg, name);
+	size_t i;
+
+	if (m != NULL) {
+		/* Registered again: the same family only if everything matches. */
+		if (m->label2 == NULL || strcmp(m->label2, label2 ? label2 : "") != 0 ||
+		    m->n_values2 != n_values2 ||
+		    find_same(reg, QS_METRIC_COUNTER, name, help, label, values, n_values, NULL,
+		              0) != m)
+			return NULL;
+		for (i = 0; i < n_values2; i++)
+			if (values2 == NULL || values2[i] == NULL ||
+			    strcmp(values2[i], m->values2[i]) != 0)
+				return NULL;
+		return m;
+	}
+	if (label == NULL || label2 == NULL || !valid_label_name(label2) ||
+	    strcmp(label, label2) == 0 || n_values2 == 0 || n_values2 > QS_METRICS_MAX_VALUES)
+		return NULL;
+	m = family_alloc(reg, QS_METRIC_COUNTER, name, help);
+	if (m == NULL)
+		return NULL;
+	if (family_set_label(m, label, values, n_values) != 0 ||
+	    (m->label2 = strdup(label2)) == NULL ||
+	    (m->values2 = copy_distinct(values2, n_values2)) == NULL) {
+		family_free(m);
+		return NULL;
+	}
+	m->n_values2 = n_values2;
+	m->n_series = n_values * n_values2;
+	if (family_commit(reg, m) != 0) {
+		family_free(m);
+		return NULL;
+	}
+	return m;
 }
 
 struct qs_metric *
@@ -779,7 +826,16 @@ put_sample(struct qs_metrics_buf *b, const struct qs_metric *m, const char *suff
 	buf_puts(b, suffix);
 	if (m->label != NULL || le != NULL) {
 		buf_puts(b, "{");
-		if (m->label != NULL) {
+		if (m->label != NULL && m->label2 != NULL) {
+			buf_puts(b, m->label);
+			buf_puts(b, "=\"");
+			buf_escaped(b, m->values[idx / m->n_values2], true);
+			buf_puts(b, "\",");
+			buf_puts(b, m->label2);
+			buf_puts(b, "=\"");
+			buf_escaped(b, m->values2[idx % m->n_values2], true);
+			buf_puts(b, "\"");
+		} else if (m->label != NULL) {
 			buf_puts(b, m->label);
 			buf_puts(b, "=\"");
 			buf_escaped(b, m->values[idx], true);

@@ -10,7 +10,8 @@
  * concurrently with updates; it reads each cell atomically, so a scrape is a
  * consistent value per cell but not a snapshot across cells.
  *
- * Bounded labels. A family has at most one label, and its values are fixed
+ * Bounded labels. A family has at most one label (a counter may have two,
+ * see qs_metrics_counter2()), and its values are fixed
  * at registration (at most QS_METRICS_MAX_VALUES, copied). Updates name a
  * value by its index, so the number of series never grows at run time. A
  * family registered without a label has one series, index 0.
@@ -76,6 +77,17 @@ void qs_metrics_free(struct qs_metrics *reg);
  */
 struct qs_metric *qs_metrics_counter(struct qs_metrics *reg, const char *name, const char *help,
                                      const char *label, const char *const *values, size_t n_values);
+
+/*
+ * Registers a counter family with two labels, each with its fixed values:
+ * series `i * n_values2 + j` is label="values[i]",label2="values2[j]"
+ * (n_values * n_values2 series, each at most QS_METRICS_MAX_VALUES). As
+ * qs_metrics_counter() otherwise; both labels are required and distinct.
+ */
+struct qs_metric *qs_metrics_counter2(struct qs_metrics *reg, const char *name, const char *help,
+                                      const char *label, const char *const *values,
+                                      size_t n_values, const char *label2,
+                                      const char *const *values2, size_t n_values2);
 
 /* Registers a gauge family holding an int64 per series, initially 0. As above. */
 struct qs_metric *qs_metrics_gauge(struct qs_metrics *reg, const char *name, const char *help,

@@ -495,6 +495,33 @@ START_TEST(same_family_registered_again)
 }
 END_TEST
 
+START_TEST(counter_with_two_labels)
+{
+	static const char *const src[] = {"memory", "disk"};
+	static const char *const res[] = {"ok", "miss", "error"};
+	struct qs_metrics *reg = qs_metrics_new();
+	struct qs_metric *c =
+	    qs_metrics_counter2(reg, "qsd_f_total", "F.", "source", src, 2, "result", res, 3);
+	char *text;
+
+	ck_assert_ptr_nonnull(c);
+	qs_metric_add(c, 1 * 3 + 1, 4); /* disk, miss */
+	qs_metric_add(c, 2 * 3, 1);     /* out of range: dropped */
+	ck_assert_ptr_eq(
+	    qs_metrics_counter2(reg, "qsd_f_total", "F.", "source", src, 2, "result", res, 3), c);
+	ck_assert_ptr_null(
+	    qs_metrics_counter2(reg, "qsd_f_total", "F.", "source", src, 2, "result", res, 2));
+	ck_assert_ptr_null(
+	    qs_metrics_counter2(reg, "qsd_g_total", "G.", "source", src, 2, "source", res, 3));
+	text = render(reg);
+	ck_assert_ptr_nonnull(strstr(text, "qsd_f_total{source=\"disk\",result=\"miss\"} 4\n"));
+	ck_assert_ptr_nonnull(strstr(text, "qsd_f_total{source=\"memory\",result=\"error\"} 0\n"));
+	ck_assert_uint_eq(qs_metrics_dropped_updates(reg), 1);
+	free(text);
+	qs_metrics_free(reg);
+}
+END_TEST
+
 START_TEST(duplicate_family_rejected)
 {
 	static const double bounds[] = {1};
@@ -1112,6 +1139,7 @@ metrics_suite(void)
 	tcase_add_test(reg, invalid_label_names_rejected);
 	tcase_add_test(reg, duplicate_family_rejected);
 	tcase_add_test(reg, same_family_registered_again);
+	tcase_add_test(reg, counter_with_two_labels);
 	tcase_add_test(reg, label_values_bounded_and_fixed);
 	tcase_add_test(reg, histogram_bounds_must_be_finite_and_increasing);
 	tcase_add_test(reg, label_index_out_of_range_is_ignored);
