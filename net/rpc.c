@@ -56,6 +56,8 @@ enum qs_rpc_method {
 	QS_RPC_SUBMIT_BATCH,
 	QS_RPC_NEW_EPOCH,
 	QS_RPC_GET_STATUS,
+	QS_RPC_LIST_BATCHES,
+	QS_RPC_LIST_PROOFS,
 	QS_RPC_N_METHODS,
 };
 
@@ -67,6 +69,8 @@ static const char *const qs_rpc_method_names[QS_RPC_N_METHODS] = {
     [QS_RPC_SUBMIT_BATCH] = "submit_batch",
     [QS_RPC_NEW_EPOCH] = "new_epoch",
     [QS_RPC_GET_STATUS] = "get_status",
+    [QS_RPC_LIST_BATCHES] = "list_batches",
+    [QS_RPC_LIST_PROOFS] = "list_proofs",
 };
 
 /* Labels of qsd_rpc_errors_total; "other" for numbers outside the enum. */
@@ -228,6 +232,10 @@ qs_rpc_method_of(Quorumstore__V1__Request__BodyCase body)
 		return QS_RPC_NEW_EPOCH;
 	case QUORUMSTORE__V1__REQUEST__BODY_GET_STATUS:
 		return QS_RPC_GET_STATUS;
+	case QUORUMSTORE__V1__REQUEST__BODY_LIST_BATCHES:
+		return QS_RPC_LIST_BATCHES;
+	case QUORUMSTORE__V1__REQUEST__BODY_LIST_PROOFS:
+		return QS_RPC_LIST_PROOFS;
 	default:
 		return -1;
 	}

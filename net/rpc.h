@@ -60,7 +60,8 @@
  *                                             frame decoded: hello,
  *                                             get_payload, get_batch,
  *                                             notify_commit, submit_batch,
- *                                             new_epoch, get_status (a request
+ *                                             new_epoch, get_status,
+ *                                             list_batches, list_proofs (a request
  *                                             with no body counts in errors only)
  *   qsd_rpc_errors_total{status}              non-OK responses sent, by status:
  *                                             cancelled, invalid_argument,
