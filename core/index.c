@@ -794,3 +794,32 @@ qs_index_author_usage(const struct qs_index *ix, int author, struct qs_author_us
 	}
 	*out = ix->usage[author];
 }
+
+/* The cursor is the id of the next entry to look at, plus 1. */
+size_t
+qs_index_list(const struct qs_index *ix, int author, uint64_t *cursor, struct qs_batch_info *out,
+              int *authors, size_t max)
+{
+	uint64_t id = *cursor ? *cursor - 1 : 0;
+	size_t n = 0;
+
+	*cursor = 0;
+	if (author < -1 || (author >= 0 && (size_t)author >= ix->n_authors))
+		return 0;
+	for (; id < ix->entries_used; id++) {
+		const struct qs_index_entry *e = &ix->entries[id];
+
+		if (!(e->flags & QS_INDEX_DURABLE) ||
+		    (author >= 0 && e->author != (uint32_t)author))
+			continue;
+		if (n == max) {
+			*cursor = id + 1;
+			break;
+		}
+		out[n] = e->info;
+		if (authors)
+			authors[n] = (int)e->author;
+		n++;
+	}
+	return n;
+}

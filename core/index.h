@@ -149,4 +149,16 @@ size_t qs_index_pending(const struct qs_index *ix);
 /* The usage of `author`; all zero for an author out of range. */
 void qs_index_author_usage(const struct qs_index *ix, int author, struct qs_author_usage *out);
 
+/*
+ * Listing for operators: the durable batches of `author` (-1: every author)
+ * from the opaque *cursor (0 to start), in no meaningful order. Copies up to
+ * `max` infos into out, and their authors into authors[] if it is not NULL;
+ * returns how many and sets *cursor for the next page, 0 when no durable
+ * batch of `author` follows. An author out of range lists nothing. Entries
+ * added or removed between pages may be missed or repeated. Costs one step
+ * per entry slot passed over, durable or not, up to the one after the page.
+ */
+size_t qs_index_list(const struct qs_index *ix, int author, uint64_t *cursor,
+                     struct qs_batch_info *out, int *authors, size_t max);
+
 #endif

@@ -1430,6 +1430,154 @@ START_TEST(randomized_against_reference_model)
 }
 END_TEST
 
+/* ---- listing ---- */
+
+/* Field by field: struct copies need not carry padding. */
+static int
+info_eq(const struct qs_batch_info *a, const struct qs_batch_info *b)
+{
+	return memcmp(a->author, b->author, QS_PUBKEY_BYTES) == 0 && a->batch_id == b->batch_id &&
+	       a->epoch == b->epoch && a->expiration_us == b->expiration_us &&
+	       memcmp(a->digest, b->digest, QS_DIGEST_BYTES) == 0 && a->num_txns == b->num_txns &&
+	       a->num_bytes == b->num_bytes && a->gas_bucket_start == b->gas_bucket_start;
+}
+
+/* Every durable batch of `author` (-1: all) listed in pages of `page`:
+ * each exactly once, and nothing else. Returns the number of pages. */
+static size_t
+list_all(const struct qs_index *ix, int author, size_t page, const struct qs_batch_info *want,
+         const int *want_author, size_t n_want)
+{
+	struct qs_batch_info out[16];
+	int authors[16], seen[64] = {0};
+	uint64_t cursor = 0;
+	size_t pages = 0, got = 0;
+
+	ck_assert_uint_le(page, 16);
+	ck_assert_uint_le(n_want, 64);
+	do {
+		size_t n = qs_index_list(ix, author, &cursor, out, authors, page);
+
+		ck_assert_uint_le(n, page);
+		for (size_t i = 0; i < n; i++, got++) {
+			size_t j;
+
+			for (j = 0; j < n_want; j++) {
+				if (info_eq(&out[i], &want[j]))
+					break;
+			}
+			ck_assert_uint_lt(j, n_want);
+			ck_assert_int_eq(seen[j], 0);
+			ck_assert_int_eq(authors[i], want_author[j]);
+			seen[j] = 1;
+		}
+		pages++;
+	} while (cursor != 0);
+	ck_assert_uint_eq(got, n_want);
+	return pages;
+}
+
+START_TEST(list_pages_over_every_durable_batch)
+{
+	struct qs_index *ix = new_index(3);
+	struct qs_batch_info want[25], pending = mk(0, 100, 100, 900, 10);
+	struct qs_batch_info expired = mk(1, 100, 101, 50, 10);
+	int want_author[25];
+
+	store(ix, 1, &expired);
+	for (int i = 0; i < 25; i++) {
+		want_author[i] = i % 3;
+		want[i] = mk(i % 3, (uint64_t)i, (uint64_t)i, 1000 + (uint64_t)i, 10);
+		if (i % 2)
+			store(ix, i % 3, &want[i]);
+		else
+			ck_assert_int_eq(qs_index_add_durable(ix, i % 3, &want[i]), 0);
+	}
+	/* Neither a write in flight nor an expired batch is listed. */
+	expect_write(ix, 0, &pending);
+	ck_assert_uint_eq(qs_index_expire(ix, 50), 1);
+	ck_assert_uint_eq(list_all(ix, -1, 4, want, want_author, 25), 7);
+	ck_assert_uint_eq(list_all(ix, -1, 5, want, want_author, 25), 5);
+	ck_assert_uint_eq(list_all(ix, -1, 16, want, want_author, 25), 2);
+	qs_index_write_done(ix, 0, &pending, 0);
+	qs_index_free(ix);
+}
+END_TEST
+
+START_TEST(list_filters_by_author)
+{
+	struct qs_index *ix = new_index(3);
+	struct qs_batch_info all[12], mine[4];
+	int mine_author[4] = {2, 2, 2, 2};
+	struct qs_batch_info out[4];
+	uint64_t cursor = 0;
+	size_t k = 0;
+
+	for (int i = 0; i < 12; i++) {
+		all[i] = mk(i % 3, (uint64_t)i, (uint64_t)i, 1000, 10);
+		store(ix, i % 3, &all[i]);
+		if (i % 3 == 2)
+			mine[k++] = all[i];
+	}
+	ck_assert_uint_eq(list_all(ix, 2, 3, mine, mine_author, 4), 2);
+	/* The authors array is optional. */
+	ck_assert_uint_eq(qs_index_list(ix, 2, &cursor, out, NULL, 4), 4);
+	ck_assert_uint_eq(cursor, 0);
+	/* Authors out of range list nothing. */
+	cursor = 0;
+	ck_assert_uint_eq(qs_index_list(ix, 3, &cursor, out, NULL, 4), 0);
+	ck_assert_uint_eq(cursor, 0);
+	ck_assert_uint_eq(qs_index_list(ix, -2, &cursor, out, NULL, 4), 0);
+	ck_assert_uint_eq(cursor, 0);
+	qs_index_free(ix);
+}
+END_TEST
+
+START_TEST(list_of_empty_index_is_empty)
+{
+	struct qs_index *ix = new_index(3);
+	struct qs_batch_info a = mk(1, 1, 1, 100, 10), out[4];
+	int authors[4];
+	uint64_t cursor = 0;
+
+	ck_assert_uint_eq(qs_index_list(ix, -1, &cursor, out, authors, 4), 0);
+	ck_assert_uint_eq(cursor, 0);
+	ck_assert_uint_eq(qs_index_list(ix, 0, &cursor, out, authors, 4), 0);
+	ck_assert_uint_eq(cursor, 0);
+	/* Emptied again. */
+	store(ix, 1, &a);
+	ck_assert_uint_eq(qs_index_expire(ix, UINT64_MAX), 1);
+	ck_assert_uint_eq(qs_index_list(ix, -1, &cursor, out, authors, 4), 0);
+	ck_assert_uint_eq(cursor, 0);
+	/* A stale cursor past the end. */
+	cursor = 1000;
+	ck_assert_uint_eq(qs_index_list(ix, -1, &cursor, out, authors, 4), 0);
+	ck_assert_uint_eq(cursor, 0);
+	qs_index_free(ix);
+}
+END_TEST
+
+START_TEST(list_cursor_is_zero_right_after_the_last_batch)
+{
+	struct qs_index *ix = new_index(3);
+	struct qs_batch_info a = mk(0, 1, 1, 100, 10), b = mk(1, 1, 2, 100, 10), out[2];
+	uint64_t cursor = 0;
+
+	store(ix, 0, &a);
+	store(ix, 1, &b);
+	ck_assert_uint_eq(qs_index_list(ix, -1, &cursor, out, NULL, 2), 2);
+	ck_assert_uint_eq(cursor, 0);
+	ck_assert_uint_eq(qs_index_list(ix, -1, &cursor, out, NULL, 1), 1);
+	ck_assert_uint_ne(cursor, 0);
+	ck_assert_uint_eq(qs_index_list(ix, -1, &cursor, out, NULL, 1), 1);
+	ck_assert_uint_eq(cursor, 0);
+	/* Author 0's only batch comes first: nothing of it follows. */
+	ck_assert_uint_eq(qs_index_list(ix, 0, &cursor, out, NULL, 1), 1);
+	ck_assert_uint_eq(cursor, 0);
+	qs_index_free(ix);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1485,6 +1633,10 @@ main(void)
 	tcase_add_test_raise_signal(tc, write_done_without_admission_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, write_done_twice_aborts, SIGABRT);
 	tcase_add_test(tc, digests_sharing_hash_prefix_are_distinct);
+	tcase_add_test(tc, list_pages_over_every_durable_batch);
+	tcase_add_test(tc, list_filters_by_author);
+	tcase_add_test(tc, list_of_empty_index_is_empty);
+	tcase_add_test(tc, list_cursor_is_zero_right_after_the_last_batch);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(ts, 300);
 	tcase_add_test(ts, growth_past_100000_entries_keeps_lookups_right);
