@@ -468,6 +468,134 @@ qs_client_status(struct qs_client *c, int timeout_ms, Quorumstore__V1__Response 
 	return qs_client_call(c, &req, timeout_ms, out);
 }
 
+/* Whether `n` items at `p` are a valid argument: NULL only for none. */
+static bool
+qs_client_arg_ok(const void *p, size_t n)
+{
+	return p != NULL || n == 0;
+}
+
+int
+qs_client_get_payload(struct qs_client *c, const struct qs_client_payload_limits *lim,
+                      const ProtobufCBinaryData *exclude, size_t n_exclude, int timeout_ms,
+                      Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__GetPayloadRequest gp = QUORUMSTORE__V1__GET_PAYLOAD_REQUEST__INIT;
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+
+	if (lim == NULL || !qs_client_arg_ok(exclude, n_exclude))
+		return -EINVAL;
+	gp.max_txns = lim->max_txns;
+	gp.max_bytes = lim->max_bytes;
+	gp.max_inline_txns = lim->max_inline_txns;
+	gp.max_inline_bytes = lim->max_inline_bytes;
+	gp.return_non_full = lim->return_non_full;
+	gp.n_exclude = n_exclude;
+	gp.exclude = (ProtobufCBinaryData *)exclude;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_PAYLOAD;
+	req.get_payload = &gp;
+	return qs_client_call(c, &req, timeout_ms, out);
+}
+
+int
+qs_client_get_batch(struct qs_client *c, const uint8_t *digest, size_t digest_len,
+                    const ProtobufCBinaryData *signers, size_t n_signers, int timeout_ms,
+                    Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__GetBatchRequest gb = QUORUMSTORE__V1__GET_BATCH_REQUEST__INIT;
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+
+	if (!qs_client_arg_ok(digest, digest_len) || !qs_client_arg_ok(signers, n_signers))
+		return -EINVAL;
+	gb.digest.data = (uint8_t *)digest;
+	gb.digest.len = digest_len;
+	gb.n_signers = n_signers;
+	gb.signers = (ProtobufCBinaryData *)signers;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_BATCH;
+	req.get_batch = &gb;
+	return qs_client_call(c, &req, timeout_ms, out);
+}
+
+int
+qs_client_notify_commit(struct qs_client *c, uint64_t block_timestamp_us,
+                        const ProtobufCBinaryData *digests, size_t n_digests, int timeout_ms,
+                        Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__NotifyCommitRequest nc = QUORUMSTORE__V1__NOTIFY_COMMIT_REQUEST__INIT;
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+
+	if (!qs_client_arg_ok(digests, n_digests))
+		return -EINVAL;
+	nc.block_timestamp_us = block_timestamp_us;
+	nc.n_digests = n_digests;
+	nc.digests = (ProtobufCBinaryData *)digests;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_NOTIFY_COMMIT;
+	req.notify_commit = &nc;
+	return qs_client_call(c, &req, timeout_ms, out);
+}
+
+int
+qs_client_new_epoch(struct qs_client *c, uint64_t epoch,
+                    Quorumstore__V1__ValidatorInfo *const *validators, size_t n_validators,
+                    int timeout_ms, Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__NewEpochRequest ne = QUORUMSTORE__V1__NEW_EPOCH_REQUEST__INIT;
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+
+	if (!qs_client_arg_ok(validators, n_validators))
+		return -EINVAL;
+	for (size_t i = 0; i < n_validators; i++) {
+		if (validators[i] == NULL)
+			return -EINVAL;
+	}
+	ne.epoch = epoch;
+	ne.n_validators = n_validators;
+	ne.validators = (Quorumstore__V1__ValidatorInfo **)validators;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_NEW_EPOCH;
+	req.new_epoch = &ne;
+	return qs_client_call(c, &req, timeout_ms, out);
+}
+
+int
+qs_client_list_batches(struct qs_client *c, const uint8_t *author, size_t author_len,
+                       const uint8_t *start_after, size_t start_len, uint32_t limit, int timeout_ms,
+                       Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__ListBatchesRequest lb = QUORUMSTORE__V1__LIST_BATCHES_REQUEST__INIT;
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+
+	if (!qs_client_arg_ok(author, author_len) || !qs_client_arg_ok(start_after, start_len))
+		return -EINVAL;
+	lb.author.data = (uint8_t *)author;
+	lb.author.len = author_len;
+	lb.start_after.data = (uint8_t *)start_after;
+	lb.start_after.len = start_len;
+	lb.limit = limit;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_LIST_BATCHES;
+	req.list_batches = &lb;
+	return qs_client_call(c, &req, timeout_ms, out);
+}
+
+int
+qs_client_list_proofs(struct qs_client *c, const uint8_t *author, size_t author_len,
+                      const uint8_t *start_after, size_t start_len, uint32_t limit, int timeout_ms,
+                      Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__ListProofsRequest lp = QUORUMSTORE__V1__LIST_PROOFS_REQUEST__INIT;
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+
+	if (!qs_client_arg_ok(author, author_len) || !qs_client_arg_ok(start_after, start_len))
+		return -EINVAL;
+	lp.author.data = (uint8_t *)author;
+	lp.author.len = author_len;
+	lp.start_after.data = (uint8_t *)start_after;
+	lp.start_after.len = start_len;
+	lp.limit = limit;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_LIST_PROOFS;
+	req.list_proofs = &lp;
+	return qs_client_call(c, &req, timeout_ms, out);
+}
+
 static int
 qs_client_dial(const char *path, int64_t deadline, int *fd_out, char *err, size_t errlen)
 {

@@ -31,6 +31,7 @@
 #ifndef QS_CLIENT_QSCLIENT_H
 #define QS_CLIENT_QSCLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,7 @@
 #define QS_CLIENT_MAX_ABANDONED       4096                /* ids of timed-out calls remembered */
 #define QS_CLIENT_IDEMPOTENCY_KEY_MAX 64                  /* bytes */
 #define QS_CLIENT_DEFAULT_SOCKET      "/run/qsd/rpc.sock"
+#define QS_CLIENT_LIST_MAX            1000 /* entries the server puts in one page */
 
 struct qs_client;
 
@@ -115,6 +117,75 @@ int qs_client_submit(struct qs_client *c, const ProtobufCBinaryData *txns, size_
 
 /* GetStatus through qs_client_call(). */
 int qs_client_status(struct qs_client *c, int timeout_ms, Quorumstore__V1__Response **out);
+
+/*
+ * The typed calls below build one request from their arguments, which are
+ * borrowed (only read while the request is packed), and go through
+ * qs_client_call(): the same results, and the response, whatever its status,
+ * is the caller's. The server judges the contents (digest and key sizes,
+ * limits) and says why in the response's message; these functions return
+ * -EINVAL only for a NULL pointer given with a non-zero length or count, and
+ * then send nothing.
+ */
+
+/* What a GetPayload may return: the fields of GetPayloadRequest. */
+struct qs_client_payload_limits {
+	uint64_t max_txns;
+	uint64_t max_bytes;
+	uint64_t max_inline_txns; /* of those, carried as whole batches */
+	uint64_t max_inline_bytes;
+	bool return_non_full; /* false: nothing unless the payload fills a limit */
+};
+
+/*
+ * GetPayload within `lim`, leaving out the n_exclude digests `exclude` (the
+ * batches of pending blocks). The body, when OK, is get_payload: proofs of
+ * store and inline batches.
+ */
+int qs_client_get_payload(struct qs_client *c, const struct qs_client_payload_limits *lim,
+                          const ProtobufCBinaryData *exclude, size_t n_exclude, int timeout_ms,
+                          Quorumstore__V1__Response **out);
+
+/*
+ * GetBatch of the batch with `digest` (digest_len bytes; 32 for a valid
+ * one), fetched from the n_signers signing keys `signers` if it is not held
+ * locally (none: the signers of its proof). The body, when OK, is
+ * get_batch: the batch and where qsd found it. NOT_FOUND when no one had it.
+ */
+int qs_client_get_batch(struct qs_client *c, const uint8_t *digest, size_t digest_len,
+                        const ProtobufCBinaryData *signers, size_t n_signers, int timeout_ms,
+                        Quorumstore__V1__Response **out);
+
+/*
+ * NotifyCommit of a block with timestamp block_timestamp_us (wall clock,
+ * microseconds since the Unix epoch) and the n_digests batch digests
+ * `digests` it committed. The body, when OK, is notify_commit.
+ */
+int qs_client_notify_commit(struct qs_client *c, uint64_t block_timestamp_us,
+                            const ProtobufCBinaryData *digests, size_t n_digests, int timeout_ms,
+                            Quorumstore__V1__Response **out);
+
+/* NewEpoch `epoch` with its n_validators validators, in their order; -EINVAL
+ * also for a NULL among them. */
+int qs_client_new_epoch(struct qs_client *c, uint64_t epoch,
+                        Quorumstore__V1__ValidatorInfo *const *validators, size_t n_validators,
+                        int timeout_ms, Quorumstore__V1__Response **out);
+
+/*
+ * One page of ListBatches: the durable batches of `author` (author_len
+ * bytes; NULL/0: every author) after the cursor `start_after` (start_len
+ * bytes: the previous page's `next`; NULL/0: from the start), at most
+ * `limit` of them (at most QS_CLIENT_LIST_MAX; 0: the server's default).
+ * The body, when OK, is list_batches; an empty `next` ends the listing.
+ */
+int qs_client_list_batches(struct qs_client *c, const uint8_t *author, size_t author_len,
+                           const uint8_t *start_after, size_t start_len, uint32_t limit,
+                           int timeout_ms, Quorumstore__V1__Response **out);
+
+/* One page of ListProofs (the proof queue), as qs_client_list_batches(). */
+int qs_client_list_proofs(struct qs_client *c, const uint8_t *author, size_t author_len,
+                          const uint8_t *start_after, size_t start_len, uint32_t limit,
+                          int timeout_ms, Quorumstore__V1__Response **out);
 
 /* Free a response returned by this library; NULL is fine. */
 void qs_client_response_free(Quorumstore__V1__Response *resp);

@@ -8,11 +8,15 @@
 
 #include <openssl/evp.h>
 
+#include <sys/random.h>
+
 #include "core/batch.h"
+#include "core/cache.h"
 #include "core/codec.h"
 #include "core/error.h"
 #include "core/hex.h"
 #include "core/index.h"
+#include "core/pqueue.h"
 #include "core/proof.h"
 #include "daemon/clock.h"
 #include "daemon/log.h"
@@ -178,8 +182,9 @@ struct idem_entry {
 	int done; /* durably stored; else its write is in flight */
 };
 
-/* A proof this node holds: formed or received, written to `proofs` or
- * waiting for room on the disk. */
+/* A proof on its way to the disk: formed or received, being written to
+ * `proofs` or waiting for room on the disk. Once durable it moves into the
+ * proof queue (core/pqueue.h), which serves GetPayload. */
 struct proof_entry {
 	struct qs_write_item w; /* first */
 	struct qs_author *a;
@@ -188,7 +193,6 @@ struct proof_entry {
 	uint8_t *packed;
 	size_t packed_len;
 	uint64_t t_submit_us; /* own proofs: when the batch was submitted; else 0 */
-	int durable;
 	int writing;
 	struct proof_entry *next_unwritten;
 };
@@ -201,7 +205,8 @@ struct qs_author {
 	uint64_t next_batch_id;
 	struct dmap pending;                /* digest -> own_batch, waiting for signatures */
 	struct dmap idem;                   /* SHA-256(idempotency key) -> idem_entry */
-	struct dmap proofs;                 /* digest -> proof_entry */
+	struct dmap proofs;                 /* digest -> proof_entry, not durable yet */
+	struct qs_pqueue *pq;               /* durable proofs */
 	struct proof_entry *unwritten_head; /* proofs waiting for the disk */
 	struct proof_entry **unwritten_tail;
 	struct event *tick;
@@ -218,7 +223,15 @@ struct qs_author {
 	struct qs_metric *m_timed_out;
 	struct qs_metric *m_latency;
 	struct qs_metric *m_nacks;
+	struct qs_metric *m_dropped;
 };
+
+enum {
+	DROP_QUOTA,
+	DROP_OTHER,
+	DROP_COUNT
+};
+static const char *const drop_names[DROP_COUNT] = {"author_quota", "other"};
 
 static void
 sha256(const void *p, size_t n, uint8_t out[QS_DIGEST_BYTES])
@@ -255,12 +268,11 @@ proof_free(struct proof_entry *p)
 }
 
 static void
-send_proof(struct qs_author *a, int to, const struct proof_entry *p)
+send_proof(struct qs_author *a, int to, const uint8_t *packed, size_t len)
 {
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__ProofMsg m = QUORUMSTORE__V1__PROOF_MSG__INIT;
-	Quorumstore__V1__ProofOfStore *proof =
-	    quorumstore__v1__proof_of_store__unpack(NULL, p->packed_len, p->packed);
+	Quorumstore__V1__ProofOfStore *proof = quorumstore__v1__proof_of_store__unpack(NULL, len, packed);
 
 	if (!proof)
 		return;
@@ -270,6 +282,25 @@ send_proof(struct qs_author *a, int to, const struct proof_entry *p)
 	pm.proof_msg = &m;
 	send_to(a, to, &pm);
 	quorumstore__v1__proof_of_store__free_unpacked(proof, NULL);
+}
+
+/* Hand a durable proof to the queue (which takes `packed`, or it is freed
+ * here). */
+static void
+queue_proof(struct qs_author *a, const struct qs_batch_info *info, uint8_t *packed, size_t len)
+{
+	int author = qs_valset_index(a->valset, info->author);
+	int rc = author < 0 ? -EINVAL : qs_pqueue_add(a->pq, author, info, packed, len);
+
+	if (rc == 0)
+		return;
+	free(packed);
+	if (rc == QS_EEXISTS)
+		return;
+	qs_metric_add(a->m_dropped, rc == QS_ELIMIT ? DROP_QUOTA : DROP_OTHER, 1);
+	qs_log_warn("proof_dropped", "author=%s batch_id=%" PRIu64 " reason=\"%s\"",
+	            author >= 0 ? a->cfg->validators[author].name : "unknown", info->batch_id,
+	            rc == QS_ELIMIT ? "the author's proof quota is full" : qs_strerror(rc));
 }
 
 static void
@@ -287,15 +318,18 @@ on_proof_written(struct qs_write_item *w)
 		a->unwritten_tail = &p->next_unwritten;
 		return;
 	}
-	p->durable = 1;
 	if (p->t_submit_us) {
 		/* Our own: now that it is on disk, the others get it. */
 		uint64_t us = qs_clock_mono_us() - p->t_submit_us;
 
 		qs_metric_observe(a->m_latency, 0, (double)us / 1e6);
 		a->lat_ms[a->n_lat++ % QS_LAT_RING] = (uint32_t)(us / 1000);
-		send_proof(a, -1, p);
+		send_proof(a, -1, p->packed, p->packed_len);
 	}
+	queue_proof(a, &p->info, p->packed, p->packed_len);
+	p->packed = NULL;
+	dmap_del(&a->proofs, p->info.digest);
+	proof_free(p);
 }
 
 static void
@@ -306,7 +340,8 @@ proof_write(struct qs_author *a, struct proof_entry *p)
 	memset(&p->w, 0, sizeof(p->w));
 	p->w.kind = QS_WRITE_PUT;
 	p->w.extra[0] =
-	    (struct qs_write_extra){QS_CF_PROOFS, p->key, sizeof(p->key), p->packed, p->packed_len};
+	    (struct qs_write_extra){QS_CF_PROOFS, p->key, sizeof(p->key), p->packed, p->packed_len,
+	                            QS_WRITE_OP_PUT};
 	p->w.n_extra = 1;
 	p->w.complete = on_proof_written;
 	p->w.owner = p;
@@ -317,6 +352,14 @@ proof_write(struct qs_author *a, struct proof_entry *p)
 		return;
 	}
 	p->writing = 1;
+}
+
+static int
+proof_known(const struct qs_author *a, const uint8_t *digest)
+{
+	struct qs_pq_item it;
+
+	return dmap_get(&a->proofs, digest) || qs_pqueue_get(a->pq, digest, &it) == 0;
 }
 
 /* Take ownership of a packed proof of `info` and write it. */
@@ -386,12 +429,11 @@ form_proof(struct qs_author *a, struct own_batch *b)
 	packed = malloc(len ? len : 1);
 	if (packed) {
 		protobuf_c_message_pack(&proof.base, packed);
-		if (!dmap_get(&a->proofs, b->w.info.digest) &&
-		    proof_add(a, &b->w.info, packed, len, b->t_submit_us) == 0) {
+		if (proof_known(a, b->w.info.digest))
+			free(packed);
+		else if (proof_add(a, &b->w.info, packed, len, b->t_submit_us) == 0) {
 			a->formed++;
 			qs_metric_add(a->m_formed, 0, 1);
-		} else if (dmap_get(&a->proofs, b->w.info.digest)) {
-			free(packed);
 		}
 	}
 	own_free(b);
@@ -480,6 +522,7 @@ on_own_written(struct qs_write_item *w)
 	}
 	qs_metric_add(a->m_submitted, SUBMIT_OK, 1);
 	qs_ingest_note_persisted(a->opt.ingest);
+	(void)qs_cache_put(qs_ingest_cache(a->opt.ingest), &w->info, w->txns, w->n_txns);
 	if (ie)
 		ie->done = 1;
 	respond_submit(b->call, &w->info, 0);
@@ -622,7 +665,8 @@ submit_batch(struct qs_author *a, struct qs_rpc_call *call, Quorumstore__V1__Req
 	 * this batch is, so an id is never handed out twice across restarts. */
 	qs_put_be64(b->id_val, a->next_batch_id + 1);
 	b->w.extra[0] = (struct qs_write_extra){QS_CF_META, QS_META_NEXT_ID,
-	                                        strlen(QS_META_NEXT_ID), b->id_val, 8};
+	                                        strlen(QS_META_NEXT_ID), b->id_val, 8,
+	                                        QS_WRITE_OP_PUT};
 	b->w.n_extra = 1;
 	if (sb->idempotency_key.len) {
 		ie = calloc(1, sizeof(*ie));
@@ -643,7 +687,8 @@ submit_batch(struct qs_author *a, struct qs_rpc_call *call, Quorumstore__V1__Req
 		b->idem_key_len = strlen(QS_META_IDEM) + sb->idempotency_key.len;
 		qs_codec_info_signing_bytes(a->cfg->chain_id, &b->w.info, b->info_bytes);
 		b->w.extra[1] = (struct qs_write_extra){QS_CF_META, b->idem_key, b->idem_key_len,
-		                                        b->info_bytes, sizeof(b->info_bytes)};
+		                                        b->info_bytes, sizeof(b->info_bytes),
+	                                        QS_WRITE_OP_PUT};
 		b->w.n_extra = 2;
 	}
 	rc = qs_writer_submit(wr, &b->w);
@@ -705,10 +750,14 @@ get_status(struct qs_author *a, struct qs_rpc_call *call)
 	                 &st.batches_signed);
 	st.proofs_formed = a->formed;
 	st.proofs_received = a->received;
-	st.proof_queue_size = a->proofs.n;
+	st.proof_queue_size = qs_pqueue_count(a->pq);
 	st.own_batches_unproven = a->pending.n;
-	st.back_pressure = a->pending.n >= QS_MAX_PENDING_OWN / 2 ||
-	                   qs_ingest_state(a->opt.ingest) != QS_STORAGE_OK;
+	/* Slow down when own batches wait for signatures, when own proofs pile
+	 * up faster than blocks take them, or when the disk refuses writes. */
+	st.back_pressure =
+	    a->pending.n >= QS_MAX_PENDING_OWN / 2 ||
+	    qs_pqueue_author_count(a->pq, a->opt.self) >= a->cfg->quotas.author_proofs / 2 ||
+	    qs_ingest_state(a->opt.ingest) != QS_STORAGE_OK;
 	memcpy(lat, a->lat_ms, n * sizeof(lat[0]));
 	qsort(lat, n, sizeof(lat[0]), u32_cmp);
 	if (n) {
@@ -784,7 +833,7 @@ on_proofs(struct qs_author *a, int peer, Quorumstore__V1__ProofMsg *m)
 
 		if (r < 0)
 			continue;
-		if (r == 0 && dmap_get(&a->proofs, info.digest)) {
+		if (r == 0 && proof_known(a, info.digest)) {
 			qs_metric_add(a->m_received, QS_PROOF_REASON_COUNT, 1); /* duplicate */
 			continue;
 		}
@@ -836,7 +885,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = qs_clock_wall_us();
 
 	/* Expired proofs and idempotency keys go; the disk copies go with the
-	 * range deletes of expired keys. */
+	 * GC's range deletes. */
+	qs_pqueue_expire(a->pq, now);
 	for (size_t i = 0; i < a->proofs.cap;) {
 		struct proof_entry *p = a->proofs.slots[i].val;
 
@@ -875,7 +925,7 @@ load_idem(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t
 
 	if (klen <= plen || klen - plen > QS_IDEM_MAX_BYTES ||
 	    qs_codec_info_parse(val, vlen, &chain, &info) != 0 || chain != a->cfg->chain_id ||
-	    info.expiration_us <= qs_clock_wall_us())
+	    info.epoch != a->cfg->epoch || info.expiration_us <= qs_clock_wall_us())
 		return;
 	sha256(key + plen, klen - plen, hash);
 	if (dmap_get(&a->idem, hash) || !(ie = calloc(1, sizeof(*ie))))
@@ -884,6 +934,99 @@ load_idem(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t
 	ie->done = 1;
 	if (dmap_put(&a->idem, hash, ie) != 0)
 		free(ie);
+}
+
+struct proof_load {
+	struct qs_author *a;
+	uint64_t now_us;
+	size_t loaded, stale;
+	uint8_t (*stale_keys)[QS_STORE_KEY_BYTES];
+	size_t n_stale_keys, cap_stale_keys;
+	int rc;
+};
+
+/*
+ * A record of `proofs` at start: written by this node after it verified
+ * the proof (or formed it), so it is queued again without verifying the
+ * signatures again; RocksDB checksums the bytes. A proof that does not
+ * parse, or whose key is not its info's, is corruption. One of another
+ * epoch or chain is deleted; one past its expiration stays for GC.
+ */
+static int
+load_proof(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct proof_load *l = arg;
+	struct qs_author *a = l->a;
+	Quorumstore__V1__ProofOfStore *p =
+	    vlen <= QS_PROOF_MAX_BYTES ? quorumstore__v1__proof_of_store__unpack(NULL, vlen, val)
+	                               : NULL;
+	struct qs_batch_info info;
+	uint8_t want[QS_STORE_KEY_BYTES];
+	uint8_t *copy;
+
+	if (!p || qs_batch_info_from_pb(p->info, &info) != 0) {
+		if (p)
+			quorumstore__v1__proof_of_store__free_unpacked(p, NULL);
+		l->rc = QS_ECORRUPT;
+		return 1;
+	}
+	quorumstore__v1__proof_of_store__free_unpacked(p, NULL);
+	qs_store_key(info.expiration_us, info.digest, want);
+	if (klen != sizeof(want) || memcmp(key, want, sizeof(want)) != 0) {
+		l->rc = QS_ECORRUPT;
+		return 1;
+	}
+	if (info.epoch != a->cfg->epoch || qs_valset_index(a->valset, info.author) < 0) {
+		if (l->n_stale_keys == l->cap_stale_keys) {
+			size_t cap = l->cap_stale_keys ? 2 * l->cap_stale_keys : 64;
+			void *bigger = realloc(l->stale_keys, cap * sizeof(*l->stale_keys));
+
+			if (!bigger) {
+				l->rc = -ENOMEM;
+				return 1;
+			}
+			l->stale_keys = bigger;
+			l->cap_stale_keys = cap;
+		}
+		memcpy(l->stale_keys[l->n_stale_keys++], key, QS_STORE_KEY_BYTES);
+		return 0;
+	}
+	if (info.expiration_us <= l->now_us) {
+		l->stale++;
+		return 0;
+	}
+	copy = malloc(vlen ? vlen : 1);
+	if (!copy) {
+		l->rc = -ENOMEM;
+		return 1;
+	}
+	memcpy(copy, val, vlen);
+	queue_proof(a, &info, copy, vlen);
+	l->loaded++;
+	return 0;
+}
+
+/* Restore the proof queue from `proofs`. */
+static int
+load_proofs(struct qs_author *a, char *err, size_t errlen)
+{
+	struct proof_load l = {.a = a, .now_us = qs_clock_wall_us()};
+	int rc = qs_store_scan(a->opt.store, QS_CF_PROOFS, load_proof, &l);
+
+	if (rc == 0)
+		rc = l.rc;
+	for (size_t i = 0; rc == 0 && i < l.n_stale_keys; i++)
+		rc = qs_store_delete_sync(a->opt.store, QS_CF_PROOFS, l.stale_keys[i],
+		                          QS_STORE_KEY_BYTES);
+	if (rc)
+		snprintf(err, errlen, "cannot restore the proof queue from `proofs`: %s",
+		         qs_strerror(rc));
+	else
+		qs_log_info("proofs_restored",
+		            "queued=%zu expired=%zu other_epoch_deleted=%zu", l.loaded, l.stale,
+		            l.n_stale_keys);
+	free(l.stale_keys);
+	return rc;
 }
 
 static int
@@ -920,8 +1063,11 @@ register_metrics(struct qs_author *a)
 	    bounds, sizeof(bounds) / sizeof(bounds[0]), NULL, NULL, 0);
 	a->m_nacks = qs_metrics_counter(m, "qsd_own_batches_nacked_total",
 	                                "BatchNack answers to own batches.", NULL, NULL, 0);
+	a->m_dropped = qs_metrics_counter(m, "qsd_proofs_dropped_total",
+	                                  "Durable proofs not queued, by reason.", "reason",
+	                                  drop_names, DROP_COUNT);
 	if (!a->m_submitted || !a->m_sigs || !a->m_formed || !a->m_received || !a->m_timed_out ||
-	    !a->m_latency || !a->m_nacks)
+	    !a->m_latency || !a->m_nacks || !a->m_dropped)
 		return QS_EBASE;
 	return 0;
 }
@@ -929,7 +1075,7 @@ register_metrics(struct qs_author *a)
 static double
 queue_size_fn(void *arg)
 {
-	return (double)((struct qs_author *)arg)->proofs.n;
+	return (double)qs_pqueue_count(((struct qs_author *)arg)->pq);
 }
 
 static double
@@ -970,6 +1116,17 @@ qs_author_start(const struct qs_author_options *opt, struct qs_author **out, cha
 		snprintf(err, errlen, "cannot build the validator set: %s", qs_strerror(rc));
 		goto out;
 	}
+	{
+		uint64_t seed;
+
+		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			seed = qs_clock_mono_us();
+		rc = qs_pqueue_new(cfg->n_validators, cfg->quotas.author_proofs, seed, &a->pq);
+		if (rc) {
+			snprintf(err, errlen, "cannot create the proof queue: %s", qs_strerror(rc));
+			goto out;
+		}
+	}
 	/* Batch ids: after the persisted next id and after every own batch on
 	 * disk; a new database starts at the clock, so that ids stay fresh even
 	 * if a node's data was wiped (peers may still hold its old batches). */
@@ -992,14 +1149,18 @@ qs_author_start(const struct qs_author_options *opt, struct qs_author **out, cha
 		goto out;
 	}
 	rc = register_metrics(a);
-	if (rc == 0 &&
-	    (!qs_metrics_gauge_fn(opt->metrics, "qsd_proof_queue_size",
-	                          "Proofs of store held, formed or received.", queue_size_fn, a) ||
-	     !qs_metrics_gauge_fn(opt->metrics, "qsd_own_batches_unproven",
-	                          "Own batches waiting for a quorum of signatures.", pending_fn,
-	                          a)))
+	if (rc == 0)
+		rc = load_proofs(a, err, errlen);
+	else
+		snprintf(err, errlen, "cannot register the proof metrics");
+	if (rc)
+		goto out;
+	if (!qs_metrics_gauge_fn(opt->metrics, "qsd_proof_queue_size",
+	                         "Durable proofs of store queued for GetPayload.", queue_size_fn,
+	                         a) ||
+	    !qs_metrics_gauge_fn(opt->metrics, "qsd_own_batches_unproven",
+	                         "Own batches waiting for a quorum of signatures.", pending_fn, a)) {
 		rc = QS_EBASE;
-	if (rc) {
 		snprintf(err, errlen, "cannot register the proof metrics");
 		goto out;
 	}
@@ -1039,13 +1200,17 @@ qs_author_on_state(void *arg, int peer, int connected)
 			batches++;
 		}
 	}
-	for (size_t i = 0; i < a->proofs.cap; i++) {
-		struct proof_entry *p = a->proofs.slots[i].val;
+	{
+		struct qs_pq_item items[64];
+		uint64_t cursor = 0;
+		size_t n;
 
-		if (p && p->durable && p->t_submit_us) {
-			send_proof(a, peer, p);
-			proofs++;
-		}
+		do {
+			n = qs_pqueue_list(a->pq, a->opt.self, &cursor, items, 64);
+			for (size_t i = 0; i < n; i++)
+				send_proof(a, peer, items[i].proof, items[i].proof_len);
+			proofs += n;
+		} while (cursor != 0);
 	}
 	if (batches || proofs)
 		qs_log_info("peer_resent", "peer=%s batches=%zu proofs=%zu",
@@ -1067,7 +1232,19 @@ qs_author_pending(const struct qs_author *a)
 size_t
 qs_author_proofs(const struct qs_author *a)
 {
-	return a->proofs.n;
+	return a->proofs.n + qs_pqueue_count(a->pq);
+}
+
+struct qs_pqueue *
+qs_author_pqueue(struct qs_author *a)
+{
+	return a->pq;
+}
+
+const struct qs_valset *
+qs_author_valset(const struct qs_author *a)
+{
+	return a->valset;
 }
 
 void
@@ -1092,6 +1269,7 @@ qs_author_free(struct qs_author *a)
 	free(a->idem.slots);
 	if (a->tick)
 		event_free(a->tick);
+	qs_pqueue_free(a->pq);
 	qs_valset_free(a->valset);
 	free(a);
 }

@@ -8,7 +8,8 @@
  * verified and aggregated (core/proof.h) until their voting power is a
  * quorum; the ProofOfStore is written to `proofs`, then broadcast. Proofs
  * received from peers are verified before they are written and queued. A
- * proof is never broadcast or queued before its own write returned OK.
+ * proof is never broadcast or queued before its own write returned OK. The
+ * queue (core/pqueue.h) is restored from `proofs` at start.
  *
  * Everything runs on the event loop thread.
  */
@@ -69,6 +70,11 @@ void qs_author_on_state(void *arg, int peer, int connected);
 size_t qs_author_pending(const struct qs_author *a);
 size_t qs_author_proofs(const struct qs_author *a);
 
+/* The proof queue (durable proofs, for GetPayload and NotifyCommit) and the
+ * validator set of the epoch. */
+struct qs_pqueue *qs_author_pqueue(struct qs_author *a);
+struct qs_valset;
+const struct qs_valset *qs_author_valset(const struct qs_author *a);
 /*
  * Free. Call after the ingest pipeline was drained (no write of ours is in
  * flight then): calls still waiting are answered UNAVAILABLE. NULL is fine.

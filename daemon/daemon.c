@@ -20,21 +20,34 @@
 #include "core/error.h"
 #include "core/hex.h"
 #include "daemon/author.h"
+#include "daemon/epoch.h"
 #include "daemon/ingest.h"
 #include "daemon/keys.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/serve.h"
+#include "net/frame.h"
 #include "net/http.h"
 #include "net/peer.h"
 #include "net/rpc.h"
 #include "storage/store.h"
+#include "storage/writer.h"
 
 /* After SIGTERM, how long the loop keeps running to flush the answers of
  * the batches drained from the writer. */
 #define QS_STOP_FLUSH_MS 1000
 
 struct qs_daemon {
-	const struct qs_config *cfg;
+	const struct qs_config *cfg;      /* the current epoch's */
+	const struct qs_config *base_cfg; /* the file's */
+	struct qs_config *epoch_cfg;      /* a NewEpoch's, when cfg is it */
+	struct qs_config *next_cfg;       /* persisted, applied by the restart */
+	int next_self;
+	struct qs_write_item epoch_item;
+	uint8_t *epoch_packed;
+	struct qs_rpc_call *epoch_call;
+	struct qs_serve *serve;
+	uint8_t network_pub[QS_KEY_BYTES];
 	int self;
 	EVP_PKEY *network_key;
 	EVP_PKEY *signing_key;
@@ -60,9 +73,9 @@ struct qs_daemon {
 
 static int
 load_identity(const struct qs_config *cfg, EVP_PKEY **net, EVP_PKEY **sign,
-              uint8_t sign_pub[QS_KEY_BYTES], int *self, char *err, size_t errlen)
+              uint8_t net_pub[QS_KEY_BYTES], uint8_t sign_pub[QS_KEY_BYTES], int *self, char *err,
+              size_t errlen)
 {
-	uint8_t net_pub[QS_KEY_BYTES];
 	char hex[2 * QS_KEY_BYTES + 1];
 	int n, s, rc;
 
@@ -105,8 +118,8 @@ int
 qs_daemon_check_identity(const struct qs_config *cfg, int *self, char *err, size_t errlen)
 {
 	EVP_PKEY *net, *sign;
-	uint8_t pub[QS_KEY_BYTES];
-	int rc = load_identity(cfg, &net, &sign, pub, self, err, errlen);
+	uint8_t net_pub[QS_KEY_BYTES], pub[QS_KEY_BYTES];
+	int rc = load_identity(cfg, &net, &sign, net_pub, pub, self, err, errlen);
 
 	EVP_PKEY_free(net);
 	EVP_PKEY_free(sign);
@@ -232,21 +245,266 @@ add_signal(struct qs_daemon *d, struct event **ev, int sig)
 	return 0;
 }
 
-static void
-daemon_cleanup(struct qs_daemon *d)
+/* ---- the pipeline: ingest, proof stage, serving, peers ---- */
+
+static void on_new_epoch(void *arg, struct qs_rpc_call *call, Quorumstore__V1__Request *req);
+
+/*
+ * Start the pipeline on d->cfg (the current epoch's). Returns 0 or the exit
+ * code to stop with; the journal says why.
+ */
+static int
+pipeline_start(struct qs_daemon *d, char *err, size_t errlen)
 {
-	qs_http_free(d->http);
-	/* Drain while the peers can still take the answers, then detach them
-	 * from the pipeline before they go. */
+	const struct qs_config *cfg = d->cfg;
+	struct qs_ingest_options io = {
+	    .cfg = cfg,
+	    .self = d->self,
+	    .base = d->base,
+	    .store = d->store,
+	    .signing_key = d->signing_key,
+	    .signing_pub = d->signing_pub,
+	    .metrics = d->metrics,
+	    .state_changed = on_storage_state,
+	    .arg = d,
+	};
+	struct qs_author_options ao = {
+	    .cfg = cfg,
+	    .self = d->self,
+	    .base = d->base,
+	    .store = d->store,
+	    .signing_pub = d->signing_pub,
+	    .metrics = d->metrics,
+	};
+	struct qs_serve_options so = {
+	    .cfg = cfg,
+	    .self = d->self,
+	    .base = d->base,
+	    .metrics = d->metrics,
+	    .new_epoch = on_new_epoch,
+	    .new_epoch_arg = d,
+	};
+	struct qs_peers_handlers ph = {
+	    .on_message = qs_ingest_on_message,
+	    .on_state = qs_ingest_on_state,
+	};
+	int rc;
+
+	rc = qs_ingest_start(&io, &d->ingest, err, errlen);
+	if (rc) {
+		qs_log_crit("recovery_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
+		            cfg->data_dir, rc, err);
+		set_storage_state(d, QS_STORAGE_FAILED, "recovery failed");
+		return QS_EXIT_STORAGE;
+	}
+	ao.ingest = d->ingest;
+	rc = qs_author_start(&ao, &d->author, err, errlen);
+	if (rc) {
+		qs_log_crit("author_start_failed", "error=\"%s\"", err);
+		return rc == QS_ECORRUPT || rc == QS_EIO || rc == QS_ESTORE ? QS_EXIT_STORAGE
+		                                                            : QS_EXIT_FAILURE;
+	}
+	qs_ingest_set_proof_handler(d->ingest, qs_author_on_peer, qs_author_on_state, d->author);
+	so.ingest = d->ingest;
+	so.author = d->author;
+	rc = qs_serve_start(&so, &d->serve, err, errlen);
+	if (rc) {
+		qs_log_crit("serve_start_failed", "error=\"%s\"", err);
+		return QS_EXIT_FAILURE;
+	}
+	rc = qs_peers_start(d->base, cfg, d->self, d->network_key, d->signing_pub, &ph, d->ingest,
+	                    d->metrics, &d->peers, err, errlen);
+	if (rc) {
+		qs_log_err("peer_listen_failed", "listen=%s error=\"%s\"", cfg->listen, err);
+		return QS_EXIT_FAILURE;
+	}
+	qs_ingest_set_peers(d->ingest, d->peers);
+	qs_author_set_peers(d->author, d->peers);
+	qs_serve_set_peers(d->serve, d->peers);
+	qs_log_info("peers_listening", "listen=%s epoch=%" PRIu64 " validators=%zu", cfg->listen,
+	            cfg->epoch, cfg->n_validators);
+	return 0;
+}
+
+/*
+ * Stop the pipeline: persist and answer what was taken (the answers queued
+ * while the peers can still take them), then free it. Calls waiting for a
+ * read, a write or a fetch are answered; own batches awaiting a quorum
+ * and the calls of the proof stage get UNAVAILABLE.
+ */
+static void
+pipeline_stop(struct qs_daemon *d, int flush)
+{
 	qs_ingest_drain(d->ingest);
+	if (flush && d->base)
+		event_base_loop(d->base, EVLOOP_NONBLOCK);
 	if (d->ingest)
 		qs_ingest_set_peers(d->ingest, NULL);
 	if (d->author)
 		qs_author_set_peers(d->author, NULL);
-	qs_rpc_free(d->rpc);
+	if (d->serve)
+		qs_serve_set_peers(d->serve, NULL);
+	qs_serve_free(d->serve);
+	d->serve = NULL;
 	qs_peers_free(d->peers);
+	d->peers = NULL;
 	qs_author_free(d->author);
+	d->author = NULL;
 	qs_ingest_free(d->ingest);
+	d->ingest = NULL;
+}
+
+static void
+on_rpc(void *arg, struct qs_rpc_call *call, Quorumstore__V1__Request *req)
+{
+	struct qs_daemon *d = arg;
+
+	if (!d->serve || d->stopping || d->next_cfg) {
+		qs_rpc_respond_error(call, QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE,
+		                     d->next_cfg ? "changing epoch; retry" : "qsd is stopping");
+		qs_frame_msg_free(&req->base);
+		return;
+	}
+	qs_serve_on_rpc(d->serve, call, req);
+}
+
+/*
+ * Apply a persisted epoch: the pipeline stops and starts again on the new
+ * set. Recovery drops the batches and proofs of older epochs, the peers
+ * connect to the new set, the RPC socket stays open.
+ */
+static void
+on_epoch_restart(evutil_socket_t fd, short what, void *arg)
+{
+	struct qs_daemon *d = arg;
+	struct qs_config *old = d->epoch_cfg;
+	char err[1024] = "";
+	int rc;
+
+	if (d->stopping)
+		return;
+	pipeline_stop(d, 1);
+	d->epoch_cfg = d->next_cfg;
+	d->next_cfg = NULL;
+	d->cfg = d->epoch_cfg;
+	d->self = d->next_self;
+	qs_epoch_config_free(old);
+	qs_rpc_set_epoch(d->rpc, d->cfg->epoch);
+	rc = pipeline_start(d, err, sizeof(err));
+	if (rc) {
+		/* Restarted by systemd, qsd opens the persisted epoch anew. */
+		qs_log_crit("epoch_change_failed", "epoch=%" PRIu64 " exit=%d", d->cfg->epoch,
+		            QS_EXIT_STORAGE);
+		begin_stop(d, QS_EXIT_STORAGE);
+		return;
+	}
+	qs_log_notice("epoch_changed", "epoch=%" PRIu64 " validators=%zu index=%d batches=%zu",
+	              d->cfg->epoch, d->cfg->n_validators, d->self, qs_ingest_batches(d->ingest));
+	sd_notifyf(0, "STATUS=epoch %" PRIu64 ", %zu batches, storage %s", d->cfg->epoch,
+	           qs_ingest_batches(d->ingest), qs_storage_state_names[d->storage_state]);
+}
+
+static void
+on_epoch_written(struct qs_write_item *w)
+{
+	struct qs_daemon *d = w->owner;
+	Quorumstore__V1__Response resp = QUORUMSTORE__V1__RESPONSE__INIT;
+	Quorumstore__V1__NewEpochResponse body = QUORUMSTORE__V1__NEW_EPOCH_RESPONSE__INIT;
+
+	free(d->epoch_packed);
+	d->epoch_packed = NULL;
+	if (w->result) {
+		qs_rpc_respond_error(d->epoch_call, QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE,
+		                     "the new epoch was not persisted: %s", qs_strerror(w->result));
+		d->epoch_call = NULL;
+		qs_epoch_config_free(d->next_cfg);
+		d->next_cfg = NULL;
+		if (d->ingest && w->result != QS_ESHUTDOWN)
+			qs_ingest_storage_failed(d->ingest, w->result, "persisting a new epoch");
+		return;
+	}
+	qs_log_notice("epoch_persisted", "epoch=%" PRIu64 " validators=%zu", d->next_cfg->epoch,
+	              d->next_cfg->n_validators);
+	resp.status = QUORUMSTORE__V1__STATUS__STATUS_OK;
+	resp.body_case = QUORUMSTORE__V1__RESPONSE__BODY_NEW_EPOCH;
+	resp.new_epoch = &body;
+	qs_rpc_respond(d->epoch_call, &resp);
+	d->epoch_call = NULL;
+	/* Not from inside the writer's completion: the restart stops the writer. */
+	if (event_base_once(d->base, -1, EV_TIMEOUT, on_epoch_restart, d, NULL) != 0) {
+		qs_log_crit("epoch_change_failed", "error=\"cannot schedule the restart\"");
+		begin_stop(d, QS_EXIT_FAILURE);
+	}
+}
+
+static void
+on_new_epoch(void *arg, struct qs_rpc_call *call, Quorumstore__V1__Request *req)
+{
+	struct qs_daemon *d = arg;
+	const Quorumstore__V1__NewEpochRequest *ne = req->new_epoch;
+	struct qs_writer *wr = d->ingest ? qs_ingest_writer(d->ingest) : NULL;
+	char msg[512];
+	size_t len;
+	int rc;
+
+	if (d->next_cfg || d->epoch_call || !wr) {
+		qs_rpc_respond_error(call, QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE,
+		                     "an epoch change is in progress or qsd is stopping; retry");
+		goto out;
+	}
+	len = protobuf_c_message_get_packed_size(&ne->base);
+	if (len > QS_EPOCH_SET_MAX) {
+		qs_rpc_respond_error(call, QUORUMSTORE__V1__STATUS__STATUS_INVALID_ARGUMENT,
+		                     "the validator set takes %zu bytes, at most %u", len,
+		                     QS_EPOCH_SET_MAX);
+		goto out;
+	}
+	rc = qs_epoch_config(d->base_cfg, d->cfg, ne, d->network_pub, d->signing_pub, &d->next_cfg,
+	                     &d->next_self, msg, sizeof(msg));
+	if (rc) {
+		qs_log_warn("epoch_refused", "epoch=%" PRIu64 " reason=\"%s\"", ne->epoch, msg);
+		qs_rpc_respond_error(call,
+		                     rc == -ENOMEM
+		                         ? QUORUMSTORE__V1__STATUS__STATUS_RESOURCE_EXHAUSTED
+		                     : ne->epoch <= d->cfg->epoch
+		                         ? QUORUMSTORE__V1__STATUS__STATUS_FAILED_PRECONDITION
+		                         : QUORUMSTORE__V1__STATUS__STATUS_INVALID_ARGUMENT,
+		                     "%s", msg);
+		goto out;
+	}
+	d->epoch_packed = malloc(len ? len : 1);
+	if (!d->epoch_packed) {
+		qs_epoch_config_free(d->next_cfg);
+		d->next_cfg = NULL;
+		qs_rpc_respond_error(call, QUORUMSTORE__V1__STATUS__STATUS_RESOURCE_EXHAUSTED,
+		                     "out of memory");
+		goto out;
+	}
+	protobuf_c_message_pack(&ne->base, d->epoch_packed);
+	memset(&d->epoch_item, 0, sizeof(d->epoch_item));
+	d->epoch_item.kind = QS_WRITE_PUT;
+	d->epoch_item.extra[0] =
+	    (struct qs_write_extra){QS_CF_META, QS_META_EPOCH_SET, strlen(QS_META_EPOCH_SET),
+	                            d->epoch_packed, len, QS_WRITE_OP_PUT};
+	d->epoch_item.n_extra = 1;
+	d->epoch_item.owner = d;
+	d->epoch_item.complete = on_epoch_written;
+	d->epoch_call = call;
+	rc = qs_writer_submit(wr, &d->epoch_item);
+	if (rc) {
+		d->epoch_item.result = rc;
+		on_epoch_written(&d->epoch_item);
+	}
+out:
+	qs_frame_msg_free(&req->base);
+}
+
+static void
+daemon_cleanup(struct qs_daemon *d)
+{
+	qs_http_free(d->http);
+	pipeline_stop(d, 0);
+	qs_rpc_free(d->rpc);
 	/* Let libevent finish closing what was freed before the base goes. */
 	if (d->base)
 		event_base_loop(d->base, EVLOOP_NONBLOCK);
@@ -262,12 +520,15 @@ daemon_cleanup(struct qs_daemon *d)
 	qs_metrics_free(d->metrics);
 	EVP_PKEY_free(d->network_key);
 	EVP_PKEY_free(d->signing_key);
+	qs_epoch_config_free(d->epoch_cfg);
+	qs_epoch_config_free(d->next_cfg);
+	free(d->epoch_packed);
 }
 
 int
 qs_daemon_run(const struct qs_config *cfg)
 {
-	struct qs_daemon d = {.cfg = cfg, .exit_code = QS_EXIT_FAILURE};
+	struct qs_daemon d = {.cfg = cfg, .base_cfg = cfg, .exit_code = QS_EXIT_FAILURE};
 	struct qs_store_options so = {
 	    .dir = cfg->data_dir,
 	    .write_buffer_bytes = cfg->db_write_buffer_bytes,
@@ -283,8 +544,8 @@ qs_daemon_run(const struct qs_config *cfg)
 		qs_log_warn("prctl_failed", "what=PR_SET_DUMPABLE errno=%d", errno);
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = load_identity(cfg, &d.network_key, &d.signing_key, d.signing_pub, &d.self, err,
-	                   sizeof(err));
+	rc = load_identity(cfg, &d.network_key, &d.signing_key, d.network_pub, d.signing_pub,
+	                   &d.self, err, sizeof(err));
 	if (rc) {
 		qs_log_err("config_invalid", "error=\"%s\"", err);
 		d.exit_code = QS_EXIT_CONFIG;
@@ -328,68 +589,36 @@ qs_daemon_run(const struct qs_config *cfg)
 	}
 	qs_log_info("storage_open", "data_dir=\"%s\" schema_version=%" PRIu32, cfg->data_dir,
 	            qs_store_schema_version(d.store));
+	/* A NewEpoch persisted earlier wins over the config's first epoch. */
+	rc = qs_epoch_load(d.store, cfg, d.network_pub, d.signing_pub, &d.epoch_cfg, &d.self, err,
+	                   sizeof(err));
+	if (rc) {
+		qs_log_crit("epoch_load_failed", "error=\"%s\"", err);
+		set_storage_state(&d, QS_STORAGE_FAILED, "the persisted epoch is unusable");
+		d.exit_code = QS_EXIT_STORAGE;
+		goto out;
+	}
+	if (d.epoch_cfg) {
+		d.cfg = d.epoch_cfg;
+		qs_log_notice("epoch_restored", "epoch=%" PRIu64 " validators=%zu index=%d",
+		              d.cfg->epoch, d.cfg->n_validators, d.self);
+	}
+	sd_notify(0, "STATUS=recovering");
+	rc = pipeline_start(&d, err, sizeof(err));
+	if (rc) {
+		d.exit_code = rc;
+		goto out;
+	}
 	{
-		struct qs_ingest_options io = {
-		    .cfg = cfg,
-		    .self = d.self,
-		    .base = d.base,
-		    .store = d.store,
-		    .signing_key = d.signing_key,
-		    .signing_pub = d.signing_pub,
-		    .metrics = d.metrics,
-		    .state_changed = on_storage_state,
-		    .arg = &d,
-		};
-		struct qs_peers_handlers ph = {
-		    .on_message = qs_ingest_on_message,
-		    .on_state = qs_ingest_on_state,
-		};
-
-		sd_notify(0, "STATUS=recovering");
-		rc = qs_ingest_start(&io, &d.ingest, err, sizeof(err));
-		if (rc) {
-			qs_log_crit("recovery_failed", "data_dir=\"%s\" code=%d error=\"%s\"",
-			            cfg->data_dir, rc, err);
-			set_storage_state(&d, QS_STORAGE_FAILED, "recovery failed");
-			d.exit_code = QS_EXIT_STORAGE;
-			goto out;
-		}
-		struct qs_author_options ao = {
-		    .cfg = cfg,
-		    .self = d.self,
-		    .base = d.base,
-		    .store = d.store,
-		    .ingest = d.ingest,
-		    .signing_pub = d.signing_pub,
-		    .metrics = d.metrics,
-		};
-		struct qs_rpc_ops ro = {.request = qs_author_on_rpc};
+		struct qs_rpc_ops ro = {.request = on_rpc};
 		struct qs_rpc_info ri = {
 		    .server_version = QS_VERSION,
-		    .epoch = cfg->epoch,
+		    .epoch = d.cfg->epoch,
 		    .chain_id = cfg->chain_id,
 		};
 
-		rc = qs_author_start(&ao, &d.author, err, sizeof(err));
-		if (rc) {
-			qs_log_crit("author_start_failed", "error=\"%s\"", err);
-			goto out;
-		}
-		qs_ingest_set_proof_handler(d.ingest, qs_author_on_peer, qs_author_on_state,
-		                            d.author);
-		rc = qs_peers_start(d.base, cfg, d.self, d.network_key, d.signing_pub, &ph,
-		                    d.ingest, d.metrics, &d.peers, err, sizeof(err));
-		if (rc) {
-			qs_log_err("peer_listen_failed", "listen=%s error=\"%s\"", cfg->listen,
-			           err);
-			goto out;
-		}
-		qs_ingest_set_peers(d.ingest, d.peers);
-		qs_author_set_peers(d.author, d.peers);
-		qs_log_info("peers_listening", "listen=%s", cfg->listen);
 		memcpy(ri.author, d.signing_pub, sizeof(ri.author));
-		rc = qs_rpc_start(d.base, cfg, &ro, d.author, &ri, d.metrics, &d.rpc, err,
-		                  sizeof(err));
+		rc = qs_rpc_start(d.base, cfg, &ro, &d, &ri, d.metrics, &d.rpc, err, sizeof(err));
 		if (rc) {
 			qs_log_err("rpc_listen_failed", "socket=\"%s\" error=\"%s\"",
 			           cfg->rpc_socket, err);
@@ -407,9 +636,10 @@ qs_daemon_run(const struct qs_config *cfg)
 	}
 	qs_log_info("metrics_listening", "listen=%s", cfg->metrics_listen);
 
-	sd_notifyf(0, "READY=1\nSTATUS=epoch %" PRIu64 ", %zu batches, storage %s", cfg->epoch,
+	sd_notifyf(0, "READY=1\nSTATUS=epoch %" PRIu64 ", %zu batches, storage %s", d.cfg->epoch,
 	           qs_ingest_batches(d.ingest), qs_storage_state_names[d.storage_state]);
-	qs_log_notice("ready", "validator=%s", cfg->validators[d.self].name);
+	qs_log_notice("ready", "validator=%s epoch=%" PRIu64, d.cfg->validators[d.self].name,
+	              d.cfg->epoch);
 	if (event_base_dispatch(d.base) < 0) {
 		qs_log_err("loop_failed", NULL);
 		goto out;

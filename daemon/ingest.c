@@ -13,6 +13,7 @@
 #include "daemon/clock.h"
 #include "daemon/log.h"
 #include "net/frame.h"
+#include "core/cache.h"
 #include "storage/reader.h"
 #include "storage/writer.h"
 
@@ -29,6 +30,9 @@
  * and ok, nor a reopen that itself freed a little space. */
 #define QS_RESUME_MARGIN(watermark)                                                                \
 	((watermark) / 8 > (16u << 20) ? (watermark) / 8 : (uint64_t)(16u << 20))
+/* Whole SST files below the GC cutoff are dropped at most this often. */
+#define QS_DROP_FILES_INTERVAL_US (60u * 1000000)
+#define QS_META_COMMITTED         QS_META_LAST_COMMITTED
 /* Repeated write failures are logged once per this many seconds, with a
  * count of those not logged. */
 #define QS_FAIL_LOG_INTERVAL_S 10
@@ -89,11 +93,24 @@ struct ingest_item {
 	struct ingest_item *next; /* waiting for room in the writer queue */
 };
 
+/* A payload read: for a peer's BatchRequest (done == NULL) or for the
+ * proof stage and RPC (qs_ingest_read()). */
 struct serve_item {
 	struct qs_read_item r; /* first */
 	struct qs_ingest *in;
 	int peer;
 	uint64_t request_id;
+	void (*done)(void *arg, int result, struct qs_read_item *r);
+	void *arg;
+};
+
+/* A batch persisted for the RPC (fetched from peers): qs_ingest_persist(). */
+struct persist_item {
+	struct qs_write_item w; /* first */
+	struct qs_ingest *in;
+	int author;
+	void (*done)(void *arg, int result);
+	void *arg;
 };
 
 struct bucket {
@@ -115,6 +132,21 @@ struct qs_ingest {
 	int reopening;           /* a reopen runs on the reader thread */
 	uint64_t bg_errors_seen; /* rocksdb.background-errors already handled */
 	struct qs_read_item reopen_item;
+	struct qs_cache *cache;
+	/* GC: payloads whose expiration is at or below the cutoff are deleted
+	 * (docs/DESIGN.md, "Garbage collection"). */
+	uint64_t committed_us;  /* latest committed block timestamp */
+	uint64_t gc_cutoff_us;  /* the last cutoff applied */
+	uint64_t gc_drop_us;    /* when whole files were last dropped */
+	int gc_writing;         /* the range delete is with the writer */
+	int gc_dropping;        /* the file drop is with the reader */
+	struct qs_write_item gc_item;
+	struct qs_read_item drop_item;
+	uint8_t gc_begin[8];
+	uint8_t gc_end[8];
+	void (*response_handler)(void *arg, int peer, Quorumstore__V1__PeerMessage *msg);
+	void (*fetch_state_handler)(void *arg, int peer, int connected);
+	void *fetch_arg;
 	/* Writer thread only: rate limit of the persist_failed line. */
 	uint64_t fail_log_s;
 	uint64_t fail_log_suppressed;
@@ -140,6 +172,8 @@ struct qs_ingest {
 	struct qs_metric *m_requests;
 	struct qs_metric *m_ignored;
 	struct qs_metric *m_protocol_errors;
+	struct qs_metric *m_gc_runs;
+	struct qs_metric *m_gc_batches;
 };
 
 static void
@@ -524,6 +558,9 @@ on_write_done(void *arg, struct qs_write_item *w)
 			qs_index_write_done(in->index, it->author, &w->info, 1);
 		if (w->kind == QS_WRITE_BATCH)
 			qs_metric_add(in->m_persisted, 0, 1);
+		/* Durable now: GetBatch and inline payloads may use it. A full
+		 * cache or no memory only means a later read from disk. */
+		(void)qs_cache_put(in->cache, &w->info, w->txns, w->n_txns);
 		send_signed(in, it->author, w);
 		item_free(it);
 	} else {
@@ -628,15 +665,68 @@ send_response(struct qs_ingest *in, int peer, uint64_t request_id, const uint8_t
 		qs_peers_send(in->peers, peer, &pm);
 }
 
+/* A read of a batch the index holds as durable failed: the policy, the
+ * metric and the journal line. Returns the qsd_batch_requests_total label. */
+static int
+read_failed(struct qs_ingest *in, const struct qs_read_item *r)
+{
+	char hex[2 * QS_DIGEST_BYTES + 1];
+
+	qs_hex_encode(r->info.digest, QS_DIGEST_BYTES, hex);
+	if (r->result == QS_EBADDIGEST || r->result == QS_EDECODE || r->result == QS_ECORRUPT) {
+		/* The disk returned bytes that are not what was acked. */
+		qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
+		qs_log_crit("stored_batch_corrupt", "digest=%s error=\"%s\"", hex,
+		            qs_strerror(r->result));
+		storage_error(in, QS_ECORRUPT, "a stored batch does not match its digest");
+		return REQ_CORRUPT;
+	}
+	if (r->result == QS_ENOTFOUND) {
+		/* The index said durable and the disk has nothing: lost data. */
+		qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
+		qs_log_crit("stored_batch_missing", "digest=%s", hex);
+		storage_error(in, QS_ECORRUPT, "a batch acked as durable is missing");
+		return REQ_CORRUPT;
+	}
+	qs_log_crit("batch_read_failed", "digest=%s error=\"%s\"", hex, qs_strerror(r->result));
+	storage_error(in, r->result, "a read");
+	return REQ_ERROR;
+}
+
 static void
 on_read_done(void *arg, struct qs_read_item *r)
 {
 	struct serve_item *s = (struct serve_item *)r;
 	struct qs_ingest *in = arg;
-	char hex[2 * QS_DIGEST_BYTES + 1];
 
 	if (r->kind == QS_READ_REOPEN) {
 		on_reopened(in, r);
+		return;
+	}
+	if (r->kind == QS_READ_DROP_FILES) {
+		in->gc_dropping = 0;
+		if (r->result)
+			qs_log_warn("gc_drop_files_failed", "error=\"%s\"", qs_strerror(r->result));
+		return;
+	}
+	if (r->result == QS_ENOTFOUND && r->info.expiration_us <= in->gc_cutoff_us) {
+		/* Deleted by GC while the read was queued: gone, not lost. */
+		if (s->done)
+			s->done(s->arg, QS_ENOTFOUND, r);
+		else
+			send_response(in, s->peer, s->request_id, r->info.digest, NULL);
+		qs_read_item_release(r);
+		free(s);
+		return;
+	}
+	if (s->done) {
+		if (r->result == 0)
+			(void)qs_cache_put(in->cache, &r->info, r->txns, r->n_txns);
+		else
+			read_failed(in, r);
+		s->done(s->arg, r->result, r);
+		qs_read_item_release(r);
+		free(s);
 		return;
 	}
 
@@ -644,27 +734,7 @@ on_read_done(void *arg, struct qs_read_item *r)
 		qs_metric_add(in->m_requests, REQ_SERVED, 1);
 		send_response(in, s->peer, s->request_id, r->info.digest, r);
 	} else {
-		qs_hex_encode(r->info.digest, QS_DIGEST_BYTES, hex);
-		if (r->result == QS_EBADDIGEST || r->result == QS_EDECODE ||
-		    r->result == QS_ECORRUPT) {
-			/* The disk returned bytes that are not what was acked. */
-			qs_metric_add(in->m_requests, REQ_CORRUPT, 1);
-			qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
-			qs_log_crit("stored_batch_corrupt", "digest=%s error=\"%s\"", hex,
-			            qs_strerror(r->result));
-			storage_error(in, QS_ECORRUPT, "a stored batch does not match its digest");
-		} else if (r->result == QS_ENOTFOUND) {
-			/* The index said durable and the disk has nothing: lost data. */
-			qs_metric_add(in->m_requests, REQ_CORRUPT, 1);
-			qs_metric_add(in->m_persist_failures, FAIL_CORRUPTION, 1);
-			qs_log_crit("stored_batch_missing", "digest=%s", hex);
-			storage_error(in, QS_ECORRUPT, "a batch acked as durable is missing");
-		} else {
-			qs_metric_add(in->m_requests, REQ_ERROR, 1);
-			qs_log_crit("batch_read_failed", "digest=%s error=\"%s\"", hex,
-			            qs_strerror(r->result));
-			storage_error(in, r->result, "a read");
-		}
+		qs_metric_add(in->m_requests, read_failed(in, r), 1);
 		send_response(in, s->peer, s->request_id, r->info.digest, NULL);
 	}
 	qs_read_item_release(r);
@@ -737,6 +807,10 @@ qs_ingest_on_message(void *arg, int peer, Quorumstore__V1__PeerMessage *msg)
 		              1);
 		break;
 	case QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_RESPONSE:
+		if (in->response_handler) {
+			in->response_handler(in->fetch_arg, peer, msg);
+			return; /* ownership passed */
+		}
 		qs_metric_add(in->m_ignored, IGN_RESPONSE, 1);
 		break;
 	default:
@@ -754,6 +828,8 @@ qs_ingest_on_state(void *arg, int peer, int connected)
 
 	if (in->state_handler)
 		in->state_handler(in->proof_arg, peer, connected);
+	if (in->fetch_state_handler)
+		in->fetch_state_handler(in->fetch_arg, peer, connected);
 }
 
 void
@@ -770,12 +846,91 @@ qs_ingest_batches(const struct qs_ingest *in)
 	return qs_index_count(in->index);
 }
 
+/*
+ * The GC cutoff: a payload is kept until a committed block's timestamp
+ * passes its expiration by the GC buffer (a proposed batch may still be
+ * executed), or the local clock passes it by the stall buffer (a stalled
+ * consensus cannot fill the disk), and never beyond the local clock.
+ */
+static uint64_t
+gc_cutoff(const struct qs_ingest *in, uint64_t now_us)
+{
+	uint64_t by_commit = in->committed_us > in->cfg->gc_buffer_us
+	                         ? in->committed_us - in->cfg->gc_buffer_us
+	                         : 0;
+	uint64_t by_clock =
+	    now_us > in->cfg->gc_stall_buffer_us ? now_us - in->cfg->gc_stall_buffer_us : 0;
+	uint64_t cutoff = by_commit > by_clock ? by_commit : by_clock;
+
+	return cutoff < now_us ? cutoff : now_us;
+}
+
+static void
+on_gc_written(struct qs_write_item *w)
+{
+	struct qs_ingest *in = w->owner;
+	uint64_t now = qs_clock_mono_us();
+
+	in->gc_writing = 0;
+	if (w->result) {
+		check_background_errors(in);
+		storage_error(in, w->result, "the GC range delete");
+		return;
+	}
+	qs_metric_add(in->m_gc_runs, 0, 1);
+	/* Range tombstones hide the data; dropping the files whose keys all lie
+	 * below the cutoff gives the space back without a compaction. */
+	if (in->reader && !in->gc_dropping && now - in->gc_drop_us >= QS_DROP_FILES_INTERVAL_US) {
+		memset(&in->drop_item, 0, sizeof(in->drop_item));
+		in->drop_item.kind = QS_READ_DROP_FILES;
+		in->drop_item.info.expiration_us = in->gc_cutoff_us + 1;
+		if (qs_reader_submit(in->reader, &in->drop_item) == 0) {
+			in->gc_dropping = 1;
+			in->gc_drop_us = now;
+		}
+	}
+}
+
+/* Forget what passed the cutoff, then delete it on disk with one range
+ * delete per family: never a scan of payloads. */
+static void
+gc_run(struct qs_ingest *in)
+{
+	uint64_t cutoff = gc_cutoff(in, qs_clock_wall_us());
+	size_t n;
+
+	if (in->gc_writing || !in->writer || storage_refusal(in) || cutoff <= in->gc_cutoff_us ||
+	    qs_index_next_expiration(in->index) > cutoff)
+		return;
+	n = qs_index_expire(in->index, cutoff);
+	qs_cache_expire(in->cache, cutoff);
+	in->gc_cutoff_us = cutoff;
+	qs_metric_add(in->m_gc_batches, 0, n);
+	memset(in->gc_begin, 0, sizeof(in->gc_begin));
+	qs_put_be64(in->gc_end, cutoff + 1);
+	memset(&in->gc_item, 0, sizeof(in->gc_item));
+	in->gc_item.kind = QS_WRITE_PUT;
+	for (int i = 0; i < 3; i++)
+		in->gc_item.extra[i] = (struct qs_write_extra){
+		    i == 0 ? QS_CF_BATCHES : i == 1 ? QS_CF_INFOS : QS_CF_PROOFS,
+		    in->gc_begin,
+		    sizeof(in->gc_begin),
+		    in->gc_end,
+		    sizeof(in->gc_end),
+		    QS_WRITE_OP_DELETE_RANGE};
+	in->gc_item.n_extra = 3;
+	in->gc_item.owner = in;
+	in->gc_item.complete = on_gc_written;
+	if (qs_writer_submit(in->writer, &in->gc_item) == 0)
+		in->gc_writing = 1;
+	qs_log_debug("gc", "cutoff_us=%" PRIu64 " batches=%zu committed_us=%" PRIu64, cutoff, n,
+	             in->committed_us);
+}
+
 static void
 on_expire(evutil_socket_t fd, short what, void *arg)
 {
-	struct qs_ingest *in = arg;
-
-	qs_index_expire(in->index, qs_clock_wall_us());
+	gc_run(arg);
 }
 
 static double
@@ -839,6 +994,11 @@ register_metrics(struct qs_ingest *in)
 	in->m_requests = qs_metrics_counter(m, "qsd_batch_requests_total",
 	                                    "BatchRequest from peers, by outcome.", "result",
 	                                    req_names, REQ_COUNT);
+	in->m_gc_runs = qs_metrics_counter(m, "qsd_gc_runs_total",
+	                                   "Range deletes of payloads past the GC cutoff.", NULL,
+	                                   NULL, 0);
+	in->m_gc_batches = qs_metrics_counter(m, "qsd_gc_batches_total",
+	                                      "Batches deleted by GC.", NULL, NULL, 0);
 	in->m_ignored = qs_metrics_counter(m, "qsd_peer_messages_ignored_total",
 	                                   "Peer messages this node does not act on yet, by type.",
 	                                   "type", ign_names, IGN_COUNT);
@@ -849,7 +1009,8 @@ register_metrics(struct qs_ingest *in)
 #undef N
 	if (!in->m_received || !in->m_persisted || !in->m_signed || !in->m_rejected ||
 	    !in->m_persist_failures || !in->m_group_size || !in->m_persist_seconds ||
-	    !in->m_requests || !in->m_ignored || !in->m_protocol_errors ||
+	    !in->m_requests || !in->m_ignored || !in->m_protocol_errors || !in->m_gc_runs ||
+	    !in->m_gc_batches ||
 	    !qs_metrics_gauge_fn(m, "qsd_submit_queue_bytes",
 	                         "Bytes queued for the writer or being written.", queue_bytes_fn,
 	                         in) ||
@@ -930,16 +1091,37 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 		snprintf(err, errlen, "cannot create the index: %s", qs_strerror(rc));
 		goto out;
 	}
+	rc = qs_cache_new(cfg->payload_cache_bytes, seed ^ 0x9e3779b97f4a7c15u, &in->cache);
+	if (rc) {
+		snprintf(err, errlen, "cannot create the payload cache: %s", qs_strerror(rc));
+		goto out;
+	}
+	{
+		uint8_t v[8];
+
+		rc = qs_store_meta_get(opt->store, QS_META_COMMITTED, v, sizeof(v));
+		if (rc == 8) {
+			in->committed_us = qs_get_be64(v);
+		} else if (rc != QS_ENOTFOUND) {
+			snprintf(err, errlen, "cannot read %s: %s", QS_META_COMMITTED,
+			         rc < 0 ? qs_strerror(rc) : "wrong size");
+			rc = rc < 0 ? rc : QS_ECORRUPT;
+			goto out;
+		}
+	}
+	/* What passed the GC cutoff while qsd was down goes now; batches that
+	 * expired but may still be executed stay. */
+	in->gc_cutoff_us = gc_cutoff(in, qs_clock_wall_us());
 	t0 = qs_clock_mono_us();
-	rc = qs_store_recover(opt->store, qs_clock_wall_us(), cfg->chain_id, recover_keep, &rctx,
+	rc = qs_store_recover(opt->store, in->gc_cutoff_us, cfg->chain_id, recover_keep, &rctx,
 	                      &stats, err, errlen);
 	if (rc)
 		goto out;
 	qs_log_info("recovered",
 	            "batches=%" PRIu64 " bytes=%" PRIu64 " dropped=%" PRIu64
-	            " expired_range_deleted=%d ms=%" PRIu64,
+	            " expired_range_deleted=%d gc_cutoff_us=%" PRIu64 " ms=%" PRIu64,
 	            stats.kept, rctx.kept_bytes, stats.dropped, stats.expired_deleted,
-	            (qs_clock_mono_us() - t0) / 1000);
+	            in->gc_cutoff_us, (qs_clock_mono_us() - t0) / 1000);
 
 	{
 		struct qs_writer_options wo = {
@@ -1025,6 +1207,7 @@ qs_ingest_free(struct qs_ingest *in)
 	if (in->disk_timer)
 		event_free(in->disk_timer);
 	qs_index_free(in->index);
+	qs_cache_free(in->cache);
 	free(in->buckets);
 	free(in);
 }
@@ -1098,4 +1281,132 @@ void
 qs_ingest_note_persisted(struct qs_ingest *in)
 {
 	qs_metric_add(in->m_persisted, 0, 1);
+}
+
+void
+qs_ingest_set_fetch_handler(struct qs_ingest *in,
+                            void (*fn)(void *arg, int peer, Quorumstore__V1__PeerMessage *msg),
+                            void (*state)(void *arg, int peer, int connected), void *arg)
+{
+	in->response_handler = fn;
+	in->fetch_state_handler = state;
+	in->fetch_arg = arg;
+}
+
+struct qs_cache *
+qs_ingest_cache(struct qs_ingest *in)
+{
+	return in->cache;
+}
+
+int
+qs_ingest_read(struct qs_ingest *in, const struct qs_batch_info *info,
+               void (*done)(void *arg, int result, struct qs_read_item *r), void *arg)
+{
+	struct serve_item *s;
+
+	if (!in->reader)
+		return QS_ESHUTDOWN;
+	if (in->state == QS_STORAGE_FAILED)
+		return QS_EFAILED;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->in = in;
+	s->r.info = *info;
+	s->done = done;
+	s->arg = arg;
+	if (qs_reader_submit(in->reader, &s->r) != 0) {
+		free(s);
+		return QS_EQUEUEFULL;
+	}
+	return 0;
+}
+
+static void
+on_persisted(struct qs_write_item *w)
+{
+	struct persist_item *p = (struct persist_item *)w;
+	struct qs_ingest *in = p->in;
+
+	qs_index_write_done(in->index, p->author, &w->info, w->result == 0);
+	if (w->result == 0) {
+		qs_metric_add(in->m_persisted, 0, 1);
+		(void)qs_cache_put(in->cache, &w->info, w->txns, w->n_txns);
+	} else {
+		check_background_errors(in);
+		if (w->result != QS_ECRYPTO)
+			storage_error(in, w->result, "a synced write of a fetched batch");
+	}
+	p->done(p->arg, w->result);
+	free(p);
+	if (in->wait_head)
+		flush_waiting(in);
+}
+
+int
+qs_ingest_persist(struct qs_ingest *in, const struct qs_batch_info *info,
+                  const ProtobufCBinaryData *txns, size_t n_txns,
+                  void (*done)(void *arg, int result), void *arg)
+{
+	int author = qs_config_find_signing_key(in->cfg, info->author);
+	struct persist_item *p;
+	int reason = 0, rc;
+
+	if (author < 0)
+		return -EINVAL;
+	if (storage_refusal(in))
+		return in->state == QS_STORAGE_FULL ? QS_ENOSPACE
+		       : in->writer                 ? QS_EFAILED
+		                                    : QS_ESHUTDOWN;
+	switch (qs_index_admit(in->index, author, info, &reason)) {
+	case QS_ADMIT_SIGN:
+		return QS_EEXISTS;
+	case QS_ADMIT_REJECT:
+		return reason == QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVERLOADED ? -ENOMEM
+		                                                                        : QS_ELIMIT;
+	case QS_ADMIT_WRITE:
+		break;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		qs_index_write_done(in->index, author, info, 0);
+		return -ENOMEM;
+	}
+	p->in = in;
+	p->author = author;
+	p->done = done;
+	p->arg = arg;
+	p->w.kind = QS_WRITE_BATCH;
+	p->w.info = *info;
+	p->w.txns = txns;
+	p->w.n_txns = n_txns;
+	p->w.owner = p;
+	p->w.complete = on_persisted;
+	rc = qs_writer_submit(in->writer, &p->w);
+	if (rc) {
+		qs_index_write_done(in->index, author, info, 0);
+		free(p);
+		return rc;
+	}
+	return 0;
+}
+
+void
+qs_ingest_note_commit(struct qs_ingest *in, uint64_t block_timestamp_us)
+{
+	if (block_timestamp_us > in->committed_us)
+		in->committed_us = block_timestamp_us;
+}
+
+uint64_t
+qs_ingest_committed_us(const struct qs_ingest *in)
+{
+	return in->committed_us;
+}
+
+uint64_t
+qs_ingest_gc_cutoff_us(const struct qs_ingest *in)
+{
+	return in->gc_cutoff_us;
 }

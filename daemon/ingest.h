@@ -118,4 +118,45 @@ void qs_ingest_counts(const struct qs_ingest *in, uint64_t *received, uint64_t *
 /* Free bytes on the data directory's filesystem, as last measured. */
 uint64_t qs_ingest_free_bytes(const struct qs_ingest *in);
 
+/* BatchResponse messages from peers go to fn (which owns the message), and
+ * peer connection changes also to state: the batch fetcher's. */
+void qs_ingest_set_fetch_handler(struct qs_ingest *in,
+                                 void (*fn)(void *arg, int peer, Quorumstore__V1__PeerMessage *msg),
+                                 void (*state)(void *arg, int peer, int connected), void *arg);
+/* The payload cache (core/cache.h): payloads enter it once durable. */
+struct qs_cache *qs_ingest_cache(struct qs_ingest *in);
+/*
+ * Read the payload of the durable batch `info` (from qs_index_lookup) on
+ * the reader thread, checked against its digest. Returns 0 and then calls
+ * done(arg, result, r) exactly once on the loop, with r holding the
+ * transactions (valid during the call; a payload read is also cached):
+ * result 0, QS_ENOTFOUND (deleted by GC meanwhile), or a storage error
+ * (already handled by the failure policy: a payload that does not match
+ * its digest, or that is missing while not past the GC cutoff, fail-stops).
+ * Returns QS_ESHUTDOWN, QS_EFAILED, QS_EQUEUEFULL or -ENOMEM otherwise.
+ */
+struct qs_read_item;
+int qs_ingest_read(struct qs_ingest *in, const struct qs_batch_info *info,
+                   void (*done)(void *arg, int result, struct qs_read_item *r), void *arg);
+/*
+ * Persist a batch fetched from peers (validated by the caller against the
+ * digest it asked for): admitted against the index and the author's quotas,
+ * written with sync, then indexed and cached. The transactions are borrowed
+ * until done(arg, result) runs, exactly once, on the loop, if this returned
+ * 0. Returns QS_EEXISTS when the batch is durable already (nothing to do),
+ * -EINVAL for an author outside the validator set, QS_ELIMIT over the
+ * author's quota, QS_ENOSPACE / QS_EFAILED / QS_ESHUTDOWN when storage
+ * refuses writes, QS_EQUEUEFULL, -ENOMEM.
+ */
+int qs_ingest_persist(struct qs_ingest *in, const struct qs_batch_info *info,
+                      const ProtobufCBinaryData *txns, size_t n_txns,
+                      void (*done)(void *arg, int result), void *arg);
+/* A committed block's timestamp (NotifyCommit, after it was persisted in
+ * `meta` as "last_committed_us"): moves the GC cutoff. */
+void qs_ingest_note_commit(struct qs_ingest *in, uint64_t block_timestamp_us);
+uint64_t qs_ingest_committed_us(const struct qs_ingest *in);
+/* The last GC cutoff applied: payloads expiring at or before it are gone. */
+uint64_t qs_ingest_gc_cutoff_us(const struct qs_ingest *in);
+#define QS_META_LAST_COMMITTED "last_committed_us"
+
 #endif

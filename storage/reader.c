@@ -14,12 +14,41 @@ struct qs_reader {
 	struct qs_worker *worker;
 };
 
+int
+qs_store_payload_verify(uint32_t chain_id, const struct qs_batch_info *info, const uint8_t *val,
+                        size_t len, size_t max_txns, ProtobufCBinaryData **txns, size_t *n_txns)
+{
+	uint8_t digest[QS_DIGEST_BYTES];
+	ProtobufCBinaryData *t = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = qs_codec_txns_parse(val, len, max_txns, &t, &n);
+	if (rc)
+		return rc == QS_ELIMIT ? QS_EDECODE : rc;
+	rc = qs_codec_batch_digest(chain_id, info->author, info->epoch, info->batch_id, t, n,
+	                           digest);
+	if (rc)
+		goto out;
+	if (memcmp(digest, info->digest, QS_DIGEST_BYTES) != 0) {
+		rc = QS_EBADDIGEST;
+		goto out;
+	}
+	if (txns) {
+		*txns = t;
+		*n_txns = n;
+		t = NULL;
+	}
+out:
+	free(t);
+	return rc;
+}
+
 static int
 read_one(struct qs_reader *r, struct qs_read_item *it)
 {
 	struct qs_store *st = r->opt.store;
 	uint8_t key[QS_STORE_KEY_BYTES];
-	uint8_t digest[QS_DIGEST_BYTES];
 	char *rerr = NULL;
 	size_t len = 0;
 	char *val;
@@ -38,16 +67,40 @@ read_one(struct qs_reader *r, struct qs_read_item *it)
 	if (!val)
 		return QS_ENOTFOUND;
 	it->value = (uint8_t *)val;
-	rc = qs_codec_txns_parse(it->value, len, r->opt.max_txns, &it->txns, &it->n_txns);
-	if (rc)
-		return rc == QS_ELIMIT ? QS_EDECODE : rc;
-	rc = qs_codec_batch_digest(r->opt.chain_id, it->info.author, it->info.epoch,
-	                           it->info.batch_id, it->txns, it->n_txns, digest);
-	if (rc)
-		return rc;
-	if (memcmp(digest, it->info.digest, QS_DIGEST_BYTES) != 0)
-		return QS_EBADDIGEST;
-	return 0;
+	return qs_store_payload_verify(r->opt.chain_id, &it->info, it->value, len, r->opt.max_txns,
+	                               &it->txns, &it->n_txns);
+}
+
+/*
+ * Delete the SST files of batches, infos and proofs that hold only keys
+ * below (expiration_us, zero digest). The range is open at the start, not at
+ * an all-zero key of full length, so that a file holding a range tombstone
+ * from a shorter key (recovery's 8-byte zero) qualifies too. Returns 0 or
+ * the first error.
+ */
+static int
+drop_files(struct qs_reader *r, struct qs_read_item *it)
+{
+	static const enum qs_store_cf cfs[] = {QS_CF_BATCHES, QS_CF_INFOS, QS_CF_PROOFS};
+	static const uint8_t zero_digest[QS_DIGEST_BYTES];
+	struct qs_store *st = r->opt.store;
+	uint8_t end[QS_STORE_KEY_BYTES];
+	int rc = 0;
+
+	if (!st->db)
+		return QS_ESTORE;
+	qs_store_key(it->info.expiration_us, zero_digest, end);
+	for (size_t i = 0; i < sizeof(cfs) / sizeof(cfs[0]) && rc == 0; i++) {
+		char *rerr = NULL;
+
+		rocksdb_delete_file_in_range_cf(st->db, st->cf[cfs[i]], NULL, 0, (const char *)end,
+		                                sizeof(end), &rerr);
+		if (rerr) {
+			rc = qs_store_error_code(rerr);
+			rocksdb_free(rerr);
+		}
+	}
+	return rc;
 }
 
 static void
@@ -69,6 +122,10 @@ read_group(void *arg, struct qs_link *group, size_t n, uint64_t bytes)
 			it->result = qs_store_reopen(r->opt.store, err, sizeof(err));
 			if (it->result)
 				it->error = strdup(err);
+			continue;
+		}
+		if (it->kind == QS_READ_DROP_FILES) {
+			it->result = drop_files(r, it);
 			continue;
 		}
 		it->result = read_one(r, it);

@@ -20,6 +20,20 @@ enum qs_read_kind {
 	QS_READ_BATCH,  /* read the payload of `info` */
 	QS_READ_REOPEN, /* close and reopen the database (after a full disk);
 	                 * the writer must be idle meanwhile */
+	/*
+	 * After a garbage collection: delete the SST files of batches, infos
+	 * and proofs whose keys all sort below (info.expiration_us, all-zero
+	 * digest) with rocksdb_delete_file_in_range_cf, so that their space
+	 * returns without waiting for compaction; only info.expiration_us is
+	 * read. RocksDB counts a file ending exactly at the bound as below it
+	 * (no real digest is all zero). Files in level 0, files being
+	 * compacted and files that also hold keys above the bound stay
+	 * for compaction. Only for a range already deleted (the GC's range
+	 * deletes): a dropped file may hold the tombstone of a key whose older
+	 * version, in a file that stays, then shows again until the range is
+	 * deleted again. `error` stays NULL.
+	 */
+	QS_READ_DROP_FILES,
 };
 
 struct qs_read_item {

@@ -15,9 +15,6 @@
 #include "storage/writer.h"
 #include "core/hex.h"
 
-#define QS_META_SCHEMA         "schema_version"
-#define QS_ROCKSDB_FATAL_LEVEL 4
-
 const char *const qs_store_cf_names[QS_CF_COUNT] = {
     [QS_CF_BATCHES] = "batches",
     [QS_CF_INFOS] = "infos",
@@ -39,9 +36,8 @@ qs_store_error_code(const char *msg)
 	return QS_ESTORE;
 }
 
-/* Record a RocksDB error in err and free it; returns its code. */
-static int
-store_fail(char *rerr, const char *what, char *err, size_t errlen)
+int
+qs_store_fail(char *rerr, const char *what, char *err, size_t errlen)
 {
 	int rc = qs_store_error_code(rerr);
 
@@ -80,6 +76,38 @@ store_is_fresh(rocksdb_options_t *opts, const char *dir)
 	return 0;
 }
 
+int
+qs_store_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+int
+qs_store_schema_parse(const char *val, size_t len, uint32_t *version, char *err, size_t errlen)
+{
+	uint32_t v;
+
+	if (len != 4) {
+		snprintf(err, errlen, "schema version record has %zu bytes, want 4", len);
+		return QS_ECORRUPT;
+	}
+	v = qs_get_be32((const uint8_t *)val);
+	if (v > QS_SCHEMA_VERSION || v == 0) {
+		snprintf(err, errlen,
+		         "database schema version %u is not supported by this qsd "
+		         "(supports %u); use a newer qsd",
+		         v, QS_SCHEMA_VERSION);
+		return QS_ESCHEMA;
+	}
+	*version = v;
+	return 0;
+}
+
 static int
 store_check_schema(struct qs_store *st, int fresh, char *err, size_t errlen)
 {
@@ -91,21 +119,9 @@ store_check_schema(struct qs_store *st, int fresh, char *err, size_t errlen)
 	int rc = 0;
 
 	if (rerr)
-		return store_fail(rerr, "reading schema version", err, errlen);
+		return qs_store_fail(rerr, "reading schema version", err, errlen);
 	if (val) {
-		if (len != 4) {
-			snprintf(err, errlen, "schema version record has %zu bytes, want 4", len);
-			rc = QS_ECORRUPT;
-			goto out;
-		}
-		st->schema_version = qs_get_be32((const uint8_t *)val);
-		if (st->schema_version > QS_SCHEMA_VERSION || st->schema_version == 0) {
-			snprintf(err, errlen,
-			         "database schema version %u is not supported by this qsd "
-			         "(supports %u); use a newer qsd",
-			         st->schema_version, QS_SCHEMA_VERSION);
-			rc = QS_ESCHEMA;
-		}
+		rc = qs_store_schema_parse(val, len, &st->schema_version, err, errlen);
 		goto out;
 	}
 	if (!fresh) {
@@ -125,7 +141,7 @@ store_check_schema(struct qs_store *st, int fresh, char *err, size_t errlen)
 	rocksdb_put_cf(st->db, st->wo_sync, st->cf[QS_CF_META], QS_META_SCHEMA,
 	               strlen(QS_META_SCHEMA), (const char *)buf, sizeof(buf), &rerr);
 	if (rerr) {
-		rc = store_fail(rerr, "writing schema version", err, errlen);
+		rc = qs_store_fail(rerr, "writing schema version", err, errlen);
 		goto out;
 	}
 	st->schema_version = QS_SCHEMA_VERSION;
@@ -154,7 +170,7 @@ store_db_open(struct qs_store *st, char *err, size_t errlen)
 	st->db = rocksdb_open_column_families(st->opts, st->dir, QS_CF_COUNT + 1, cf_names, cf_opts,
 	                                      handles, &rerr);
 	if (rerr)
-		return store_fail(rerr, "opening database", err, errlen);
+		return qs_store_fail(rerr, "opening database", err, errlen);
 	rocksdb_column_family_handle_destroy(handles[0]);
 	for (int c = 0; c < QS_CF_COUNT; c++)
 		st->cf[c] = handles[c + 1];
@@ -350,13 +366,13 @@ qs_store_recover(struct qs_store *st, uint64_t now_us, uint32_t chain_id,
 	}
 	rocksdb_iter_get_error(it, &rerr);
 	if (rerr) {
-		rc = store_fail(rerr, "scanning infos", err, errlen);
+		rc = qs_store_fail(rerr, "scanning infos", err, errlen);
 		goto out;
 	}
 	if (rocksdb_writebatch_count(wb) > 0) {
 		rocksdb_write(st->db, st->wo_sync, wb, &rerr);
 		if (rerr) {
-			rc = store_fail(rerr, "deleting expired batches", err, errlen);
+			rc = qs_store_fail(rerr, "deleting expired batches", err, errlen);
 			goto out;
 		}
 	}
@@ -391,25 +407,34 @@ qs_store_meta_get(struct qs_store *st, const char *key, void *val, size_t cap)
 	return rc;
 }
 
-int
-qs_store_meta_scan(struct qs_store *st, const char *prefix,
-                   void (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
-                              size_t vlen),
-                   void *arg)
+/*
+ * Call fn for each record of cf whose key starts with prefix (plen bytes,
+ * possibly none), in key order, until fn returns non-zero.
+ */
+static int
+store_iterate(struct qs_store *st, enum qs_store_cf cf, const char *prefix, size_t plen,
+              int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                        size_t vlen),
+              void *arg)
 {
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[QS_CF_META]);
-	size_t plen = strlen(prefix);
+	rocksdb_iterator_t *it;
 	char *rerr = NULL;
 	int rc = 0;
 
+	if ((unsigned)cf >= QS_CF_COUNT)
+		return -EINVAL;
+	if (!st->db)
+		return QS_ESTORE; /* a failed reopen left no database open */
+	it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[cf]);
 	for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t klen, vlen;
 		const char *k = rocksdb_iter_key(it, &klen);
 		const char *v = rocksdb_iter_value(it, &vlen);
 
-		if (klen < plen || memcmp(k, prefix, plen) != 0)
+		if (klen < plen || (plen && memcmp(k, prefix, plen) != 0))
 			break;
-		fn(arg, (const uint8_t *)k, klen, (const uint8_t *)v, vlen);
+		if (fn(arg, (const uint8_t *)k, klen, (const uint8_t *)v, vlen) != 0)
+			break;
 	}
 	rocksdb_iter_get_error(it, &rerr);
 	if (rerr) {
@@ -418,4 +443,106 @@ qs_store_meta_scan(struct qs_store *st, const char *prefix,
 	}
 	rocksdb_iter_destroy(it);
 	return rc;
+}
+
+struct meta_scan_ctx {
+	void (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+	void *arg;
+};
+
+static int
+meta_scan_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct meta_scan_ctx *c = arg;
+
+	c->fn(c->arg, key, klen, val, vlen);
+	return 0;
+}
+
+int
+qs_store_meta_scan(struct qs_store *st, const char *prefix,
+                   void (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                              size_t vlen),
+                   void *arg)
+{
+	struct meta_scan_ctx c = {fn, arg};
+
+	return store_iterate(st, QS_CF_META, prefix, strlen(prefix), meta_scan_one, &c);
+}
+
+int
+qs_store_scan(struct qs_store *st, enum qs_store_cf cf,
+              int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                        size_t vlen),
+              void *arg)
+{
+	return store_iterate(st, cf, "", 0, fn, arg);
+}
+
+int
+qs_store_delete_sync(struct qs_store *st, enum qs_store_cf cf, const void *key, size_t klen)
+{
+	char *rerr = NULL;
+	int rc;
+
+	if ((unsigned)cf >= QS_CF_COUNT)
+		return -EINVAL;
+	if (!st->db)
+		return QS_ESTORE;
+	rocksdb_delete_cf(st->db, st->wo_sync, st->cf[cf], key, klen, &rerr);
+	if (!rerr)
+		return 0;
+	rc = qs_store_error_code(rerr);
+	rocksdb_free(rerr);
+	return rc;
+}
+
+/*
+ * Integer properties RocksDB answers for the whole database whichever column
+ * family is asked (the write controller, background jobs, snapshots, file
+ * numbers, the block cache all families share; background errors are
+ * counted on the default family only).
+ */
+static const char *const store_db_wide_properties[] = {
+    "rocksdb.actual-delayed-write-rate",
+    "rocksdb.background-errors",
+    "rocksdb.block-cache-capacity",
+    "rocksdb.block-cache-pinned-usage",
+    "rocksdb.block-cache-usage",
+    "rocksdb.is-file-deletions-enabled",
+    "rocksdb.is-write-stopped",
+    "rocksdb.min-log-number-to-keep",
+    "rocksdb.min-obsolete-sst-number-to-keep",
+    "rocksdb.num-running-compactions",
+    "rocksdb.num-running-flushes",
+    "rocksdb.num-snapshots",
+    "rocksdb.oldest-snapshot-sequence",
+    "rocksdb.oldest-snapshot-time",
+};
+
+int
+qs_store_property_u64(struct qs_store *st, const char *name, uint64_t *out)
+{
+	uint64_t sum = 0;
+
+	if (!st->db)
+		return QS_ESTORE;
+	for (size_t i = 0;
+	     i < sizeof(store_db_wide_properties) / sizeof(store_db_wide_properties[0]); i++) {
+		if (strcmp(name, store_db_wide_properties[i]) == 0) {
+			if (rocksdb_property_int(st->db, name, &sum) != 0)
+				return QS_ENOTFOUND;
+			*out = sum;
+			return 0;
+		}
+	}
+	for (int c = 0; c < QS_CF_COUNT; c++) {
+		uint64_t v;
+
+		if (rocksdb_property_int_cf(st->db, st->cf[c], name, &v) != 0)
+			return QS_ENOTFOUND;
+		sum += v;
+	}
+	*out = sum;
+	return 0;
 }

@@ -67,6 +67,43 @@ int qs_store_meta_scan(struct qs_store *st, const char *prefix,
                                   size_t vlen),
                        void *arg);
 
+/*
+ * Call fn(arg, key, klen, val, vlen) for each record of column family `cf`,
+ * in key order; key and val are valid during the call only. fn returning
+ * non-zero stops the scan, which then returns 0. Start-up only (reloading
+ * the proof queue from `proofs`): the loop does not read the database
+ * otherwise. Returns 0, -EINVAL for a cf outside enum qs_store_cf, or a
+ * storage error.
+ */
+int qs_store_scan(struct qs_store *st, enum qs_store_cf cf,
+                  int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                            size_t vlen),
+                  void *arg);
+
+/*
+ * Delete the record `key` of column family `cf`, synced before this returns;
+ * a missing key is no error. Start-up only (stale records: expired
+ * idempotency keys in meta, proofs of other epochs); once the writer runs,
+ * deletions go through it (QS_WRITE_OP_DELETE). Returns 0, -EINVAL for a cf
+ * outside enum qs_store_cf, or a storage error.
+ */
+int qs_store_delete_sync(struct qs_store *st, enum qs_store_cf cf, const void *key, size_t klen);
+
+/*
+ * The integer RocksDB property `name` (e.g. "rocksdb.live-sst-files-size")
+ * for the whole database, into *out. A property RocksDB keeps per column
+ * family is summed over the families of enum qs_store_cf; one it keeps for
+ * the whole database (rocksdb.is-write-stopped,
+ * rocksdb.actual-delayed-write-rate, rocksdb.background-errors,
+ * rocksdb.num-running-flushes and -compactions, rocksdb.block-cache-*, the
+ * snapshot and file-number properties) is read once, as a sum would count it
+ * once per family. Returns 0; QS_ENOTFOUND when RocksDB has no integer
+ * property of that name; QS_ESTORE when no database is open (after a failed
+ * qs_store_reopen()). Any thread may call it, but never while
+ * qs_store_reopen() or qs_store_close() runs: the caller guarantees that.
+ */
+int qs_store_property_u64(struct qs_store *st, const char *name, uint64_t *out);
+
 /* RocksDB's count of background errors (failed flushes and compactions). */
 int qs_store_background_errors(struct qs_store *st, uint64_t *out);
 

@@ -30,9 +30,57 @@ qs_write_item_bytes(const struct qs_write_item *item)
 
 	if (item->kind == QS_WRITE_BATCH)
 		n += item->info.num_bytes + 4 + 4 * (uint64_t)item->n_txns;
-	for (size_t i = 0; i < item->n_extra; i++)
-		n += item->extra[i].key_len + item->extra[i].val_len;
+	for (size_t i = 0; i < item->n_extra && i < QS_WRITE_MAX_EXTRAS; i++)
+		n += item->extra[i].key_len +
+		     (item->extra[i].op == QS_WRITE_OP_DELETE ? 0 : item->extra[i].val_len);
 	return n;
+}
+
+/*
+ * RocksDB fails a whole WriteBatch holding a reversed range, after applying
+ * part of it; a bad extra must therefore never reach a group.
+ */
+static int
+extras_valid(const struct qs_write_item *item)
+{
+	if (item->n_extra > QS_WRITE_MAX_EXTRAS)
+		return 0;
+	for (size_t i = 0; i < item->n_extra; i++) {
+		const struct qs_write_extra *x = &item->extra[i];
+
+		if ((unsigned)x->cf >= QS_CF_COUNT)
+			return 0;
+		switch (x->op) {
+		case QS_WRITE_OP_PUT:
+		case QS_WRITE_OP_DELETE:
+			break;
+		case QS_WRITE_OP_DELETE_RANGE:
+			if (qs_store_key_cmp(x->key, x->key_len, x->val, x->val_len) > 0)
+				return 0;
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void
+add_extra(struct qs_store *st, rocksdb_writebatch_t *wb, const struct qs_write_extra *x)
+{
+	rocksdb_column_family_handle_t *cf = st->cf[x->cf];
+
+	switch (x->op) {
+	case QS_WRITE_OP_PUT:
+		rocksdb_writebatch_put_cf(wb, cf, x->key, x->key_len, x->val, x->val_len);
+		break;
+	case QS_WRITE_OP_DELETE:
+		rocksdb_writebatch_delete_cf(wb, cf, x->key, x->key_len);
+		break;
+	case QS_WRITE_OP_DELETE_RANGE:
+		rocksdb_writebatch_delete_range_cf(wb, cf, x->key, x->key_len, x->val, x->val_len);
+		break;
+	}
 }
 
 static double
@@ -60,10 +108,8 @@ add_item(struct qs_writer *w, rocksdb_writebatch_t *wb, struct qs_write_item *it
 	const char *keys[1] = {(const char *)key};
 	size_t key_sizes[1] = {QS_STORE_KEY_BYTES};
 
-	for (size_t i = 0; i < it->n_extra && i < QS_WRITE_MAX_EXTRAS; i++)
-		rocksdb_writebatch_put_cf(wb, st->cf[it->extra[i].cf], it->extra[i].key,
-		                          it->extra[i].key_len, it->extra[i].val,
-		                          it->extra[i].val_len);
+	for (size_t i = 0; i < it->n_extra; i++)
+		add_extra(st, wb, &it->extra[i]);
 	if (it->kind == QS_WRITE_PUT)
 		return 0;
 	qs_store_key(it->info.expiration_us, it->info.digest, key);
@@ -194,6 +240,8 @@ qs_writer_start(const struct qs_writer_options *opt, struct qs_writer **out)
 int
 qs_writer_submit(struct qs_writer *w, struct qs_write_item *item)
 {
+	if (!extras_valid(item))
+		return -EINVAL;
 	item->link.bytes = qs_write_item_bytes(item);
 	item->result = 0;
 	return qs_worker_submit(w->worker, &item->link);

@@ -32,18 +32,33 @@ enum qs_write_kind {
 	                 * signature */
 };
 
-/* A record written in the same WriteBatch as the item (so atomically with
- * it): e.g. the next own batch id with an own batch. Buffers are borrowed
- * until completion. */
+/* What an extra record does to its column family. */
+enum qs_write_op {
+	QS_WRITE_OP_PUT = 0,      /* key -> val */
+	QS_WRITE_OP_DELETE,       /* delete key; val is ignored */
+	QS_WRITE_OP_DELETE_RANGE, /* delete every key k with key <= k < val
+	                           * (bytewise order); key must not sort after
+	                           * val */
+};
+
+/*
+ * A record written in the same WriteBatch as the item (so atomically with
+ * it, and synced with it): e.g. the next own batch id with an own batch, or
+ * the range deletes of a garbage collection. The extras of an item are
+ * applied in array order, before the item's own payload and info. Buffers
+ * are borrowed until completion. `op` is last and a zero op is a put, so an
+ * extra that leaves it zero is the put every extra was before ops existed.
+ */
 struct qs_write_extra {
 	enum qs_store_cf cf;
 	const void *key;
 	size_t key_len;
-	const void *val;
+	const void *val; /* QS_WRITE_OP_DELETE_RANGE: the end key */
 	size_t val_len;
+	enum qs_write_op op;
 };
 
-#define QS_WRITE_MAX_EXTRAS 3
+#define QS_WRITE_MAX_EXTRAS 8
 
 struct qs_write_item {
 	struct qs_link link; /* owned by the writer while queued */
@@ -90,7 +105,11 @@ int qs_writer_start(const struct qs_writer_options *opt, struct qs_writer **out)
  * Queue `item` (ownership passes to the writer until its completion).
  * Returns 0; QS_EQUEUEFULL when the item does not fit in the queue bound
  * (the caller keeps the item and should stop reading from peers until
- * qs_writer_has_room()); QS_ESHUTDOWN after qs_writer_stop() began.
+ * qs_writer_has_room()); QS_ESHUTDOWN after qs_writer_stop() began;
+ * -EINVAL (the caller keeps the item) when it has more than
+ * QS_WRITE_MAX_EXTRAS extras, or an extra with an unknown column family or
+ * op, or a range whose begin key sorts after its end key: refused here so
+ * that one bad item never fails the group it would have joined.
  * An item larger than the whole bound is accepted when the queue is empty.
  */
 int qs_writer_submit(struct qs_writer *w, struct qs_write_item *item);

@@ -1,12 +1,15 @@
 /*
  * storage/writer, reader and recovery: group commit, one completion per
  * item, signatures only after a successful synced write, bounded queue,
- * reads checked against the digest, recovery of the index.
+ * puts, deletes and range deletes written with an item, reads checked
+ * against the digest, dropping whole files after a GC, recovery of the
+ * index.
  *
- * The failed-write test needs tests/shim_sync.so in LD_PRELOAD (the unit
- * runner sets it); without it that test is skipped with a message.
+ * The failed-write tests need tests/shim_sync.so in LD_PRELOAD (the unit
+ * runner sets it); without it they are skipped with a message.
  */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 
 #include <event2/event.h>
 #include <openssl/evp.h>
+#include <rocksdb/c.h>
 
 #include "core/codec.h"
 #include "core/error.h"
@@ -438,6 +442,354 @@ START_TEST(recovery_keeps_live_and_deletes_expired)
 }
 END_TEST
 
+#define BASE_EXP 5000000000000000ULL
+
+/* The item indexes (expiration - BASE_EXP) found in column family cf. */
+struct found {
+	int n;
+	int ids[64];
+};
+
+static int
+found_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct found *f = arg;
+
+	ck_assert_uint_eq(klen, QS_STORE_KEY_BYTES);
+	ck_assert_int_lt(f->n, 64);
+	f->ids[f->n++] = (int)(qs_get_be64(key) - BASE_EXP);
+	return 0;
+}
+
+static void
+assert_ids(struct qs_store *st, enum qs_store_cf cf, const int *want, int n_want)
+{
+	struct found f = {0};
+
+	ck_assert_int_eq(qs_store_scan(st, cf, found_one, &f), 0);
+	ck_assert_msg(f.n == n_want, "%s: %d records, want %d", qs_store_cf_names[cf], f.n, n_want);
+	for (int i = 0; i < n_want; i++)
+		ck_assert_msg(f.ids[i] == want[i], "%s: record %d is item %d, want %d",
+		              qs_store_cf_names[cf], i, f.ids[i], want[i]);
+}
+
+/* Write items 0..n-1 with expiration BASE_EXP + index; returns them. */
+static void
+write_items(struct harness *h, struct test_item **items, int n)
+{
+	for (int i = 0; i < n; i++) {
+		items[i] = make_item(h, i, BASE_EXP + (uint64_t)i);
+		ck_assert_int_eq(qs_writer_submit(h->writer, &items[i]->w), 0);
+	}
+	run_until(h, n);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(items[i]->w.result, 0);
+	h->completed = 0;
+}
+
+static struct qs_write_extra
+range(enum qs_store_cf cf, const void *begin, size_t begin_len, const void *end, size_t end_len)
+{
+	return (struct qs_write_extra){cf,  begin,   begin_len,
+	                               end, end_len, QS_WRITE_OP_DELETE_RANGE};
+}
+
+START_TEST(delete_and_range_delete_land_with_the_item)
+{
+	struct harness h = {0};
+	struct test_item *items[11];
+	uint8_t k2[QS_STORE_KEY_BYTES], k5[QS_STORE_KEY_BYTES], k8[QS_STORE_KEY_BYTES];
+	const int infos[] = {0, 1, 3, 4, 5, 6, 7, 8, 9, 10};
+	const int batches[] = {0, 1, 2, 3, 4, 8, 9, 10};
+
+	harness_open(&h, 64 << 20, 8);
+	write_items(&h, items, 10);
+	qs_store_key(items[2]->w.info.expiration_us, items[2]->w.info.digest, k2);
+	qs_store_key(items[5]->w.info.expiration_us, items[5]->w.info.digest, k5);
+	qs_store_key(items[8]->w.info.expiration_us, items[8]->w.info.digest, k8);
+	/* A new batch whose WriteBatch also deletes item 2's info and the
+	 * payloads of items 5, 6 and 7. */
+	items[10] = make_item(&h, 10, BASE_EXP + 10);
+	items[10]->w.extra[0] =
+	    (struct qs_write_extra){QS_CF_INFOS, k2, sizeof(k2), NULL, 0, QS_WRITE_OP_DELETE};
+	items[10]->w.extra[1] = range(QS_CF_BATCHES, k5, sizeof(k5), k8, sizeof(k8));
+	items[10]->w.n_extra = 2;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &items[10]->w), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(items[10]->w.result, 0);
+	ck_assert_int_eq(qs_codec_info_verify(h.pub, CHAIN, &items[10]->w.info, items[10]->w.sig),
+	                 0);
+	/* Durable: a reopened database shows the same. */
+	harness_close(&h, 1);
+	harness_open(&h, 64 << 20, 8);
+	assert_ids(h.store, QS_CF_INFOS, infos, 10);
+	assert_ids(h.store, QS_CF_BATCHES, batches, 8);
+	for (int i = 0; i < 11; i++)
+		free(items[i]);
+	harness_close(&h, 0);
+}
+END_TEST
+
+START_TEST(range_delete_removes_exactly_the_range)
+{
+	struct harness h = {0};
+	struct test_item *items[10];
+	struct test_item *del = calloc(1, sizeof(*del));
+	uint8_t k3[QS_STORE_KEY_BYTES], k7[QS_STORE_KEY_BYTES];
+	uint8_t zero[8] = {0}, e5[8];
+	const int infos[] = {0, 1, 2, 7, 8, 9};
+	const int batches[] = {5, 6, 7, 8, 9};
+	const int all[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+
+	harness_open(&h, 64 << 20, 8);
+	write_items(&h, items, 10);
+	qs_store_key(items[3]->w.info.expiration_us, items[3]->w.info.digest, k3);
+	qs_store_key(items[7]->w.info.expiration_us, items[7]->w.info.digest, k7);
+	/* Full keys: [3, 7) of infos. Expiration prefixes, as a GC writes them:
+	 * [0, BASE_EXP + 5) of batches. */
+	qs_put_be64(e5, BASE_EXP + 5);
+	del->index = 100;
+	del->w.kind = QS_WRITE_PUT;
+	del->w.owner = del;
+	del->w.extra[0] = range(QS_CF_INFOS, k3, sizeof(k3), k7, sizeof(k7));
+	del->w.extra[1] = range(QS_CF_BATCHES, zero, sizeof(zero), e5, sizeof(e5));
+	del->w.n_extra = 2;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &del->w), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(del->w.result, 0);
+	assert_ids(h.store, QS_CF_INFOS, infos, 6);
+	assert_ids(h.store, QS_CF_BATCHES, batches, 5);
+	/* An empty range deletes nothing. */
+	h.completed = 0;
+	del->w.extra[0] = range(QS_CF_BATCHES, k7, sizeof(k7), k7, sizeof(k7));
+	del->w.n_extra = 1;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &del->w), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(del->w.result, 0);
+	assert_ids(h.store, QS_CF_BATCHES, batches, 5);
+	assert_ids(h.store, QS_CF_PROOFS, all, 0);
+	for (int i = 0; i < 10; i++)
+		free(items[i]);
+	free(del);
+	harness_close(&h, 0);
+}
+END_TEST
+
+START_TEST(submit_refuses_malformed_extras)
+{
+	struct harness h = {0};
+	struct test_item *a;
+	uint8_t lo[1] = {1}, hi[2] = {1, 0};
+
+	harness_open(&h, 64 << 20, 8);
+	a = make_item(&h, 0, BASE_EXP);
+	a->w.n_extra = QS_WRITE_MAX_EXTRAS + 1;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), -EINVAL);
+	/* A reversed range would fail the whole group in RocksDB. */
+	a->w.n_extra = 1;
+	a->w.extra[0] = range(QS_CF_PROOFS, hi, sizeof(hi), lo, sizeof(lo));
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), -EINVAL);
+	a->w.extra[0] = range(QS_CF_PROOFS, lo, sizeof(lo), hi, sizeof(hi));
+	a->w.extra[0].op = (enum qs_write_op)7;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), -EINVAL);
+	a->w.extra[0] = range(QS_CF_COUNT, lo, sizeof(lo), hi, sizeof(hi));
+	a->w.extra[0].op = QS_WRITE_OP_PUT;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), -EINVAL);
+	ck_assert_uint_eq(qs_writer_queue_bytes(h.writer), 0);
+	/* The same item, well formed, is taken: a range ending at a longer key
+	 * with the same prefix, and every slot used. */
+	a->w.extra[0] = range(QS_CF_PROOFS, lo, sizeof(lo), hi, sizeof(hi));
+	for (int i = 1; i < QS_WRITE_MAX_EXTRAS; i++)
+		a->w.extra[i] = (struct qs_write_extra){
+		    QS_CF_META, "m", 1, "v", 1, i % 2 ? QS_WRITE_OP_PUT : QS_WRITE_OP_DELETE};
+	a->w.n_extra = QS_WRITE_MAX_EXTRAS;
+	ck_assert_int_eq(qs_writer_submit(h.writer, &a->w), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(h.seen[0], 1);
+	ck_assert_int_eq(a->w.result, 0);
+	free(a);
+	harness_close(&h, 0);
+}
+END_TEST
+
+START_TEST(failed_sync_fails_an_item_of_deletes)
+{
+	struct harness h = {0};
+	struct test_item *items[2];
+	struct test_item *del = calloc(1, sizeof(*del));
+	uint8_t k0[QS_STORE_KEY_BYTES];
+	char trigger[300];
+
+	if (!getenv("QS_SHIM_LOADED")) {
+		fprintf(stderr, "check_writer: shim_sync.so not preloaded; skipping "
+		                "failed_sync_fails_an_item_of_deletes\n");
+		free(del);
+		return;
+	}
+	harness_open(&h, 64 << 20, 16);
+	write_items(&h, items, 2);
+	snprintf(trigger, sizeof(trigger), "%s/fail-sync", h.dir);
+	setenv("QS_SHIM_FAIL_SYNC", trigger, 1);
+	qs_store_key(items[0]->w.info.expiration_us, items[0]->w.info.digest, k0);
+	del->w.kind = QS_WRITE_PUT;
+	del->w.owner = del;
+	del->w.extra[0] =
+	    (struct qs_write_extra){QS_CF_INFOS, k0, sizeof(k0), NULL, 0, QS_WRITE_OP_DELETE};
+	del->w.n_extra = 1;
+	/* Deletes only, yet written with sync: the failing fdatasync fails it. */
+	fclose(fopen(trigger, "w"));
+	ck_assert_int_eq(qs_writer_submit(h.writer, &del->w), 0);
+	run_until(&h, 1);
+	unlink(trigger);
+	ck_assert_msg(del->w.result == QS_EIO || del->w.result == QS_ESTORE, "result %d",
+	              del->w.result);
+	for (int i = 0; i < 2; i++)
+		free(items[i]);
+	free(del);
+	harness_close(&h, 0);
+}
+END_TEST
+
+/* RocksDB opened directly on the harness's database, for what qs_store does
+ * not do: flushes and manual compactions. */
+struct raw_db {
+	rocksdb_t *db;
+	rocksdb_options_t *o;
+	rocksdb_column_family_handle_t *h[1 + QS_CF_COUNT];
+};
+
+static void
+raw_open(struct raw_db *r, const char *dir)
+{
+	const char *names[1 + QS_CF_COUNT] = {"default"};
+	const rocksdb_options_t *cfo[1 + QS_CF_COUNT];
+	char *err = NULL;
+
+	r->o = rocksdb_options_create();
+	for (int i = 0; i < 1 + QS_CF_COUNT; i++) {
+		names[i] = i ? qs_store_cf_names[i - 1] : "default";
+		cfo[i] = r->o;
+	}
+	r->db = rocksdb_open_column_families(r->o, dir, 1 + QS_CF_COUNT, names, cfo, r->h, &err);
+	ck_assert_msg(err == NULL, "%s", err);
+}
+
+static void
+raw_close(struct raw_db *r)
+{
+	for (int i = 0; i < 1 + QS_CF_COUNT; i++)
+		rocksdb_column_family_handle_destroy(r->h[i]);
+	rocksdb_close(r->db);
+	rocksdb_options_destroy(r->o);
+}
+
+/* Put records first..last (expiration BASE_EXP + i, digest filled with i + 1)
+ * into batches, infos and proofs; flush; compact [from, to) out of level 0. */
+static void
+raw_put_and_compact(struct raw_db *r, int first, int last)
+{
+	static const enum qs_store_cf cfs[] = {QS_CF_BATCHES, QS_CF_INFOS, QS_CF_PROOFS};
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	uint8_t from[QS_STORE_KEY_BYTES], to[QS_STORE_KEY_BYTES], digest[QS_DIGEST_BYTES];
+	char *err = NULL;
+
+	rocksdb_flushoptions_set_wait(fo, 1);
+	for (size_t c = 0; c < 3; c++) {
+		rocksdb_column_family_handle_t *h = r->h[1 + cfs[c]];
+
+		for (int i = first; i <= last; i++) {
+			uint8_t key[QS_STORE_KEY_BYTES];
+
+			memset(digest, i + 1, sizeof(digest));
+			qs_store_key(BASE_EXP + (uint64_t)i, digest, key);
+			rocksdb_put_cf(r->db, wo, h, (const char *)key, sizeof(key), "value", 5,
+			               &err);
+			ck_assert_msg(err == NULL, "%s", err);
+		}
+		rocksdb_flush_cf(r->db, fo, h, &err);
+		ck_assert_msg(err == NULL, "%s", err);
+		memset(digest, 0, sizeof(digest));
+		qs_store_key(BASE_EXP + (uint64_t)first, digest, from);
+		qs_store_key(BASE_EXP + (uint64_t)last + 1, digest, to);
+		rocksdb_compact_range_cf(r->db, h, (const char *)from, sizeof(from),
+		                         (const char *)to, sizeof(to));
+	}
+	rocksdb_flushoptions_destroy(fo);
+	rocksdb_writeoptions_destroy(wo);
+}
+
+static int
+raw_files_at_level(struct raw_db *r, enum qs_store_cf cf, int level)
+{
+	char name[64];
+	char *v;
+	int n;
+
+	snprintf(name, sizeof(name), "rocksdb.num-files-at-level%d", level);
+	v = rocksdb_property_value_cf(r->db, r->h[1 + cf], name);
+	ck_assert_ptr_nonnull(v);
+	n = atoi(v);
+	rocksdb_free(v);
+	return n;
+}
+
+START_TEST(drop_files_removes_whole_files_below_the_bound)
+{
+	static const enum qs_store_cf cfs[] = {QS_CF_BATCHES, QS_CF_INFOS, QS_CF_PROOFS};
+	struct harness h = {0};
+	struct raw_db r;
+	struct qs_read_item d = {0};
+	struct qs_read_item *done = NULL;
+	const int live[] = {5, 6, 7, 8, 9};
+	uint64_t sst_before, sst_after;
+
+	/* Items 0..4 in one level-1 file per family, 5..9 in another. No
+	 * tombstone covers 0..4: only dropping their files removes them. */
+	harness_open(&h, 64 << 20, 8);
+	harness_close(&h, 1);
+	raw_open(&r, h.dir);
+	raw_put_and_compact(&r, 0, 4);
+	raw_put_and_compact(&r, 5, 9);
+	for (size_t c = 0; c < 3; c++) {
+		ck_assert_int_eq(raw_files_at_level(&r, cfs[c], 0), 0);
+		ck_assert_int_eq(raw_files_at_level(&r, cfs[c], 1), 2);
+	}
+	raw_close(&r);
+
+	harness_open(&h, 64 << 20, 8);
+	start_reader(&h);
+	ck_assert_int_eq(qs_store_property_u64(h.store, "rocksdb.live-sst-files-size", &sst_before),
+	                 0);
+	d.kind = QS_READ_DROP_FILES;
+	d.info.expiration_us = BASE_EXP + 5;
+	d.owner = &done;
+	ck_assert_int_eq(qs_reader_submit(h.reader, &d), 0);
+	run_until(&h, 1);
+	ck_assert_ptr_eq(done, &d);
+	ck_assert_int_eq(d.result, 0);
+	ck_assert_ptr_null(d.error);
+	for (size_t c = 0; c < 3; c++)
+		assert_ids(h.store, cfs[c], live, 5);
+	ck_assert_int_eq(qs_store_property_u64(h.store, "rocksdb.live-sst-files-size", &sst_after),
+	                 0);
+	ck_assert_uint_lt(sst_after, sst_before);
+	qs_read_item_release(&d);
+
+	/* A bound below every file drops nothing. */
+	h.completed = 0;
+	done = NULL;
+	d.info.expiration_us = BASE_EXP;
+	ck_assert_int_eq(qs_reader_submit(h.reader, &d), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(d.result, 0);
+	for (size_t c = 0; c < 3; c++)
+		assert_ids(h.store, cfs[c], live, 5);
+	qs_read_item_release(&d);
+	harness_close(&h, 0);
+}
+END_TEST
+
 START_TEST(failed_sync_nacks_whole_group_without_signing)
 {
 	struct harness h = {0};
@@ -497,6 +849,11 @@ main(void)
 	tcase_add_test(tc, reader_refuses_bytes_that_do_not_match_the_digest);
 	tcase_add_test(tc, recovery_keeps_live_and_deletes_expired);
 	tcase_add_test(tc, failed_sync_nacks_whole_group_without_signing);
+	tcase_add_test(tc, delete_and_range_delete_land_with_the_item);
+	tcase_add_test(tc, range_delete_removes_exactly_the_range);
+	tcase_add_test(tc, submit_refuses_malformed_extras);
+	tcase_add_test(tc, failed_sync_fails_an_item_of_deletes);
+	tcase_add_test(tc, drop_files_removes_whole_files_below_the_bound);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

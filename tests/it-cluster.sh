@@ -253,6 +253,7 @@ done
 summary a 0 1 2 3
 
 # (b) v1 down: 3 of 4 is still a quorum.
+KILLED_FORMED[1]=$(metric 1 qsd_proofs_formed_total)
 kill -9 "${pid[1]}"
 wait "${pid[1]}" 2>/dev/null || true
 snap 0 2 3
@@ -267,6 +268,7 @@ done
 summary b 0 2 3
 
 # (c) v3 down too: stored and acked, no quorum, timed out.
+KILLED_FORMED[3]=$(metric 3 qsd_proofs_formed_total)
 kill -9 "${pid[3]}"
 wait "${pid[3]}" 2>/dev/null || true
 snap 0 2
@@ -297,8 +299,9 @@ summary c 0 2
 
 # (d) v1 and v3 back: they get the proofs formed while they were away, and
 # quorums form again everywhere. Every proof another node formed reaches a
-# restarted node once more on reconnect: new to it (ok), or, had it read its
-# own copy back from disk, a duplicate.
+# restarted node once more on reconnect: new to it (ok), or a duplicate of
+# the copy it restored from disk. A restarted node restores its own proofs
+# from disk too and sends them to the other restarted one.
 start_node 1
 start_node 3
 RESTARTED[1]=1
@@ -310,10 +313,11 @@ wait_connected 0 1 2 3
 f0=$(metric 0 qsd_proofs_formed_total)
 f2=$(metric 2 qsd_proofs_formed_total)
 for i in 1 3; do
-	until_ok 15 resent_is "$i" $((f0 + f2)) ||
+	other=$((4 - i))
+	until_ok 15 resent_is "$i" $((f0 + f2 + KILLED_FORMED[other])) ||
 		die "v$i: after its restart received $(metric "$i" 'qsd_proofs_received_total{result="ok"}') +" \
 			"$(metric "$i" 'qsd_proofs_received_total{result="duplicate"}') duplicate proofs," \
-			"want v0's $f0 + v2's $f2"
+			"want v0's $f0 + v2's $f2 + v$other's ${KILLED_FORMED[other]} restored"
 done
 snap 0 1 2 3
 submit_start d 0 1 2 3
@@ -324,7 +328,7 @@ for i in 0 1 2 3; do
 done
 # The restarted nodes were sent every proof the others ever formed.
 for i in 1 3; do
-	sum=0
+	sum=${KILLED_FORMED[4 - i]}
 	for j in 0 1 2 3; do
 		[ "$j" = "$i" ] || sum=$((sum + $(metric "$j" qsd_proofs_formed_total)))
 	done

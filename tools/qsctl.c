@@ -3,14 +3,53 @@
  *
  *   qsctl keygen DIR     new network and signing keys in DIR
  *   qsctl pubkey FILE    hex public key of a PEM private key file
- *   qsctl [-s SOCKET] [-t MS] status [-o text|json]
- *                        GetStatus over the RPC socket
- *   qsctl [-s SOCKET] [-t MS] submit (-f FILE | -n COUNT -b BYTES) [-k KEY]
- *                        SubmitBatch over the RPC socket
+ *   qsctl db check DIR   check a node's database offline, read-only
  *
- * Exit status: 0 success, 1 failure (for status and submit: the RPC failed
- * or was answered with an error), 2 cannot connect to qsd's socket (or the
- * Hello was refused), 64 (EX_USAGE) bad command line.
+ * and, over qsd's RPC socket (qsctl [-s SOCKET] [-t MS] COMMAND):
+ *
+ *   status               GetStatus
+ *   submit               SubmitBatch of one batch
+ *   batches              the durable batches (ListBatches, every page)
+ *   batch show DIGEST    one batch (GetBatch), checked against its digest
+ *   proofs               the proof queue (ListProofs, every page)
+ *   payload              what GetPayload would give consensus now
+ *   commit DIGEST...     NotifyCommit
+ *
+ * Every command but keygen and pubkey prints text by default and, with
+ * -o json, one JSON document on stdout (digests and keys in lowercase hex,
+ * times in microseconds since the Unix epoch plus an ISO-8601 UTC copy).
+ * When a call fails stdout gets no JSON (text listings keep what was listed
+ * before) and stderr says why, with the RPC status name and the server's
+ * message. A batch that fails its digest check (batch show) and a database
+ * with problems (db check) are printed, and exit 1.
+ *
+ * JSON documents (INFO is a BatchInfo: {"digest", "author", "batch_id",
+ * "epoch", "expiration_us", "expiration", "num_txns", "num_bytes",
+ * "gas_bucket_start"}; PROOF is {"info": INFO, "signers": [validator
+ * indexes], "signer_count", "signatures"}):
+ *   submit       {"info": INFO, "duplicate"}
+ *   batches      {"batches": [INFO...], "count", "num_txns", "num_bytes", "more"}
+ *   proofs       {"proofs": [PROOF...], "count", "num_txns", "num_bytes", "more"}
+ *                ("more": stopped at --limit with entries left)
+ *   batch show   {"info": INFO, "source", "verified", "txn_count", "txn_bytes",
+ *                "txn_sizes": [...], "transactions": [hex...] with --txns}
+ *   payload      {"proofs": [PROOF...], "inline_batches": [{"info": INFO,
+ *                "txn_count", "txn_bytes"}...], "totals": {"batches", "num_txns",
+ *                "num_bytes", "proof_batches", "proof_txns", "proof_bytes",
+ *                "inline_batches", "inline_txns", "inline_bytes"}}
+ *   commit       {"block_timestamp_us", "block_timestamp", "digests",
+ *                "proofs_removed"}
+ *   db check     {"dir", "schema_version", "infos", "batches", "proofs",
+ *                "payload_bytes", "bad_payloads", "bad_infos", "missing_payloads",
+ *                "orphan_payloads", "bad_proofs", "problem_count", "problems":
+ *                [{"cf", "key", "what", and for a batches, infos or proofs key
+ *                "expiration_us", "digest"}...] (the first 1000),
+ *                "problems_truncated", "clean"}
+ *
+ * Exit status: 0 success, 1 failure (an RPC failed or was answered with an
+ * error; db check: problems found), 2 cannot connect to qsd's socket or the
+ * Hello was refused (db check: the check could not run), 64 (EX_USAGE) bad
+ * command line.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -25,15 +64,19 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "client/qsclient.h"
+#include "core/codec.h"
 #include "core/error.h"
 #include "core/hex.h"
 #include "daemon/keys.h"
+#include "storage/check.h"
+#include "storage/store.h"
 
 #ifndef QS_VERSION
 #define QS_VERSION "0.0.0-unknown"
@@ -43,10 +86,23 @@
 
 #define QSCTL_EXIT_RPC         1 /* the call failed or was answered with an error */
 #define QSCTL_EXIT_CONNECT     2 /* cannot connect, or the Hello was refused */
+#define QSCTL_EXIT_PROBLEMS    1 /* db check: the database has problems */
+#define QSCTL_EXIT_NOCHECK     2 /* db check: the check could not run */
 #define QSCTL_TIMEOUT_MS       10000
 #define QSCTL_SUBMIT_MAX_TXNS  100000
 /* A submitted batch, transactions and framing: what the client sends at most. */
 #define QSCTL_SUBMIT_MAX_BYTES QS_CLIENT_FRAME_MAX_BYTES
+
+/* GetPayload's defaults (qsctl payload). */
+#define QSCTL_PAYLOAD_MAX_TXNS  10000
+#define QSCTL_PAYLOAD_MAX_BYTES (10u * 1024 * 1024)
+/* Digests one request may carry: 32 bytes and 2 of framing each. */
+#define QSCTL_MAX_DIGESTS       (QS_CLIENT_FRAME_MAX_BYTES / 64)
+
+#define QSCTL_AUTHOR_PREFIX_BYTES 8               /* of a key, in text tables */
+#define QSCTL_ISO_LEN             32              /* "2026-01-01T00:00:00.000000Z" and NUL */
+#define QSCTL_ISO_MAX_S           253402300799ull /* 9999-12-31T23:59:59Z */
+#define QSCTL_CHECK_MAX_PROBLEMS  1000            /* listed in db check's JSON */
 
 static const char *qsctl_socket = QS_CLIENT_DEFAULT_SOCKET;
 static int qsctl_timeout_ms = QSCTL_TIMEOUT_MS;
@@ -65,6 +121,12 @@ static int qsctl_keygen(int argc, char **argv);
 static int qsctl_pubkey(int argc, char **argv);
 static int qsctl_status(int argc, char **argv);
 static int qsctl_submit(int argc, char **argv);
+static int qsctl_batches(int argc, char **argv);
+static int qsctl_batch(int argc, char **argv);
+static int qsctl_proofs(int argc, char **argv);
+static int qsctl_payload(int argc, char **argv);
+static int qsctl_commit(int argc, char **argv);
+static int qsctl_db(int argc, char **argv);
 
 static const struct qsctl_cmd qsctl_cmds[] = {
     {"keygen", "DIR",
@@ -74,7 +136,7 @@ static const struct qsctl_cmd qsctl_cmds[] = {
     {"status", "[-o text|json]",
      "ask qsd for its status (GetStatus): one \"field: value\" per line, or one JSON object",
      qsctl_status},
-    {"submit", "(-f FILE | -n COUNT -b BYTES) [-k KEY]",
+    {"submit", "(-f FILE | -n COUNT -b BYTES) [-k KEY] [-o text|json]",
      "submit one batch (SubmitBatch) and print its BatchInfo and whether it is a duplicate.\n"
      "      -f FILE  one transaction per line of FILE (\"-\": stdin); the newline is not\n"
      "               part of it and empty lines are skipped\n"
@@ -82,6 +144,50 @@ static const struct qsctl_cmd qsctl_cmds[] = {
      "      -k KEY   idempotency key: the bytes of KEY (at most 64); a retry with the\n"
      "               same key returns the same batch",
      qsctl_submit},
+    {"batches", "[--author KEY] [--limit N] [-o text|json]",
+     "list the durable batches stored on this node (ListBatches, page after page):\n"
+     "      digest, author (key prefix in text), batch_id, epoch, expiration, txns, bytes.\n"
+     "      --author KEY  only those of the validator with signing key KEY (64 hex digits)\n"
+     "      --limit N     at most N of them (default: all)",
+     qsctl_batches},
+    {"batch", "show DIGEST [--txns] [-o text|json]",
+     "fetch one batch (GetBatch: from memory, disk or a peer) and print its BatchInfo,\n"
+     "      where it came from, its transactions' count and sizes; the digest is\n"
+     "      recomputed from the transactions and a mismatch fails (exit 1).\n"
+     "      --txns  also each transaction, in hex",
+     qsctl_batch},
+    {"proofs", "[--author KEY] [--limit N] [-o text|json]",
+     "list the proof queue (ListProofs, page after page): digest, author, batch_id,\n"
+     "      expiration, signers (count and validator indexes from the bitmap), txns, bytes.\n"
+     "      --author KEY, --limit N  as for batches",
+     qsctl_proofs},
+    {"payload",
+     "[--max-txns N] [--max-bytes N] [--max-inline-txns N] [--max-inline-bytes N]\n"
+     "          [--exclude DIGEST]... [--non-full | --full-only] [-o text|json]",
+     "ask for a block payload as consensus would (GetPayload) and print its proofs,\n"
+     "      inline batches and totals.\n"
+     "      --max-txns N, --max-bytes N  limits of the whole payload (default 10000\n"
+     "                    and 10 MiB; sizes take a KiB, MiB or GiB suffix)\n"
+     "      --max-inline-txns N, --max-inline-bytes N  of those, how much may come as\n"
+     "                    whole batches instead of proofs (default 0: none)\n"
+     "      --exclude DIGEST  leave out this batch (repeat for more)\n"
+     "      --non-full    return what there is even if it fills no limit (the default)\n"
+     "      --full-only   return_non_full false: an empty payload unless a limit is filled",
+     qsctl_payload},
+    {"commit", "[--timestamp-us T] [-o text|json] DIGEST...",
+     "tell qsd these batches were committed in a block (NotifyCommit) and print how many\n"
+     "      proofs it removed.\n"
+     "      --timestamp-us T  the block's timestamp, microseconds since the Unix epoch\n"
+     "                        (default: now)",
+     qsctl_commit},
+    {"db", "check [-o text|json] DIR",
+     "check the database in DIR (a node's data_dir) offline and read-only: every payload\n"
+     "      against its digest, infos against payloads, proofs. Beside a running qsd it sees\n"
+     "      what was durable when it opened. Prints each problem (column family, key in\n"
+     "      hex, what) and the totals. Exit status: 0 clean,\n"
+     "      1 problems found, 2 the check could not run (no database in DIR, or it\n"
+     "      cannot be opened or read)",
+     qsctl_db},
 };
 
 #define QSCTL_NCMDS (sizeof(qsctl_cmds) / sizeof(qsctl_cmds[0]))
@@ -93,11 +199,14 @@ qsctl_usage(FILE *f)
 
 	fprintf(f,
 	        "usage: qsctl [-hV] [-s SOCKET] [-t MS] COMMAND [ARGS]\n\n"
-	        "  -h         show this help\n"
+	        "  -h         show this help (COMMAND -h: that command's)\n"
 	        "  -V         show the version\n"
 	        "  -s SOCKET  qsd's RPC socket (default %s)\n"
 	        "  -t MS      timeout of each RPC step in milliseconds (default %d)\n\n"
-	        "exit status: 0 ok, 1 failure or RPC error, 2 cannot connect to qsd, 64 usage\n\n"
+	        "exit status: 0 ok, 1 failure or RPC error, 2 cannot connect to qsd, 64 usage\n"
+	        "(db check: 0 clean, 1 problems, 2 could not check)\n\n"
+	        "-o json prints one JSON document: digests and keys in lowercase hex, times as\n"
+	        "*_us (microseconds since the Unix epoch) with an ISO-8601 UTC copy.\n\n"
 	        "commands:\n",
 	        QS_CLIENT_DEFAULT_SOCKET, QSCTL_TIMEOUT_MS);
 	for (i = 0; i < QSCTL_NCMDS; i++)
@@ -340,20 +449,20 @@ qsctl_rpc_result(const char *method, int rc, const Quorumstore__V1__Response *re
 }
 
 static void
-qsctl_json_string(const char *s)
+qsctl_json_string(FILE *f, const char *s)
 {
-	putchar('"');
+	fputc('"', f);
 	for (; *s != '\0'; s++) {
 		unsigned char ch = (unsigned char)*s;
 
 		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
+			fprintf(f, "\\%c", ch);
 		else if (ch < 0x20)
-			printf("\\u%04x", ch);
+			fprintf(f, "\\u%04x", ch);
 		else
-			putchar(ch);
+			fputc(ch, f);
 	}
-	putchar('"');
+	fputc('"', f);
 }
 
 /*
@@ -387,22 +496,22 @@ qsctl_enum_name(const ProtobufCFieldDescriptor *field, int v, char *buf, size_t 
  * "name: value" per line, or one JSON object. Other fields are skipped.
  */
 static void
-qsctl_print_scalars(const ProtobufCMessage *msg, bool json)
+qsctl_print_scalars(FILE *f, const ProtobufCMessage *msg, bool json)
 {
 	const ProtobufCMessageDescriptor *d = msg->descriptor;
 	const char *sep = "";
 	char value[128];
 
 	if (json)
-		putchar('{');
+		fputc('{', f);
 	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const void *p = (const char *)msg + f->offset;
+		const ProtobufCFieldDescriptor *fd = &d->fields[i];
+		const void *p = (const char *)msg + fd->offset;
 		const char *str = NULL;
 
-		if (f->label == PROTOBUF_C_LABEL_REPEATED)
+		if (fd->label == PROTOBUF_C_LABEL_REPEATED)
 			continue;
-		switch (f->type) {
+		switch (fd->type) {
 		case PROTOBUF_C_TYPE_STRING:
 			str = *(char *const *)p != NULL ? *(char *const *)p : "";
 			break;
@@ -425,25 +534,25 @@ qsctl_print_scalars(const ProtobufCMessage *msg, bool json)
 			         *(const protobuf_c_boolean *)p ? "true" : "false");
 			break;
 		case PROTOBUF_C_TYPE_ENUM:
-			qsctl_enum_name(f, *(const int *)p, value, sizeof(value));
+			qsctl_enum_name(fd, *(const int *)p, value, sizeof(value));
 			str = value;
 			break;
 		default:
 			continue;
 		}
 		if (!json) {
-			printf("%s: %s\n", f->name, str != NULL ? str : value);
+			fprintf(f, "%s: %s\n", fd->name, str != NULL ? str : value);
 			continue;
 		}
-		printf("%s\"%s\":", sep, f->name);
+		fprintf(f, "%s\"%s\":", sep, fd->name);
 		sep = ",";
 		if (str != NULL)
-			qsctl_json_string(str);
+			qsctl_json_string(f, str);
 		else
-			fputs(value, stdout);
+			fputs(value, f);
 	}
 	if (json)
-		puts("}");
+		fputs("}\n", f);
 }
 
 static int
@@ -482,7 +591,7 @@ qsctl_status(int argc, char **argv)
 	rc = qs_client_status(client, qsctl_timeout_ms, &resp);
 	rc = qsctl_rpc_result("GetStatus", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_STATUS);
 	if (rc == 0)
-		qsctl_print_scalars(&resp->get_status->base, json);
+		qsctl_print_scalars(stdout, &resp->get_status->base, json);
 	qs_client_response_free(resp);
 	qs_client_close(client);
 	return rc;
@@ -588,6 +697,1276 @@ qsctl_parse_size(const char *s, unsigned long long max, size_t *out)
 	return true;
 }
 
+/* ---- output ---- */
+
+/*
+ * Where a command writes. Text goes straight to stdout; a JSON document is
+ * built in memory and written out only when the command succeeds, so that
+ * stdout holds one whole document or nothing.
+ */
+struct qsctl_out {
+	FILE *f;
+	char *buf;
+	size_t len;
+	bool json;
+};
+
+static int
+qsctl_out_open(struct qsctl_out *o, bool json)
+{
+	memset(o, 0, sizeof(*o));
+	o->json = json;
+	if (!json) {
+		o->f = stdout;
+		return 0;
+	}
+	o->f = open_memstream(&o->buf, &o->len);
+	if (o->f == NULL) {
+		fprintf(stderr, "qsctl: %s\n", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	return 0;
+}
+
+/* End the output of a command that exits with `status`: a JSON document is
+ * written to stdout when that is 0. Returns `status`, or EXIT_FAILURE when
+ * the document could not be built. */
+static int
+qsctl_out_close(struct qsctl_out *o, int status)
+{
+	if (!o->json || o->f == NULL)
+		return status;
+	if ((ferror(o->f) | fclose(o->f)) != 0 && status == 0) {
+		fprintf(stderr, "qsctl: building the JSON output: out of memory\n");
+		status = EXIT_FAILURE;
+	}
+	o->f = NULL;
+	if (status == 0)
+		fwrite(o->buf, 1, o->len, stdout);
+	free(o->buf);
+	o->buf = NULL;
+	return status;
+}
+
+static bool
+qsctl_parse_output(const char *arg, bool *json)
+{
+	if (strcmp(arg, "json") == 0)
+		*json = true;
+	else if (strcmp(arg, "text") == 0)
+		*json = false;
+	else
+		return false;
+	return true;
+}
+
+/*
+ * A decimal integer from min to max; with `sizes`, optionally followed by
+ * KiB, MiB or GiB.
+ */
+static bool
+qsctl_parse_u64(const char *s, uint64_t min, uint64_t max, bool sizes, uint64_t *out)
+{
+	unsigned long long v;
+	uint64_t unit = 1;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return false;
+	if (sizes && strcmp(end, "KiB") == 0)
+		unit = 1ull << 10;
+	else if (sizes && strcmp(end, "MiB") == 0)
+		unit = 1ull << 20;
+	else if (sizes && strcmp(end, "GiB") == 0)
+		unit = 1ull << 30;
+	else if (*end != '\0')
+		return false;
+	if (v > UINT64_MAX / unit || v * unit < min || v * unit > max)
+		return false;
+	*out = v * unit;
+	return true;
+}
+
+/* A digest or key operand: exactly 2 * n hex digits. */
+static bool
+qsctl_parse_hex(const char *what, const char *arg, uint8_t *out, size_t n)
+{
+	if (qs_hex_decode(arg, out, n) == 0)
+		return true;
+	fprintf(stderr, "qsctl: %s '%s': want %zu hex digits\n", what, arg, 2 * n);
+	return false;
+}
+
+static uint64_t
+qsctl_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* `us` after the Unix epoch in ISO-8601 UTC with microseconds; false when
+ * the year is past 9999. */
+static bool
+qsctl_iso_time(uint64_t us, char *buf, size_t len)
+{
+	time_t sec = (time_t)(us / 1000000u);
+	struct tm tm;
+	size_t n;
+
+	if (us / 1000000u > QSCTL_ISO_MAX_S || gmtime_r(&sec, &tm) == NULL)
+		return false;
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n == 0)
+		return false;
+	snprintf(buf + n, len - n, ".%06uZ", (unsigned)(us % 1000000u));
+	return true;
+}
+
+/* The n bytes at p in lowercase hex, without an intermediate buffer of
+ * their size. */
+static void
+qsctl_put_hex(FILE *f, const uint8_t *p, size_t n)
+{
+	char chunk[2 * 256 + 1];
+
+	while (n > 0) {
+		size_t k = n < 256 ? n : 256;
+
+		qs_hex_encode(p, k, chunk);
+		fwrite(chunk, 1, 2 * k, f);
+		p += k;
+		n -= k;
+	}
+}
+
+static void
+qsctl_json_hex(FILE *f, const ProtobufCBinaryData *b)
+{
+	fputc('"', f);
+	qsctl_put_hex(f, b->data, b->len);
+	fputc('"', f);
+}
+
+/* At most max bytes of b in hex into out (2 * max + 2 chars), with a "+"
+ * when b is longer and `mark`: a column of a text table. */
+static void
+qsctl_hex_column(const ProtobufCBinaryData *b, size_t max, bool mark, char *out)
+{
+	size_t n = b->len < max ? b->len : max;
+
+	qs_hex_encode(b->data, n, out);
+	if (b->len > max && mark)
+		strcpy(out + 2 * n, "+");
+}
+
+static void
+qsctl_json_time(FILE *f, const char *name, uint64_t us)
+{
+	char iso[QSCTL_ISO_LEN];
+
+	fprintf(f, "\"%s_us\":%" PRIu64 ",\"%s\":", name, us, name);
+	if (qsctl_iso_time(us, iso, sizeof(iso)))
+		fprintf(f, "\"%s\"", iso);
+	else
+		fputs("null", f);
+}
+
+/* A BatchInfo as a JSON object; the field names are the protocol's. */
+static void
+qsctl_json_info(FILE *f, const Quorumstore__V1__BatchInfo *info)
+{
+	fputs("{\"digest\":", f);
+	qsctl_json_hex(f, &info->digest);
+	fputs(",\"author\":", f);
+	qsctl_json_hex(f, &info->author);
+	fprintf(f, ",\"batch_id\":%" PRIu64 ",\"epoch\":%" PRIu64 ",", info->batch_id, info->epoch);
+	qsctl_json_time(f, "expiration", info->expiration_us);
+	fprintf(f,
+	        ",\"num_txns\":%" PRIu32 ",\"num_bytes\":%" PRIu64 ",\"gas_bucket_start\":%" PRIu64
+	        "}",
+	        info->num_txns, info->num_bytes, info->gas_bucket_start);
+}
+
+/* The indexes of the validators whose bit is set in a signer bitmap (bit i
+ * is bit i % 8 of byte i / 8), separated by `sep`; returns how many. With
+ * f NULL, only counts. */
+static size_t
+qsctl_put_signers(FILE *f, const ProtobufCBinaryData *bitmap, const char *sep)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < bitmap->len; i++) {
+		for (unsigned bit = 0; bit < 8; bit++) {
+			if (((bitmap->data[i] >> bit) & 1) == 0)
+				continue;
+			if (f != NULL)
+				fprintf(f, "%s%zu", n > 0 ? sep : "", 8 * i + bit);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void
+qsctl_json_proof(FILE *f, const Quorumstore__V1__ProofOfStore *proof)
+{
+	fputs("{\"info\":", f);
+	qsctl_json_info(f, proof->info);
+	fputs(",\"signers\":[", f);
+	qsctl_put_signers(f, &proof->signer_bitmap, ",");
+	fprintf(f, "],\"signer_count\":%zu,\"signatures\":%zu}",
+	        qsctl_put_signers(NULL, &proof->signer_bitmap, ","), proof->n_signatures);
+}
+
+/* Text tables: the columns every row starts with. */
+#define QSCTL_ROW_FMT "%-64s  %-16s  %16s  "
+
+static void
+qsctl_row_start(FILE *f, const Quorumstore__V1__BatchInfo *info)
+{
+	char digest[2 * QS_DIGEST_BYTES + 2], author[2 * QSCTL_AUTHOR_PREFIX_BYTES + 2];
+	char id[24];
+
+	/* A digest is shown whole (marked if over 32 bytes), a key by its prefix. */
+	qsctl_hex_column(&info->digest, QS_DIGEST_BYTES, true, digest);
+	qsctl_hex_column(&info->author, QSCTL_AUTHOR_PREFIX_BYTES, false, author);
+	snprintf(id, sizeof(id), "%" PRIu64, info->batch_id);
+	fprintf(f, QSCTL_ROW_FMT, digest, author, id);
+}
+
+static void
+qsctl_put_iso(FILE *f, uint64_t us)
+{
+	char iso[QSCTL_ISO_LEN];
+
+	fprintf(f, "%-27s", qsctl_iso_time(us, iso, sizeof(iso)) ? iso : "-");
+}
+
+/* batches: DIGEST AUTHOR BATCH_ID EPOCH EXPIRATION EXPIRATION_US TXNS BYTES */
+static void
+qsctl_batch_header(FILE *f)
+{
+	fprintf(f, QSCTL_ROW_FMT "%6s  %-27s  %16s  %7s  %11s\n", "DIGEST", "AUTHOR", "BATCH_ID",
+	        "EPOCH", "EXPIRATION", "EXPIRATION_US", "TXNS", "BYTES");
+}
+
+static void
+qsctl_batch_row(FILE *f, const Quorumstore__V1__BatchInfo *info)
+{
+	qsctl_row_start(f, info);
+	fprintf(f, "%6" PRIu64 "  ", info->epoch);
+	qsctl_put_iso(f, info->expiration_us);
+	fprintf(f, "  %16" PRIu64 "  %7" PRIu32 "  %11" PRIu64 "\n", info->expiration_us,
+	        info->num_txns, info->num_bytes);
+}
+
+/* proofs: DIGEST AUTHOR BATCH_ID EXPIRATION TXNS BYTES SIGNERS */
+static void
+qsctl_proof_header(FILE *f, const char *kind)
+{
+	if (kind != NULL)
+		fprintf(f, "%-6s  ", "KIND");
+	fprintf(f, QSCTL_ROW_FMT "%-27s  %7s  %11s  %s\n", "DIGEST", "AUTHOR", "BATCH_ID",
+	        "EXPIRATION", "TXNS", "BYTES", "SIGNERS");
+}
+
+/* A row of the proofs table: `bitmap` NULL for an inline batch, which has
+ * no signers, and txns, bytes those it carries. */
+static void
+qsctl_proof_row(FILE *f, const char *kind, const Quorumstore__V1__BatchInfo *info,
+                const ProtobufCBinaryData *bitmap, uint64_t txns, uint64_t bytes)
+{
+	if (kind != NULL)
+		fprintf(f, "%-6s  ", kind);
+	qsctl_row_start(f, info);
+	qsctl_put_iso(f, info->expiration_us);
+	fprintf(f, "  %7" PRIu64 "  %11" PRIu64 "  ", txns, bytes);
+	if (bitmap == NULL) {
+		fputs("-\n", f);
+		return;
+	}
+	fprintf(f, "%zu [", qsctl_put_signers(NULL, bitmap, ","));
+	qsctl_put_signers(f, bitmap, ",");
+	fputs("]\n", f);
+}
+
+/* ---- batches, proofs: listings page by page ---- */
+
+struct qsctl_lister {
+	const char *method; /* in messages: "ListBatches" */
+	const char *what;   /* the JSON array, and the noun of the text summary */
+	Quorumstore__V1__Response__BodyCase body;
+	int (*call)(struct qs_client *c, const uint8_t *author, size_t author_len,
+	            const uint8_t *start_after, size_t start_len, uint32_t limit, int timeout_ms,
+	            Quorumstore__V1__Response **out);
+	size_t (*count)(const Quorumstore__V1__Response *resp);
+	const ProtobufCBinaryData *(*next)(const Quorumstore__V1__Response *resp);
+	/* Entry i's BatchInfo; NULL when it has none. */
+	const Quorumstore__V1__BatchInfo *(*info)(const Quorumstore__V1__Response *resp, size_t i);
+	void (*header)(FILE *f);
+	void (*print)(FILE *f, bool json, const Quorumstore__V1__Response *resp, size_t i);
+};
+
+static size_t
+qsctl_batches_count(const Quorumstore__V1__Response *resp)
+{
+	return resp->list_batches->n_infos;
+}
+
+static const ProtobufCBinaryData *
+qsctl_batches_next(const Quorumstore__V1__Response *resp)
+{
+	return &resp->list_batches->next;
+}
+
+static const Quorumstore__V1__BatchInfo *
+qsctl_batches_info(const Quorumstore__V1__Response *resp, size_t i)
+{
+	return resp->list_batches->infos[i];
+}
+
+static void
+qsctl_batches_print(FILE *f, bool json, const Quorumstore__V1__Response *resp, size_t i)
+{
+	if (json)
+		qsctl_json_info(f, resp->list_batches->infos[i]);
+	else
+		qsctl_batch_row(f, resp->list_batches->infos[i]);
+}
+
+static size_t
+qsctl_proofs_count(const Quorumstore__V1__Response *resp)
+{
+	return resp->list_proofs->n_proofs;
+}
+
+static const ProtobufCBinaryData *
+qsctl_proofs_next(const Quorumstore__V1__Response *resp)
+{
+	return &resp->list_proofs->next;
+}
+
+static const Quorumstore__V1__BatchInfo *
+qsctl_proofs_info(const Quorumstore__V1__Response *resp, size_t i)
+{
+	return resp->list_proofs->proofs[i]->info;
+}
+
+static void
+qsctl_proofs_header(FILE *f)
+{
+	qsctl_proof_header(f, NULL);
+}
+
+static void
+qsctl_proofs_print(FILE *f, bool json, const Quorumstore__V1__Response *resp, size_t i)
+{
+	const Quorumstore__V1__ProofOfStore *p = resp->list_proofs->proofs[i];
+
+	if (json)
+		qsctl_json_proof(f, p);
+	else
+		qsctl_proof_row(f, NULL, p->info, &p->signer_bitmap, p->info->num_txns,
+		                p->info->num_bytes);
+}
+
+static const struct qsctl_lister qsctl_batches_lister = {
+    .method = "ListBatches",
+    .what = "batches",
+    .body = QUORUMSTORE__V1__RESPONSE__BODY_LIST_BATCHES,
+    .call = qs_client_list_batches,
+    .count = qsctl_batches_count,
+    .next = qsctl_batches_next,
+    .info = qsctl_batches_info,
+    .header = qsctl_batch_header,
+    .print = qsctl_batches_print,
+};
+
+static const struct qsctl_lister qsctl_proofs_lister = {
+    .method = "ListProofs",
+    .what = "proofs",
+    .body = QUORUMSTORE__V1__RESPONSE__BODY_LIST_PROOFS,
+    .call = qs_client_list_proofs,
+    .count = qsctl_proofs_count,
+    .next = qsctl_proofs_next,
+    .info = qsctl_proofs_info,
+    .header = qsctl_proofs_header,
+    .print = qsctl_proofs_print,
+};
+
+/*
+ * List every entry (or --limit of them), asking page after page until the
+ * server's `next` is empty. An entry that ended one page and starts the
+ * next again (the listing moved under the cursor) is shown once.
+ */
+static int
+qsctl_list(int argc, char **argv, const struct qsctl_lister *ls)
+{
+	enum {
+		OPT_AUTHOR = 256,
+		OPT_LIMIT
+	};
+	static const struct option opts[] = {
+	    {"author", required_argument, NULL, OPT_AUTHOR},
+	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *client = NULL;
+	struct qsctl_out out = {.f = NULL};
+	uint8_t author[QS_PUBKEY_BYTES], last[QS_DIGEST_BYTES];
+	uint8_t *cursor = NULL;
+	size_t cursor_len = 0;
+	bool by_author = false, have_last = false, json = false, more = false;
+	uint64_t limit = 0, count = 0, txns = 0, bytes = 0;
+	int c, rc;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			qsctl_cmd_usage(stdout, cmd);
+			return 0;
+		case 'o':
+			if (!qsctl_parse_output(optarg, &json))
+				goto usage;
+			break;
+		case OPT_AUTHOR:
+			if (!qsctl_parse_hex("--author", optarg, author, sizeof(author)))
+				return EX_USAGE;
+			by_author = true;
+			break;
+		case OPT_LIMIT:
+			if (!qsctl_parse_u64(optarg, 1, UINT64_MAX, false, &limit)) {
+				fprintf(stderr, "qsctl: --limit: a count, 1 and up\n");
+				return EX_USAGE;
+			}
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc)
+		goto usage;
+
+	rc = qsctl_connect(&client);
+	if (rc != 0)
+		return rc;
+	rc = qsctl_out_open(&out, json);
+	if (rc != 0)
+		goto out;
+	if (json)
+		fprintf(out.f, "{\"%s\":[", ls->what);
+	else
+		ls->header(out.f);
+	for (;;) {
+		uint32_t want = QS_CLIENT_LIST_MAX;
+		const ProtobufCBinaryData *next;
+		uint8_t *copy;
+		size_t n;
+
+		if (limit != 0 && limit - count < want)
+			want = (uint32_t)(limit - count);
+		qs_client_response_free(resp);
+		resp = NULL;
+		rc = ls->call(client, by_author ? author : NULL, by_author ? sizeof(author) : 0,
+		              cursor, cursor_len, want, qsctl_timeout_ms, &resp);
+		rc = qsctl_rpc_result(ls->method, rc, resp, ls->body);
+		if (rc != 0)
+			goto out;
+		n = ls->count(resp);
+		for (size_t i = 0; i < n; i++) {
+			const Quorumstore__V1__BatchInfo *info = ls->info(resp, i);
+
+			if (info == NULL) {
+				fprintf(stderr, "qsctl: %s: an entry without its BatchInfo\n",
+				        ls->method);
+				rc = QSCTL_EXIT_RPC;
+				goto out;
+			}
+			if (i == 0 && have_last && info->digest.len == sizeof(last) &&
+			    memcmp(info->digest.data, last, sizeof(last)) == 0)
+				continue;
+			if (limit != 0 && count == limit) {
+				more = true;
+				break;
+			}
+			if (json && count > 0)
+				fputc(',', out.f);
+			ls->print(out.f, json, resp, i);
+			count++;
+			txns += info->num_txns;
+			bytes += info->num_bytes;
+			have_last = info->digest.len == sizeof(last);
+			if (have_last)
+				memcpy(last, info->digest.data, sizeof(last));
+		}
+		next = ls->next(resp);
+		if (more || next->len == 0)
+			break;
+		if (limit != 0 && count == limit) {
+			more = true;
+			break;
+		}
+		if (next->len == cursor_len && memcmp(next->data, cursor, cursor_len) == 0) {
+			fprintf(stderr, "qsctl: %s: the server's cursor did not advance\n",
+			        ls->method);
+			rc = QSCTL_EXIT_RPC;
+			goto out;
+		}
+		copy = malloc(next->len);
+		if (copy == NULL) {
+			fprintf(stderr, "qsctl: out of memory\n");
+			rc = EXIT_FAILURE;
+			goto out;
+		}
+		memcpy(copy, next->data, next->len);
+		free(cursor);
+		cursor = copy;
+		cursor_len = next->len;
+	}
+	if (json) {
+		fprintf(out.f,
+		        "],\"count\":%" PRIu64 ",\"num_txns\":%" PRIu64 ",\"num_bytes\":%" PRIu64
+		        ",\"more\":%s}\n",
+		        count, txns, bytes, more ? "true" : "false");
+	} else {
+		fprintf(out.f, "%" PRIu64 " %s, %" PRIu64 " transactions, %" PRIu64 " bytes\n",
+		        count, ls->what, txns, bytes);
+		if (more)
+			fprintf(out.f, "stopped at --limit %" PRIu64 "; there may be more\n",
+			        limit);
+	}
+out:
+	rc = qsctl_out_close(&out, rc);
+	free(cursor);
+	qs_client_response_free(resp);
+	qs_client_close(client);
+	return rc;
+usage:
+	qsctl_cmd_usage(stderr, cmd);
+	return EX_USAGE;
+}
+
+static int
+qsctl_batches(int argc, char **argv)
+{
+	return qsctl_list(argc, argv, &qsctl_batches_lister);
+}
+
+static int
+qsctl_proofs(int argc, char **argv)
+{
+	return qsctl_list(argc, argv, &qsctl_proofs_lister);
+}
+
+/* ---- batch show ---- */
+
+static const char *
+qsctl_source_name(Quorumstore__V1__BatchSource source)
+{
+	switch (source) {
+	case QUORUMSTORE__V1__BATCH_SOURCE__BATCH_SOURCE_MEMORY:
+		return "memory";
+	case QUORUMSTORE__V1__BATCH_SOURCE__BATCH_SOURCE_DISK:
+		return "disk";
+	case QUORUMSTORE__V1__BATCH_SOURCE__BATCH_SOURCE_PEER:
+		return "peer";
+	default:
+		return "unspecified";
+	}
+}
+
+/*
+ * Why `batch` is not the batch with `digest` on chain `chain_id`, or NULL
+ * when it is: its BatchInfo names that digest, its transactions agree with
+ * the counts of the BatchInfo, and they hash to the digest.
+ */
+static const char *
+qsctl_batch_problem(const Quorumstore__V1__Batch *batch, const uint8_t *digest, uint32_t chain_id,
+                    uint64_t bytes)
+{
+	const Quorumstore__V1__BatchInfo *info = batch->info;
+	uint8_t computed[QS_DIGEST_BYTES];
+
+	if (info->digest.len != QS_DIGEST_BYTES ||
+	    memcmp(info->digest.data, digest, QS_DIGEST_BYTES) != 0)
+		return "the batch returned has another digest than the one asked for";
+	if (info->num_txns != batch->n_transactions)
+		return "num_txns differs from the number of transactions returned";
+	if (info->num_bytes != bytes)
+		return "num_bytes differs from the size of the transactions returned";
+	if (info->author.len != QS_PUBKEY_BYTES)
+		return "the author is not a 32-byte key";
+	if (qs_codec_batch_digest(chain_id, info->author.data, info->epoch, info->batch_id,
+	                          batch->transactions, batch->n_transactions, computed) != 0)
+		return "the digest of the transactions cannot be computed";
+	if (memcmp(computed, digest, QS_DIGEST_BYTES) != 0)
+		return "the transactions do not hash to the digest";
+	return NULL;
+}
+
+static void
+qsctl_print_batch(FILE *f, bool json, const Quorumstore__V1__GetBatchResponse *gb, bool verified,
+                  uint64_t bytes, bool with_txns)
+{
+	const Quorumstore__V1__Batch *batch = gb->batch;
+	const Quorumstore__V1__BatchInfo *info = batch->info;
+	uint64_t min = 0, max = 0;
+	char iso[QSCTL_ISO_LEN];
+
+	for (size_t i = 0; i < batch->n_transactions; i++) {
+		uint64_t len = batch->transactions[i].len;
+
+		if (i == 0 || len < min)
+			min = len;
+		if (len > max)
+			max = len;
+	}
+	if (json) {
+		fputs("{\"info\":", f);
+		qsctl_json_info(f, info);
+		fprintf(
+		    f,
+		    ",\"source\":\"%s\",\"verified\":%s,\"txn_count\":%zu,\"txn_bytes\":%" PRIu64
+		    ",\"txn_sizes\":[",
+		    qsctl_source_name(gb->source), verified ? "true" : "false",
+		    batch->n_transactions, bytes);
+		for (size_t i = 0; i < batch->n_transactions; i++)
+			fprintf(f, "%s%zu", i > 0 ? "," : "", batch->transactions[i].len);
+		fputc(']', f);
+		if (with_txns) {
+			fputs(",\"transactions\":[", f);
+			for (size_t i = 0; i < batch->n_transactions; i++) {
+				if (i > 0)
+					fputc(',', f);
+				qsctl_json_hex(f, &batch->transactions[i]);
+			}
+			fputc(']', f);
+		}
+		fputs("}\n", f);
+		return;
+	}
+	fputs("digest: ", f);
+	qsctl_put_hex(f, info->digest.data, info->digest.len);
+	fputs("\nauthor: ", f);
+	qsctl_put_hex(f, info->author.data, info->author.len);
+	fprintf(f,
+	        "\nbatch_id: %" PRIu64 "\nepoch: %" PRIu64 "\nexpiration_us: %" PRIu64
+	        "\nexpiration: %s\nnum_txns: %" PRIu32 "\nnum_bytes: %" PRIu64
+	        "\ngas_bucket_start: %" PRIu64 "\nsource: %s\nverified: %s\ntxn_count: %zu\n"
+	        "txn_bytes: %" PRIu64 "\ntxn_size_min: %" PRIu64 "\ntxn_size_max: %" PRIu64 "\n",
+	        info->batch_id, info->epoch, info->expiration_us,
+	        qsctl_iso_time(info->expiration_us, iso, sizeof(iso)) ? iso : "-", info->num_txns,
+	        info->num_bytes, info->gas_bucket_start, qsctl_source_name(gb->source),
+	        verified ? "true" : "false", batch->n_transactions, bytes, min, max);
+	for (size_t i = 0; with_txns && i < batch->n_transactions; i++) {
+		fprintf(f, "txn %zu %zu ", i, batch->transactions[i].len);
+		qsctl_put_hex(f, batch->transactions[i].data, batch->transactions[i].len);
+		fputc('\n', f);
+	}
+}
+
+static int
+qsctl_batch(int argc, char **argv)
+{
+	enum {
+		OPT_TXNS = 256
+	};
+	static const struct option opts[] = {
+	    {"txns", no_argument, NULL, OPT_TXNS},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	const Quorumstore__V1__GetBatchResponse *gb;
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *client = NULL;
+	struct qsctl_out out = {.f = NULL};
+	uint8_t digest[QS_DIGEST_BYTES];
+	bool json = false, with_txns = false;
+	const char *problem;
+	uint64_t bytes = 0;
+	int c, rc;
+
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		qsctl_cmd_usage(stdout, cmd);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "show") != 0)
+		goto usage;
+	argc--;
+	argv++;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			qsctl_cmd_usage(stdout, cmd);
+			return 0;
+		case 'o':
+			if (!qsctl_parse_output(optarg, &json))
+				goto usage;
+			break;
+		case OPT_TXNS:
+			with_txns = true;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (argc - optind != 1)
+		goto usage;
+	if (!qsctl_parse_hex("DIGEST", argv[optind], digest, sizeof(digest)))
+		return EX_USAGE;
+
+	rc = qsctl_connect(&client);
+	if (rc != 0)
+		return rc;
+	rc = qs_client_get_batch(client, digest, sizeof(digest), NULL, 0, qsctl_timeout_ms, &resp);
+	rc = qsctl_rpc_result("GetBatch", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_BATCH);
+	if (rc != 0)
+		goto out;
+	gb = resp->get_batch;
+	if (gb->batch == NULL || gb->batch->info == NULL) {
+		fprintf(stderr, "qsctl: GetBatch: the response has no batch or no BatchInfo\n");
+		rc = QSCTL_EXIT_RPC;
+		goto out;
+	}
+	for (size_t i = 0; i < gb->batch->n_transactions; i++)
+		bytes += gb->batch->transactions[i].len;
+	problem = qsctl_batch_problem(gb->batch, digest, qs_client_server(client)->chain_id, bytes);
+	rc = qsctl_out_open(&out, json);
+	if (rc != 0)
+		goto out;
+	qsctl_print_batch(out.f, json, gb, problem == NULL, bytes, with_txns);
+	/* A batch that is not what was asked for is shown, and fails. */
+	rc = qsctl_out_close(&out, 0);
+	if (rc == 0 && problem != NULL) {
+		fprintf(stderr, "qsctl: GetBatch: %s\n", problem);
+		rc = QSCTL_EXIT_RPC;
+	}
+out:
+	qs_client_response_free(resp);
+	qs_client_close(client);
+	return rc;
+usage:
+	qsctl_cmd_usage(stderr, cmd);
+	return EX_USAGE;
+}
+
+/* ---- payload ---- */
+
+static int
+qsctl_payload(int argc, char **argv)
+{
+	enum {
+		OPT_MAX_TXNS = 256,
+		OPT_MAX_BYTES,
+		OPT_MAX_INLINE_TXNS,
+		OPT_MAX_INLINE_BYTES,
+		OPT_EXCLUDE,
+		OPT_NON_FULL,
+		OPT_FULL_ONLY,
+	};
+	static const struct option opts[] = {
+	    {"max-txns", required_argument, NULL, OPT_MAX_TXNS},
+	    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+	    {"max-inline-txns", required_argument, NULL, OPT_MAX_INLINE_TXNS},
+	    {"max-inline-bytes", required_argument, NULL, OPT_MAX_INLINE_BYTES},
+	    {"exclude", required_argument, NULL, OPT_EXCLUDE},
+	    {"non-full", no_argument, NULL, OPT_NON_FULL},
+	    {"full-only", no_argument, NULL, OPT_FULL_ONLY},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct qs_client_payload_limits lim = {
+	    .max_txns = QSCTL_PAYLOAD_MAX_TXNS,
+	    .max_bytes = QSCTL_PAYLOAD_MAX_BYTES,
+	    .max_inline_txns = 0,
+	    .max_inline_bytes = 0,
+	    .return_non_full = true,
+	};
+	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	const Quorumstore__V1__GetPayloadResponse *gp;
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *client = NULL;
+	struct qsctl_out out = {.f = NULL};
+	ProtobufCBinaryData *exclude = NULL;
+	uint8_t(*digests)[QS_DIGEST_BYTES] = NULL;
+	uint64_t p_txns = 0, p_bytes = 0, i_txns = 0, i_bytes = 0, *value;
+	size_t n_exclude = 0;
+	bool json = false;
+	int c, li, rc = EX_USAGE;
+
+	/* Each --exclude takes an argument: at most argc of them. */
+	exclude = calloc((size_t)argc, sizeof(*exclude));
+	digests = calloc((size_t)argc, sizeof(*digests));
+	if (exclude == NULL || digests == NULL) {
+		fprintf(stderr, "qsctl: out of memory\n");
+		rc = EXIT_FAILURE;
+		goto out;
+	}
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "ho:", opts, &li)) != -1) {
+		switch (c) {
+		case 'h':
+			qsctl_cmd_usage(stdout, cmd);
+			rc = 0;
+			goto out;
+		case 'o':
+			if (!qsctl_parse_output(optarg, &json))
+				goto usage;
+			break;
+		case OPT_MAX_TXNS:
+		case OPT_MAX_BYTES:
+		case OPT_MAX_INLINE_TXNS:
+		case OPT_MAX_INLINE_BYTES:
+			value = c == OPT_MAX_TXNS          ? &lim.max_txns
+			        : c == OPT_MAX_BYTES       ? &lim.max_bytes
+			        : c == OPT_MAX_INLINE_TXNS ? &lim.max_inline_txns
+			                                   : &lim.max_inline_bytes;
+			if (!qsctl_parse_u64(optarg, 0, UINT64_MAX,
+			                     c == OPT_MAX_BYTES || c == OPT_MAX_INLINE_BYTES,
+			                     value)) {
+				fprintf(stderr, "qsctl: --%s: a number, 0 and up%s\n",
+				        opts[li].name,
+				        c == OPT_MAX_BYTES || c == OPT_MAX_INLINE_BYTES
+				            ? " (KiB, MiB, GiB suffixes allowed)"
+				            : "");
+				goto out;
+			}
+			break;
+		case OPT_EXCLUDE:
+			if (n_exclude == QSCTL_MAX_DIGESTS) {
+				fprintf(stderr, "qsctl: --exclude: at most %u digests\n",
+				        QSCTL_MAX_DIGESTS);
+				goto out;
+			}
+			if (!qsctl_parse_hex("--exclude", optarg, digests[n_exclude],
+			                     QS_DIGEST_BYTES))
+				goto out;
+			exclude[n_exclude].data = digests[n_exclude];
+			exclude[n_exclude].len = QS_DIGEST_BYTES;
+			n_exclude++;
+			break;
+		case OPT_NON_FULL:
+			lim.return_non_full = true;
+			break;
+		case OPT_FULL_ONLY:
+			lim.return_non_full = false;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc)
+		goto usage;
+
+	rc = qsctl_connect(&client);
+	if (rc != 0)
+		goto out;
+	rc = qs_client_get_payload(client, &lim, exclude, n_exclude, qsctl_timeout_ms, &resp);
+	rc = qsctl_rpc_result("GetPayload", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_PAYLOAD);
+	if (rc != 0)
+		goto out;
+	gp = resp->get_payload;
+	for (size_t i = 0; i < gp->n_proofs; i++) {
+		if (gp->proofs[i]->info == NULL) {
+			fprintf(stderr, "qsctl: GetPayload: a proof without its BatchInfo\n");
+			rc = QSCTL_EXIT_RPC;
+			goto out;
+		}
+		p_txns += gp->proofs[i]->info->num_txns;
+		p_bytes += gp->proofs[i]->info->num_bytes;
+	}
+	for (size_t i = 0; i < gp->n_inline_batches; i++) {
+		const Quorumstore__V1__Batch *b = gp->inline_batches[i];
+
+		if (b->info == NULL) {
+			fprintf(stderr,
+			        "qsctl: GetPayload: an inline batch without its BatchInfo\n");
+			rc = QSCTL_EXIT_RPC;
+			goto out;
+		}
+		i_txns += b->n_transactions;
+		for (size_t j = 0; j < b->n_transactions; j++)
+			i_bytes += b->transactions[j].len;
+	}
+
+	rc = qsctl_out_open(&out, json);
+	if (rc != 0)
+		goto out;
+	if (json) {
+		fputs("{\"proofs\":[", out.f);
+		for (size_t i = 0; i < gp->n_proofs; i++) {
+			if (i > 0)
+				fputc(',', out.f);
+			qsctl_json_proof(out.f, gp->proofs[i]);
+		}
+		fputs("],\"inline_batches\":[", out.f);
+		for (size_t i = 0; i < gp->n_inline_batches; i++) {
+			const Quorumstore__V1__Batch *b = gp->inline_batches[i];
+			uint64_t bytes = 0;
+
+			for (size_t j = 0; j < b->n_transactions; j++)
+				bytes += b->transactions[j].len;
+			fputs(i > 0 ? ",{\"info\":" : "{\"info\":", out.f);
+			qsctl_json_info(out.f, b->info);
+			fprintf(out.f, ",\"txn_count\":%zu,\"txn_bytes\":%" PRIu64 "}",
+			        b->n_transactions, bytes);
+		}
+		fprintf(out.f,
+		        "],\"totals\":{\"batches\":%zu,\"num_txns\":%" PRIu64
+		        ",\"num_bytes\":%" PRIu64 ",\"proof_batches\":%zu,\"proof_txns\":%" PRIu64
+		        ",\"proof_bytes\":%" PRIu64
+		        ",\"inline_batches\":%zu,\"inline_txns\":%" PRIu64
+		        ",\"inline_bytes\":%" PRIu64 "}}\n",
+		        gp->n_proofs + gp->n_inline_batches, p_txns + i_txns, p_bytes + i_bytes,
+		        gp->n_proofs, p_txns, p_bytes, gp->n_inline_batches, i_txns, i_bytes);
+	} else {
+		qsctl_proof_header(out.f, "KIND");
+		for (size_t i = 0; i < gp->n_proofs; i++) {
+			const Quorumstore__V1__ProofOfStore *p = gp->proofs[i];
+
+			qsctl_proof_row(out.f, "proof", p->info, &p->signer_bitmap,
+			                p->info->num_txns, p->info->num_bytes);
+		}
+		for (size_t i = 0; i < gp->n_inline_batches; i++) {
+			const Quorumstore__V1__Batch *b = gp->inline_batches[i];
+			uint64_t bytes = 0;
+
+			for (size_t j = 0; j < b->n_transactions; j++)
+				bytes += b->transactions[j].len;
+			qsctl_proof_row(out.f, "inline", b->info, NULL, b->n_transactions, bytes);
+		}
+		fprintf(out.f,
+		        "proofs: %zu batches, %" PRIu64 " transactions, %" PRIu64 " bytes\n"
+		        "inline: %zu batches, %" PRIu64 " transactions, %" PRIu64 " bytes\n"
+		        "total: %zu batches, %" PRIu64 " transactions, %" PRIu64 " bytes\n",
+		        gp->n_proofs, p_txns, p_bytes, gp->n_inline_batches, i_txns, i_bytes,
+		        gp->n_proofs + gp->n_inline_batches, p_txns + i_txns, p_bytes + i_bytes);
+	}
+out:
+	rc = qsctl_out_close(&out, rc);
+	qs_client_response_free(resp);
+	qs_client_close(client);
+	free(exclude);
+	free(digests);
+	return rc;
+usage:
+	qsctl_cmd_usage(stderr, cmd);
+	rc = EX_USAGE;
+	goto out;
+}
+
+/* ---- commit ---- */
+
+static int
+qsctl_commit(int argc, char **argv)
+{
+	enum {
+		OPT_TIMESTAMP = 256
+	};
+	static const struct option opts[] = {
+	    {"timestamp-us", required_argument, NULL, OPT_TIMESTAMP},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *client = NULL;
+	struct qsctl_out out = {.f = NULL};
+	ProtobufCBinaryData *list = NULL;
+	uint8_t(*digests)[QS_DIGEST_BYTES] = NULL;
+	uint64_t timestamp_us = 0;
+	bool json = false, have_timestamp = false;
+	char iso[QSCTL_ISO_LEN];
+	size_t n = 0;
+	int c, rc = EX_USAGE;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			qsctl_cmd_usage(stdout, cmd);
+			return 0;
+		case 'o':
+			if (!qsctl_parse_output(optarg, &json))
+				goto usage;
+			break;
+		case OPT_TIMESTAMP:
+			if (!qsctl_parse_u64(optarg, 0, UINT64_MAX, false, &timestamp_us)) {
+				fprintf(stderr, "qsctl: --timestamp-us: microseconds since the "
+				                "Unix epoch\n");
+				return EX_USAGE;
+			}
+			have_timestamp = true;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	n = (size_t)(argc - optind);
+	if (n == 0)
+		goto usage;
+	if (n > QSCTL_MAX_DIGESTS) {
+		fprintf(stderr, "qsctl: at most %u digests\n", QSCTL_MAX_DIGESTS);
+		return EX_USAGE;
+	}
+	list = calloc(n, sizeof(*list));
+	digests = calloc(n, sizeof(*digests));
+	if (list == NULL || digests == NULL) {
+		fprintf(stderr, "qsctl: out of memory\n");
+		rc = EXIT_FAILURE;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!qsctl_parse_hex("DIGEST", argv[optind + (int)i], digests[i], QS_DIGEST_BYTES))
+			goto out;
+		list[i].data = digests[i];
+		list[i].len = QS_DIGEST_BYTES;
+	}
+	if (!have_timestamp)
+		timestamp_us = qsctl_now_us();
+
+	rc = qsctl_connect(&client);
+	if (rc != 0)
+		goto out;
+	rc = qs_client_notify_commit(client, timestamp_us, list, n, qsctl_timeout_ms, &resp);
+	rc = qsctl_rpc_result("NotifyCommit", rc, resp,
+	                      QUORUMSTORE__V1__RESPONSE__BODY_NOTIFY_COMMIT);
+	if (rc != 0)
+		goto out;
+	rc = qsctl_out_open(&out, json);
+	if (rc != 0)
+		goto out;
+	if (json) {
+		fputc('{', out.f);
+		qsctl_json_time(out.f, "block_timestamp", timestamp_us);
+		fprintf(out.f, ",\"digests\":%zu,\"proofs_removed\":%" PRIu32 "}\n", n,
+		        resp->notify_commit->proofs_removed);
+	} else {
+		fprintf(out.f,
+		        "block_timestamp_us: %" PRIu64 "\nblock_timestamp: %s\ndigests: %zu\n"
+		        "proofs_removed: %" PRIu32 "\n",
+		        timestamp_us, qsctl_iso_time(timestamp_us, iso, sizeof(iso)) ? iso : "-", n,
+		        resp->notify_commit->proofs_removed);
+	}
+out:
+	rc = qsctl_out_close(&out, rc);
+	qs_client_response_free(resp);
+	qs_client_close(client);
+	free(list);
+	free(digests);
+	return rc;
+usage:
+	qsctl_cmd_usage(stderr, cmd);
+	rc = EX_USAGE;
+	goto out;
+}
+
+/* ---- db check ---- */
+
+struct qsctl_check {
+	FILE *text;     /* text output: each problem is printed here at once */
+	FILE *problems; /* JSON output: the entries of the problems array */
+	char *buf;
+	size_t len;
+	uint64_t n_problems;
+	uint64_t truncated; /* problems left out of the JSON array */
+};
+
+/* A key of batches, infos or proofs: expiration_us (be64) and digest. */
+static bool
+qsctl_check_keyed(const char *cf, size_t klen)
+{
+	return klen == 8 + QS_DIGEST_BYTES && (strcmp(cf, qs_store_cf_names[QS_CF_BATCHES]) == 0 ||
+	                                       strcmp(cf, qs_store_cf_names[QS_CF_INFOS]) == 0 ||
+	                                       strcmp(cf, qs_store_cf_names[QS_CF_PROOFS]) == 0);
+}
+
+static void
+qsctl_check_problem(void *arg, const char *cf, const uint8_t *key, size_t klen, const char *what)
+{
+	struct qsctl_check *ck = arg;
+	FILE *f = ck->text != NULL ? ck->text : ck->problems;
+	bool keyed;
+
+	cf = cf != NULL ? cf : "";
+	what = what != NULL ? what : "";
+	keyed = qsctl_check_keyed(cf, klen);
+	ck->n_problems++;
+	if (ck->text == NULL && ck->n_problems > QSCTL_CHECK_MAX_PROBLEMS) {
+		ck->truncated++;
+		return;
+	}
+	if (ck->text != NULL) {
+		fprintf(f, "problem: cf=%s key=", cf);
+		qsctl_put_hex(f, key, klen);
+		if (keyed) {
+			fprintf(f, " expiration_us=%" PRIu64 " digest=", qs_get_be64(key));
+			qsctl_put_hex(f, key + 8, QS_DIGEST_BYTES);
+		}
+		fprintf(f, " what=%s\n", what);
+		return;
+	}
+	fputs(ck->n_problems > 1 ? ",{\"cf\":" : "{\"cf\":", f);
+	qsctl_json_string(f, cf);
+	fputs(",\"key\":\"", f);
+	qsctl_put_hex(f, key, klen);
+	fputs("\",\"what\":", f);
+	qsctl_json_string(f, what);
+	if (keyed) {
+		fprintf(f, ",\"expiration_us\":%" PRIu64 ",\"digest\":\"", qs_get_be64(key));
+		qsctl_put_hex(f, key + 8, QS_DIGEST_BYTES);
+		fputc('"', f);
+	}
+	fputc('}', f);
+}
+
+static int
+qsctl_db(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	struct qs_db_check_report rep;
+	struct qsctl_check ck = {.text = NULL};
+	struct qsctl_out out = {.f = NULL};
+	char err[1024] = "", path[PATH_MAX];
+	const char *dir;
+	uint64_t bad;
+	bool json = false;
+	struct stat st;
+	int c, rc;
+
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		qsctl_cmd_usage(stdout, cmd);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "check") != 0)
+		goto usage;
+	argc--;
+	argv++;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			qsctl_cmd_usage(stdout, cmd);
+			return 0;
+		case 'o':
+			if (!qsctl_parse_output(optarg, &json))
+				goto usage;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (argc - optind != 1)
+		goto usage;
+	dir = argv[optind];
+
+	/* Never let the check create a database where there was none. */
+	if (stat(dir, &st) != 0) {
+		fprintf(stderr, "qsctl: db check: %s: %s\n", dir, strerror(errno));
+		return QSCTL_EXIT_NOCHECK;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "qsctl: db check: %s: not a directory\n", dir);
+		return QSCTL_EXIT_NOCHECK;
+	}
+	if (qsctl_path(path, dir, "CURRENT") != 0)
+		return QSCTL_EXIT_NOCHECK;
+	if (access(path, F_OK) != 0) {
+		fprintf(stderr, "qsctl: db check: %s: not a qsd database (no CURRENT file)\n", dir);
+		return QSCTL_EXIT_NOCHECK;
+	}
+
+	rc = qsctl_out_open(&out, json);
+	if (rc != 0)
+		return QSCTL_EXIT_NOCHECK;
+	if (json) {
+		ck.problems = open_memstream(&ck.buf, &ck.len);
+		if (ck.problems == NULL) {
+			fprintf(stderr, "qsctl: %s\n", strerror(errno));
+			rc = QSCTL_EXIT_NOCHECK;
+			goto out;
+		}
+	} else {
+		ck.text = out.f;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rc = qs_store_check(dir, &rep, qsctl_check_problem, &ck, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "qsctl: db check: %s: %s\n", dir,
+		        err[0] != '\0' ? err : qs_strerror(rc));
+		rc = QSCTL_EXIT_NOCHECK;
+		goto out;
+	}
+	bad = rep.bad_payloads + rep.bad_infos + rep.missing_payloads + rep.orphan_payloads +
+	      rep.bad_proofs;
+	rc = ck.n_problems > 0 || bad > 0 ? QSCTL_EXIT_PROBLEMS : 0;
+	if (json) {
+		if ((ferror(ck.problems) | fclose(ck.problems)) != 0) {
+			ck.problems = NULL;
+			fprintf(stderr, "qsctl: building the JSON output: out of memory\n");
+			rc = QSCTL_EXIT_NOCHECK;
+			goto out;
+		}
+		ck.problems = NULL;
+		fputs("{\"dir\":", out.f);
+		qsctl_json_string(out.f, dir);
+		fprintf(out.f,
+		        ",\"schema_version\":%" PRIu32 ",\"infos\":%" PRIu64 ",\"batches\":%" PRIu64
+		        ",\"proofs\":%" PRIu64 ",\"payload_bytes\":%" PRIu64
+		        ",\"bad_payloads\":%" PRIu64 ",\"bad_infos\":%" PRIu64
+		        ",\"missing_payloads\":%" PRIu64 ",\"orphan_payloads\":%" PRIu64
+		        ",\"bad_proofs\":%" PRIu64 ",\"problem_count\":%" PRIu64 ",\"problems\":[",
+		        rep.schema_version, rep.infos, rep.batches, rep.proofs, rep.payload_bytes,
+		        rep.bad_payloads, rep.bad_infos, rep.missing_payloads, rep.orphan_payloads,
+		        rep.bad_proofs, ck.n_problems);
+		fwrite(ck.buf, 1, ck.len, out.f);
+		fprintf(out.f, "],\"problems_truncated\":%" PRIu64 ",\"clean\":%s}\n", ck.truncated,
+		        rc == 0 ? "true" : "false");
+	} else {
+		fprintf(out.f,
+		        "schema_version: %" PRIu32 "\ninfos: %" PRIu64 "\nbatches: %" PRIu64
+		        "\nproofs: %" PRIu64 "\npayload_bytes: %" PRIu64 "\nbad_payloads: %" PRIu64
+		        "\nbad_infos: %" PRIu64 "\nmissing_payloads: %" PRIu64
+		        "\norphan_payloads: %" PRIu64 "\nbad_proofs: %" PRIu64
+		        "\nproblems: %" PRIu64 "\nclean: %s\n",
+		        rep.schema_version, rep.infos, rep.batches, rep.proofs, rep.payload_bytes,
+		        rep.bad_payloads, rep.bad_infos, rep.missing_payloads, rep.orphan_payloads,
+		        rep.bad_proofs, ck.n_problems, rc == 0 ? "true" : "false");
+	}
+out:
+	if (ck.problems != NULL)
+		fclose(ck.problems);
+	free(ck.buf);
+	/* Problems found are a result: the report is printed, with exit 1. */
+	if (qsctl_out_close(&out, rc == QSCTL_EXIT_NOCHECK ? rc : 0) != 0)
+		return QSCTL_EXIT_NOCHECK;
+	return rc;
+usage:
+	qsctl_cmd_usage(stderr, cmd);
+	return EX_USAGE;
+}
+
 static int
 qsctl_submit(int argc, char **argv)
 {
@@ -601,14 +1980,21 @@ qsctl_submit(int argc, char **argv)
 	char digest[2 * 32 + 1] = "";
 	uint8_t *data = NULL;
 	size_t count = 0, bytes = 0, n_txns = 0, len = 0;
+	bool json = false;
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, "+hf:n:b:k:")) != -1) {
+	while ((c = getopt(argc, argv, "+hf:n:b:k:o:")) != -1) {
 		switch (c) {
 		case 'h':
 			qsctl_cmd_usage(stdout, cmd);
 			return 0;
+		case 'o':
+			if (!qsctl_parse_output(optarg, &json)) {
+				qsctl_cmd_usage(stderr, cmd);
+				return EX_USAGE;
+			}
+			break;
 		case 'f':
 			file = optarg;
 			break;
@@ -694,6 +2080,12 @@ qsctl_submit(int argc, char **argv)
 	if (info == NULL) {
 		fprintf(stderr, "qsctl: SubmitBatch: the response has no BatchInfo\n");
 		rc = QSCTL_EXIT_RPC;
+		goto out;
+	}
+	if (json) {
+		fputs("{\"info\":", stdout);
+		qsctl_json_info(stdout, info);
+		printf(",\"duplicate\":%s}\n", sb->duplicate ? "true" : "false");
 		goto out;
 	}
 	if (info->digest.len <= 32)
