@@ -176,6 +176,13 @@ struct own_batch {
 	int pending; /* in a->pending (waiting for signatures) */
 };
 
+/* A batch consensus committed: its proof is never queued again (peers
+ * resend proofs on reconnect). Persisted as an empty value under the
+ * proof's key in `proofs`, which GC removes with the rest. */
+struct committed_entry {
+	uint64_t expiration_us;
+};
+
 /* What an idempotency key stands for. */
 struct idem_entry {
 	struct qs_batch_info info;
@@ -207,6 +214,7 @@ struct qs_author {
 	struct dmap idem;                   /* SHA-256(idempotency key) -> idem_entry */
 	struct dmap proofs;                 /* digest -> proof_entry, not durable yet */
 	struct qs_pqueue *pq;               /* durable proofs */
+	struct dmap committed;              /* digest -> committed_entry, until expiry */
 	struct proof_entry *unwritten_head; /* proofs waiting for the disk */
 	struct proof_entry **unwritten_tail;
 	struct event *tick;
@@ -272,7 +280,8 @@ send_proof(struct qs_author *a, int to, const uint8_t *packed, size_t len)
 {
 	Quorumstore__V1__PeerMessage pm = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
 	Quorumstore__V1__ProofMsg m = QUORUMSTORE__V1__PROOF_MSG__INIT;
-	Quorumstore__V1__ProofOfStore *proof = quorumstore__v1__proof_of_store__unpack(NULL, len, packed);
+	Quorumstore__V1__ProofOfStore *proof =
+	    quorumstore__v1__proof_of_store__unpack(NULL, len, packed);
 
 	if (!proof)
 		return;
@@ -290,7 +299,10 @@ static void
 queue_proof(struct qs_author *a, const struct qs_batch_info *info, uint8_t *packed, size_t len)
 {
 	int author = qs_valset_index(a->valset, info->author);
-	int rc = author < 0 ? -EINVAL : qs_pqueue_add(a->pq, author, info, packed, len);
+	int rc = author < 0 ? -EINVAL
+	         : dmap_get(&a->committed, info->digest)
+	             ? QS_EEXISTS
+	             : qs_pqueue_add(a->pq, author, info, packed, len);
 
 	if (rc == 0)
 		return;
@@ -339,9 +351,8 @@ proof_write(struct qs_author *a, struct proof_entry *p)
 
 	memset(&p->w, 0, sizeof(p->w));
 	p->w.kind = QS_WRITE_PUT;
-	p->w.extra[0] =
-	    (struct qs_write_extra){QS_CF_PROOFS, p->key, sizeof(p->key), p->packed, p->packed_len,
-	                            QS_WRITE_OP_PUT};
+	p->w.extra[0] = (struct qs_write_extra){QS_CF_PROOFS, p->key,        sizeof(p->key),
+	                                        p->packed,    p->packed_len, QS_WRITE_OP_PUT};
 	p->w.n_extra = 1;
 	p->w.complete = on_proof_written;
 	p->w.owner = p;
@@ -359,7 +370,31 @@ proof_known(const struct qs_author *a, const uint8_t *digest)
 {
 	struct qs_pq_item it;
 
-	return dmap_get(&a->proofs, digest) || qs_pqueue_get(a->pq, digest, &it) == 0;
+	return dmap_get(&a->proofs, digest) || dmap_get(&a->committed, digest) ||
+	       qs_pqueue_get(a->pq, digest, &it) == 0;
+}
+
+int
+qs_author_commit(struct qs_author *a, const uint8_t digest[QS_DIGEST_BYTES], uint64_t expiration_us)
+{
+	struct committed_entry *c;
+
+	if (dmap_get(&a->committed, digest))
+		return QS_EEXISTS;
+	c = malloc(sizeof(*c));
+	if (!c || dmap_put(&a->committed, digest, c) != 0) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->expiration_us = expiration_us;
+	qs_pqueue_remove(a->pq, digest);
+	return 0;
+}
+
+int
+qs_author_is_committed(const struct qs_author *a, const uint8_t digest[QS_DIGEST_BYTES])
+{
+	return dmap_get(&a->committed, digest) != NULL;
 }
 
 /* Take ownership of a packed proof of `info` and write it. */
@@ -664,9 +699,8 @@ submit_batch(struct qs_author *a, struct qs_rpc_call *call, Quorumstore__V1__Req
 	/* The next id goes into the same WriteBatch: it is durable exactly when
 	 * this batch is, so an id is never handed out twice across restarts. */
 	qs_put_be64(b->id_val, a->next_batch_id + 1);
-	b->w.extra[0] = (struct qs_write_extra){QS_CF_META, QS_META_NEXT_ID,
-	                                        strlen(QS_META_NEXT_ID), b->id_val, 8,
-	                                        QS_WRITE_OP_PUT};
+	b->w.extra[0] = (struct qs_write_extra){
+	    QS_CF_META, QS_META_NEXT_ID, strlen(QS_META_NEXT_ID), b->id_val, 8, QS_WRITE_OP_PUT};
 	b->w.n_extra = 1;
 	if (sb->idempotency_key.len) {
 		ie = calloc(1, sizeof(*ie));
@@ -686,9 +720,9 @@ submit_batch(struct qs_author *a, struct qs_rpc_call *call, Quorumstore__V1__Req
 		       sb->idempotency_key.len);
 		b->idem_key_len = strlen(QS_META_IDEM) + sb->idempotency_key.len;
 		qs_codec_info_signing_bytes(a->cfg->chain_id, &b->w.info, b->info_bytes);
-		b->w.extra[1] = (struct qs_write_extra){QS_CF_META, b->idem_key, b->idem_key_len,
-		                                        b->info_bytes, sizeof(b->info_bytes),
-	                                        QS_WRITE_OP_PUT};
+		b->w.extra[1] =
+		    (struct qs_write_extra){QS_CF_META,    b->idem_key,           b->idem_key_len,
+		                            b->info_bytes, sizeof(b->info_bytes), QS_WRITE_OP_PUT};
 		b->w.n_extra = 2;
 	}
 	rc = qs_writer_submit(wr, &b->w);
@@ -898,6 +932,16 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 		i++;
 	}
+	for (size_t i = 0; i < a->committed.cap;) {
+		struct committed_entry *c = a->committed.slots[i].val;
+
+		if (c && c->expiration_us <= now) {
+			dmap_del_at(&a->committed, i);
+			free(c);
+			continue;
+		}
+		i++;
+	}
 	for (size_t i = 0; i < a->idem.cap;) {
 		struct idem_entry *ie = a->idem.slots[i].val;
 
@@ -939,7 +983,7 @@ load_idem(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t
 struct proof_load {
 	struct qs_author *a;
 	uint64_t now_us;
-	size_t loaded, stale;
+	size_t loaded, stale, committed;
 	uint8_t (*stale_keys)[QS_STORE_KEY_BYTES];
 	size_t n_stale_keys, cap_stale_keys;
 	int rc;
@@ -959,11 +1003,23 @@ load_proof(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 	struct qs_author *a = l->a;
 	Quorumstore__V1__ProofOfStore *p =
 	    vlen <= QS_PROOF_MAX_BYTES ? quorumstore__v1__proof_of_store__unpack(NULL, vlen, val)
-	                               : NULL;
+				       : NULL;
 	struct qs_batch_info info;
 	uint8_t want[QS_STORE_KEY_BYTES];
 	uint8_t *copy;
 
+	if (vlen == 0 && klen == QS_STORE_KEY_BYTES) {
+		/* A committed marker: the batch stays out of the queue. */
+		if (p)
+			quorumstore__v1__proof_of_store__free_unpacked(p, NULL);
+		if (qs_get_be64(key) > l->now_us &&
+		    qs_author_commit(a, key + 8, qs_get_be64(key)) == -ENOMEM) {
+			l->rc = -ENOMEM;
+			return 1;
+		}
+		l->committed++;
+		return 0;
+	}
 	if (!p || qs_batch_info_from_pb(p->info, &info) != 0) {
 		if (p)
 			quorumstore__v1__proof_of_store__free_unpacked(p, NULL);
@@ -1023,8 +1079,8 @@ load_proofs(struct qs_author *a, char *err, size_t errlen)
 		         qs_strerror(rc));
 	else
 		qs_log_info("proofs_restored",
-		            "queued=%zu expired=%zu other_epoch_deleted=%zu", l.loaded, l.stale,
-		            l.n_stale_keys);
+		            "queued=%zu committed=%zu expired=%zu other_epoch_deleted=%zu",
+		            l.loaded, l.committed, l.stale, l.n_stale_keys);
 	free(l.stale_keys);
 	return rc;
 }
@@ -1159,7 +1215,8 @@ qs_author_start(const struct qs_author_options *opt, struct qs_author **out, cha
 	                         "Durable proofs of store queued for GetPayload.", queue_size_fn,
 	                         a) ||
 	    !qs_metrics_gauge_fn(opt->metrics, "qsd_own_batches_unproven",
-	                         "Own batches waiting for a quorum of signatures.", pending_fn, a)) {
+	                         "Own batches waiting for a quorum of signatures.", pending_fn,
+	                         a)) {
 		rc = QS_EBASE;
 		snprintf(err, errlen, "cannot register the proof metrics");
 		goto out;
@@ -1264,6 +1321,9 @@ qs_author_free(struct qs_author *a)
 		proof_free(a->proofs.slots[i].val);
 	for (size_t i = 0; i < a->idem.cap; i++)
 		free(a->idem.slots[i].val);
+	for (size_t i = 0; i < a->committed.cap; i++)
+		free(a->committed.slots[i].val);
+	free(a->committed.slots);
 	free(a->pending.slots);
 	free(a->proofs.slots);
 	free(a->idem.slots);

@@ -70,6 +70,14 @@ void qs_author_on_state(void *arg, int peer, int connected);
 size_t qs_author_pending(const struct qs_author *a);
 size_t qs_author_proofs(const struct qs_author *a);
 
+/*
+ * Consensus committed the batch `digest` (expiring at expiration_us): its
+ * proof leaves the queue and is never queued again until it expires, even
+ * when a peer sends it again. The caller persists the marker. Returns 0,
+ * QS_EEXISTS (committed already) or -ENOMEM.
+ */
+int qs_author_commit(struct qs_author *a, const uint8_t digest[32], uint64_t expiration_us);
+int qs_author_is_committed(const struct qs_author *a, const uint8_t digest[32]);
 /* The proof queue (durable proofs, for GetPayload and NotifyCommit) and the
  * validator set of the epoch. */
 struct qs_pqueue *qs_author_pqueue(struct qs_author *a);

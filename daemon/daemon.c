@@ -483,9 +483,9 @@ on_new_epoch(void *arg, struct qs_rpc_call *call, Quorumstore__V1__Request *req)
 	protobuf_c_message_pack(&ne->base, d->epoch_packed);
 	memset(&d->epoch_item, 0, sizeof(d->epoch_item));
 	d->epoch_item.kind = QS_WRITE_PUT;
-	d->epoch_item.extra[0] =
-	    (struct qs_write_extra){QS_CF_META, QS_META_EPOCH_SET, strlen(QS_META_EPOCH_SET),
-	                            d->epoch_packed, len, QS_WRITE_OP_PUT};
+	d->epoch_item.extra[0] = (struct qs_write_extra){
+	    QS_CF_META, QS_META_EPOCH_SET, strlen(QS_META_EPOCH_SET), d->epoch_packed,
+	    len,        QS_WRITE_OP_PUT};
 	d->epoch_item.n_extra = 1;
 	d->epoch_item.owner = d;
 	d->epoch_item.complete = on_epoch_written;

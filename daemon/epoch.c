@@ -65,7 +65,8 @@ qs_epoch_config(const struct qs_config *base, const struct qs_config *cur,
 		const char *why = NULL;
 
 		if (!valid_name(v->name)) {
-			snprintf(msg, len, "validators[%zu]: the name must be 1 to %d of A-Z a-z 0-9 _ . -",
+			snprintf(msg, len,
+			         "validators[%zu]: the name must be 1 to %d of A-Z a-z 0-9 _ . -",
 			         i, QS_EPOCH_NAME_MAX);
 			goto out;
 		}
@@ -75,8 +76,8 @@ qs_epoch_config(const struct qs_config *base, const struct qs_config *cur,
 			goto out;
 		}
 		if (v->network_key.len != QS_KEY_BYTES || v->signing_key.len != QS_KEY_BYTES) {
-			snprintf(msg, len, "validators[%zu] (%s): keys must be %d bytes", i, v->name,
-			         QS_KEY_BYTES);
+			snprintf(msg, len, "validators[%zu] (%s): keys must be %d bytes", i,
+			         v->name, QS_KEY_BYTES);
 			goto out;
 		}
 		if (v->voting_power == 0 || v->voting_power > QS_MAX_VOTING_POWER ||
@@ -94,9 +95,10 @@ qs_epoch_config(const struct qs_config *base, const struct qs_config *cur,
 			if (strcmp(v->name, w->name) == 0 || strcmp(v->address, w->address) == 0 ||
 			    memcmp(v->network_key.data, w->network_key.data, QS_KEY_BYTES) == 0 ||
 			    memcmp(v->signing_key.data, w->signing_key.data, QS_KEY_BYTES) == 0) {
-				snprintf(msg, len,
-				         "validators[%zu] and [%zu] share a name, an address or a key",
-				         j, i);
+				snprintf(
+				    msg, len,
+				    "validators[%zu] and [%zu] share a name, an address or a key",
+				    j, i);
 				goto out;
 			}
 		}
@@ -104,9 +106,10 @@ qs_epoch_config(const struct qs_config *base, const struct qs_config *cur,
 		    memcmp(v->signing_key.data, signing_pub, QS_KEY_BYTES) == 0) {
 			if (memcmp(v->network_key.data, network_pub, QS_KEY_BYTES) != 0 ||
 			    memcmp(v->signing_key.data, signing_pub, QS_KEY_BYTES) != 0) {
-				snprintf(msg, len,
-				         "validators[%zu] (%s) has one of this node's keys but not both",
-				         i, v->name);
+				snprintf(
+				    msg, len,
+				    "validators[%zu] (%s) has one of this node's keys but not both",
+				    i, v->name);
 				goto out;
 			}
 			me = (int)i;
@@ -151,8 +154,7 @@ out:
 
 int
 qs_epoch_load(struct qs_store *st, const struct qs_config *base, const uint8_t *network_pub,
-              const uint8_t *signing_pub, struct qs_config **out, int *self, char *msg,
-              size_t len)
+              const uint8_t *signing_pub, struct qs_config **out, int *self, char *msg, size_t len)
 {
 	uint8_t *buf = malloc(QS_EPOCH_SET_MAX);
 	Quorumstore__V1__NewEpochRequest *req = NULL;

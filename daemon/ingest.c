@@ -35,7 +35,7 @@
 #define QS_META_COMMITTED         QS_META_LAST_COMMITTED
 /* Repeated write failures are logged once per this many seconds, with a
  * count of those not logged. */
-#define QS_FAIL_LOG_INTERVAL_S 10
+#define QS_FAIL_LOG_INTERVAL_S    10
 
 const char *const qs_storage_state_names[QS_STORAGE_STATE_COUNT] = {
     [QS_STORAGE_OK] = "ok",
@@ -135,11 +135,11 @@ struct qs_ingest {
 	struct qs_cache *cache;
 	/* GC: payloads whose expiration is at or below the cutoff are deleted
 	 * (docs/DESIGN.md, "Garbage collection"). */
-	uint64_t committed_us;  /* latest committed block timestamp */
-	uint64_t gc_cutoff_us;  /* the last cutoff applied */
-	uint64_t gc_drop_us;    /* when whole files were last dropped */
-	int gc_writing;         /* the range delete is with the writer */
-	int gc_dropping;        /* the file drop is with the reader */
+	uint64_t committed_us; /* latest committed block timestamp */
+	uint64_t gc_cutoff_us; /* the last cutoff applied */
+	uint64_t gc_drop_us;   /* when whole files were last dropped */
+	int gc_writing;        /* the range delete is with the writer */
+	int gc_dropping;       /* the file drop is with the reader */
 	struct qs_write_item gc_item;
 	struct qs_read_item drop_item;
 	uint8_t gc_begin[8];
@@ -855,9 +855,8 @@ qs_ingest_batches(const struct qs_ingest *in)
 static uint64_t
 gc_cutoff(const struct qs_ingest *in, uint64_t now_us)
 {
-	uint64_t by_commit = in->committed_us > in->cfg->gc_buffer_us
-	                         ? in->committed_us - in->cfg->gc_buffer_us
-	                         : 0;
+	uint64_t by_commit =
+	    in->committed_us > in->cfg->gc_buffer_us ? in->committed_us - in->cfg->gc_buffer_us : 0;
 	uint64_t by_clock =
 	    now_us > in->cfg->gc_stall_buffer_us ? now_us - in->cfg->gc_stall_buffer_us : 0;
 	uint64_t cutoff = by_commit > by_clock ? by_commit : by_clock;
@@ -911,13 +910,14 @@ gc_run(struct qs_ingest *in)
 	memset(&in->gc_item, 0, sizeof(in->gc_item));
 	in->gc_item.kind = QS_WRITE_PUT;
 	for (int i = 0; i < 3; i++)
-		in->gc_item.extra[i] = (struct qs_write_extra){
-		    i == 0 ? QS_CF_BATCHES : i == 1 ? QS_CF_INFOS : QS_CF_PROOFS,
-		    in->gc_begin,
-		    sizeof(in->gc_begin),
-		    in->gc_end,
-		    sizeof(in->gc_end),
-		    QS_WRITE_OP_DELETE_RANGE};
+		in->gc_item.extra[i] = (struct qs_write_extra){i == 0   ? QS_CF_BATCHES
+		                                               : i == 1 ? QS_CF_INFOS
+		                                                        : QS_CF_PROOFS,
+		                                               in->gc_begin,
+		                                               sizeof(in->gc_begin),
+		                                               in->gc_end,
+		                                               sizeof(in->gc_end),
+		                                               QS_WRITE_OP_DELETE_RANGE};
 	in->gc_item.n_extra = 3;
 	in->gc_item.owner = in;
 	in->gc_item.complete = on_gc_written;
@@ -994,11 +994,10 @@ register_metrics(struct qs_ingest *in)
 	in->m_requests = qs_metrics_counter(m, "qsd_batch_requests_total",
 	                                    "BatchRequest from peers, by outcome.", "result",
 	                                    req_names, REQ_COUNT);
-	in->m_gc_runs = qs_metrics_counter(m, "qsd_gc_runs_total",
-	                                   "Range deletes of payloads past the GC cutoff.", NULL,
-	                                   NULL, 0);
-	in->m_gc_batches = qs_metrics_counter(m, "qsd_gc_batches_total",
-	                                      "Batches deleted by GC.", NULL, NULL, 0);
+	in->m_gc_runs = qs_metrics_counter(
+	    m, "qsd_gc_runs_total", "Range deletes of payloads past the GC cutoff.", NULL, NULL, 0);
+	in->m_gc_batches =
+	    qs_metrics_counter(m, "qsd_gc_batches_total", "Batches deleted by GC.", NULL, NULL, 0);
 	in->m_ignored = qs_metrics_counter(m, "qsd_peer_messages_ignored_total",
 	                                   "Peer messages this node does not act on yet, by type.",
 	                                   "type", ign_names, IGN_COUNT);
@@ -1364,7 +1363,7 @@ qs_ingest_persist(struct qs_ingest *in, const struct qs_batch_info *info,
 		return QS_EEXISTS;
 	case QS_ADMIT_REJECT:
 		return reason == QUORUMSTORE__V1__NACK_REASON__NACK_REASON_OVERLOADED ? -ENOMEM
-		                                                                        : QS_ELIMIT;
+		                                                                      : QS_ELIMIT;
 	case QS_ADMIT_WRITE:
 		break;
 	}

@@ -25,8 +25,8 @@
  * hears why (NOT_FOUND, with the signers asked) rather than a bare
  * DEADLINE_EXCEEDED from the RPC layer. */
 #define QS_SERVE_DEADLINE_MARGIN_US 20000
-/* Proof deletions per write item; a NotifyCommit takes as many as it needs. */
-#define QS_SERVE_DELETES_PER_ITEM (QS_WRITE_MAX_EXTRAS - 1)
+/* Committed markers per write item; a NotifyCommit takes as many as it needs. */
+#define QS_SERVE_MARKERS_PER_ITEM   (QS_WRITE_MAX_EXTRAS - 1)
 
 enum {
 	SRC_MEMORY,
@@ -191,9 +191,9 @@ get_payload(struct qs_serve *s, struct qs_rpc_call *call, const Quorumstore__V1_
 		for (size_t i = 0; i < gp->n_exclude; i++)
 			memcpy(exclude[i], gp->exclude[i].data, QS_DIGEST_BYTES);
 	}
-	n = qs_pqueue_pull(qs_author_pqueue(s->opt.author), &lim, qs_clock_wall_us(),
-	                   s->cfg->epoch, (const uint8_t(*)[QS_DIGEST_BYTES])exclude,
-	                   gp->n_exclude, can_inline, s, s->picks, QS_SERVE_MAX_PROOFS);
+	n = qs_pqueue_pull(qs_author_pqueue(s->opt.author), &lim, qs_clock_wall_us(), s->cfg->epoch,
+	                   (const uint8_t(*)[QS_DIGEST_BYTES])exclude, gp->n_exclude, can_inline, s,
+	                   s->picks, QS_SERVE_MAX_PROOFS);
 	if (n < 0)
 		goto oom;
 	for (ssize_t i = 0; i < n; i++) {
@@ -323,14 +323,12 @@ get_batch_miss(struct get_batch *g, int result)
 	qs_metric_add(s->m_fetch, SRC_PEER * RES_COUNT + RES_MISS, 1);
 	qs_log_err("batch_fetch_missed", "digest=%s signers=\"%s\" result=\"%s\"", hex, names,
 	           qs_strerror(result));
-	qs_rpc_respond_error(g->call,
-	                     result == -ETIMEDOUT
-	                         ? QUORUMSTORE__V1__STATUS__STATUS_DEADLINE_EXCEEDED
-	                         : QUORUMSTORE__V1__STATUS__STATUS_NOT_FOUND,
-	                     "batch %s: not stored here and %s (signers asked: %s)", hex,
-	                     result == -ETIMEDOUT ? "no signer answered in time"
-	                                          : "no signer has it",
-	                     names);
+	qs_rpc_respond_error(
+	    g->call,
+	    result == -ETIMEDOUT ? QUORUMSTORE__V1__STATUS__STATUS_DEADLINE_EXCEEDED
+				 : QUORUMSTORE__V1__STATUS__STATUS_NOT_FOUND,
+	    "batch %s: not stored here and %s (signers asked: %s)", hex,
+	    result == -ETIMEDOUT ? "no signer answered in time" : "no signer has it", names);
 	get_batch_free(g);
 }
 
@@ -493,10 +491,11 @@ get_batch(struct qs_serve *s, struct qs_rpc_call *call, const Quorumstore__V1__R
 		            : -1;
 
 		if (v < 0) {
-			qs_rpc_respond_error(call, QUORUMSTORE__V1__STATUS__STATUS_INVALID_ARGUMENT,
-			                     "signers[%zu] is not the signing key of a validator of "
-			                     "epoch %" PRIu64,
-			                     i, s->cfg->epoch);
+			qs_rpc_respond_error(
+			    call, QUORUMSTORE__V1__STATUS__STATUS_INVALID_ARGUMENT,
+			    "signers[%zu] is not the signing key of a validator of "
+			    "epoch %" PRIu64,
+			    i, s->cfg->epoch);
 			free(g);
 			return;
 		}
@@ -556,7 +555,7 @@ struct commit {
 	struct commit_item {
 		struct qs_write_item w; /* first */
 		struct commit *c;
-	} *items;
+	} * items;
 };
 
 static void
@@ -636,23 +635,34 @@ notify_commit(struct qs_serve *s, struct qs_rpc_call *call, const Quorumstore__V
 	c->call = call;
 	c->block_timestamp_us = nc->block_timestamp_us;
 	for (size_t i = 0; i < nc->n_digests; i++) {
+		const uint8_t *digest = nc->digests[i].data;
 		struct qs_pq_item it;
+		uint64_t expiration_us;
+		int queued = qs_pqueue_get(pq, digest, &it) == 0, rc;
 
-		if (qs_pqueue_get(pq, nc->digests[i].data, &it) != 0)
-			continue; /* not queued here, or committed already */
-		qs_store_key(it.info->expiration_us, it.info->digest, c->keys[n_keys++]);
-		qs_pqueue_remove(pq, nc->digests[i].data);
+		/* A batch whose proof has not arrived (yet) is marked too, with
+		 * the latest expiration it can have, so that the proof is not
+		 * queued when it comes. */
+		expiration_us = queued ? it.info->expiration_us
+		                       : qs_clock_wall_us() + s->cfg->max_batch_lifetime_us;
+		rc = qs_author_commit(s->opt.author, digest, expiration_us);
+		if (rc == QS_EEXISTS)
+			continue; /* committed already */
+		if (rc)
+			goto oom;
+		qs_store_key(expiration_us, digest, c->keys[n_keys++]);
+		if (queued)
+			c->removed++;
 	}
-	c->removed = (uint32_t)n_keys;
 	qs_metric_add(s->m_commits, 0, 1);
-	qs_metric_add(s->m_committed, 0, n_keys);
+	qs_metric_add(s->m_committed, 0, c->removed);
 	/*
-	 * The deletes and the block timestamp, in items of the writer that one
+	 * The committed markers and the block timestamp, in items of the writer that one
 	 * group usually takes together; the timestamp goes with the last item.
 	 * The answer waits for all of them, so that a committed proof never
 	 * comes back after a restart once the client heard OK.
 	 */
-	c->n_items = n_keys / QS_SERVE_DELETES_PER_ITEM + 1;
+	c->n_items = n_keys / QS_SERVE_MARKERS_PER_ITEM + 1;
 	c->items = calloc(c->n_items, sizeof(*c->items));
 	if (!c->items)
 		goto oom;
@@ -666,13 +676,13 @@ notify_commit(struct qs_serve *s, struct qs_rpc_call *call, const Quorumstore__V
 		w->kind = QS_WRITE_PUT;
 		w->complete = on_commit_written;
 		w->owner = c;
-		for (; k < n_keys && w->n_extra < QS_SERVE_DELETES_PER_ITEM; k++)
+		for (; k < n_keys && w->n_extra < QS_SERVE_MARKERS_PER_ITEM; k++)
 			w->extra[w->n_extra++] = (struct qs_write_extra){
-			    QS_CF_PROOFS, c->keys[k], QS_STORE_KEY_BYTES, NULL, 0, QS_WRITE_OP_DELETE};
+			    QS_CF_PROOFS, c->keys[k], QS_STORE_KEY_BYTES, "", 0, QS_WRITE_OP_PUT};
 		if (i + 1 == c->n_items)
 			w->extra[w->n_extra++] = (struct qs_write_extra){
-			    QS_CF_META,  QS_META_LAST_COMMITTED, strlen(QS_META_LAST_COMMITTED),
-			    c->ts,       sizeof(c->ts),          QS_WRITE_OP_PUT};
+			    QS_CF_META, QS_META_LAST_COMMITTED, strlen(QS_META_LAST_COMMITTED),
+			    c->ts,      sizeof(c->ts),          QS_WRITE_OP_PUT};
 	}
 	for (size_t i = 0; i < c->n_items; i++) {
 		int rc = qs_writer_submit(wr, &c->items[i].w);
@@ -703,10 +713,11 @@ list_args(const struct qs_serve *s, struct qs_rpc_call *call, const ProtobufCBin
 		           ? qs_config_find_signing_key(s->cfg, author->data)
 		           : -1;
 		if (*who < 0) {
-			qs_rpc_respond_error(call, QUORUMSTORE__V1__STATUS__STATUS_INVALID_ARGUMENT,
-			                     "author is not the signing key of a validator of epoch "
-			                     "%" PRIu64,
-			                     s->cfg->epoch);
+			qs_rpc_respond_error(
+			    call, QUORUMSTORE__V1__STATUS__STATUS_INVALID_ARGUMENT,
+			    "author is not the signing key of a validator of epoch "
+			    "%" PRIu64,
+			    s->cfg->epoch);
 			return -1;
 		}
 	}
@@ -716,8 +727,9 @@ list_args(const struct qs_serve *s, struct qs_rpc_call *call, const ProtobufCBin
 		return -1;
 	}
 	*cursor = start_after->len ? qs_get_be64(start_after->data) : 0;
-	*max = limit == 0 ? QS_SERVE_DEFAULT_LIST : limit > QS_SERVE_MAX_LIST ? QS_SERVE_MAX_LIST
-	                                                                       : limit;
+	*max = limit == 0                  ? QS_SERVE_DEFAULT_LIST
+	       : limit > QS_SERVE_MAX_LIST ? QS_SERVE_MAX_LIST
+	                                   : limit;
 	return 0;
 }
 
@@ -865,16 +877,16 @@ register_metrics(struct qs_serve *s)
 	    "GetBatch outcomes, by where the batch came from and the result (miss: found nowhere "
 	    "in time).",
 	    "source", src_names, SRC_COUNT, "result", res_names, RES_COUNT);
-	s->m_payload_proofs = qs_metrics_counter(
-	    m, "qsd_payload_proofs_total", "Proofs returned by GetPayload.", NULL, NULL, 0);
+	s->m_payload_proofs = qs_metrics_counter(m, "qsd_payload_proofs_total",
+	                                         "Proofs returned by GetPayload.", NULL, NULL, 0);
 	s->m_payload_inline =
 	    qs_metrics_counter(m, "qsd_payload_inline_batches_total",
 	                       "Batches returned inline by GetPayload.", NULL, NULL, 0);
-	s->m_commits = qs_metrics_counter(m, "qsd_commits_total", "NotifyCommit requests.", NULL,
-	                                  NULL, 0);
-	s->m_committed = qs_metrics_counter(m, "qsd_proofs_committed_total",
-	                                    "Proofs removed from the queue by NotifyCommit.", NULL,
-	                                    NULL, 0);
+	s->m_commits =
+	    qs_metrics_counter(m, "qsd_commits_total", "NotifyCommit requests.", NULL, NULL, 0);
+	s->m_committed =
+	    qs_metrics_counter(m, "qsd_proofs_committed_total",
+	                       "Proofs removed from the queue by NotifyCommit.", NULL, NULL, 0);
 	if (!s->m_fetch || !s->m_payload_proofs || !s->m_payload_inline || !s->m_commits ||
 	    !s->m_committed)
 		return QS_EBASE;
@@ -882,8 +894,7 @@ register_metrics(struct qs_serve *s)
 }
 
 int
-qs_serve_start(const struct qs_serve_options *opt, struct qs_serve **out, char *err,
-               size_t errlen)
+qs_serve_start(const struct qs_serve_options *opt, struct qs_serve **out, char *err, size_t errlen)
 {
 	struct qs_serve *s = calloc(1, sizeof(*s));
 	struct qs_fetch_options fo;

@@ -11,10 +11,12 @@
  *                 served. Every outcome is counted in
  *                 qsd_batch_fetch_total{source,result}; a final miss is
  *                 logged at error level with the digest and the signers.
- *   NotifyCommit  committed proofs leave the queue, and their records in
- *                 `proofs` are deleted in one synced write with the block
- *                 timestamp (meta "last_committed_us"), which moves the GC
- *                 cutoff (daemon/ingest.h).
+ *   NotifyCommit  committed proofs leave the queue for good: a committed
+ *                 marker (an empty value under the proof's key in `proofs`)
+ *                 is written with sync with the block timestamp (meta
+ *                 "last_committed_us"), which moves the GC cutoff
+ *                 (daemon/ingest.h); a proof a peer sends again is not
+ *                 queued, before or after a restart.
  *   ListBatches, ListProofs  operator listings (qsctl).
  * SubmitBatch and GetStatus go to the proof stage (daemon/author.h) and
  * NewEpoch to the daemon, which owns the pipeline.

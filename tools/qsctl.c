@@ -41,7 +41,7 @@
  *                "proofs_removed"}
  *   db check     {"dir", "schema_version", "infos", "batches", "proofs",
  *                "payload_bytes", "bad_payloads", "bad_infos", "missing_payloads",
- *                "orphan_payloads", "bad_proofs", "problem_count", "problems":
+ *                "orphan_payloads", "bad_proofs", "committed", "problem_count", "problems":
  *                [{"cf", "key", "what", and for a batches, infos or proofs key
  *                "expiration_us", "digest"}...] (the first 1000),
  *                "problems_truncated", "clean"}
@@ -1933,26 +1933,28 @@ qsctl_db(int argc, char **argv)
 		qsctl_json_string(out.f, dir);
 		fprintf(out.f,
 		        ",\"schema_version\":%" PRIu32 ",\"infos\":%" PRIu64 ",\"batches\":%" PRIu64
-		        ",\"proofs\":%" PRIu64 ",\"payload_bytes\":%" PRIu64
-		        ",\"bad_payloads\":%" PRIu64 ",\"bad_infos\":%" PRIu64
-		        ",\"missing_payloads\":%" PRIu64 ",\"orphan_payloads\":%" PRIu64
-		        ",\"bad_proofs\":%" PRIu64 ",\"problem_count\":%" PRIu64 ",\"problems\":[",
-		        rep.schema_version, rep.infos, rep.batches, rep.proofs, rep.payload_bytes,
-		        rep.bad_payloads, rep.bad_infos, rep.missing_payloads, rep.orphan_payloads,
-		        rep.bad_proofs, ck.n_problems);
+		        ",\"proofs\":%" PRIu64 ",\"committed\":%" PRIu64
+		        ",\"payload_bytes\":%" PRIu64 ",\"bad_payloads\":%" PRIu64
+		        ",\"bad_infos\":%" PRIu64 ",\"missing_payloads\":%" PRIu64
+		        ",\"orphan_payloads\":%" PRIu64 ",\"bad_proofs\":%" PRIu64
+		        ",\"problem_count\":%" PRIu64 ",\"problems\":[",
+		        rep.schema_version, rep.infos, rep.batches, rep.proofs, rep.committed,
+		        rep.payload_bytes, rep.bad_payloads, rep.bad_infos, rep.missing_payloads,
+		        rep.orphan_payloads, rep.bad_proofs, ck.n_problems);
 		fwrite(ck.buf, 1, ck.len, out.f);
 		fprintf(out.f, "],\"problems_truncated\":%" PRIu64 ",\"clean\":%s}\n", ck.truncated,
 		        rc == 0 ? "true" : "false");
 	} else {
 		fprintf(out.f,
 		        "schema_version: %" PRIu32 "\ninfos: %" PRIu64 "\nbatches: %" PRIu64
-		        "\nproofs: %" PRIu64 "\npayload_bytes: %" PRIu64 "\nbad_payloads: %" PRIu64
-		        "\nbad_infos: %" PRIu64 "\nmissing_payloads: %" PRIu64
-		        "\norphan_payloads: %" PRIu64 "\nbad_proofs: %" PRIu64
-		        "\nproblems: %" PRIu64 "\nclean: %s\n",
-		        rep.schema_version, rep.infos, rep.batches, rep.proofs, rep.payload_bytes,
-		        rep.bad_payloads, rep.bad_infos, rep.missing_payloads, rep.orphan_payloads,
-		        rep.bad_proofs, ck.n_problems, rc == 0 ? "true" : "false");
+		        "\nproofs: %" PRIu64 "\ncommitted: %" PRIu64 "\npayload_bytes: %" PRIu64
+		        "\nbad_payloads: %" PRIu64 "\nbad_infos: %" PRIu64
+		        "\nmissing_payloads: %" PRIu64 "\norphan_payloads: %" PRIu64
+		        "\nbad_proofs: %" PRIu64 "\nproblems: %" PRIu64 "\nclean: %s\n",
+		        rep.schema_version, rep.infos, rep.batches, rep.proofs, rep.committed,
+		        rep.payload_bytes, rep.bad_payloads, rep.bad_infos, rep.missing_payloads,
+		        rep.orphan_payloads, rep.bad_proofs, ck.n_problems,
+		        rc == 0 ? "true" : "false");
 	}
 out:
 	if (ck.problems != NULL)
