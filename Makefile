@@ -116,6 +116,7 @@ $(B)/tests/shim_%.so: tests/shim_%.c
 
 check: deps
 	@$(MAKE) --no-print-directory check-unit check-integration
+	@B=$(B) tools/lint --if-installed
 
 check-unit: $(PROGS) $(TESTS) $(SHIMS)
 	@QS_PRELOAD="$(SAN_RT) $(abspath $(B)/tests/shim_sync.so)" tests/run-unit $(TESTS)
@@ -136,14 +137,20 @@ install: $(PROGS)
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/qsd.service >$(DESTDIR)$(UNITDIR)/qsd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/qsd.service
+	install -m 0644 systemd/qsd.socket $(DESTDIR)$(UNITDIR)/qsd.socket
 	install -d $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	install -m 0644 systemd/qsd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/qsd.conf
 	install -m 0644 systemd/qsd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/qsd.conf
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 docs/qsctl.1 $(DESTDIR)$(MANDIR)/man1/qsctl.1
+	install -m 0644 docs/qsd.yaml.5 $(DESTDIR)$(MANDIR)/man5/qsd.yaml.5
+	install -m 0644 docs/qsd.8 $(DESTDIR)$(MANDIR)/man8/qsd.8
 	install -d $(DESTDIR)/etc/qsd
 	install -m 0640 docs/qsd.yaml.example $(DESTDIR)/etc/qsd/qsd.yaml.example
 
-lint:
-	@tools/lint
+# Static checks (tools/lint); installs what they need (tools/deps lint).
+lint: $(PROGS)
+	@B=$(B) tools/lint
 
 clean:
 	rm -rf $(B)

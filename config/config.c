@@ -67,6 +67,7 @@ struct qs_option {
 	const char *def;     /* default, as YAML text; NULL: none */
 	const char *example; /* shown by the example when there is no default */
 	const char *doc;
+	unsigned reload; /* QS_RELOAD_* group applied on SIGHUP; 0: restart only */
 };
 
 #define QS_CFG_FIELD(type, f)                                                                      \
@@ -107,16 +108,20 @@ static const struct qs_option qs_options[] = {
 	  .doc = "PEM file with this node's Ed25519 batch signing private key; same\n"
 		 "rules as network_key." },
 	{ .name = "log_level", .type = QS_CFG_LOG_LEVEL, QS_C(log_level), .def = "info",
+	  .reload = QS_RELOAD_LOG_LEVEL,
 	  .doc = "Lowest priority logged: err, warning, notice, info or debug." },
 	{ .name = "max_batch_lifetime_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
 	  QS_C(max_batch_lifetime_us), .min = 1000, .max = 86400000, .def = "60000",
+	  .reload = QS_RELOAD_TIMING,
 	  .doc = "Longest batch lifetime accepted: an expiration must lie in\n"
 		 "(now, now + max_batch_lifetime_ms]." },
 	{ .name = "max_clock_skew_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
 	  QS_C(max_clock_skew_us), .min = 0, .max = 600000, .def = "5000",
+	  .reload = QS_RELOAD_TIMING,
 	  .doc = "Clock skew tolerated against peers; batches outside it are refused." },
 	{ .name = "proof_timeout_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
 	  QS_C(proof_timeout_us), .min = 100, .max = 600000, .def = "10000",
+	  .reload = QS_RELOAD_TIMING,
 	  .doc = "How long an own batch waits for a quorum of signatures before it is\n"
 		 "given up (qsd_proofs_timed_out_total)." },
 
@@ -127,6 +132,7 @@ static const struct qs_option qs_options[] = {
 	  .doc = "Path of the Unix socket (mode 0660)." },
 	{ .name = "rpc.allowed_uids", .type = QS_CFG_UID_LIST, QS_C(allowed_uids),
 	  .min = 0, .max = QS_MAX_ALLOWED_UIDS, .example = "[]",
+	  .reload = QS_RELOAD_ALLOWED_UIDS,
 	  .doc = "User ids allowed to connect, checked with SO_PEERCRED, for example\n"
 		 "[0, 998]. The empty list (the default) allows only the user qsd\n"
 		 "runs as." },
@@ -141,36 +147,45 @@ static const struct qs_option qs_options[] = {
 	  .doc = "Limits on peer messages, checked before anything is allocated.\n"
 		 "All validators should use the same values." },
 	{ .name = "limits.batch_max_txns", .type = QS_CFG_UINT, QS_C(limits.batch_max_txns),
-	  .min = 1, .max = 1000000, .def = "2000",
+	  .min = 1, .max = QS_LIMIT_BATCH_TXNS_MAX, .def = "2000",
+	  .reload = QS_RELOAD_LIMITS,
 	  .doc = "Most transactions in one batch." },
 	{ .name = "limits.batch_max_bytes", .type = QS_CFG_UINT, .flags = QS_CFG_BYTES,
 	  QS_C(limits.batch_max_bytes), .min = 1, .max = 64 * QS_MIB, .def = "1048576",
+	  .reload = QS_RELOAD_LIMITS,
 	  .doc = "Most payload bytes in one batch." },
 	{ .name = "limits.msg_max_batches", .type = QS_CFG_UINT, QS_C(limits.msg_max_batches),
 	  .min = 1, .max = 1000, .def = "20",
+	  .reload = QS_RELOAD_LIMITS,
 	  .doc = "Most batches in one peer message." },
 	{ .name = "limits.msg_max_bytes", .type = QS_CFG_UINT, .flags = QS_CFG_BYTES,
 	  QS_C(limits.msg_max_bytes), .min = 1, .max = 256 * QS_MIB, .def = "4194304",
+	  .reload = QS_RELOAD_LIMITS,
 	  .doc = "Most bytes in one peer message; at least limits.batch_max_bytes." },
 	{ .name = "limits.frame_max_bytes", .type = QS_CFG_UINT, .flags = QS_CFG_BYTES,
 	  QS_C(limits.frame_max_bytes), .min = 1, .max = 256 * QS_MIB + 64 * QS_KIB,
 	  .def = "4259840",
+	  .reload = QS_RELOAD_LIMITS,
 	  .doc = "Most bytes in one frame; at least limits.msg_max_bytes." },
 
 	{ .name = "quotas", .type = QS_CFG_SECTION,
 	  .doc = "Per-author quotas; a batch over one gets a BatchNack." },
 	{ .name = "quotas.author_mem_bytes", .type = QS_CFG_UINT, .flags = QS_CFG_BYTES,
 	  QS_C(quotas.author_mem_bytes), .min = 1, .max = 1024 * QS_TIB, .def = "67108864",
+	  .reload = QS_RELOAD_QUOTAS,
 	  .doc = "Bytes of one author's batches pending in memory." },
 	{ .name = "quotas.author_mem_batches", .type = QS_CFG_UINT,
 	  QS_C(quotas.author_mem_batches), .min = 1, .max = UINT32_MAX, .def = "1000",
+	  .reload = QS_RELOAD_QUOTAS,
 	  .doc = "Batches of one author pending in memory." },
 	{ .name = "quotas.author_disk_bytes", .type = QS_CFG_UINT, .flags = QS_CFG_BYTES,
 	  QS_C(quotas.author_disk_bytes), .min = 1, .max = 1024 * QS_TIB,
 	  .def = "4294967296",
+	  .reload = QS_RELOAD_QUOTAS,
 	  .doc = "Bytes of one author's batches stored on disk." },
 	{ .name = "quotas.author_disk_batches", .type = QS_CFG_UINT,
 	  QS_C(quotas.author_disk_batches), .min = 1, .max = UINT32_MAX, .def = "100000",
+	  .reload = QS_RELOAD_QUOTAS,
 	  .doc = "Batches of one author stored on disk." },
 	{ .name = "quotas.author_proofs", .type = QS_CFG_UINT, QS_C(quotas.author_proofs),
 	  .min = 1, .max = UINT32_MAX, .def = "10000",
@@ -192,6 +207,7 @@ static const struct qs_option qs_options[] = {
 	{ .name = "storage.free_space_watermark_bytes", .type = QS_CFG_UINT,
 	  .flags = QS_CFG_BYTES, QS_C(free_space_watermark_bytes), .min = 0,
 	  .max = 1024 * QS_TIB, .def = "268435456",
+	  .reload = QS_RELOAD_STORAGE,
 	  .doc = "New batches are refused (STORAGE_FULL) while the file system of\n"
 		 "data_dir has less free space than this, which keeps room for GC\n"
 		 "and compaction." },
@@ -210,27 +226,33 @@ static const struct qs_option qs_options[] = {
 	  .doc = "What the consensus process asks for: payloads, batches, commits." },
 	{ .name = "serving.payload_cache_bytes", .type = QS_CFG_UINT, .flags = QS_CFG_BYTES,
 	  QS_C(payload_cache_bytes), .min = 0, .max = QS_TIB, .def = "268435456",
+	  .reload = QS_RELOAD_SERVING,
 	  .doc = "Payloads of durable batches kept in memory for GetBatch and inline\n"
 		 "batches; beyond it payloads are read from disk. 0 caches nothing." },
 	{ .name = "serving.gc_buffer_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
 	  QS_C(gc_buffer_us), .min = 0, .max = 86400000, .def = "60000",
+	  .reload = QS_RELOAD_SERVING,
 	  .doc = "A payload is deleted once a committed block's timestamp passes its\n"
 		 "expiration by this much (a proposed batch may still be executed)." },
 	{ .name = "serving.gc_stall_buffer_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
 	  QS_C(gc_stall_buffer_us), .min = 1000, .max = 604800000, .def = "600000",
+	  .reload = QS_RELOAD_SERVING,
 	  .doc = "Without commits, a payload is deleted once the local clock passes\n"
 		 "its expiration by this much, so a stalled consensus cannot fill\n"
 		 "the disk. At least serving.gc_buffer_ms." },
 	{ .name = "serving.fetch_timeout_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
 	  QS_C(fetch_timeout_us), .min = 10, .max = 60000, .def = "500",
+	  .reload = QS_RELOAD_SERVING,
 	  .doc = "GetBatch of a batch this node lacks asks its signers; each try waits\n"
 		 "this long for an answer before the next signers are asked." },
 	{ .name = "serving.fetch_parallel", .type = QS_CFG_UINT, QS_C(fetch_parallel),
 	  .min = 1, .max = QS_MAX_VALIDATORS, .def = "2",
+	  .reload = QS_RELOAD_SERVING,
 	  .doc = "Signers asked at once by each try of a fetch." },
 	{ .name = "serving.get_batch_deadline_ms", .type = QS_CFG_UINT,
 	  .flags = QS_CFG_MS_TO_US, QS_C(get_batch_deadline_us), .min = 10, .max = 600000,
 	  .def = "5000",
+	  .reload = QS_RELOAD_SERVING,
 	  .doc = "Deadline of a GetBatch whose request names none (deadline_ms 0)." },
 
 	{ .name = "validators", .type = QS_CFG_VALIDATORS, .flags = QS_CFG_REQUIRED,
@@ -247,6 +269,7 @@ static const struct qs_option qs_validator_options[] = {
 	  .doc = "Unique name, of A-Z a-z 0-9 _ . -" },
 	{ .name = "address", .type = QS_CFG_ADDRESS, .flags = QS_CFG_REQUIRED | QS_CFG_UNIQUE,
 	  QS_V(address), .example = "127.0.0.1:7001",
+	  .reload = QS_RELOAD_ADDRESSES,
 	  .doc = "Unique host:port of its peer listener." },
 	{ .name = "network_key", .type = QS_CFG_HEX_KEY,
 	  .flags = QS_CFG_REQUIRED | QS_CFG_UNIQUE, QS_V(network_key),
@@ -1652,4 +1675,280 @@ qs_config_write_example(FILE *f)
 	}
 	fflush(f);
 	return ferror(f) ? -EIO : 0;
+}
+
+/* ---- reload ---- */
+
+/* Names joined by `sep` into buf, cut with "..." when they do not fit. */
+struct qs_cfg_list {
+	char *buf;
+	size_t len;
+	size_t used;
+	const char *sep;
+	bool cut;
+};
+
+static void
+qs_cfg_list_init(struct qs_cfg_list *l, char *buf, size_t len, const char *sep)
+{
+	l->buf = len > 0 ? buf : NULL;
+	l->len = len;
+	l->used = 0;
+	l->sep = sep;
+	l->cut = false;
+	if (l->buf)
+		l->buf[0] = '\0';
+}
+
+static void
+qs_cfg_list_add(struct qs_cfg_list *l, const char *name)
+{
+	size_t sep = l->used > 0 ? strlen(l->sep) : 0;
+	size_t n = strlen(name);
+
+	if (l->buf == NULL || l->cut)
+		return;
+	/* Keep room for the separator and "..." after the last whole name. */
+	if (l->used + sep + n + strlen(l->sep) + 3 >= l->len) {
+		if (l->used + sep + 3 < l->len)
+			snprintf(l->buf + l->used, l->len - l->used, "%s...", sep ? l->sep : "");
+		l->cut = true;
+		return;
+	}
+	snprintf(l->buf + l->used, l->len - l->used, "%s%s", sep ? l->sep : "", name);
+	l->used += sep + n;
+}
+
+/* Do the values of `row` in the structs at a and b differ? */
+static bool
+qs_cfg_row_differs(const struct qs_option *row, const void *a, const void *b)
+{
+	const char *fa = (const char *)a + row->offset;
+	const char *fb = (const char *)b + row->offset;
+	const struct qs_config *ca = a, *cb = b;
+	const char *sa, *sb;
+
+	switch (row->type) {
+	case QS_CFG_UINT:
+		return qs_cfg_uint_value(row, a) != qs_cfg_uint_value(row, b);
+	case QS_CFG_STRING:
+	case QS_CFG_ADDRESS:
+	case QS_CFG_NAME:
+	case QS_CFG_KEY_FILE:
+		sa = *(char *const *)fa;
+		sb = *(char *const *)fb;
+		return sa && sb ? strcmp(sa, sb) != 0 : sa != sb;
+	case QS_CFG_LOG_LEVEL:
+	case QS_CFG_HEX_KEY:
+		return memcmp(fa, fb, row->size) != 0;
+	case QS_CFG_UID_LIST:
+		return ca->n_allowed_uids != cb->n_allowed_uids ||
+		       memcmp(ca->allowed_uids, cb->allowed_uids,
+		              ca->n_allowed_uids * sizeof(ca->allowed_uids[0])) != 0;
+	case QS_CFG_SECTION:
+	case QS_CFG_VALIDATORS:
+		break;
+	}
+	return false;
+}
+
+/* Is validator i the same member of the set in both (all but its address)? */
+static bool
+qs_cfg_same_member(const struct qs_validator *a, const struct qs_validator *b)
+{
+	for (size_t j = 0; j < QS_N_VALIDATOR_OPTIONS; j++)
+		if (!qs_validator_options[j].reload &&
+		    qs_cfg_row_differs(&qs_validator_options[j], a, b))
+			return false;
+	return true;
+}
+
+/* One changed key: into the applied list or the restart list. */
+static void
+qs_cfg_plan_key(struct qs_reload_plan *plan, struct qs_cfg_list *applied,
+                struct qs_cfg_list *restart, const char *name, unsigned reload)
+{
+	if (reload) {
+		plan->groups |= reload;
+		plan->n_applied++;
+		qs_cfg_list_add(applied, name);
+	} else {
+		plan->n_restart++;
+		qs_cfg_list_add(restart, name);
+	}
+}
+
+static void
+qs_cfg_plan_validators(const struct qs_config *old, const struct qs_config *new,
+                       struct qs_reload_plan *plan, struct qs_cfg_list *applied,
+                       struct qs_cfg_list *restart)
+{
+	const struct qs_option *row;
+	size_t n = old->n_validators < new->n_validators ? old->n_validators : new->n_validators;
+	char name[QS_CFG_PATH_MAX];
+	bool member;
+
+	if (old->n_validators != new->n_validators) {
+		snprintf(name, sizeof(name), "validators (count %zu -> %zu)", old->n_validators,
+		         new->n_validators);
+		qs_cfg_plan_key(plan, applied, restart, name, 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* An address follows its validator: when the entry at this
+		 * index is another member now, nothing of it applies. */
+		member = qs_cfg_same_member(&old->validators[i], &new->validators[i]);
+		for (size_t j = 0; j < QS_N_VALIDATOR_OPTIONS; j++) {
+			row = &qs_validator_options[j];
+			if (!qs_cfg_row_differs(row, &old->validators[i], &new->validators[i]))
+				continue;
+			snprintf(name, sizeof(name), "validators[%zu].%s", i, row->name);
+			qs_cfg_plan_key(plan, applied, restart, name, member ? row->reload : 0);
+			if (member && row->reload == QS_RELOAD_ADDRESSES)
+				plan->address_changed[i] = 1;
+		}
+	}
+}
+
+/* The value `row` would have once `new` is applied onto `old`. */
+static uint64_t
+qs_cfg_merged_uint(const struct qs_option *row, const struct qs_config *old,
+                   const struct qs_config *new)
+{
+	return qs_cfg_uint_value(row, row->reload ? new : old);
+}
+
+/* The orderings of qs_cfg_orders[] on the merged values. */
+static int
+qs_cfg_plan_orders(const struct qs_config *old, const struct qs_config *new, char *msg, size_t len)
+{
+	const struct qs_option *big, *small, *fixed;
+	char bs[48], ss[48];
+	uint64_t bv, sv;
+
+	for (size_t i = 0; i < QS_CFG_ARRAY_SIZE(qs_cfg_orders); i++) {
+		big = qs_cfg_find(qs_options, QS_N_OPTIONS, qs_cfg_orders[i].larger, NULL);
+		small = qs_cfg_find(qs_options, QS_N_OPTIONS, qs_cfg_orders[i].smaller, NULL);
+		bv = qs_cfg_merged_uint(big, old, new);
+		sv = qs_cfg_merged_uint(small, old, new);
+		if (bv >= sv)
+			continue;
+		/* `new` itself is ordered, so one of the two is restart-only. */
+		fixed = big->reload ? small : big;
+		qs_errf(msg, len,
+		        "%s = %s would be below %s = %s: %s needs a restart to change, so "
+		        "restart qsd to apply this configuration",
+		        big->name,
+		        qs_cfg_show_number(bv, big->flags & QS_CFG_BYTES, bs, sizeof(bs)),
+		        small->name,
+		        qs_cfg_show_number(sv, small->flags & QS_CFG_BYTES, ss, sizeof(ss)),
+		        fixed->name);
+		return QS_ECONFIG;
+	}
+	return 0;
+}
+
+int
+qs_config_reload_plan(const struct qs_config *old, const struct qs_config *new,
+                      struct qs_reload_plan *plan, char *msg, size_t len)
+{
+	struct qs_reload_plan *p = calloc(1, sizeof(*p));
+	struct qs_cfg_list applied, restart;
+	const struct qs_option *row;
+	int rc = -ENOMEM;
+
+	if (p == NULL) {
+		qs_errf(msg, len, "out of memory");
+		goto out;
+	}
+	qs_cfg_list_init(&applied, p->applied, sizeof(p->applied), " ");
+	qs_cfg_list_init(&restart, msg, len, ", ");
+	for (size_t i = 0; i < QS_N_OPTIONS; i++) {
+		row = &qs_options[i];
+		if (row->type == QS_CFG_VALIDATORS)
+			qs_cfg_plan_validators(old, new, p, &applied, &restart);
+		else if (row->type != QS_CFG_SECTION && qs_cfg_row_differs(row, old, new))
+			qs_cfg_plan_key(p, &applied, &restart, row->name, row->reload);
+	}
+	rc = qs_cfg_plan_orders(old, new, msg, len);
+	if (rc)
+		goto out;
+	memcpy(plan, p, sizeof(*plan));
+out:
+	free(p);
+	return rc;
+}
+
+/* Copy a run-time row's value from `new` into `live`. */
+static void
+qs_cfg_copy_row(const struct qs_option *row, struct qs_config *live, const struct qs_config *new)
+{
+	switch (row->type) {
+	case QS_CFG_UINT:
+	case QS_CFG_LOG_LEVEL:
+		memcpy((char *)live + row->offset, (const char *)new + row->offset, row->size);
+		return;
+	case QS_CFG_UID_LIST:
+		memcpy(live->allowed_uids, new->allowed_uids, sizeof(live->allowed_uids));
+		live->n_allowed_uids = new->n_allowed_uids;
+		return;
+	default:
+		break;
+	}
+	fprintf(stderr, "qs_config: option %s cannot be applied at run time\n", row->name);
+	abort();
+}
+
+int
+qs_config_reload_apply(struct qs_config *live, const struct qs_config *new,
+                       const struct qs_reload_plan *plan)
+{
+	char **addresses = calloc(QS_MAX_VALIDATORS, sizeof(*addresses));
+	size_t i, n = live->n_validators;
+	int rc = -ENOMEM;
+
+	if (addresses == NULL)
+		goto out;
+	for (i = 0; i < n && i < new->n_validators; i++) {
+		if (!plan->address_changed[i])
+			continue;
+		addresses[i] = strdup(new->validators[i].address);
+		if (addresses[i] == NULL)
+			goto out;
+	}
+	for (i = 0; i < QS_N_OPTIONS; i++)
+		if (qs_options[i].reload & plan->groups)
+			qs_cfg_copy_row(&qs_options[i], live, new);
+	for (i = 0; i < n; i++) {
+		if (addresses[i] == NULL)
+			continue;
+		free(live->validators[i].address);
+		live->validators[i].address = addresses[i];
+		addresses[i] = NULL;
+	}
+	rc = 0;
+out:
+	for (i = 0; addresses != NULL && i < QS_MAX_VALIDATORS; i++)
+		free(addresses[i]);
+	free(addresses);
+	return rc;
+}
+
+int
+qs_config_key_at(size_t i, struct qs_config_key *out)
+{
+	const struct qs_option *row;
+
+	if (i >= QS_N_OPTIONS + QS_N_VALIDATOR_OPTIONS)
+		return -ENOENT;
+	if (i < QS_N_OPTIONS) {
+		row = &qs_options[i];
+		snprintf(out->name, sizeof(out->name), "%s", row->name);
+	} else {
+		row = &qs_validator_options[i - QS_N_OPTIONS];
+		snprintf(out->name, sizeof(out->name), "validators[].%s", row->name);
+	}
+	out->def = row->def;
+	out->section = row->type == QS_CFG_SECTION || row->type == QS_CFG_VALIDATORS;
+	out->reload = row->reload;
+	return 0;
 }

@@ -22,6 +22,7 @@
 #define QS_CONFIG_MAX_SCALAR_BYTES 4096          /* longest key or value */
 /* Most voting power of one validator and of a whole set, so that quorum
  * arithmetic (3 * signed_power) cannot overflow a uint64_t. */
+#define QS_LIMIT_BATCH_TXNS_MAX    1000000 /* limits.batch_max_txns at most */
 #define QS_MAX_VOTING_POWER        (UINT64_C(1) << 62)
 
 enum qs_log_level {
@@ -131,5 +132,76 @@ const char *qs_log_level_name(enum qs_log_level level);
  * equal. Returns 0, or -errno if writing failed.
  */
 int qs_config_write_example(FILE *f);
+
+/*
+ * Reload (SIGHUP). Each key of the option table either applies at run time
+ * or needs a restart; the run-time keys fall in the groups below, which name
+ * what the daemon hands on to the modules that copied a value at start.
+ * Restart-only keys: chain_id, epoch, listen, data_dir, network_key,
+ * signing_key, rpc.socket, metrics.listen, storage.submit_queue_bytes,
+ * storage.group_max_*, storage.db_*, and the validator set itself (count,
+ * names, keys, voting powers). docs/qsd.yaml.5 says the same per key (a
+ * test compares them).
+ */
+enum qs_reload_group {
+	QS_RELOAD_LOG_LEVEL = 1 << 0,    /* log_level */
+	QS_RELOAD_TIMING = 1 << 1,       /* max_batch_lifetime_ms, max_clock_skew_ms,
+	                                    proof_timeout_ms */
+	QS_RELOAD_ALLOWED_UIDS = 1 << 2, /* rpc.allowed_uids */
+	QS_RELOAD_LIMITS = 1 << 3,       /* limits.* */
+	QS_RELOAD_QUOTAS = 1 << 4,       /* quotas.* */
+	QS_RELOAD_STORAGE = 1 << 5,      /* storage.free_space_watermark_bytes */
+	QS_RELOAD_SERVING = 1 << 6,      /* serving.* */
+	QS_RELOAD_ADDRESSES = 1 << 7,    /* validators[].address */
+};
+
+#define QS_RELOAD_LIST_MAX 1024 /* plan->applied and the restart message */
+
+/* What a reload changes; filled in by qs_config_reload_plan(). */
+struct qs_reload_plan {
+	unsigned groups;  /* QS_RELOAD_* with at least one changed key */
+	size_t n_applied; /* changed keys that apply at run time */
+	size_t n_restart; /* changed keys that keep their running value until a restart */
+	/* validators[i].address changed (i < the running n_validators) */
+	unsigned char address_changed[QS_MAX_VALIDATORS];
+	/* The changed run-time keys, space separated ("log_level
+	 * limits.batch_max_txns validators[2].address"), cut with "..." */
+	char applied[QS_RELOAD_LIST_MAX];
+};
+
+/*
+ * Compare the running config `old` with a freshly loaded `new` (both
+ * borrowed) and fill *plan. `msg` (len bytes) receives the restart-only keys
+ * that changed, comma separated ("listen, validators[1].voting_power"), or
+ * "" when there are none; those keep their running values. Returns 0 when
+ * the run-time keys can be applied, or QS_ECONFIG when they cannot be
+ * applied while the restart-only keys keep their running values (an
+ * ordering such as storage.submit_queue_bytes >= limits.frame_max_bytes
+ * would break); msg then says why and nothing may be applied.
+ */
+int qs_config_reload_plan(const struct qs_config *old, const struct qs_config *new,
+                          struct qs_reload_plan *plan, char *msg, size_t len);
+
+/*
+ * Copy the run-time keys the plan found changed from `new` into `live` (the
+ * running config, which the modules borrow), in place: pointers into `live`
+ * stay valid except the old validators[i].address strings the plan names,
+ * which are freed. Call it on the thread that reads the config (the event
+ * loop). Returns 0, or -ENOMEM with `live` unchanged.
+ */
+int qs_config_reload_apply(struct qs_config *live, const struct qs_config *new,
+                           const struct qs_reload_plan *plan);
+
+/* One key of qsd.yaml, for documentation and its tests. */
+struct qs_config_key {
+	char name[96];   /* "limits.batch_max_txns", "validators[].address" */
+	const char *def; /* default as YAML text, or NULL */
+	int section;     /* 1 for a mapping of further keys (or the validator list) */
+	unsigned reload; /* QS_RELOAD_* group, 0 for restart only; 0 for sections */
+};
+
+/* The i-th key in table order (validator keys last). Returns 0, or -ENOENT
+ * past the last key. */
+int qs_config_key_at(size_t i, struct qs_config_key *out);
 
 #endif

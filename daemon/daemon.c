@@ -20,11 +20,14 @@
 #include "core/error.h"
 #include "core/hex.h"
 #include "daemon/author.h"
+#include "daemon/clock.h"
 #include "daemon/epoch.h"
 #include "daemon/ingest.h"
 #include "daemon/keys.h"
 #include "daemon/log.h"
+#include "core/index.h"
 #include "daemon/metrics.h"
+#include "daemon/notify.h"
 #include "daemon/serve.h"
 #include "net/frame.h"
 #include "net/http.h"
@@ -35,13 +38,19 @@
 
 /* After SIGTERM, how long the loop keeps running to flush the answers of
  * the batches drained from the writer. */
-#define QS_STOP_FLUSH_MS 1000
+#define QS_STOP_FLUSH_MS       1000
+/* Start-up (database open and recovery) may extend systemd's start timeout
+ * for at most this long. */
+#define QS_START_EXTEND_MAX_US (30 * 60 * UINT64_C(1000000))
 
 struct qs_daemon {
-	const struct qs_config *cfg;      /* the current epoch's */
-	const struct qs_config *base_cfg; /* the file's */
-	struct qs_config *epoch_cfg;      /* a NewEpoch's, when cfg is it */
-	struct qs_config *next_cfg;       /* persisted, applied by the restart */
+	struct qs_config *cfg;      /* the current epoch's */
+	struct qs_config *base_cfg; /* the file's (reloaded in place) */
+	struct qs_notify *notify;
+	uint64_t wd_groups;          /* writer groups completed at the last watchdog tick */
+	uint64_t wd_since_us;        /* since when that count has not moved */
+	struct qs_config *epoch_cfg; /* a NewEpoch's, when cfg is it */
+	struct qs_config *next_cfg;  /* persisted, applied by the restart */
 	int next_self;
 	struct qs_write_item epoch_item;
 	uint8_t *epoch_packed;
@@ -126,15 +135,70 @@ qs_daemon_check_identity(const struct qs_config *cfg, int *self, char *err, size
 	return rc;
 }
 
+/* This node's voting power plus its connected peers', against the total:
+ * whether a quorum could sign a batch now. */
 static int
-health(void *arg, char *reason, size_t len)
+have_quorum(const struct qs_daemon *d)
+{
+	uint64_t total = 0, up = 0;
+
+	for (size_t i = 0; i < d->cfg->n_validators; i++) {
+		total += d->cfg->validators[i].voting_power;
+		if ((int)i == d->self || (d->peers && qs_peers_connected(d->peers, (int)i)))
+			up += d->cfg->validators[i].voting_power;
+	}
+	return 3 * up > 2 * total;
+}
+
+/* /healthz: 200 "ok", or 503 with one reason per line. */
+static int
+health(void *arg, char *reasons, size_t len)
 {
 	struct qs_daemon *d = arg;
 
-	if (d->storage_state == QS_STORAGE_OK)
+	reasons[0] = '\0';
+	if (d->storage_state != QS_STORAGE_OK)
+		qs_http_reason_add(reasons, len, "storage %s: %s",
+		                   qs_storage_state_names[d->storage_state], d->storage_reason);
+	if (d->next_cfg)
+		qs_http_reason_add(reasons, len, "changing epoch");
+	else if (d->peers && !have_quorum(d))
+		qs_http_reason_add(reasons, len, "no quorum of peers");
+	return reasons[0] == '\0';
+}
+
+/* The watchdog's progress check: the loop runs (this is called from it);
+ * the writer is hung when it holds work and completed no group for a whole
+ * watchdog interval. A full disk refuses writes quickly: degraded, not hung. */
+static int
+notify_healthy(void *arg)
+{
+	struct qs_daemon *d = arg;
+	struct qs_writer *w = d->ingest ? qs_ingest_writer(d->ingest) : NULL;
+	uint64_t groups = d->ingest ? qs_ingest_groups_done(d->ingest) : 0;
+	uint64_t now = qs_clock_mono_us();
+
+	if (!w || qs_writer_queue_bytes(w) == 0 || groups != d->wd_groups) {
+		d->wd_groups = groups;
+		d->wd_since_us = now;
 		return 1;
-	snprintf(reason, len, "%s", d->storage_reason);
-	return 0;
+	}
+	return now - d->wd_since_us <= qs_notify_watchdog_usec(d->notify);
+}
+
+static void
+notify_status(void *arg, struct qs_notify_status *st)
+{
+	struct qs_daemon *d = arg;
+
+	st->epoch = d->cfg->epoch;
+	st->peers_total = d->cfg->n_validators - 1;
+	for (size_t i = 0; d->peers && i < d->cfg->n_validators; i++)
+		if ((int)i != d->self && qs_peers_connected(d->peers, (int)i))
+			st->peers_connected++;
+	st->batches = d->ingest ? qs_ingest_batches(d->ingest) : 0;
+	st->proofs = d->author ? qs_author_proofs(d->author) : 0;
+	st->storage = qs_storage_state_names[d->storage_state];
 }
 
 static void
@@ -205,7 +269,7 @@ begin_stop(struct qs_daemon *d, int code)
 		return;
 	d->stopping = 1;
 	d->stop_code = code;
-	sd_notify(0, "STOPPING=1");
+	qs_notify_stopping(d->notify);
 	qs_ingest_drain(d->ingest);
 	event_base_loopexit(d->base, &tv);
 }
@@ -219,15 +283,71 @@ on_fail_stop(evutil_socket_t fd, short what, void *arg)
 	begin_stop(d, QS_EXIT_STORAGE);
 }
 
+/*
+ * SIGHUP: read the config file again and apply what can change at run time
+ * (docs/qsd.yaml.5 says which keys); a file that does not load, or whose
+ * run-time keys cannot be applied, is refused and the running config stays.
+ * Keys that need a restart keep their running values and are logged.
+ */
+static void
+reload(struct qs_daemon *d)
+{
+	struct qs_config *next = NULL;
+	struct qs_reload_plan plan;
+	char err[QS_CONFIG_ERR_MAX + 64] = "", msg[QS_RELOAD_LIST_MAX] = "";
+	int rc;
+
+	qs_notify_reloading(d->notify);
+	rc = qs_config_load(d->base_cfg->path, &next, err, sizeof(err));
+	if (rc == 0)
+		rc = qs_config_reload_plan(d->base_cfg, next, &plan, msg, sizeof(msg));
+	if (rc == 0 && qs_config_reload_apply(d->base_cfg, next, &plan) != 0) {
+		rc = -ENOMEM;
+		snprintf(msg, sizeof(msg), "out of memory");
+	}
+	if (rc == 0 && d->epoch_cfg) {
+		/* The epoch's copy takes the same values; its validator set is
+		 * consensus's, not the file's. */
+		struct qs_reload_plan own = plan;
+
+		own.groups &= ~(unsigned)QS_RELOAD_ADDRESSES;
+		memset(own.address_changed, 0, sizeof(own.address_changed));
+		if (qs_config_reload_apply(d->epoch_cfg, next, &own) != 0) {
+			rc = -ENOMEM;
+			snprintf(msg, sizeof(msg), "out of memory");
+		}
+	}
+	if (rc) {
+		qs_log_err("reload_failed",
+		           "file=\"%s\" error=\"%s\" action=\"kept the running "
+		           "configuration\"",
+		           d->base_cfg->path, err[0] ? err : msg);
+		goto out;
+	}
+	if (plan.groups & QS_RELOAD_LOG_LEVEL)
+		qs_log_set_level((int)d->cfg->log_level);
+	if ((plan.groups & (QS_RELOAD_LIMITS | QS_RELOAD_ADDRESSES)) && d->peers)
+		qs_peers_reload(d->peers);
+	if (plan.groups & (QS_RELOAD_LIMITS | QS_RELOAD_ALLOWED_UIDS))
+		qs_rpc_reload(d->rpc);
+	if ((plan.groups & QS_RELOAD_QUOTAS) && d->ingest)
+		qs_index_set_quotas(qs_ingest_index(d->ingest), &d->cfg->quotas);
+	if ((plan.groups & QS_RELOAD_SERVING) && d->serve)
+		qs_serve_reload(d->serve);
+	qs_log_notice("reloaded", "applied=\"%s\" restart_needed=\"%s\"", plan.applied, msg);
+out:
+	qs_notify_ready(d->notify);
+	qs_config_free(next);
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct qs_daemon *d = arg;
 
 	if (sig == SIGHUP) {
-		qs_log_notice("sighup_ignored",
-		              "reason=\"configuration reload is not supported by this version; "
-		              "restart qsd to apply a new configuration\"");
+		if (!d->stopping)
+			reload(d);
 		return;
 	}
 	if (d->stopping)
@@ -400,8 +520,7 @@ on_epoch_restart(evutil_socket_t fd, short what, void *arg)
 	}
 	qs_log_notice("epoch_changed", "epoch=%" PRIu64 " validators=%zu index=%d batches=%zu",
 	              d->cfg->epoch, d->cfg->n_validators, d->self, qs_ingest_batches(d->ingest));
-	sd_notifyf(0, "STATUS=epoch %" PRIu64 ", %zu batches, storage %s", d->cfg->epoch,
-	           qs_ingest_batches(d->ingest), qs_storage_state_names[d->storage_state]);
+	qs_notify_ready(d->notify);
 }
 
 static void
@@ -419,7 +538,8 @@ on_epoch_written(struct qs_write_item *w)
 		d->epoch_call = NULL;
 		qs_epoch_config_free(d->next_cfg);
 		d->next_cfg = NULL;
-		if (d->ingest && w->result != QS_ESHUTDOWN)
+		/* A full writer queue is back pressure, not a storage failure. */
+		if (d->ingest && w->result != QS_ESHUTDOWN && w->result != QS_EQUEUEFULL)
 			qs_ingest_storage_failed(d->ingest, w->result, "persisting a new epoch");
 		return;
 	}
@@ -515,6 +635,7 @@ daemon_cleanup(struct qs_daemon *d)
 	if (d->sig_hup)
 		event_free(d->sig_hup);
 	qs_store_close(d->store);
+	qs_notify_free(d->notify);
 	if (d->base)
 		event_base_free(d->base);
 	qs_metrics_free(d->metrics);
@@ -526,7 +647,7 @@ daemon_cleanup(struct qs_daemon *d)
 }
 
 int
-qs_daemon_run(const struct qs_config *cfg)
+qs_daemon_run(struct qs_config *cfg)
 {
 	struct qs_daemon d = {.cfg = cfg, .base_cfg = cfg, .exit_code = QS_EXIT_FAILURE};
 	struct qs_store_options so = {
@@ -573,6 +694,16 @@ qs_daemon_run(const struct qs_config *cfg)
 		qs_log_err("libevent_failed", "error=\"event_base_new\"");
 		goto out;
 	}
+	{
+		struct qs_notify_ops no = {
+		    .healthy = notify_healthy, .status = notify_status, .arg = &d};
+
+		if (qs_notify_new(d.base, &no, &d.notify) != 0) {
+			qs_log_err("notify_failed", "error=\"out of memory\"");
+			goto out;
+		}
+		qs_notify_extend_begin(d.notify, "opening the database", QS_START_EXTEND_MAX_US);
+	}
 	if (add_signal(&d, &d.sig_term, SIGTERM) || add_signal(&d, &d.sig_int, SIGINT) ||
 	    add_signal(&d, &d.sig_hup, SIGHUP)) {
 		qs_log_err("libevent_failed", "error=\"cannot add signal events\"");
@@ -603,7 +734,7 @@ qs_daemon_run(const struct qs_config *cfg)
 		qs_log_notice("epoch_restored", "epoch=%" PRIu64 " validators=%zu index=%d",
 		              d.cfg->epoch, d.cfg->n_validators, d.self);
 	}
-	sd_notify(0, "STATUS=recovering");
+	qs_notify_extend_begin(d.notify, "recovering", QS_START_EXTEND_MAX_US);
 	rc = pipeline_start(&d, err, sizeof(err));
 	if (rc) {
 		d.exit_code = rc;
@@ -636,8 +767,8 @@ qs_daemon_run(const struct qs_config *cfg)
 	}
 	qs_log_info("metrics_listening", "listen=%s", cfg->metrics_listen);
 
-	sd_notifyf(0, "READY=1\nSTATUS=epoch %" PRIu64 ", %zu batches, storage %s", d.cfg->epoch,
-	           qs_ingest_batches(d.ingest), qs_storage_state_names[d.storage_state]);
+	qs_notify_extend_end(d.notify);
+	qs_notify_ready(d.notify);
 	qs_log_notice("ready", "validator=%s epoch=%" PRIu64, d.cfg->validators[d.self].name,
 	              d.cfg->epoch);
 	if (event_base_dispatch(d.base) < 0) {

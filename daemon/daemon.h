@@ -25,8 +25,8 @@
  */
 int qs_daemon_check_identity(const struct qs_config *cfg, int *self, char *err, size_t errlen);
 
-/* Run the daemon with `cfg` (borrowed) in the foreground; returns an exit
- * code. */
-int qs_daemon_run(const struct qs_config *cfg);
+/* Run the daemon with `cfg` (borrowed; SIGHUP reloads its run-time keys in
+ * place) in the foreground; returns an exit code. */
+int qs_daemon_run(struct qs_config *cfg);
 
 #endif

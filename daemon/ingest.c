@@ -1,6 +1,7 @@
 #include "daemon/ingest.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,7 @@ struct qs_ingest {
 	void (*response_handler)(void *arg, int peer, Quorumstore__V1__PeerMessage *msg);
 	void (*fetch_state_handler)(void *arg, int peer, int connected);
 	void *fetch_arg;
+	_Atomic uint64_t groups_done; /* written by the writer thread */
 	/* Writer thread only: rate limit of the persist_failed line. */
 	uint64_t fail_log_s;
 	uint64_t fail_log_suppressed;
@@ -585,6 +587,7 @@ on_group_done(void *arg, size_t items, uint64_t bytes, double seconds, int resul
 	struct qs_ingest *in = arg;
 	int reason;
 
+	atomic_fetch_add_explicit(&in->groups_done, 1, memory_order_relaxed);
 	qs_metric_observe(in->m_group_size, 0, (double)items);
 	qs_metric_observe(in->m_persist_seconds, 0, seconds);
 	if (result == 0)
@@ -1139,7 +1142,9 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 		    .store = opt->store,
 		    .base = opt->base,
 		    .chain_id = cfg->chain_id,
-		    .max_txns = cfg->limits.batch_max_txns,
+		    /* Not the configured limit: a reload may lower it below what
+		     * batches already stored hold. */
+		    .max_txns = QS_LIMIT_BATCH_TXNS_MAX,
 		    .queue_max_items = QS_READ_QUEUE_MAX,
 		    .complete = on_read_done,
 		    .arg = in,
@@ -1408,4 +1413,10 @@ uint64_t
 qs_ingest_gc_cutoff_us(const struct qs_ingest *in)
 {
 	return in->gc_cutoff_us;
+}
+
+uint64_t
+qs_ingest_groups_done(const struct qs_ingest *in)
+{
+	return atomic_load_explicit(&in->groups_done, memory_order_relaxed);
 }

@@ -158,5 +158,8 @@ uint64_t qs_ingest_committed_us(const struct qs_ingest *in);
 /* The last GC cutoff applied: payloads expiring at or before it are gone. */
 uint64_t qs_ingest_gc_cutoff_us(const struct qs_ingest *in);
 #define QS_META_LAST_COMMITTED "last_committed_us"
+/* Groups the writer completed (written or failed) since start: the
+ * watchdog's sign that the writer makes progress. Any thread. */
+uint64_t qs_ingest_groups_done(const struct qs_ingest *in);
 
 #endif

@@ -568,23 +568,24 @@ commit_free(struct commit *c)
 	}
 }
 
+/* One write item of the commit is done, or was not taken by the writer;
+ * the answer comes once all are, and frees c. */
 static void
-on_commit_written(struct qs_write_item *w)
+commit_item_done(struct commit *c, int result)
 {
-	struct commit *c = ((struct commit_item *)w)->c;
 	struct qs_serve *s = c->s;
 
-	if (w->result && !c->failed) {
-		c->failed = w->result;
-		if (w->result != QS_ESHUTDOWN)
-			qs_ingest_storage_failed(s->opt.ingest, w->result, "a commit's write");
-	}
+	if (result && !c->failed)
+		c->failed = result;
 	if (++c->n_done < c->n_items)
 		return;
 	if (c->failed) {
-		qs_rpc_respond_error(c->call, QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE,
+		qs_rpc_respond_error(c->call,
+		                     c->failed == QS_EQUEUEFULL
+		                         ? QUORUMSTORE__V1__STATUS__STATUS_RESOURCE_EXHAUSTED
+		                         : QUORUMSTORE__V1__STATUS__STATUS_UNAVAILABLE,
 		                     "%" PRIu32 " proofs left the queue but the commit was not "
-		                     "persisted: %s",
+		                     "persisted: %s; retry",
 		                     c->removed, qs_strerror(c->failed));
 	} else {
 		Quorumstore__V1__Response resp = QUORUMSTORE__V1__RESPONSE__INIT;
@@ -599,6 +600,16 @@ on_commit_written(struct qs_write_item *w)
 		qs_rpc_respond(c->call, &resp);
 	}
 	commit_free(c);
+}
+
+static void
+on_commit_written(struct qs_write_item *w)
+{
+	struct commit *c = ((struct commit_item *)w)->c;
+
+	if (w->result && !c->failed && w->result != QS_ESHUTDOWN)
+		qs_ingest_storage_failed(c->s->opt.ingest, w->result, "a commit's write");
+	commit_item_done(c, w->result);
 }
 
 static void
@@ -646,12 +657,12 @@ notify_commit(struct qs_serve *s, struct qs_rpc_call *call, const Quorumstore__V
 		expiration_us = queued ? it.info->expiration_us
 		                       : qs_clock_wall_us() + s->cfg->max_batch_lifetime_us;
 		rc = qs_author_commit(s->opt.author, digest, expiration_us);
-		if (rc == QS_EEXISTS)
-			continue; /* committed already */
-		if (rc)
+		if (rc && rc != QS_EEXISTS)
 			goto oom;
+		/* Committed already: marked again all the same, since the write
+		 * of that commit may have failed (its answer said retry). */
 		qs_store_key(expiration_us, digest, c->keys[n_keys++]);
-		if (queued)
+		if (queued && rc == 0)
 			c->removed++;
 	}
 	qs_metric_add(s->m_commits, 0, 1);
@@ -684,15 +695,20 @@ notify_commit(struct qs_serve *s, struct qs_rpc_call *call, const Quorumstore__V
 			    QS_CF_META, QS_META_LAST_COMMITTED, strlen(QS_META_LAST_COMMITTED),
 			    c->ts,      sizeof(c->ts),          QS_WRITE_OP_PUT};
 	}
-	for (size_t i = 0; i < c->n_items; i++) {
+	/*
+	 * An item the writer does not take (its queue is full: back pressure,
+	 * not a storage failure) is done with the error, and the answer still
+	 * comes once. One more item is counted while they are handed over, so
+	 * that the answer, which frees c, comes after this loop.
+	 */
+	c->n_items++;
+	for (size_t i = 0; i + 1 < c->n_items; i++) {
 		int rc = qs_writer_submit(wr, &c->items[i].w);
 
-		if (rc) {
-			/* Counted as done with the error: the answer still comes once. */
-			c->items[i].w.result = rc;
-			on_commit_written(&c->items[i].w);
-		}
+		if (rc)
+			commit_item_done(c, rc);
 	}
+	commit_item_done(c, 0);
 	return;
 oom:
 	commit_free(c);
@@ -960,4 +976,11 @@ qs_serve_free(struct qs_serve *s)
 	qs_fetch_free(s->fetch);
 	free(s->picks);
 	free(s);
+}
+
+void
+qs_serve_reload(struct qs_serve *s)
+{
+	qs_cache_set_budget(qs_ingest_cache(s->opt.ingest), s->cfg->payload_cache_bytes);
+	(void)qs_fetch_set_tries(s->fetch, s->cfg->fetch_timeout_us, s->cfg->fetch_parallel);
 }

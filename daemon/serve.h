@@ -71,6 +71,10 @@ void qs_serve_set_peers(struct qs_serve *s, struct qs_peers *peers);
 /* net/rpc.h request handler for every request after Hello (arg: the serve). */
 void qs_serve_on_rpc(void *arg, struct qs_rpc_call *call, Quorumstore__V1__Request *req);
 
+/* The serving.* keys changed (a reload): the payload cache's budget and
+ * the fetch tries follow; the GC buffers and deadlines are read live. */
+void qs_serve_reload(struct qs_serve *s);
+
 /*
  * Stop: fetches in flight end and their calls are answered UNAVAILABLE;
  * calls waiting for a read or a write keep waiting for it (drain the ingest

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -111,19 +112,75 @@ serve_metrics(struct qs_http *h, struct evhttp_request *req)
 	free(text);
 }
 
+/*
+ * The 503 body from the callback's reasons, in place: one line per reason,
+ * empty lines dropped, other control characters as '?'. Returns its length.
+ */
+static size_t
+format_reasons(char *reasons, size_t size)
+{
+	size_t in, out = 0;
+	bool line_empty = true;
+
+	reasons[size - 1] = '\0';
+	for (in = 0; reasons[in] != '\0'; in++) {
+		unsigned char c = (unsigned char)reasons[in];
+
+		if (c == '\n' || c == '\r') {
+			if (!line_empty)
+				reasons[out++] = '\n';
+			line_empty = true;
+			continue;
+		}
+		reasons[out++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+		line_empty = false;
+	}
+	/* Every line ends in "\n"; the NUL's byte takes the last one. */
+	if (!line_empty)
+		reasons[out++] = '\n';
+	reasons[out < size ? out : size - 1] = '\0';
+	return out < size ? out : size - 1;
+}
+
 static void
 serve_healthz(struct qs_http *h, struct evhttp_request *req)
 {
-	char reason[QS_HTTP_REASON_MAX] = "";
-	char text[QS_HTTP_REASON_MAX + 1];
+	char reasons[QS_HTTP_REASON_MAX + 1] = "";
+	size_t len;
 
-	if (h->health == NULL || h->health(h->health_arg, reason, sizeof(reason)) == 1) {
+	if (h->health == NULL || h->health(h->health_arg, reasons, QS_HTTP_REASON_MAX) == 1) {
 		reply_text(req, HTTP_OK, "OK", "ok\n");
-	} else {
-		reason[sizeof(reason) - 1] = '\0';
-		snprintf(text, sizeof(text), "%s\n", reason[0] != '\0' ? reason : "unhealthy");
-		reply_text(req, HTTP_SERVUNAVAIL, "Service Unavailable", text);
+		return;
 	}
+	len = format_reasons(reasons, sizeof(reasons));
+	if (len == 0)
+		reply_text(req, HTTP_SERVUNAVAIL, "Service Unavailable", "unhealthy\n");
+	else
+		reply(req, HTTP_SERVUNAVAIL, "Service Unavailable", QS_HTTP_CONTENT_TYPE_TEXT,
+		      reasons, len);
+}
+
+void
+qs_http_reason_add(char *reasons, size_t len, const char *fmt, ...)
+{
+	size_t used;
+	va_list ap;
+	int n;
+
+	if (reasons == NULL || len == 0)
+		return;
+	used = strnlen(reasons, len);
+	if (used >= len - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(reasons + used, len - used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n + 1 >= len - used) {
+		reasons[used] = '\0';
+		return;
+	}
+	reasons[used + (size_t)n] = '\n';
+	reasons[used + (size_t)n + 1] = '\0';
 }
 
 static void

@@ -74,6 +74,7 @@ enum qs_why {
 	QS_WHY_SLOW_READER,
 	QS_WHY_PROTOCOL_VIOLATION,
 	QS_WHY_SHUTDOWN,
+	QS_WHY_ADDRESS_CHANGED,
 	QS_WHY_N_DISCONNECT,
 
 	QS_WHY_UNKNOWN_KEY = QS_WHY_N_DISCONNECT,
@@ -95,6 +96,7 @@ static const char *const qs_why_names[QS_WHY_N] = {
     [QS_WHY_SLOW_READER] = "slow_reader",
     [QS_WHY_PROTOCOL_VIOLATION] = "protocol_violation",
     [QS_WHY_SHUTDOWN] = "shutdown",
+    [QS_WHY_ADDRESS_CHANGED] = "address_changed",
     [QS_WHY_UNKNOWN_KEY] = "unknown_key",
     [QS_WHY_NOT_ED25519] = "not_ed25519",
     [QS_WHY_NO_CERTIFICATE] = "no_certificate",
@@ -352,6 +354,7 @@ qs_conn_report_disconnect(struct qs_conn *c, enum qs_why why, const char *detail
 	switch (why) {
 	case QS_WHY_EOF:
 	case QS_WHY_REPLACED:
+	case QS_WHY_ADDRESS_CHANGED:
 		prio = LOG_NOTICE;
 		break;
 	case QS_WHY_SHUTDOWN:
@@ -467,9 +470,11 @@ qs_conn_close(struct qs_conn *c, enum qs_why why, const char *fmt, ...)
 	if (was_ready) {
 		lived_ms = qs_clock_mono_ms() - c->ready_ms;
 		qs_conn_report_disconnect(c, why, detail);
-	} else if (why != QS_WHY_SHUTDOWN && c->state == QS_CONN_CONNECTING) {
+	} else if (why == QS_WHY_SHUTDOWN || why == QS_WHY_ADDRESS_CHANGED) {
+		/* Our own decision, not a failure of the peer. */
+	} else if (c->state == QS_CONN_CONNECTING) {
 		qs_conn_report_dial(c, detail);
-	} else if (why != QS_WHY_SHUTDOWN) {
+	} else {
 		qs_conn_report_handshake(c, why, detail);
 	}
 	qs_conn_detach(c);
@@ -1150,6 +1155,70 @@ qs_peers_close(struct qs_peers *p, int peer, const char *reason)
 		return;
 	qs_conn_close(p->slots[peer].active, QS_WHY_PROTOCOL_VIOLATION, "%s",
 	              reason != NULL ? reason : "");
+}
+
+/* Redial validator `s` at its new address: drop what we dialed to the old
+ * one and start again without backoff. */
+static void
+qs_slot_redial_now(struct qs_slot *s, const char *old, const char *new)
+{
+	struct qs_peers *p = s->p;
+	struct qs_conn *active = s->active;
+
+	s->backoff_ms = QS_PEER_BACKOFF_MIN_MS;
+	s->failures = 0;
+	evtimer_del(s->redial);
+	if (s->dialing != NULL)
+		qs_conn_close(s->dialing, QS_WHY_ADDRESS_CHANGED, "address %s -> %s", old, new);
+	/* A usable connection we dialed goes too; one the validator dialed
+	 * proves it reaches us and stays. */
+	if (active != NULL && active->dialed >= 0)
+		qs_conn_close(active, QS_WHY_ADDRESS_CHANGED, "address %s -> %s", old, new);
+	qs_slot_schedule(p, s->idx, 0);
+}
+
+int
+qs_peers_reload(struct qs_peers *p)
+{
+	const struct qs_config *cfg = p->cfg;
+	struct sockaddr_storage sa;
+	char old[QS_PEER_ADDR_MAX], new[QS_PEER_ADDR_MAX];
+	socklen_t len;
+	size_t four_frames;
+	int rc = 0;
+
+	p->frame_max = cfg->limits.frame_max_bytes > UINT32_MAX
+	                   ? UINT32_MAX
+	                   : (size_t)cfg->limits.frame_max_bytes;
+	p->budget = QS_PEER_DECODE_BUDGET(p->frame_max);
+	four_frames = 4 * (p->frame_max + QS_FRAME_HEADER_BYTES);
+	p->outbuf_max =
+	    four_frames > QS_PEER_OUTBUF_MAX_BYTES ? four_frames : QS_PEER_OUTBUF_MAX_BYTES;
+	for (size_t i = 0; i < p->n && i < cfg->n_validators; i++) {
+		struct qs_slot *s = &p->slots[i];
+
+		if ((int)i == p->self)
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		if (qs_addr_parse(cfg->validators[i].address, &sa, &len, NULL) != 0) {
+			qs_log_err("peer_address_invalid",
+			           "peer=%s address=\"%s\" detail=\"kept the running address\"",
+			           qs_peers_name(p, (int)i), cfg->validators[i].address);
+			rc = QS_ECONFIG;
+			continue;
+		}
+		if (len == s->sa_len && memcmp(&sa, &s->sa, len) == 0)
+			continue;
+		qs_peers_format_addr((const struct sockaddr *)&s->sa, old, sizeof(old));
+		qs_peers_format_addr((const struct sockaddr *)&sa, new, sizeof(new));
+		s->sa = sa;
+		s->sa_len = len;
+		qs_log_notice("peer_address_changed", "peer=%s old=%s new=%s dial=%s",
+		              qs_peers_name(p, (int)i), old, new, (int)i > p->self ? "yes" : "no");
+		if ((int)i > p->self)
+			qs_slot_redial_now(s, old, new);
+	}
+	return rc;
 }
 
 void

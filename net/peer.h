@@ -42,7 +42,8 @@
  *                                            oversized_frame, undecodable,
  *                                            unexpected_message, eof, error,
  *                                            replaced, slow_reader,
- *                                            protocol_violation, shutdown
+ *                                            protocol_violation, shutdown,
+ *                                            address_changed
  *   qsd_peer_frames_received_total           frames taken off the wire
  *   qsd_peer_bytes_received_total            their bytes, headers included
  * A connection that fails before its Hello was accepted counts as a
@@ -156,6 +157,23 @@ void qs_peers_set_reading(struct qs_peers *p, int enabled);
  * usable connection. We redial it if it is ours to dial.
  */
 void qs_peers_close(struct qs_peers *p, int peer, const char *reason);
+
+/*
+ * Take the run-time settings again from the config this transport borrows,
+ * after qs_config_reload_apply() changed it in place:
+ *   - limits.frame_max_bytes, for every frame read or sent from now on (and
+ *     the decode budget and slow-reader bound that follow from it);
+ *   - each validator's address. A validator this node dials whose address
+ *     changed is dialed at the new one now (backoff reset): a connection
+ *     being dialed, or a usable one we dialed, to the old address is closed
+ *     (qsd_peer_disconnects_total{reason="address_changed"}). A usable
+ *     connection the validator dialed itself stays. For validators that
+ *     dial us the new address is only recorded.
+ * Returns 0, or QS_ECONFIG when an address is not a numeric host:port (it
+ * keeps its running address; the others are applied). The validator set
+ * itself (count, keys) must be the one the transport started with.
+ */
+int qs_peers_reload(struct qs_peers *p);
 
 /*
  * Close every connection (counted as "shutdown"), the listener and every

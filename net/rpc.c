@@ -43,6 +43,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <systemd/sd-daemon.h>
 
 #define QS_RPC_ACCEPT_RETRY_MS 100 /* after accept() failed (EMFILE...) */
 #define QS_RPC_MESSAGE_MAX     1024
@@ -101,6 +102,7 @@ enum qs_rpc_why {
 	QS_RPC_WHY_HELLO_TIMEOUT,
 	QS_RPC_WHY_SLOW_READER,
 	QS_RPC_WHY_SHUTDOWN,
+	QS_RPC_WHY_UID_REVOKED,
 	QS_RPC_WHY_N,
 };
 
@@ -114,6 +116,7 @@ static const char *const qs_rpc_why_names[QS_RPC_WHY_N] = {
     [QS_RPC_WHY_HELLO_TIMEOUT] = "hello_timeout",
     [QS_RPC_WHY_SLOW_READER] = "slow_reader",
     [QS_RPC_WHY_SHUTDOWN] = "shutdown",
+    [QS_RPC_WHY_UID_REVOKED] = "uid_revoked",
 };
 
 enum qs_rpc_refusal {
@@ -185,7 +188,8 @@ struct qs_rpc {
 	uint32_t chain_id;
 	uint8_t author[32];
 	char *path;
-	bool bound; /* path is our socket: dev/ino below */
+	bool bound;     /* path is our socket: dev/ino below */
+	bool activated; /* the socket came from systemd (qsd.socket) */
 	dev_t dev;
 	ino_t ino;
 	struct evconnlistener *listener;
@@ -826,6 +830,52 @@ qs_rpc_probe(const struct sockaddr_un *sun)
 }
 
 /*
+ * The listening socket systemd passed under the name QS_RPC_FD_NAME (socket
+ * activation, sd_listen_fds_with_names()): 1 and *fd_out when there is one,
+ * 0 when there is none, QS_ECONFIG when it is not a listening Unix stream
+ * socket at rpc->path. The LISTEN_* variables are consumed either way, and
+ * every passed descriptor is close-on-exec.
+ */
+static int
+qs_rpc_inherited(struct qs_rpc *rpc, int *fd_out, char *err, size_t errlen)
+{
+	char **names = NULL;
+	int n, fd = -1, rc = 0;
+
+	n = sd_listen_fds_with_names(1, &names);
+	if (n < 0) {
+		qs_log_warn("rpc_listen_fds_failed", "error=\"%s\"", strerror(-n));
+		n = 0;
+	}
+	for (int i = 0; i < n; i++) {
+		if (names != NULL && names[i] != NULL && strcmp(names[i], QS_RPC_FD_NAME) == 0)
+			fd = SD_LISTEN_FDS_START + i;
+	}
+	if (fd < 0)
+		goto out;
+	if (sd_is_socket_unix(fd, SOCK_STREAM, 1, rpc->path, 0) <= 0) {
+		rc = QS_ECONFIG;
+		qs_errf(err, errlen,
+		        "rpc: the socket systemd passed as \"%s\" is not a listening Unix stream "
+		        "socket at rpc.socket %s (check ListenStream= in qsd.socket)",
+		        QS_RPC_FD_NAME, rpc->path);
+		goto out;
+	}
+	if (evutil_make_socket_nonblocking(fd) != 0) {
+		rc = -errno;
+		qs_errf(err, errlen, "rpc: %s: %s", rpc->path, strerror(-rc));
+		goto out;
+	}
+	*fd_out = fd;
+	rc = 1;
+out:
+	for (int i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+/*
  * Make the listening socket at rpc->path: replace a stale socket file,
  * refuse a live one or anything else, bind, chmod 0660, listen. On success
  * *fd_out is the listening socket and rpc->bound is set.
@@ -1030,8 +1080,12 @@ qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct 
 	rpc->accept_retry = evtimer_new(base, qs_rpc_accept_resume, rpc);
 	if (rpc->accept_retry == NULL)
 		goto nomem;
-	rc = qs_rpc_bind(rpc, &fd, err, errlen);
-	if (rc != 0)
+	rc = qs_rpc_inherited(rpc, &fd, err, errlen);
+	if (rc == 1)
+		rpc->activated = true;
+	else if (rc == 0)
+		rc = qs_rpc_bind(rpc, &fd, err, errlen);
+	if (rc < 0)
 		goto out;
 	/* Backlog 0: the socket already listens. */
 	rpc->listener = evconnlistener_new(base, qs_rpc_accept, rpc,
@@ -1041,8 +1095,12 @@ qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct 
 	fd = -1;
 	evconnlistener_set_error_cb(rpc->listener, qs_rpc_accept_error);
 	qs_rpc_register_metrics(rpc, metrics);
-	qs_log_info("rpc_listening", "path=\"%s\" mode=%04o allowed_uids=%zu", rpc->path,
-	            QS_RPC_SOCKET_MODE, cfg->n_allowed_uids);
+	if (rpc->activated)
+		qs_log_info("rpc_listening", "path=\"%s\" from=systemd allowed_uids=%zu", rpc->path,
+		            cfg->n_allowed_uids);
+	else
+		qs_log_info("rpc_listening", "path=\"%s\" mode=%04o allowed_uids=%zu", rpc->path,
+		            QS_RPC_SOCKET_MODE, cfg->n_allowed_uids);
 	*out = rpc;
 	rpc = NULL;
 	rc = 0;
@@ -1055,6 +1113,27 @@ out:
 		close(fd);
 	qs_rpc_free(rpc);
 	return rc;
+}
+
+void
+qs_rpc_reload(struct qs_rpc *rpc)
+{
+	struct qs_rpc_conn *c, *next;
+	size_t revoked = 0;
+
+	rpc->frame_max = rpc->cfg->limits.frame_max_bytes > UINT32_MAX
+	                     ? UINT32_MAX
+	                     : (size_t)rpc->cfg->limits.frame_max_bytes;
+	rpc->budget = QS_RPC_DECODE_BUDGET(rpc->frame_max);
+	for (c = LIST_FIRST(&rpc->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, link);
+		if (c->dead || qs_rpc_uid_allowed(rpc, c->uid))
+			continue;
+		qs_rpc_conn_close(c, QS_RPC_WHY_UID_REVOKED, "uid no longer in rpc.allowed_uids");
+		revoked++;
+	}
+	qs_log_info("rpc_reloaded", "allowed_uids=%zu frame_max_bytes=%zu revoked=%zu",
+	            rpc->cfg->n_allowed_uids, rpc->frame_max, revoked);
 }
 
 void

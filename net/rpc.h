@@ -13,6 +13,11 @@
  *   - anything else (regular file, directory, symlink...) makes the start
  *     fail with -EEXIST and is left alone.
  * qs_rpc_free() unlinks the path only if it is still the socket it bound.
+ * Socket activation: when systemd passed a listening socket named
+ * QS_RPC_FD_NAME (qsd.socket's FileDescriptorName=, read with
+ * sd_listen_fds_with_names()), that socket is served instead and the path
+ * is left alone (systemd made it, with its SocketMode=, and keeps it); it
+ * must be a Unix stream socket at cfg->rpc_socket.
  *
  * Admission. On accept the client's uid is read with SO_PEERCRED and must be
  * in cfg->allowed_uids (when that list is empty: equal to geteuid()). A
@@ -81,7 +86,7 @@
  *                                             oversized_frame, undecodable,
  *                                             no_hello, hello_invalid,
  *                                             hello_timeout, slow_reader,
- *                                             shutdown
+ *                                             shutdown, uid_revoked
  *
  * Threads. Everything runs on the thread of the event_base: every function
  * here, qs_rpc_respond() and qs_rpc_respond_error() included, must be called
@@ -106,7 +111,8 @@
 #define QS_RPC_OUTBUF_MAX_BYTES     (256u * 1024 * 1024)
 #define QS_RPC_LISTEN_BACKLOG       64
 #define QS_RPC_SOCKET_MODE          0660
-#define QS_RPC_CLIENT_NAME_MAX      64 /* longer Hello client names are cut in logs */
+#define QS_RPC_CLIENT_NAME_MAX      64    /* longer Hello client names are cut in logs */
+#define QS_RPC_FD_NAME              "rpc" /* FileDescriptorName= of qsd.socket */
 /* Most bytes protobuf-c may allocate to decode one frame of `frame` bytes. */
 #define QS_RPC_DECODE_BUDGET(frame) (4 * (size_t)(frame) + 64 * 1024)
 
@@ -147,7 +153,8 @@ struct qs_rpc_ops {
  * On success returns 0 and sets *out, freed with qs_rpc_free(). On failure
  * *out is untouched, nothing is left on disk that was not there before, one
  * line is written into err (errlen bytes) and the result is QS_ECONFIG (no
- * path, path too long for sockaddr_un, no ops->request), -EADDRINUSE
+ * path, path too long for sockaddr_un, no ops->request, a socket from
+ * systemd that is not a listening stream socket at the path), -EADDRINUSE
  * (another process serves the path), -EEXIST (something that is not a
  * socket is at the path), another -errno from lstat/socket/bind/chmod/listen,
  * or -ENOMEM.
@@ -155,6 +162,16 @@ struct qs_rpc_ops {
 int qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct qs_rpc_ops *ops,
                  void *arg, const struct qs_rpc_info *info, struct qs_metrics *metrics,
                  struct qs_rpc **out, char *err, size_t errlen);
+
+/*
+ * Take the run-time settings again from the config this server borrows,
+ * after qs_config_reload_apply() changed it in place: limits.frame_max_bytes
+ * for the requests read from now on, and rpc.allowed_uids, which every
+ * later connection is checked against. Open connections whose uid is no
+ * longer allowed are closed (qsd_rpc_disconnects_total{reason=
+ * "uid_revoked"}; their calls are detached as for any close). Logs one line.
+ */
+void qs_rpc_reload(struct qs_rpc *rpc);
 
 /* The epoch later Hellos report (after NewEpoch). */
 void qs_rpc_set_epoch(struct qs_rpc *rpc, uint64_t epoch);

@@ -26,6 +26,7 @@
 #define K2 "0000000000000000000000000000000000000000000000000000000000000002"
 #define K3 "0000000000000000000000000000000000000000000000000000000000000003"
 #define K4 "0000000000000000000000000000000000000000000000000000000000000004"
+#define K5 "0000000000000000000000000000000000000000000000000000000000000005"
 #define KA "D75A980182B10AB7D54BFED3C964073A0EE172F3DAA62325AF021A68F707511A"
 
 /* clang-format off */
@@ -1087,6 +1088,302 @@ START_TEST(garbage_inputs_do_not_crash)
 }
 END_TEST
 
+/* ---- reload ---- */
+
+static struct qs_reload_plan plan;
+static char reload_msg[QS_RELOAD_LIST_MAX];
+
+static int
+reload_plan(const struct qs_config *old, const struct qs_config *new)
+{
+	memset(&plan, 0xa5, sizeof(plan));
+	reload_msg[0] = '\0';
+	return qs_config_reload_plan(old, new, &plan, reload_msg, sizeof(reload_msg));
+}
+
+START_TEST(reload_plan_of_an_equal_config_changes_nothing)
+{
+	struct qs_config *old = parse_ok(BASE "limits: {batch_max_txns: 5}\n");
+	struct qs_config *new = parse_ok(BASE "limits: {batch_max_txns: 5}\n");
+
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_uint_eq(plan.groups, 0);
+	ck_assert_uint_eq(plan.n_applied, 0);
+	ck_assert_uint_eq(plan.n_restart, 0);
+	ck_assert_str_eq(plan.applied, "");
+	ck_assert_str_eq(reload_msg, "");
+	for (size_t i = 0; i < QS_MAX_VALIDATORS; i++)
+		ck_assert_uint_eq(plan.address_changed[i], 0);
+	qs_config_free(old);
+	qs_config_free(new);
+}
+END_TEST
+
+START_TEST(reload_applies_run_time_keys)
+{
+	struct qs_config *old = parse_ok(BASE);
+	struct qs_config *new =
+	    parse_ok(BASE "log_level: debug\n"
+	                  "max_batch_lifetime_ms: 30000\n"
+	                  "max_clock_skew_ms: 100\n"
+	                  "proof_timeout_ms: 500\n"
+	                  "rpc:\n  allowed_uids: [1, 2]\n"
+	                  "limits: {batch_max_txns: 5, frame_max_bytes: 8 MiB}\n"
+	                  "quotas: {author_disk_batches: 7}\n"
+	                  "storage: {free_space_watermark_bytes: 1 MiB}\n"
+	                  "serving: {fetch_parallel: 3, gc_buffer_ms: 10}\n");
+	char *listen = old->listen, *address = old->validators[0].address;
+
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_uint_eq(plan.groups, QS_RELOAD_LOG_LEVEL | QS_RELOAD_TIMING |
+	                                   QS_RELOAD_ALLOWED_UIDS | QS_RELOAD_LIMITS |
+	                                   QS_RELOAD_QUOTAS | QS_RELOAD_STORAGE |
+	                                   QS_RELOAD_SERVING);
+	ck_assert_uint_eq(plan.n_applied, 11);
+	ck_assert_uint_eq(plan.n_restart, 0);
+	ck_assert_str_eq(reload_msg, "");
+	ck_assert_str_eq(plan.applied,
+	                 "log_level max_batch_lifetime_ms max_clock_skew_ms proof_timeout_ms "
+	                 "rpc.allowed_uids limits.batch_max_txns limits.frame_max_bytes "
+	                 "quotas.author_disk_batches storage.free_space_watermark_bytes "
+	                 "serving.gc_buffer_ms serving.fetch_parallel");
+	ck_assert_int_eq(qs_config_reload_apply(old, new, &plan), 0);
+	ck_assert_int_eq(old->log_level, QS_LOG_DEBUG);
+	ck_assert_uint_eq(old->max_batch_lifetime_us, 30000000);
+	ck_assert_uint_eq(old->max_clock_skew_us, 100000);
+	ck_assert_uint_eq(old->proof_timeout_us, 500000);
+	ck_assert_uint_eq(old->n_allowed_uids, 2);
+	ck_assert_uint_eq(old->allowed_uids[1], 2);
+	ck_assert_uint_eq(old->limits.batch_max_txns, 5);
+	ck_assert_uint_eq(old->limits.frame_max_bytes, 8 << 20);
+	ck_assert_uint_eq(old->quotas.author_disk_batches, 7);
+	ck_assert_uint_eq(old->free_space_watermark_bytes, 1 << 20);
+	ck_assert_uint_eq(old->fetch_parallel, 3);
+	ck_assert_uint_eq(old->gc_buffer_us, 10000);
+	/* Nothing else moved, and the strings the modules borrow stay. */
+	ck_assert_ptr_eq(old->listen, listen);
+	ck_assert_ptr_eq(old->validators[0].address, address);
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_uint_eq(plan.n_applied + plan.n_restart, 0);
+	/* An emptied uid list applies too. */
+	qs_config_free(new);
+	new = parse_ok(BASE);
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_int_eq(qs_config_reload_apply(old, new, &plan), 0);
+	ck_assert_uint_eq(old->n_allowed_uids, 0);
+	ck_assert_uint_eq(old->limits.batch_max_txns, 2000);
+	qs_config_free(old);
+	qs_config_free(new);
+}
+END_TEST
+
+START_TEST(reload_lists_restart_only_keys_and_keeps_them)
+{
+	struct qs_config *old = parse_ok(BASE), *new;
+
+	write_file("nk2.key", "network\n", 0600);
+	new = parse_ok("chain_id: 8\nepoch: 4\nlisten: 127.0.0.1:7101\ndata_dir: data2\n"
+	               "network_key: nk2.key\nsigning_key: sk.key\n"
+	               "rpc: {socket: /run/qsd/other.sock}\n"
+	               "metrics: {listen: 127.0.0.1:9465}\n"
+	               "storage: {submit_queue_bytes: 128 MiB, group_max_batches: 16,\n"
+	               "          group_max_bytes: 16 MiB, db_write_buffer_bytes: 8 MiB,\n"
+	               "          db_block_cache_bytes: 8 MiB, db_max_wal_bytes: 8 MiB}\n"
+	               "log_level: notice\n"
+	               "validators:\n"
+	               "  - name: v0\n"
+	               "    address: 127.0.0.1:7001\n"
+	               "    network_key: " K1 "\n"
+	               "    signing_key: " K2 "\n"
+	               "    voting_power: 1\n");
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_str_eq(reload_msg,
+	                 "chain_id, epoch, listen, data_dir, network_key, rpc.socket, "
+	                 "metrics.listen, storage.submit_queue_bytes, storage.group_max_batches, "
+	                 "storage.group_max_bytes, storage.db_write_buffer_bytes, "
+	                 "storage.db_block_cache_bytes, storage.db_max_wal_bytes");
+	ck_assert_uint_eq(plan.n_restart, 13);
+	ck_assert_uint_eq(plan.n_applied, 1);
+	ck_assert_uint_eq(plan.groups, QS_RELOAD_LOG_LEVEL);
+	ck_assert_int_eq(qs_config_reload_apply(old, new, &plan), 0);
+	ck_assert_int_eq(old->log_level, QS_LOG_NOTICE);
+	ck_assert_uint_eq(old->chain_id, 7);
+	ck_assert_uint_eq(old->epoch, 3);
+	ck_assert_str_eq(old->listen, "127.0.0.1:7001");
+	ck_assert_str_eq(old->data_dir, "data");
+	ck_assert_str_eq(old->network_key_file, "nk.key");
+	ck_assert_str_eq(old->rpc_socket, "/run/qsd/rpc.sock");
+	ck_assert_uint_eq(old->submit_queue_bytes, 64 << 20);
+	ck_assert_uint_eq(old->group_max_batches, 256);
+	qs_config_free(old);
+	qs_config_free(new);
+}
+END_TEST
+
+START_TEST(reload_applies_a_moved_validator_address)
+{
+	struct qs_config *old = parse_ok(BASE V1("v1", "127.0.0.1:7002", K3, K4, "1"));
+	struct qs_config *new = parse_ok(BASE V1("v1", "'[::1]:7102'", K3, K4, "1"));
+
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_uint_eq(plan.groups, QS_RELOAD_ADDRESSES);
+	ck_assert_str_eq(plan.applied, "validators[1].address");
+	ck_assert_uint_eq(plan.address_changed[0], 0);
+	ck_assert_uint_eq(plan.address_changed[1], 1);
+	ck_assert_str_eq(reload_msg, "");
+	ck_assert_int_eq(qs_config_reload_apply(old, new, &plan), 0);
+	ck_assert_str_eq(old->validators[1].address, "[::1]:7102");
+	ck_assert_str_eq(old->validators[0].address, "127.0.0.1:7001");
+	qs_config_free(old);
+	qs_config_free(new);
+}
+END_TEST
+
+/* Another member at an index takes nothing of its entry, address included. */
+START_TEST(reload_does_not_apply_a_changed_validator_set)
+{
+	struct qs_config *old = parse_ok(BASE V1("v1", "127.0.0.1:7002", K3, K4, "1"));
+	struct qs_config *new = parse_ok(BASE V1("v1", "127.0.0.1:7003", K3, K4, "2"));
+
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_uint_eq(plan.groups, 0);
+	ck_assert_uint_eq(plan.address_changed[1], 0);
+	ck_assert_str_eq(reload_msg, "validators[1].address, validators[1].voting_power");
+	ck_assert_int_eq(qs_config_reload_apply(old, new, &plan), 0);
+	ck_assert_str_eq(old->validators[1].address, "127.0.0.1:7002");
+	ck_assert_uint_eq(old->validators[1].voting_power, 1);
+	qs_config_free(new);
+
+	new = parse_ok(BASE V1("v1", "127.0.0.1:7002", K3, K4, "1")
+	                   V1("v2", "127.0.0.1:7003", KA, K5, "1"));
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_str_eq(reload_msg, "validators (count 2 -> 3)");
+	ck_assert_uint_eq(plan.n_restart, 1);
+	qs_config_free(new);
+
+	new = parse_ok(BASE V1("w1", "127.0.0.1:7002", K4, K3, "1"));
+	ck_assert_int_eq(reload_plan(old, new), 0);
+	ck_assert_str_eq(
+	    reload_msg, "validators[1].name, validators[1].network_key, validators[1].signing_key");
+	qs_config_free(old);
+	qs_config_free(new);
+}
+END_TEST
+
+/* A run-time key may not cross a restart-only key it is ordered against. */
+START_TEST(reload_refused_when_an_ordering_needs_a_restart)
+{
+	struct qs_config *old = parse_ok(BASE);
+	struct qs_config *new = parse_ok(BASE "storage: {submit_queue_bytes: 256 MiB}\n"
+	                                      "limits: {frame_max_bytes: 100 MiB}\n");
+	struct qs_reload_plan before;
+
+	memset(&plan, 0x5a, sizeof(plan));
+	before = plan;
+	reload_msg[0] = '\0';
+	ck_assert_int_eq(qs_config_reload_plan(old, new, &plan, reload_msg, sizeof(reload_msg)),
+	                 QS_ECONFIG);
+	ck_assert_msg(strstr(reload_msg, "limits.frame_max_bytes") &&
+	                  strstr(reload_msg, "storage.submit_queue_bytes needs a restart"),
+	              "message: %s", reload_msg);
+	ck_assert_ptr_null(strchr(reload_msg, '\n'));
+	ck_assert_int_eq(memcmp(&plan, &before, sizeof(plan)), 0);
+	qs_config_free(old);
+	qs_config_free(new);
+}
+END_TEST
+
+/* Many restart-only changes are cut, never overflowing the message. */
+START_TEST(reload_message_is_cut_to_its_buffer)
+{
+	struct qs_config *old = parse_ok(BASE), *new = parse_ok(BASE);
+	char small[40];
+
+	new->chain_id = 9;
+	new->epoch = 9;
+	new->group_max_batches = 9;
+	ck_assert_int_eq(qs_config_reload_plan(old, new, &plan, small, sizeof(small)), 0);
+	ck_assert_str_eq(small, "chain_id, epoch, ...");
+	ck_assert_uint_eq(plan.n_restart, 3);
+	ck_assert_int_eq(qs_config_reload_plan(old, new, &plan, NULL, 0), 0);
+	ck_assert_uint_eq(plan.n_restart, 3);
+	qs_config_free(old);
+	qs_config_free(new);
+}
+END_TEST
+
+/* The text between ".It Cm NAME" and the next item or list end. */
+static char *
+man_item(const char *page, const char *name)
+{
+	char head[160];
+	const char *at, *end, *el;
+
+	snprintf(head, sizeof(head), "\n.It Cm %s\n", name);
+	at = strstr(page, head);
+	if (at == NULL)
+		return NULL;
+	at += strlen(head);
+	end = strstr(at, "\n.It ");
+	el = strstr(at, "\n.El");
+	if (end == NULL || (el != NULL && el < end))
+		end = el;
+	if (end == NULL)
+		end = at + strlen(at);
+	return strndup(at, (size_t)(end - at));
+}
+
+/* docs/qsd.yaml.5 names every key, says whether it applies on reload and
+ * shows its default; it names no key the table lacks. */
+START_TEST(every_key_is_documented_in_qsd_yaml_5)
+{
+	char path[PATH_MAX + 32], want[200], *item;
+	struct qs_config_key key;
+	const char *at, *keys, *end;
+	size_t n_keys = 0, n_items = 0, len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/docs/qsd.yaml.5", srcdir);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	len = fread(text, 1, sizeof(text) - 1, f);
+	ck_assert_msg(feof(f), "%s is larger than %zu bytes", path, sizeof(text) - 1);
+	fclose(f);
+	text[len] = '\0';
+	for (size_t i = 0; qs_config_key_at(i, &key) == 0; i++) {
+		if (key.section)
+			continue;
+		n_keys++;
+		item = man_item(text, key.name);
+		ck_assert_msg(item != NULL, "qsd.yaml.5 lacks \".It Cm %s\"", key.name);
+		ck_assert_msg(strstr(item, key.reload ? "Applied on reload." : "Needs a restart."),
+		              "qsd.yaml.5: %s: says %s", key.name,
+		              key.reload ? "it needs a restart" : "it applies on reload");
+		if (key.def != NULL) {
+			snprintf(want, sizeof(want), "\n.Ql %s ", key.def);
+			ck_assert_msg(strstr(item, want), "qsd.yaml.5: %s: no default \"%s\"",
+			              key.name, key.def);
+		}
+		free(item);
+	}
+	keys = strstr(text, "\n.Sh KEYS\n");
+	ck_assert_ptr_nonnull(keys);
+	end = strstr(keys + 1, "\n.Sh ");
+	ck_assert_ptr_nonnull(end);
+	for (at = strstr(keys, "\n.It Cm "); at && at < end; at = strstr(at + 1, "\n.It Cm ")) {
+		const char *nl = strchr(at + 8, '\n');
+		int found = 0;
+
+		snprintf(want, sizeof(want), "%.*s", (int)(nl - at - 8), at + 8);
+		for (size_t i = 0; qs_config_key_at(i, &key) == 0; i++)
+			found |= !key.section && !strcmp(key.name, want);
+		ck_assert_msg(found, "qsd.yaml.5 documents \"%s\", which is not a key", want);
+		n_items++;
+	}
+	ck_assert_uint_eq(n_items, n_keys);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1146,6 +1443,14 @@ config_suite(void)
 	tcase_add_test(tc, example_config_matches_option_table);
 	tcase_add_test(tc, example_config_parses);
 	tcase_add_test(tc, garbage_inputs_do_not_crash);
+	tcase_add_test(tc, reload_plan_of_an_equal_config_changes_nothing);
+	tcase_add_test(tc, reload_applies_run_time_keys);
+	tcase_add_test(tc, reload_lists_restart_only_keys_and_keeps_them);
+	tcase_add_test(tc, reload_applies_a_moved_validator_address);
+	tcase_add_test(tc, reload_does_not_apply_a_changed_validator_set);
+	tcase_add_test(tc, reload_refused_when_an_ordering_needs_a_restart);
+	tcase_add_test(tc, reload_message_is_cut_to_its_buffer);
+	tcase_add_test(tc, every_key_is_documented_in_qsd_yaml_5);
 	suite_add_tcase(s, tc);
 	return s;
 }

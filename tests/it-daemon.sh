@@ -1,5 +1,6 @@
 #!/bin/bash
-# qsd starts, serves /metrics and /healthz, stops on SIGTERM with exit 0;
+# qsd starts, serves /metrics and /healthz (503 "no quorum of peers" while
+# it is alone), stops on SIGTERM with exit 0;
 # -t and -V behave as documented.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -51,8 +52,10 @@ grep -q '^# TYPE qsd_build_info gauge' "$T/m.txt" || fail "no qsd_build_info TYP
 grep -q '^# HELP qsd_build_info ' "$T/m.txt" || fail "no qsd_build_info HELP"
 grep -Eq '^qsd_build_info\{version="[^"]+",rocksdb="7\.' "$T/m.txt" || fail "bad build_info: $(grep build_info "$T/m.txt")"
 grep -q '^qsd_storage_state{state="ok"} 1' "$T/m.txt" || fail "storage state not ok"
-[ "$(curl -s -w '%{http_code}' -o "$T/h.txt" "http://127.0.0.1:$mport/healthz")" = 200 ] || fail "healthz not 200"
-grep -qx ok "$T/h.txt" || fail "healthz body: $(cat "$T/h.txt")"
+# One node of four up: storage is fine but no quorum could sign.
+[ "$(curl -s -w '%{http_code}' -o "$T/h.txt" "http://127.0.0.1:$mport/healthz")" = 503 ] ||
+	fail "healthz not 503 without a quorum of peers"
+grep -qx 'no quorum of peers' "$T/h.txt" || fail "healthz body: $(cat "$T/h.txt")"
 [ "$(curl -s -w '%{http_code}' -o /dev/null "http://127.0.0.1:$mport/nope")" = 404 ] || fail "unknown path not 404"
 grep -q 'event=ready' "$T/qsd.log" || fail "no ready line in the log"
 grep -q '^<[0-7]>event=' "$T/qsd.log" || fail "log lines lack priority prefixes"
