@@ -32,6 +32,7 @@
 #define QS_RESUME_MARGIN(watermark)                                                                \
 	((watermark) / 8 > (16u << 20) ? (watermark) / 8 : (uint64_t)(16u << 20))
 /* Whole SST files below the GC cutoff are dropped at most this often. */
+#define QS_ROCKSDB_GAUGES         5
 #define QS_DROP_FILES_INTERVAL_US (60u * 1000000)
 #define QS_META_COMMITTED         QS_META_LAST_COMMITTED
 /* Repeated write failures are logged once per this many seconds, with a
@@ -119,6 +120,13 @@ struct bucket {
 	uint64_t last_us;
 };
 
+/* One RocksDB property exported as a gauge (see rocksdb_gauges[]). */
+struct rocksdb_gauge {
+	struct qs_ingest *in;
+	size_t i;
+	uint64_t last;
+};
+
 struct qs_ingest {
 	struct qs_ingest_options opt;
 	const struct qs_config *cfg;
@@ -174,6 +182,7 @@ struct qs_ingest {
 	struct qs_metric *m_requests;
 	struct qs_metric *m_ignored;
 	struct qs_metric *m_protocol_errors;
+	struct rocksdb_gauge rocksdb_gauges[QS_ROCKSDB_GAUGES];
 	struct qs_metric *m_gc_runs;
 	struct qs_metric *m_gc_batches;
 };
@@ -962,6 +971,42 @@ stored_bytes_fn(void *arg)
 	return (double)qs_index_bytes(((struct qs_ingest *)arg)->index);
 }
 
+/* RocksDB's own figures, read at scrape time on the loop; never while the
+ * reader thread reopens the database (the loop sets `reopening` before it
+ * hands the reopen over, and clears it in the completion). */
+static const struct {
+	const char *metric, *help, *property;
+} rocksdb_gauges[] = {
+    {"qsd_rocksdb_pending_compaction_bytes",
+     "Bytes RocksDB estimates compaction must rewrite (rocksdb.estimate-pending-compaction-bytes).",
+     "rocksdb.estimate-pending-compaction-bytes"},
+    {"qsd_rocksdb_memtable_bytes",
+     "Bytes in RocksDB's memtables (rocksdb.cur-size-all-mem-tables).",
+     "rocksdb.cur-size-all-mem-tables"},
+    {"qsd_rocksdb_write_stopped", "1 while RocksDB stops writes (rocksdb.is-write-stopped).",
+     "rocksdb.is-write-stopped"},
+    {"qsd_rocksdb_delayed_write_rate_bytes",
+     "Write rate RocksDB throttles to while it delays writes, 0 when it does not "
+     "(rocksdb.actual-delayed-write-rate).",
+     "rocksdb.actual-delayed-write-rate"},
+    {"qsd_rocksdb_live_sst_bytes", "Bytes of live SST files (rocksdb.live-sst-files-size).",
+     "rocksdb.live-sst-files-size"},
+};
+_Static_assert(sizeof(rocksdb_gauges) / sizeof(rocksdb_gauges[0]) == QS_ROCKSDB_GAUGES,
+               "one slot per RocksDB gauge");
+
+static double
+rocksdb_gauge_fn(void *arg)
+{
+	struct rocksdb_gauge *g = arg;
+	uint64_t v;
+
+	if (!g->in->reopening &&
+	    qs_store_property_u64(g->in->opt.store, rocksdb_gauges[g->i].property, &v) == 0)
+		g->last = v;
+	return (double)g->last;
+}
+
 static int
 register_metrics(struct qs_ingest *in)
 {
@@ -1009,6 +1054,12 @@ register_metrics(struct qs_ingest *in)
 	                       "Connections closed for a message breaking the protocol, by reason.",
 	                       "reason", proto_errs, N(proto_errs));
 #undef N
+	for (size_t i = 0; i < QS_ROCKSDB_GAUGES; i++) {
+		in->rocksdb_gauges[i] = (struct rocksdb_gauge){in, i, 0};
+		if (!qs_metrics_gauge_fn(m, rocksdb_gauges[i].metric, rocksdb_gauges[i].help,
+		                         rocksdb_gauge_fn, &in->rocksdb_gauges[i]))
+			return QS_EBASE;
+	}
 	if (!in->m_received || !in->m_persisted || !in->m_signed || !in->m_rejected ||
 	    !in->m_persist_failures || !in->m_group_size || !in->m_persist_seconds ||
 	    !in->m_requests || !in->m_ignored || !in->m_protocol_errors || !in->m_gc_runs ||
