@@ -437,42 +437,70 @@ qs_client_call(struct qs_client *c, Quorumstore__V1__Request *req, int timeout_m
 	}
 }
 
+/* Whether `n` items at `p` are a valid argument: NULL only for none. */
+static bool
+qs_client_arg_ok(const void *p, size_t n)
+{
+	return p != NULL || n == 0;
+}
+
+/* Borrowed bytes as a field: protobuf-c only reads them while packing. */
+static ProtobufCBinaryData
+qs_client_bytes(const uint8_t *p, size_t len)
+{
+	ProtobufCBinaryData b = {.len = len, .data = (uint8_t *)p};
+
+	return b;
+}
+
+/*
+ * qs_client_call() of a request whose body is `body`, the message of the
+ * body field numbered body_case (the oneof's cases are its field numbers).
+ * A body of another type than the field's is a bug here and aborts.
+ */
+static int
+qs_client_call_body(struct qs_client *c, Quorumstore__V1__Request__BodyCase body_case,
+                    ProtobufCMessage *body, int timeout_ms, Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+	const ProtobufCFieldDescriptor *field =
+	    protobuf_c_message_descriptor_get_field(req.base.descriptor, (unsigned)body_case);
+
+	if (field == NULL || field->descriptor != body->descriptor) {
+		fprintf(stderr, "qs_client: request body %d is not a %s\n", (int)body_case,
+		        body->descriptor->name);
+		abort();
+	}
+	/* The members of the oneof share one place, each a pointer to its
+	 * message, as protobuf-c itself reads them. */
+	req.body_case = body_case;
+	memcpy((uint8_t *)&req + field->offset, &body, sizeof(body));
+	return qs_client_call(c, &req, timeout_ms, out);
+}
+
 int
 qs_client_submit(struct qs_client *c, const ProtobufCBinaryData *txns, size_t n,
                  const uint8_t *idempotency_key, size_t key_len, int timeout_ms,
                  Quorumstore__V1__Response **out)
 {
 	Quorumstore__V1__SubmitBatchRequest submit = QUORUMSTORE__V1__SUBMIT_BATCH_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
 
 	if (key_len > QS_CLIENT_IDEMPOTENCY_KEY_MAX || (key_len > 0 && idempotency_key == NULL))
 		return -EINVAL;
-	/* protobuf-c only reads them while packing. */
 	submit.n_transactions = n;
 	submit.transactions = (ProtobufCBinaryData *)txns;
-	submit.idempotency_key.data = (uint8_t *)idempotency_key;
-	submit.idempotency_key.len = key_len;
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_SUBMIT_BATCH;
-	req.submit_batch = &submit;
-	return qs_client_call(c, &req, timeout_ms, out);
+	submit.idempotency_key = qs_client_bytes(idempotency_key, key_len);
+	return qs_client_call_body(c, QUORUMSTORE__V1__REQUEST__BODY_SUBMIT_BATCH, &submit.base,
+	                           timeout_ms, out);
 }
 
 int
 qs_client_status(struct qs_client *c, int timeout_ms, Quorumstore__V1__Response **out)
 {
 	Quorumstore__V1__GetStatusRequest status = QUORUMSTORE__V1__GET_STATUS_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
 
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_STATUS;
-	req.get_status = &status;
-	return qs_client_call(c, &req, timeout_ms, out);
-}
-
-/* Whether `n` items at `p` are a valid argument: NULL only for none. */
-static bool
-qs_client_arg_ok(const void *p, size_t n)
-{
-	return p != NULL || n == 0;
+	return qs_client_call_body(c, QUORUMSTORE__V1__REQUEST__BODY_GET_STATUS, &status.base,
+	                           timeout_ms, out);
 }
 
 int
@@ -481,7 +509,6 @@ qs_client_get_payload(struct qs_client *c, const struct qs_client_payload_limits
                       Quorumstore__V1__Response **out)
 {
 	Quorumstore__V1__GetPayloadRequest gp = QUORUMSTORE__V1__GET_PAYLOAD_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
 
 	if (lim == NULL || !qs_client_arg_ok(exclude, n_exclude))
 		return -EINVAL;
@@ -492,9 +519,8 @@ qs_client_get_payload(struct qs_client *c, const struct qs_client_payload_limits
 	gp.return_non_full = lim->return_non_full;
 	gp.n_exclude = n_exclude;
 	gp.exclude = (ProtobufCBinaryData *)exclude;
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_PAYLOAD;
-	req.get_payload = &gp;
-	return qs_client_call(c, &req, timeout_ms, out);
+	return qs_client_call_body(c, QUORUMSTORE__V1__REQUEST__BODY_GET_PAYLOAD, &gp.base,
+	                           timeout_ms, out);
 }
 
 int
@@ -503,17 +529,14 @@ qs_client_get_batch(struct qs_client *c, const uint8_t *digest, size_t digest_le
                     Quorumstore__V1__Response **out)
 {
 	Quorumstore__V1__GetBatchRequest gb = QUORUMSTORE__V1__GET_BATCH_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
 
 	if (!qs_client_arg_ok(digest, digest_len) || !qs_client_arg_ok(signers, n_signers))
 		return -EINVAL;
-	gb.digest.data = (uint8_t *)digest;
-	gb.digest.len = digest_len;
+	gb.digest = qs_client_bytes(digest, digest_len);
 	gb.n_signers = n_signers;
 	gb.signers = (ProtobufCBinaryData *)signers;
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_BATCH;
-	req.get_batch = &gb;
-	return qs_client_call(c, &req, timeout_ms, out);
+	return qs_client_call_body(c, QUORUMSTORE__V1__REQUEST__BODY_GET_BATCH, &gb.base,
+	                           timeout_ms, out);
 }
 
 int
@@ -522,16 +545,14 @@ qs_client_notify_commit(struct qs_client *c, uint64_t block_timestamp_us,
                         Quorumstore__V1__Response **out)
 {
 	Quorumstore__V1__NotifyCommitRequest nc = QUORUMSTORE__V1__NOTIFY_COMMIT_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
 
 	if (!qs_client_arg_ok(digests, n_digests))
 		return -EINVAL;
 	nc.block_timestamp_us = block_timestamp_us;
 	nc.n_digests = n_digests;
 	nc.digests = (ProtobufCBinaryData *)digests;
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_NOTIFY_COMMIT;
-	req.notify_commit = &nc;
-	return qs_client_call(c, &req, timeout_ms, out);
+	return qs_client_call_body(c, QUORUMSTORE__V1__REQUEST__BODY_NOTIFY_COMMIT, &nc.base,
+	                           timeout_ms, out);
 }
 
 int
@@ -540,7 +561,6 @@ qs_client_new_epoch(struct qs_client *c, uint64_t epoch,
                     int timeout_ms, Quorumstore__V1__Response **out)
 {
 	Quorumstore__V1__NewEpochRequest ne = QUORUMSTORE__V1__NEW_EPOCH_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
 
 	if (!qs_client_arg_ok(validators, n_validators))
 		return -EINVAL;
@@ -551,9 +571,29 @@ qs_client_new_epoch(struct qs_client *c, uint64_t epoch,
 	ne.epoch = epoch;
 	ne.n_validators = n_validators;
 	ne.validators = (Quorumstore__V1__ValidatorInfo **)validators;
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_NEW_EPOCH;
-	req.new_epoch = &ne;
-	return qs_client_call(c, &req, timeout_ms, out);
+	return qs_client_call_body(c, QUORUMSTORE__V1__REQUEST__BODY_NEW_EPOCH, &ne.base,
+	                           timeout_ms, out);
+}
+
+/* ListBatches and ListProofs: the same three fields in two messages; both
+ * are filled and the one of body_case is sent. */
+static int
+qs_client_list(struct qs_client *c, Quorumstore__V1__Request__BodyCase body_case,
+               const uint8_t *author, size_t author_len, const uint8_t *start_after,
+               size_t start_len, uint32_t limit, int timeout_ms, Quorumstore__V1__Response **out)
+{
+	Quorumstore__V1__ListBatchesRequest lb = QUORUMSTORE__V1__LIST_BATCHES_REQUEST__INIT;
+	Quorumstore__V1__ListProofsRequest lp = QUORUMSTORE__V1__LIST_PROOFS_REQUEST__INIT;
+
+	if (!qs_client_arg_ok(author, author_len) || !qs_client_arg_ok(start_after, start_len))
+		return -EINVAL;
+	lb.author = lp.author = qs_client_bytes(author, author_len);
+	lb.start_after = lp.start_after = qs_client_bytes(start_after, start_len);
+	lb.limit = lp.limit = limit;
+	return qs_client_call_body(
+	    c, body_case,
+	    body_case == QUORUMSTORE__V1__REQUEST__BODY_LIST_PROOFS ? &lp.base : &lb.base,
+	    timeout_ms, out);
 }
 
 int
@@ -561,19 +601,8 @@ qs_client_list_batches(struct qs_client *c, const uint8_t *author, size_t author
                        const uint8_t *start_after, size_t start_len, uint32_t limit, int timeout_ms,
                        Quorumstore__V1__Response **out)
 {
-	Quorumstore__V1__ListBatchesRequest lb = QUORUMSTORE__V1__LIST_BATCHES_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
-
-	if (!qs_client_arg_ok(author, author_len) || !qs_client_arg_ok(start_after, start_len))
-		return -EINVAL;
-	lb.author.data = (uint8_t *)author;
-	lb.author.len = author_len;
-	lb.start_after.data = (uint8_t *)start_after;
-	lb.start_after.len = start_len;
-	lb.limit = limit;
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_LIST_BATCHES;
-	req.list_batches = &lb;
-	return qs_client_call(c, &req, timeout_ms, out);
+	return qs_client_list(c, QUORUMSTORE__V1__REQUEST__BODY_LIST_BATCHES, author, author_len,
+	                      start_after, start_len, limit, timeout_ms, out);
 }
 
 int
@@ -581,19 +610,8 @@ qs_client_list_proofs(struct qs_client *c, const uint8_t *author, size_t author_
                       const uint8_t *start_after, size_t start_len, uint32_t limit, int timeout_ms,
                       Quorumstore__V1__Response **out)
 {
-	Quorumstore__V1__ListProofsRequest lp = QUORUMSTORE__V1__LIST_PROOFS_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
-
-	if (!qs_client_arg_ok(author, author_len) || !qs_client_arg_ok(start_after, start_len))
-		return -EINVAL;
-	lp.author.data = (uint8_t *)author;
-	lp.author.len = author_len;
-	lp.start_after.data = (uint8_t *)start_after;
-	lp.start_after.len = start_len;
-	lp.limit = limit;
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_LIST_PROOFS;
-	req.list_proofs = &lp;
-	return qs_client_call(c, &req, timeout_ms, out);
+	return qs_client_list(c, QUORUMSTORE__V1__REQUEST__BODY_LIST_PROOFS, author, author_len,
+	                      start_after, start_len, limit, timeout_ms, out);
 }
 
 static int
@@ -643,7 +661,6 @@ qs_client_connect_opts(const char *socket_path, const char *client_name,
                        char *err, size_t errlen)
 {
 	Quorumstore__V1__HelloRequest hello = QUORUMSTORE__V1__HELLO_REQUEST__INIT;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
 	Quorumstore__V1__Response *resp = NULL;
 	int64_t deadline = qs_client_deadline(timeout_ms);
 	struct qs_client *c = NULL;
@@ -678,9 +695,8 @@ qs_client_connect_opts(const char *socket_path, const char *client_name,
 		goto out;
 	hello.protocol_version = 1;
 	hello.client_name = (char *)(client_name != NULL ? client_name : "");
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_HELLO;
-	req.hello = &hello;
-	rc = qs_client_call(c, &req, qs_client_left(deadline), &resp);
+	rc = qs_client_call_body(c, QUORUMSTORE__V1__REQUEST__BODY_HELLO, &hello.base,
+	                         qs_client_left(deadline), &resp);
 	if (rc == -ECONNRESET) {
 		qs_client_set_err(err, errlen,
 		                  "%s: the server closed the connection (is this uid in "

@@ -6,48 +6,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtable.h"
 #include "core/error.h"
+#include "core/heap.h"
 
 /*
  * Layout. Each entry is one allocation: the entry, then its slice array,
- * then the transaction bytes the slices point to. An open-addressing table
- * with linear probing and backward-shift deletion (no tombstones), at most
- * 3/4 full, maps a digest to its entry. The entries are on a doubly linked
- * list from most to least recently used, and in a binary min-heap on
- * expiration.
+ * then the transaction bytes the slices point to. Entries are named by ids,
+ * indexes into an array of references to them; freed ids go on a free list.
+ * A hash table (core/dtable.h) maps a digest to an id. The entries are on a
+ * doubly linked list from most to least recently used, and in a min-heap on
+ * expiration (core/heap.h) whose capacity is that of the id array.
  */
 
-#define QS_CACHE_MIN_SLOTS 64
-#define QS_CACHE_MIN_HEAP  64
+#define QS_CACHE_NONE UINT32_MAX
 
 struct qs_cache_entry {
 	struct qs_batch_info info;
 	uint64_t charge;
 	struct qs_cache_entry *newer, *older; /* the recency list */
-	size_t heap_pos;
+	uint32_t id;
 	size_t n_txns;
 	ProtobufCBinaryData *txns; /* right after the entry */
 };
 
-struct qs_cache_slot {
-	uint64_t hash;                /* of the digest; its home slot is hash & mask */
-	struct qs_cache_entry *entry; /* NULL: empty */
+struct qs_cache_ref {
+	struct qs_cache_entry *entry; /* NULL while the id is free */
+	uint32_t next_free;           /* while free */
 };
 
 struct qs_cache {
-	uint64_t seed;
 	uint64_t budget;
 	uint64_t bytes;
 	uint64_t evictions;
 	size_t count;
 
-	struct qs_cache_slot *tab;
-	size_t mask; /* slots - 1, slots a power of two */
+	struct qs_cache_ref *refs;
+	uint32_t ids_cap;
+	uint32_t ids_used; /* ids below this have been handed out */
+	uint32_t free_head;
+
+	struct qs_dtable *by_digest;
+	struct qs_heap *heap; /* every entry; ids_cap ids */
 
 	struct qs_cache_entry *newest, *oldest;
-
-	struct qs_cache_entry **heap;
-	size_t heap_cap;
 };
 
 static void
@@ -57,172 +59,36 @@ qs_cache_die(const char *what)
 	abort();
 }
 
-/* splitmix64's finaliser: a bijection that spreads every input bit. */
-static uint64_t
-qs_cache_mix(uint64_t x)
+static int
+qs_cache_digest_is(const void *arg, uint32_t id, const void *key)
 {
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
+	const struct qs_cache *c = arg;
 
-/* Digests are uniform, but a peer chooses them: key the hash with the seed. */
-static uint64_t
-qs_cache_digest_hash(const struct qs_cache *c, const uint8_t *digest)
-{
-	uint64_t x;
-
-	memcpy(&x, digest, sizeof(x));
-	return qs_cache_mix(x ^ c->seed);
-}
-
-/* ---- digest table ---- */
-
-/* The slot holding `digest`, or the empty slot where the probe stopped. */
-static size_t
-qs_cache_probe(const struct qs_cache *c, const uint8_t *digest, uint64_t hash)
-{
-	size_t i;
-
-	for (i = hash & c->mask;; i = (i + 1) & c->mask) {
-		const struct qs_cache_slot *s = &c->tab[i];
-
-		if (!s->entry)
-			return i;
-		if (s->hash == hash && memcmp(s->entry->info.digest, digest, QS_DIGEST_BYTES) == 0)
-			return i;
-	}
+	return memcmp(c->refs[id].entry->info.digest, key, QS_DIGEST_BYTES) == 0;
 }
 
 static struct qs_cache_entry *
 qs_cache_find(const struct qs_cache *c, const uint8_t *digest)
 {
-	return c->tab[qs_cache_probe(c, digest, qs_cache_digest_hash(c, digest))].entry;
+	uint32_t id = qs_dtable_lookup(c->by_digest, digest);
+
+	return id == QS_DTABLE_NONE ? NULL : c->refs[id].entry;
 }
 
-/* Insert a digest known to be absent; the table has room. */
-static void
-qs_cache_tab_insert(struct qs_cache_slot *tab, size_t mask, uint64_t hash, struct qs_cache_entry *e)
-{
-	size_t i = hash & mask;
-
-	while (tab[i].entry)
-		i = (i + 1) & mask;
-	tab[i].hash = hash;
-	tab[i].entry = e;
-}
-
-/* Whether home slot `home` lies cyclically in (hole, j]: then the item at j
- * may not move back into the hole. */
+/* Make room for one more entry in the ids, the heap and the table, so that
+ * the insertion that follows cannot fail. Nothing else changes. */
 static int
-qs_cache_between(size_t hole, size_t home, size_t j)
+qs_cache_reserve(struct qs_cache *c)
 {
-	if (hole <= j)
-		return hole < home && home <= j;
-	return hole < home || home <= j;
-}
+	struct qs_cache_ref *refs;
 
-static void
-qs_cache_tab_delete(struct qs_cache *c, size_t hole)
-{
-	size_t j = hole;
-
-	for (;;) {
-		j = (j + 1) & c->mask;
-		if (!c->tab[j].entry)
-			break;
-		if (qs_cache_between(hole, c->tab[j].hash & c->mask, j))
-			continue;
-		c->tab[hole] = c->tab[j];
-		hole = j;
+	if (c->free_head == QS_CACHE_NONE && c->ids_used == c->ids_cap) {
+		refs = qs_heap_grow_items(c->heap, c->refs, sizeof(*refs), &c->ids_cap);
+		if (!refs)
+			return -ENOMEM;
+		c->refs = refs;
 	}
-	c->tab[hole].entry = NULL;
-}
-
-static int
-qs_cache_grow_tab(struct qs_cache *c)
-{
-	size_t slots = c->mask + 1, i;
-	struct qs_cache_slot *tab;
-
-	if (slots > SIZE_MAX / 2 / sizeof(*tab))
-		return -ENOMEM;
-	tab = calloc(2 * slots, sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (i = 0; i < slots; i++) {
-		if (c->tab[i].entry)
-			qs_cache_tab_insert(tab, 2 * slots - 1, c->tab[i].hash, c->tab[i].entry);
-	}
-	free(c->tab);
-	c->tab = tab;
-	c->mask = 2 * slots - 1;
-	return 0;
-}
-
-/* ---- expiration heap ---- */
-
-static void
-qs_cache_heap_set(struct qs_cache *c, size_t pos, struct qs_cache_entry *e)
-{
-	c->heap[pos] = e;
-	e->heap_pos = pos;
-}
-
-static void
-qs_cache_heap_up(struct qs_cache *c, size_t pos)
-{
-	struct qs_cache_entry *e = c->heap[pos];
-
-	while (pos > 0) {
-		size_t parent = (pos - 1) / 2;
-
-		if (c->heap[parent]->info.expiration_us <= e->info.expiration_us)
-			break;
-		qs_cache_heap_set(c, pos, c->heap[parent]);
-		pos = parent;
-	}
-	qs_cache_heap_set(c, pos, e);
-}
-
-static void
-qs_cache_heap_down(struct qs_cache *c, size_t pos)
-{
-	struct qs_cache_entry *e = c->heap[pos];
-
-	for (;;) {
-		size_t child = 2 * pos + 1;
-
-		if (child >= c->count)
-			break;
-		if (child + 1 < c->count &&
-		    c->heap[child + 1]->info.expiration_us < c->heap[child]->info.expiration_us)
-			child++;
-		if (e->info.expiration_us <= c->heap[child]->info.expiration_us)
-			break;
-		qs_cache_heap_set(c, pos, c->heap[child]);
-		pos = child;
-	}
-	qs_cache_heap_set(c, pos, e);
-}
-
-static int
-qs_cache_grow_heap(struct qs_cache *c)
-{
-	struct qs_cache_entry **heap;
-	size_t cap = c->heap_cap ? c->heap_cap * 2 : QS_CACHE_MIN_HEAP;
-
-	if (cap > SIZE_MAX / sizeof(*heap))
-		return -ENOMEM;
-	heap = realloc(c->heap, cap * sizeof(*heap));
-	if (!heap)
-		return -ENOMEM;
-	c->heap = heap;
-	c->heap_cap = cap;
-	return 0;
+	return qs_dtable_reserve(c->by_digest, 1);
 }
 
 /* ---- recency list ---- */
@@ -263,36 +129,20 @@ qs_cache_touch(struct qs_cache *c, struct qs_cache_entry *e)
 
 /* ---- entries ---- */
 
-/* Take the entry in `slot` out of every structure and free it. */
+/* Take the entry out of every structure and free it. */
 static void
-qs_cache_drop(struct qs_cache *c, size_t slot)
+qs_cache_drop(struct qs_cache *c, struct qs_cache_entry *e)
 {
-	struct qs_cache_entry *e = c->tab[slot].entry;
-	size_t pos = e->heap_pos;
-
-	qs_cache_tab_delete(c, slot);
+	if (qs_dtable_remove(c->by_digest, qs_dtable_hash(c->by_digest, e->info.digest), e->id))
+		qs_cache_die("entry missing from the digest table");
+	qs_heap_remove(c->heap, e->id);
 	qs_cache_unlink(c, e);
+	c->refs[e->id].entry = NULL;
+	c->refs[e->id].next_free = c->free_head;
+	c->free_head = e->id;
 	c->count--;
-	if (pos != c->count) {
-		qs_cache_heap_set(c, pos, c->heap[c->count]);
-		if (pos > 0 &&
-		    c->heap[(pos - 1) / 2]->info.expiration_us > c->heap[pos]->info.expiration_us)
-			qs_cache_heap_up(c, pos);
-		else
-			qs_cache_heap_down(c, pos);
-	}
 	c->bytes -= e->charge;
 	free(e);
-}
-
-static void
-qs_cache_drop_entry(struct qs_cache *c, struct qs_cache_entry *e)
-{
-	size_t slot = qs_cache_probe(c, e->info.digest, qs_cache_digest_hash(c, e->info.digest));
-
-	if (c->tab[slot].entry != e)
-		qs_cache_die("entry missing from the digest table");
-	qs_cache_drop(c, slot);
 }
 
 /* Evict least recently used entries until `charge` more bytes fit. */
@@ -300,7 +150,7 @@ static void
 qs_cache_evict_for(struct qs_cache *c, uint64_t charge)
 {
 	while (c->oldest && (c->bytes > c->budget || charge > c->budget - c->bytes)) {
-		qs_cache_drop_entry(c, c->oldest);
+		qs_cache_drop(c, c->oldest);
 		c->evictions++;
 	}
 }
@@ -372,13 +222,10 @@ qs_cache_new(uint64_t budget_bytes, uint64_t hash_seed, struct qs_cache **out)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		goto out;
-	c->seed = hash_seed;
 	c->budget = budget_bytes;
-	c->tab = calloc(QS_CACHE_MIN_SLOTS, sizeof(*c->tab));
-	if (!c->tab)
-		goto out;
-	c->mask = QS_CACHE_MIN_SLOTS - 1;
-	if (qs_cache_grow_heap(c) != 0)
+	c->free_head = QS_CACHE_NONE;
+	if (qs_dtable_new(hash_seed, qs_cache_digest_is, c, &c->by_digest) != 0 ||
+	    qs_heap_new(&c->heap) != 0 || qs_cache_reserve(c) != 0)
 		goto out;
 	*out = c;
 	c = NULL;
@@ -399,8 +246,9 @@ qs_cache_free(struct qs_cache *c)
 		older = e->older;
 		free(e);
 	}
-	free(c->tab);
-	free(c->heap);
+	free(c->refs);
+	qs_dtable_free(c->by_digest);
+	qs_heap_free(c->heap);
 	free(c);
 }
 
@@ -422,19 +270,19 @@ qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info, const Protobu
              size_t n_txns)
 {
 	struct qs_cache_entry *e = NULL;
-	uint64_t hash, charge;
+	uint64_t charge;
+	uint32_t id;
 	int rc;
 
 	rc = qs_cache_check_payload(info, txns, n_txns);
 	if (rc)
 		goto out;
-	hash = qs_cache_digest_hash(c, info->digest);
-	e = c->tab[qs_cache_probe(c, info->digest, hash)].entry;
+	e = qs_cache_find(c, info->digest);
 	if (e) {
 		qs_cache_touch(c, e);
 		if (info->expiration_us > e->info.expiration_us) {
 			e->info.expiration_us = info->expiration_us;
-			qs_cache_heap_down(c, e->heap_pos);
+			qs_heap_update(c->heap, e->id, e->info.expiration_us);
 		}
 		e = NULL;
 		rc = QS_EEXISTS;
@@ -446,19 +294,25 @@ qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info, const Protobu
 		goto out;
 	}
 	rc = -ENOMEM;
-	if (c->count + 1 > (c->mask + 1) / 4 * 3 && qs_cache_grow_tab(c) != 0)
-		goto out;
-	if (c->count == c->heap_cap && qs_cache_grow_heap(c) != 0)
+	if (qs_cache_reserve(c) != 0)
 		goto out;
 	e = qs_cache_entry_new(info, txns, n_txns, charge);
 	if (!e)
 		goto out;
+	/* Eviction frees ids: take one after it. */
 	qs_cache_evict_for(c, charge);
-	qs_cache_tab_insert(c->tab, c->mask, hash, e);
+	if (c->free_head != QS_CACHE_NONE) {
+		id = c->free_head;
+		c->free_head = c->refs[id].next_free;
+	} else {
+		id = c->ids_used++;
+	}
+	e->id = id;
+	c->refs[id].entry = e;
+	qs_dtable_insert(c->by_digest, qs_dtable_hash(c->by_digest, info->digest), id);
 	qs_cache_push_newest(c, e);
-	qs_cache_heap_set(c, c->count, e);
+	qs_heap_push(c->heap, id, e->info.expiration_us);
 	c->count++;
-	qs_cache_heap_up(c, c->count - 1);
 	c->bytes += charge;
 	e = NULL;
 	rc = 0;
@@ -490,19 +344,20 @@ qs_cache_contains(const struct qs_cache *c, const uint8_t digest[QS_DIGEST_BYTES
 void
 qs_cache_remove(struct qs_cache *c, const uint8_t digest[QS_DIGEST_BYTES])
 {
-	size_t slot = qs_cache_probe(c, digest, qs_cache_digest_hash(c, digest));
+	struct qs_cache_entry *e = qs_cache_find(c, digest);
 
-	if (c->tab[slot].entry)
-		qs_cache_drop(c, slot);
+	if (e)
+		qs_cache_drop(c, e);
 }
 
 size_t
 qs_cache_expire(struct qs_cache *c, uint64_t cutoff_us)
 {
 	size_t n = 0;
+	uint32_t id;
 
-	while (c->count && c->heap[0]->info.expiration_us <= cutoff_us) {
-		qs_cache_drop_entry(c, c->heap[0]);
+	while ((id = qs_heap_due(c->heap, cutoff_us)) != QS_HEAP_NONE) {
+		qs_cache_drop(c, c->refs[id].entry);
 		n++;
 	}
 	return n;

@@ -8,24 +8,22 @@
 
 #include "config/config.h"
 #include "core/batch.h"
+#include "core/dtable.h"
 #include "core/error.h"
+#include "core/heap.h"
 
 /*
  * Layout. Entries live in one array and are named by their index (an id);
- * freed ids go on a free list. Two open-addressing hash tables with linear
- * probing and backward-shift deletion (no tombstones) map a digest and an
- * (author, batch_id) to an id; both are kept at most 3/4 full and double
- * when they would pass it. Durable entries are also in a binary min-heap on
- * their expiration, whose capacity is that of the entry array, so that a
- * completed write never needs to allocate.
+ * freed ids go on a free list. Two hash tables (core/dtable.h) map a digest
+ * and an (author, batch_id) to an id. Durable entries are also in a min-heap
+ * on their expiration (core/heap.h), whose capacity is that of the entry
+ * array, so that a completed write never needs to allocate.
  *
  * An entry is alive while it is durable or has a write in flight; it is in
  * the digest table for as long as it is alive.
  */
 
-#define QS_INDEX_NONE        UINT32_MAX
-#define QS_INDEX_MIN_SLOTS   64
-#define QS_INDEX_MIN_ENTRIES 64
+#define QS_INDEX_NONE UINT32_MAX
 
 enum {
 	QS_INDEX_DURABLE = 1,     /* in the heap, charged to the disk quota */
@@ -36,24 +34,14 @@ struct qs_index_entry {
 	struct qs_batch_info info; /* expiration_us: the latest durable one */
 	uint32_t author;
 	uint32_t n_pending; /* writes admitted and not completed */
-	uint32_t heap_pos;  /* while durable; the next free id while free */
+	uint32_t next_free; /* while free */
 	uint32_t flags;
 };
 
-struct qs_index_dslot {
-	uint64_t hash; /* of the digest; its home slot is hash & mask */
-	uint32_t id;   /* QS_INDEX_NONE: empty */
-};
-
-struct qs_index_aslot {
-	uint64_t batch_id;
+/* The key of the (author, batch_id) table. */
+struct qs_index_batch_key {
 	uint32_t author;
-	uint32_t id; /* QS_INDEX_NONE: empty */
-};
-
-struct qs_index_heap_item {
-	uint64_t expiration_us;
-	uint32_t id;
+	uint64_t batch_id;
 };
 
 struct qs_index {
@@ -66,16 +54,10 @@ struct qs_index {
 	uint32_t entries_cap;
 	uint32_t entries_used; /* ids below this have been handed out */
 	uint32_t free_head;
-	uint32_t n_live;
 
-	struct qs_index_dslot *dtab;
-	size_t dmask; /* slots - 1, slots a power of two */
-	struct qs_index_aslot *atab;
-	size_t amask;
-	size_t a_count;
-
-	struct qs_index_heap_item *heap; /* entries_cap items */
-	size_t heap_len;
+	struct qs_dtable *by_digest;   /* every live entry */
+	struct qs_dtable *by_batch_id; /* the first live entry of each (author, batch_id) */
+	struct qs_heap *heap;          /* the durable entries; entries_cap ids */
 
 	size_t n_durable;
 	uint64_t durable_bytes;
@@ -89,321 +71,58 @@ qs_index_die(const char *what)
 	abort();
 }
 
-/* splitmix64's finaliser: a bijection that spreads every input bit. */
-static uint64_t
-qs_index_mix(uint64_t x)
+static int
+qs_index_digest_is(const void *arg, uint32_t id, const void *key)
 {
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
+	const struct qs_index *ix = arg;
+
+	return memcmp(ix->entries[id].info.digest, key, QS_DIGEST_BYTES) == 0;
 }
 
-/* Digests are uniform, but a peer chooses them: key the hash with the seed. */
-static uint64_t
-qs_index_digest_hash(const struct qs_index *ix, const uint8_t *digest)
+static int
+qs_index_batch_key_is(const void *arg, uint32_t id, const void *key)
 {
-	uint64_t x;
+	const struct qs_index *ix = arg;
+	const struct qs_index_batch_key *k = key;
 
-	memcpy(&x, digest, sizeof(x));
-	return qs_index_mix(x ^ ix->seed);
+	return ix->entries[id].info.batch_id == k->batch_id && ix->entries[id].author == k->author;
 }
 
+/* Batch ids are the author's to choose: key their hash with the seed. */
 static uint64_t
-qs_index_batch_id_hash(const struct qs_index *ix, uint32_t author, uint64_t batch_id)
+qs_index_batch_key_hash(const struct qs_index *ix, const struct qs_index_batch_key *k)
 {
-	return qs_index_mix(batch_id ^ qs_index_mix(ix->seed + author + 1));
-}
-
-/* ---- digest table ---- */
-
-/* The slot holding `digest`, or the empty slot where the probe stopped. */
-static size_t
-qs_index_dprobe(const struct qs_index *ix, const uint8_t *digest, uint64_t hash)
-{
-	size_t i;
-
-	for (i = hash & ix->dmask;; i = (i + 1) & ix->dmask) {
-		const struct qs_index_dslot *s = &ix->dtab[i];
-
-		if (s->id == QS_INDEX_NONE)
-			return i;
-		if (s->hash == hash &&
-		    memcmp(ix->entries[s->id].info.digest, digest, QS_DIGEST_BYTES) == 0)
-			return i;
-	}
+	return qs_dtable_mix(k->batch_id ^ qs_dtable_mix(ix->seed + k->author + 1));
 }
 
 static uint32_t
-qs_index_dfind(const struct qs_index *ix, const uint8_t *digest)
+qs_index_by_batch_id(const struct qs_index *ix, uint32_t author, uint64_t batch_id)
 {
-	return ix->dtab[qs_index_dprobe(ix, digest, qs_index_digest_hash(ix, digest))].id;
-}
+	struct qs_index_batch_key k = {author, batch_id};
 
-/* Insert a digest known to be absent; the table has room. */
-static void
-qs_index_dinsert(struct qs_index_dslot *tab, size_t mask, uint64_t hash, uint32_t id)
-{
-	size_t i = hash & mask;
-
-	while (tab[i].id != QS_INDEX_NONE)
-		i = (i + 1) & mask;
-	tab[i].hash = hash;
-	tab[i].id = id;
-}
-
-/* Whether home slot `home` lies cyclically in (hole, j]: then the item at j
- * may not move back into the hole. */
-static int
-qs_index_between(size_t hole, size_t home, size_t j)
-{
-	if (hole <= j)
-		return hole < home && home <= j;
-	return hole < home || home <= j;
-}
-
-static void
-qs_index_ddelete(struct qs_index *ix, size_t hole)
-{
-	size_t j = hole;
-
-	for (;;) {
-		j = (j + 1) & ix->dmask;
-		if (ix->dtab[j].id == QS_INDEX_NONE)
-			break;
-		if (qs_index_between(hole, ix->dtab[j].hash & ix->dmask, j))
-			continue;
-		ix->dtab[hole] = ix->dtab[j];
-		hole = j;
-	}
-	ix->dtab[hole].id = QS_INDEX_NONE;
-}
-
-/* ---- (author, batch_id) table ---- */
-
-static size_t
-qs_index_aprobe(const struct qs_index *ix, uint32_t author, uint64_t batch_id)
-{
-	size_t i;
-
-	for (i = qs_index_batch_id_hash(ix, author, batch_id) & ix->amask;;
-	     i = (i + 1) & ix->amask) {
-		const struct qs_index_aslot *s = &ix->atab[i];
-
-		if (s->id == QS_INDEX_NONE || (s->batch_id == batch_id && s->author == author))
-			return i;
-	}
-}
-
-static void
-qs_index_ainsert(const struct qs_index *ix, struct qs_index_aslot *tab, size_t mask,
-                 uint32_t author, uint64_t batch_id, uint32_t id)
-{
-	size_t i = qs_index_batch_id_hash(ix, author, batch_id) & mask;
-
-	while (tab[i].id != QS_INDEX_NONE)
-		i = (i + 1) & mask;
-	tab[i].batch_id = batch_id;
-	tab[i].author = author;
-	tab[i].id = id;
-}
-
-static void
-qs_index_adelete(struct qs_index *ix, size_t hole)
-{
-	size_t j = hole;
-
-	for (;;) {
-		const struct qs_index_aslot *s;
-		size_t home;
-
-		j = (j + 1) & ix->amask;
-		s = &ix->atab[j];
-		if (s->id == QS_INDEX_NONE)
-			break;
-		home = qs_index_batch_id_hash(ix, s->author, s->batch_id) & ix->amask;
-		if (qs_index_between(hole, home, j))
-			continue;
-		ix->atab[hole] = *s;
-		hole = j;
-	}
-	ix->atab[hole].id = QS_INDEX_NONE;
-}
-
-/* ---- expiration heap ---- */
-
-static void
-qs_index_heap_set(struct qs_index *ix, size_t pos, struct qs_index_heap_item item)
-{
-	ix->heap[pos] = item;
-	ix->entries[item.id].heap_pos = (uint32_t)pos;
-}
-
-static void
-qs_index_heap_up(struct qs_index *ix, size_t pos)
-{
-	struct qs_index_heap_item item = ix->heap[pos];
-
-	while (pos > 0) {
-		size_t parent = (pos - 1) / 2;
-
-		if (ix->heap[parent].expiration_us <= item.expiration_us)
-			break;
-		qs_index_heap_set(ix, pos, ix->heap[parent]);
-		pos = parent;
-	}
-	qs_index_heap_set(ix, pos, item);
-}
-
-static void
-qs_index_heap_down(struct qs_index *ix, size_t pos)
-{
-	struct qs_index_heap_item item = ix->heap[pos];
-
-	for (;;) {
-		size_t child = 2 * pos + 1;
-
-		if (child >= ix->heap_len)
-			break;
-		if (child + 1 < ix->heap_len &&
-		    ix->heap[child + 1].expiration_us < ix->heap[child].expiration_us)
-			child++;
-		if (item.expiration_us <= ix->heap[child].expiration_us)
-			break;
-		qs_index_heap_set(ix, pos, ix->heap[child]);
-		pos = child;
-	}
-	qs_index_heap_set(ix, pos, item);
-}
-
-static void
-qs_index_heap_push(struct qs_index *ix, uint32_t id)
-{
-	struct qs_index_heap_item item = {ix->entries[id].info.expiration_us, id};
-
-	/* Capacity is entries_cap and each live entry has at most one item. */
-	qs_index_heap_set(ix, ix->heap_len++, item);
-	qs_index_heap_up(ix, ix->heap_len - 1);
-}
-
-static void
-qs_index_heap_remove(struct qs_index *ix, size_t pos)
-{
-	ix->heap_len--;
-	if (pos == ix->heap_len)
-		return;
-	qs_index_heap_set(ix, pos, ix->heap[ix->heap_len]);
-	if (pos > 0 && ix->heap[(pos - 1) / 2].expiration_us > ix->heap[pos].expiration_us)
-		qs_index_heap_up(ix, pos);
-	else
-		qs_index_heap_down(ix, pos);
+	return qs_dtable_find(ix->by_batch_id, qs_index_batch_key_hash(ix, &k), &k);
 }
 
 /* ---- growth ---- */
-
-static int
-qs_index_grow_entries(struct qs_index *ix)
-{
-	struct qs_index_entry *entries;
-	struct qs_index_heap_item *heap;
-	size_t cap;
-
-	if (ix->entries_cap >= (QS_INDEX_NONE - 1) / 2)
-		return -ENOMEM;
-	cap = ix->entries_cap ? (size_t)ix->entries_cap * 2 : QS_INDEX_MIN_ENTRIES;
-	if (cap > SIZE_MAX / sizeof(*entries))
-		return -ENOMEM;
-	entries = realloc(ix->entries, cap * sizeof(*entries));
-	if (!entries)
-		return -ENOMEM;
-	ix->entries = entries;
-	/* Until the heap has grown too the old capacity stands; the larger
-	 * entry array is simply reused by the next attempt. */
-	heap = realloc(ix->heap, cap * sizeof(*heap));
-	if (!heap)
-		return -ENOMEM;
-	ix->heap = heap;
-	ix->entries_cap = (uint32_t)cap;
-	return 0;
-}
-
-static int
-qs_index_grow_dtab(struct qs_index *ix)
-{
-	size_t slots = ix->dmask + 1, i;
-	struct qs_index_dslot *tab;
-
-	if (slots > SIZE_MAX / 2 / sizeof(*tab))
-		return -ENOMEM;
-	tab = malloc(2 * slots * sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (i = 0; i < 2 * slots; i++)
-		tab[i].id = QS_INDEX_NONE;
-	for (i = 0; i < slots; i++) {
-		if (ix->dtab[i].id != QS_INDEX_NONE)
-			qs_index_dinsert(tab, 2 * slots - 1, ix->dtab[i].hash, ix->dtab[i].id);
-	}
-	free(ix->dtab);
-	ix->dtab = tab;
-	ix->dmask = 2 * slots - 1;
-	return 0;
-}
-
-static int
-qs_index_grow_atab(struct qs_index *ix)
-{
-	size_t slots = ix->amask + 1, i;
-	struct qs_index_aslot *tab;
-
-	if (slots > SIZE_MAX / 2 / sizeof(*tab))
-		return -ENOMEM;
-	tab = malloc(2 * slots * sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (i = 0; i < 2 * slots; i++)
-		tab[i].id = QS_INDEX_NONE;
-	for (i = 0; i < slots; i++) {
-		const struct qs_index_aslot *s = &ix->atab[i];
-
-		if (s->id != QS_INDEX_NONE)
-			qs_index_ainsert(ix, tab, 2 * slots - 1, s->author, s->batch_id, s->id);
-	}
-	free(ix->atab);
-	ix->atab = tab;
-	ix->amask = 2 * slots - 1;
-	return 0;
-}
-
-/* Whether a table of `slots` slots may hold `n` items (at most 3/4 full). */
-static int
-qs_index_fits(size_t n, size_t slots)
-{
-	return n <= slots / 4 * 3;
-}
 
 /* Make room for one more entry in the array, the heap and both tables, so
  * that the insertion that follows cannot fail. Nothing else changes. */
 static int
 qs_index_reserve(struct qs_index *ix)
 {
-	int rc = 0;
+	struct qs_index_entry *entries;
+	int rc;
 
 	if (ix->free_head == QS_INDEX_NONE && ix->entries_used == ix->entries_cap) {
-		rc = qs_index_grow_entries(ix);
-		if (rc)
-			goto out;
+		entries =
+		    qs_heap_grow_items(ix->heap, ix->entries, sizeof(*entries), &ix->entries_cap);
+		if (!entries)
+			return -ENOMEM;
+		ix->entries = entries;
 	}
-	if (!qs_index_fits((size_t)ix->n_live + 1, ix->dmask + 1)) {
-		rc = qs_index_grow_dtab(ix);
-		if (rc)
-			goto out;
-	}
-	if (!qs_index_fits(ix->a_count + 1, ix->amask + 1))
-		rc = qs_index_grow_atab(ix);
-out:
+	rc = qs_dtable_reserve(ix->by_digest, 1);
+	if (rc == 0)
+		rc = qs_dtable_reserve(ix->by_batch_id, 1);
 	return rc;
 }
 
@@ -420,7 +139,7 @@ qs_index_entry_new(struct qs_index *ix, uint32_t author, const struct qs_batch_i
 
 	if (ix->free_head != QS_INDEX_NONE) {
 		id = ix->free_head;
-		ix->free_head = ix->entries[id].heap_pos;
+		ix->free_head = ix->entries[id].next_free;
 	} else {
 		id = ix->entries_used++;
 	}
@@ -428,10 +147,9 @@ qs_index_entry_new(struct qs_index *ix, uint32_t author, const struct qs_batch_i
 	e->info = *info;
 	e->author = author;
 	e->n_pending = 0;
-	e->heap_pos = QS_INDEX_NONE;
+	e->next_free = QS_INDEX_NONE;
 	e->flags = 0;
-	qs_index_dinsert(ix->dtab, ix->dmask, qs_index_digest_hash(ix, info->digest), id);
-	ix->n_live++;
+	qs_dtable_insert(ix->by_digest, qs_dtable_hash(ix->by_digest, info->digest), id);
 	return id;
 }
 
@@ -440,14 +158,12 @@ static void
 qs_index_entry_by_batch_id(struct qs_index *ix, uint32_t id)
 {
 	struct qs_index_entry *e = &ix->entries[id];
-	size_t slot = qs_index_aprobe(ix, e->author, e->info.batch_id);
+	struct qs_index_batch_key k = {e->author, e->info.batch_id};
+	uint64_t hash = qs_index_batch_key_hash(ix, &k);
 
-	if (ix->atab[slot].id != QS_INDEX_NONE)
+	if (qs_dtable_find(ix->by_batch_id, hash, &k) != QS_DTABLE_NONE)
 		return;
-	ix->atab[slot].batch_id = e->info.batch_id;
-	ix->atab[slot].author = e->author;
-	ix->atab[slot].id = id;
-	ix->a_count++;
+	qs_dtable_insert(ix->by_batch_id, hash, id);
 	e->flags |= QS_INDEX_BY_BATCH_ID;
 }
 
@@ -456,25 +172,18 @@ static void
 qs_index_entry_free(struct qs_index *ix, uint32_t id)
 {
 	struct qs_index_entry *e = &ix->entries[id];
-	size_t slot;
+	struct qs_index_batch_key k = {e->author, e->info.batch_id};
 
 	if (e->flags & QS_INDEX_DURABLE || e->n_pending)
 		qs_index_die("freeing an entry in use");
-	slot = qs_index_dprobe(ix, e->info.digest, qs_index_digest_hash(ix, e->info.digest));
-	if (ix->dtab[slot].id != id)
+	if (qs_dtable_remove(ix->by_digest, qs_dtable_hash(ix->by_digest, e->info.digest), id))
 		qs_index_die("entry missing from the digest table");
-	qs_index_ddelete(ix, slot);
-	if (e->flags & QS_INDEX_BY_BATCH_ID) {
-		slot = qs_index_aprobe(ix, e->author, e->info.batch_id);
-		if (ix->atab[slot].id != id)
-			qs_index_die("entry missing from the batch id table");
-		qs_index_adelete(ix, slot);
-		ix->a_count--;
-	}
+	if (e->flags & QS_INDEX_BY_BATCH_ID &&
+	    qs_dtable_remove(ix->by_batch_id, qs_index_batch_key_hash(ix, &k), id))
+		qs_index_die("entry missing from the batch id table");
 	e->flags = 0;
-	e->heap_pos = ix->free_head;
+	e->next_free = ix->free_head;
 	ix->free_head = id;
-	ix->n_live--;
 }
 
 /* Make a not yet durable entry durable under `info`'s expiration. */
@@ -491,7 +200,7 @@ qs_index_entry_make_durable(struct qs_index *ix, uint32_t id, const struct qs_ba
 	u->disk_batches++;
 	ix->n_durable++;
 	ix->durable_bytes += e->info.num_bytes;
-	qs_index_heap_push(ix, id);
+	qs_heap_push(ix->heap, id, e->info.expiration_us);
 }
 
 /* A durable entry was written again: keep the later expiration. */
@@ -504,8 +213,7 @@ qs_index_entry_extend(struct qs_index *ix, uint32_t id, const struct qs_batch_in
 		return;
 	e->info.expiration_us = info->expiration_us;
 	e->info.gas_bucket_start = info->gas_bucket_start;
-	ix->heap[e->heap_pos].expiration_us = info->expiration_us;
-	qs_index_heap_down(ix, e->heap_pos);
+	qs_heap_update(ix->heap, id, info->expiration_us);
 }
 
 /* ---- quotas ---- */
@@ -540,7 +248,6 @@ qs_index_new(size_t n_authors, const struct qs_quotas *quotas, uint64_t hash_see
              struct qs_index **out)
 {
 	struct qs_index *ix = NULL;
-	size_t i;
 	int rc = -EINVAL;
 
 	if (n_authors == 0 || n_authors > INT_MAX)
@@ -554,17 +261,9 @@ qs_index_new(size_t n_authors, const struct qs_quotas *quotas, uint64_t hash_see
 	ix->n_authors = n_authors;
 	ix->free_head = QS_INDEX_NONE;
 	ix->usage = calloc(n_authors, sizeof(*ix->usage));
-	ix->dtab = malloc(QS_INDEX_MIN_SLOTS * sizeof(*ix->dtab));
-	ix->atab = malloc(QS_INDEX_MIN_SLOTS * sizeof(*ix->atab));
-	if (!ix->usage || !ix->dtab || !ix->atab)
-		goto out;
-	for (i = 0; i < QS_INDEX_MIN_SLOTS; i++) {
-		ix->dtab[i].id = QS_INDEX_NONE;
-		ix->atab[i].id = QS_INDEX_NONE;
-	}
-	ix->dmask = QS_INDEX_MIN_SLOTS - 1;
-	ix->amask = QS_INDEX_MIN_SLOTS - 1;
-	if (qs_index_grow_entries(ix) != 0)
+	if (!ix->usage || qs_dtable_new(hash_seed, qs_index_digest_is, ix, &ix->by_digest) != 0 ||
+	    qs_dtable_new(hash_seed, qs_index_batch_key_is, ix, &ix->by_batch_id) != 0 ||
+	    qs_heap_new(&ix->heap) != 0 || qs_index_reserve(ix) != 0)
 		goto out;
 	*out = ix;
 	ix = NULL;
@@ -581,9 +280,9 @@ qs_index_free(struct qs_index *ix)
 		return;
 	free(ix->usage);
 	free(ix->entries);
-	free(ix->dtab);
-	free(ix->atab);
-	free(ix->heap);
+	qs_dtable_free(ix->by_digest);
+	qs_dtable_free(ix->by_batch_id);
+	qs_heap_free(ix->heap);
 	free(ix);
 }
 
@@ -607,8 +306,8 @@ qs_index_admit(struct qs_index *ix, int author, const struct qs_batch_info *info
 		goto out;
 	}
 	u = &ix->usage[author];
-	id = qs_index_dfind(ix, info->digest);
-	if (id != QS_INDEX_NONE) {
+	id = qs_dtable_lookup(ix->by_digest, info->digest);
+	if (id != QS_DTABLE_NONE) {
 		e = &ix->entries[id];
 		/* The digest covers the author: another one means a caller bug
 		 * or a collision; either way nothing of it is to be signed. */
@@ -639,7 +338,7 @@ qs_index_admit(struct qs_index *ix, int author, const struct qs_batch_info *info
 		admit = QS_ADMIT_WRITE;
 		goto out;
 	}
-	if (ix->atab[qs_index_aprobe(ix, (uint32_t)author, info->batch_id)].id != QS_INDEX_NONE) {
+	if (qs_index_by_batch_id(ix, (uint32_t)author, info->batch_id) != QS_DTABLE_NONE) {
 		u->equivocations++;
 		why = QUORUMSTORE__V1__NACK_REASON__NACK_REASON_EQUIVOCATION;
 		goto out;
@@ -675,8 +374,8 @@ qs_index_write_done(struct qs_index *ix, int author, const struct qs_batch_info 
 
 	if (author < 0 || (size_t)author >= ix->n_authors)
 		qs_index_die("write_done: author out of range");
-	id = qs_index_dfind(ix, info->digest);
-	if (id == QS_INDEX_NONE || ix->entries[id].n_pending == 0 ||
+	id = qs_dtable_lookup(ix->by_digest, info->digest);
+	if (id == QS_DTABLE_NONE || ix->entries[id].n_pending == 0 ||
 	    ix->entries[id].author != (uint32_t)author)
 		qs_index_die("write_done without a matching admission");
 	e = &ix->entries[id];
@@ -703,8 +402,8 @@ qs_index_add_durable(struct qs_index *ix, int author, const struct qs_batch_info
 
 	if (author < 0 || (size_t)author >= ix->n_authors)
 		goto out;
-	id = qs_index_dfind(ix, info->digest);
-	if (id != QS_INDEX_NONE) {
+	id = qs_dtable_lookup(ix->by_digest, info->digest);
+	if (id != QS_DTABLE_NONE) {
 		if (ix->entries[id].author != (uint32_t)author)
 			goto out;
 		if (ix->entries[id].flags & QS_INDEX_DURABLE)
@@ -728,9 +427,9 @@ int
 qs_index_lookup(const struct qs_index *ix, const uint8_t digest[QS_DIGEST_BYTES],
                 struct qs_batch_info *info)
 {
-	uint32_t id = qs_index_dfind(ix, digest);
+	uint32_t id = qs_dtable_lookup(ix->by_digest, digest);
 
-	if (id == QS_INDEX_NONE || !(ix->entries[id].flags & QS_INDEX_DURABLE))
+	if (id == QS_DTABLE_NONE || !(ix->entries[id].flags & QS_INDEX_DURABLE))
 		return QS_ENOTFOUND;
 	if (info)
 		*info = ix->entries[id].info;
@@ -741,14 +440,13 @@ size_t
 qs_index_expire(struct qs_index *ix, uint64_t now_us)
 {
 	size_t n = 0;
+	uint32_t id;
 
-	while (ix->heap_len && ix->heap[0].expiration_us <= now_us) {
-		uint32_t id = ix->heap[0].id;
+	while ((id = qs_heap_due(ix->heap, now_us)) != QS_HEAP_NONE) {
 		struct qs_index_entry *e = &ix->entries[id];
 		struct qs_author_usage *u = &ix->usage[e->author];
 
-		qs_index_heap_remove(ix, 0);
-		e->heap_pos = QS_INDEX_NONE;
+		qs_heap_remove(ix->heap, id);
 		e->flags &= ~(uint32_t)QS_INDEX_DURABLE;
 		u->disk_bytes -= e->info.num_bytes;
 		u->disk_batches--;
@@ -764,7 +462,7 @@ qs_index_expire(struct qs_index *ix, uint64_t now_us)
 uint64_t
 qs_index_next_expiration(const struct qs_index *ix)
 {
-	return ix->heap_len ? ix->heap[0].expiration_us : UINT64_MAX;
+	return qs_heap_min(ix->heap);
 }
 
 size_t

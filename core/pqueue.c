@@ -6,26 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtable.h"
 #include "core/error.h"
+#include "core/heap.h"
 
 /*
  * Layout. Proofs live in one array of entries named by their index (an id);
- * freed ids go on a free list. An open-addressing table with linear probing
- * and backward-shift deletion (no tombstones), at most 3/4 full, maps a
- * digest to an id. Each author's proofs form a treap ordered by (batch_id,
- * digest), with parent links and subtree sizes (for the listing cursor), and
- * a doubly linked list in the same order (for the pull's walk); its
- * priorities are a second mix of the keyed digest hash. Every queued proof
- * is in a binary min-heap on expiration whose capacity is that of the entry
- * array.
+ * freed ids go on a free list. A hash table (core/dtable.h) maps a digest to
+ * an id. Each author's proofs form a treap ordered by (batch_id, digest),
+ * with parent links and subtree sizes (for the listing cursor), and a doubly
+ * linked list in the same order (for the pull's walk); its priorities are a
+ * second mix of the keyed digest hash. Every queued proof is in a min-heap on
+ * expiration (core/heap.h) whose capacity is that of the entry array.
  *
  * A pull marks the excluded digests' entries with its own number instead of
  * building a set, so it allocates nothing.
  */
 
-#define QS_PQ_NONE        UINT32_MAX
-#define QS_PQ_MIN_SLOTS   64
-#define QS_PQ_MIN_ENTRIES 64
+#define QS_PQ_NONE UINT32_MAX
 
 struct qs_pq_entry {
 	struct qs_batch_info info;
@@ -37,17 +35,7 @@ struct qs_pq_entry {
 	uint32_t parent, left, right;
 	uint32_t prev, next; /* the author's proofs in order */
 	uint32_t size;       /* entries in the subtree rooted here */
-	uint32_t heap_pos;   /* while queued; the next free id while free */
-};
-
-struct qs_pq_slot {
-	uint64_t hash; /* of the digest; its home slot is hash & mask */
-	uint32_t id;   /* QS_PQ_NONE: empty */
-};
-
-struct qs_pq_heap_item {
-	uint64_t expiration_us;
-	uint32_t id;
+	uint32_t next_free;  /* while free */
 };
 
 struct qs_pq_author {
@@ -57,7 +45,6 @@ struct qs_pq_author {
 };
 
 struct qs_pqueue {
-	uint64_t seed;
 	uint64_t per_author_max;
 	size_t n_authors;
 	struct qs_pq_author *authors;
@@ -72,11 +59,8 @@ struct qs_pqueue {
 	uint32_t free_head;
 	uint32_t count;
 
-	struct qs_pq_slot *tab;
-	size_t mask; /* slots - 1, slots a power of two */
-
-	struct qs_pq_heap_item *heap; /* entries_cap items */
-	size_t heap_len;
+	struct qs_dtable *by_digest;
+	struct qs_heap *heap; /* every queued proof; entries_cap ids */
 };
 
 static void
@@ -86,90 +70,12 @@ qs_pq_die(const char *what)
 	abort();
 }
 
-/* splitmix64's finaliser: a bijection that spreads every input bit. */
-static uint64_t
-qs_pq_mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
-
-/* Digests are uniform, but a peer chooses them: key the hash with the seed. */
-static uint64_t
-qs_pq_digest_hash(const struct qs_pqueue *q, const uint8_t *digest)
-{
-	uint64_t x;
-
-	memcpy(&x, digest, sizeof(x));
-	return qs_pq_mix(x ^ q->seed);
-}
-
-/* ---- digest table ---- */
-
-/* The slot holding `digest`, or the empty slot where the probe stopped. */
-static size_t
-qs_pq_probe(const struct qs_pqueue *q, const uint8_t *digest, uint64_t hash)
-{
-	size_t i;
-
-	for (i = hash & q->mask;; i = (i + 1) & q->mask) {
-		const struct qs_pq_slot *s = &q->tab[i];
-
-		if (s->id == QS_PQ_NONE)
-			return i;
-		if (s->hash == hash &&
-		    memcmp(q->entries[s->id].info.digest, digest, QS_DIGEST_BYTES) == 0)
-			return i;
-	}
-}
-
-static uint32_t
-qs_pq_find(const struct qs_pqueue *q, const uint8_t *digest)
-{
-	return q->tab[qs_pq_probe(q, digest, qs_pq_digest_hash(q, digest))].id;
-}
-
-/* Insert a digest known to be absent; the table has room. */
-static void
-qs_pq_tab_insert(struct qs_pq_slot *tab, size_t mask, uint64_t hash, uint32_t id)
-{
-	size_t i = hash & mask;
-
-	while (tab[i].id != QS_PQ_NONE)
-		i = (i + 1) & mask;
-	tab[i].hash = hash;
-	tab[i].id = id;
-}
-
-/* Whether home slot `home` lies cyclically in (hole, j]: then the item at j
- * may not move back into the hole. */
 static int
-qs_pq_between(size_t hole, size_t home, size_t j)
+qs_pq_digest_is(const void *arg, uint32_t id, const void *key)
 {
-	if (hole <= j)
-		return hole < home && home <= j;
-	return hole < home || home <= j;
-}
+	const struct qs_pqueue *q = arg;
 
-static void
-qs_pq_tab_delete(struct qs_pqueue *q, size_t hole)
-{
-	size_t j = hole;
-
-	for (;;) {
-		j = (j + 1) & q->mask;
-		if (q->tab[j].id == QS_PQ_NONE)
-			break;
-		if (qs_pq_between(hole, q->tab[j].hash & q->mask, j))
-			continue;
-		q->tab[hole] = q->tab[j];
-		hole = j;
-	}
-	q->tab[hole].id = QS_PQ_NONE;
+	return memcmp(q->entries[id].info.digest, key, QS_DIGEST_BYTES) == 0;
 }
 
 /* ---- per-author order ---- */
@@ -332,142 +238,23 @@ qs_pq_select(const struct qs_pqueue *q, const struct qs_pq_author *au, uint32_t 
 	return QS_PQ_NONE;
 }
 
-/* ---- expiration heap ---- */
-
-static void
-qs_pq_heap_set(struct qs_pqueue *q, size_t pos, struct qs_pq_heap_item item)
-{
-	q->heap[pos] = item;
-	q->entries[item.id].heap_pos = (uint32_t)pos;
-}
-
-static void
-qs_pq_heap_up(struct qs_pqueue *q, size_t pos)
-{
-	struct qs_pq_heap_item item = q->heap[pos];
-
-	while (pos > 0) {
-		size_t parent = (pos - 1) / 2;
-
-		if (q->heap[parent].expiration_us <= item.expiration_us)
-			break;
-		qs_pq_heap_set(q, pos, q->heap[parent]);
-		pos = parent;
-	}
-	qs_pq_heap_set(q, pos, item);
-}
-
-static void
-qs_pq_heap_down(struct qs_pqueue *q, size_t pos)
-{
-	struct qs_pq_heap_item item = q->heap[pos];
-
-	for (;;) {
-		size_t child = 2 * pos + 1;
-
-		if (child >= q->heap_len)
-			break;
-		if (child + 1 < q->heap_len &&
-		    q->heap[child + 1].expiration_us < q->heap[child].expiration_us)
-			child++;
-		if (item.expiration_us <= q->heap[child].expiration_us)
-			break;
-		qs_pq_heap_set(q, pos, q->heap[child]);
-		pos = child;
-	}
-	qs_pq_heap_set(q, pos, item);
-}
-
-static void
-qs_pq_heap_push(struct qs_pqueue *q, uint32_t id)
-{
-	struct qs_pq_heap_item item = {q->entries[id].info.expiration_us, id};
-
-	/* Capacity is entries_cap and each queued entry has one item. */
-	qs_pq_heap_set(q, q->heap_len++, item);
-	qs_pq_heap_up(q, q->heap_len - 1);
-}
-
-static void
-qs_pq_heap_remove(struct qs_pqueue *q, size_t pos)
-{
-	q->heap_len--;
-	if (pos == q->heap_len)
-		return;
-	qs_pq_heap_set(q, pos, q->heap[q->heap_len]);
-	if (pos > 0 && q->heap[(pos - 1) / 2].expiration_us > q->heap[pos].expiration_us)
-		qs_pq_heap_up(q, pos);
-	else
-		qs_pq_heap_down(q, pos);
-}
-
 /* ---- growth ---- */
-
-static int
-qs_pq_grow_entries(struct qs_pqueue *q)
-{
-	struct qs_pq_entry *entries;
-	struct qs_pq_heap_item *heap;
-	size_t cap;
-
-	if (q->entries_cap >= (QS_PQ_NONE - 1) / 2)
-		return -ENOMEM;
-	cap = q->entries_cap ? (size_t)q->entries_cap * 2 : QS_PQ_MIN_ENTRIES;
-	if (cap > SIZE_MAX / sizeof(*entries))
-		return -ENOMEM;
-	entries = realloc(q->entries, cap * sizeof(*entries));
-	if (!entries)
-		return -ENOMEM;
-	q->entries = entries;
-	/* Until the heap has grown too the old capacity stands; the larger
-	 * entry array is simply reused by the next attempt. */
-	heap = realloc(q->heap, cap * sizeof(*heap));
-	if (!heap)
-		return -ENOMEM;
-	q->heap = heap;
-	q->entries_cap = (uint32_t)cap;
-	return 0;
-}
-
-static int
-qs_pq_grow_tab(struct qs_pqueue *q)
-{
-	size_t slots = q->mask + 1, i;
-	struct qs_pq_slot *tab;
-
-	if (slots > SIZE_MAX / 2 / sizeof(*tab))
-		return -ENOMEM;
-	tab = malloc(2 * slots * sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (i = 0; i < 2 * slots; i++)
-		tab[i].id = QS_PQ_NONE;
-	for (i = 0; i < slots; i++) {
-		if (q->tab[i].id != QS_PQ_NONE)
-			qs_pq_tab_insert(tab, 2 * slots - 1, q->tab[i].hash, q->tab[i].id);
-	}
-	free(q->tab);
-	q->tab = tab;
-	q->mask = 2 * slots - 1;
-	return 0;
-}
 
 /* Make room for one more entry in the array, the heap and the table, so
  * that the insertion that follows cannot fail. Nothing else changes. */
 static int
 qs_pq_reserve(struct qs_pqueue *q)
 {
-	int rc = 0;
+	struct qs_pq_entry *entries;
 
 	if (q->free_head == QS_PQ_NONE && q->entries_used == q->entries_cap) {
-		rc = qs_pq_grow_entries(q);
-		if (rc)
-			goto out;
+		entries =
+		    qs_heap_grow_items(q->heap, q->entries, sizeof(*entries), &q->entries_cap);
+		if (!entries)
+			return -ENOMEM;
+		q->entries = entries;
 	}
-	if ((size_t)q->count + 1 > (q->mask + 1) / 4 * 3)
-		rc = qs_pq_grow_tab(q);
-out:
-	return rc;
+	return qs_dtable_reserve(q->by_digest, 1);
 }
 
 /* ---- entries ---- */
@@ -476,19 +263,16 @@ static void
 qs_pq_entry_remove(struct qs_pqueue *q, uint32_t id)
 {
 	struct qs_pq_entry *e = &q->entries[id];
-	uint64_t hash = qs_pq_digest_hash(q, e->info.digest);
-	size_t slot = qs_pq_probe(q, e->info.digest, hash);
 
-	if (q->tab[slot].id != id)
+	if (qs_dtable_remove(q->by_digest, qs_dtable_hash(q->by_digest, e->info.digest), id))
 		qs_pq_die("entry missing from the digest table");
-	qs_pq_tab_delete(q, slot);
 	qs_pq_order_remove(q, &q->authors[e->author], id);
-	qs_pq_heap_remove(q, e->heap_pos);
+	qs_heap_remove(q->heap, id);
 	q->authors[e->author].count--;
 	q->count--;
 	free(e->proof);
 	e->proof = NULL;
-	e->heap_pos = q->free_head;
+	e->next_free = q->free_head;
 	q->free_head = id;
 }
 
@@ -519,24 +303,21 @@ qs_pqueue_new(size_t n_authors, uint64_t per_author_max, uint64_t hash_seed, str
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		goto out;
-	q->seed = hash_seed;
 	q->per_author_max = per_author_max;
 	q->n_authors = n_authors;
 	q->free_head = QS_PQ_NONE;
 	q->authors = calloc(n_authors, sizeof(*q->authors));
 	q->walk = calloc(n_authors, sizeof(*q->walk));
 	q->turns = calloc(n_authors, sizeof(*q->turns));
-	q->tab = malloc(QS_PQ_MIN_SLOTS * sizeof(*q->tab));
-	if (!q->authors || !q->walk || !q->turns || !q->tab)
+	if (!q->authors || !q->walk || !q->turns ||
+	    qs_dtable_new(hash_seed, qs_pq_digest_is, q, &q->by_digest) != 0 ||
+	    qs_heap_new(&q->heap) != 0)
 		goto out;
 	for (i = 0; i < n_authors; i++) {
 		q->authors[i].root = QS_PQ_NONE;
 		q->authors[i].first = QS_PQ_NONE;
 	}
-	for (i = 0; i < QS_PQ_MIN_SLOTS; i++)
-		q->tab[i].id = QS_PQ_NONE;
-	q->mask = QS_PQ_MIN_SLOTS - 1;
-	if (qs_pq_grow_entries(q) != 0)
+	if (qs_pq_reserve(q) != 0)
 		goto out;
 	*out = q;
 	q = NULL;
@@ -553,14 +334,15 @@ qs_pqueue_free(struct qs_pqueue *q)
 
 	if (!q)
 		return;
-	for (i = 0; i < q->heap_len; i++)
-		free(q->entries[q->heap[i].id].proof);
+	/* A freed entry's proof is NULL. */
+	for (i = 0; i < q->entries_used; i++)
+		free(q->entries[i].proof);
 	free(q->authors);
 	free(q->walk);
 	free(q->turns);
 	free(q->entries);
-	free(q->tab);
-	free(q->heap);
+	qs_dtable_free(q->by_digest);
+	qs_heap_free(q->heap);
 	free(q);
 }
 
@@ -577,8 +359,8 @@ qs_pqueue_add(struct qs_pqueue *q, int author, const struct qs_batch_info *info,
 	if (author < 0 || (size_t)author >= q->n_authors || (!proof && proof_len))
 		goto out;
 	au = &q->authors[author];
-	hash = qs_pq_digest_hash(q, info->digest);
-	if (q->tab[qs_pq_probe(q, info->digest, hash)].id != QS_PQ_NONE) {
+	hash = qs_dtable_hash(q->by_digest, info->digest);
+	if (qs_dtable_find(q->by_digest, hash, info->digest) != QS_DTABLE_NONE) {
 		rc = QS_EEXISTS;
 		goto out;
 	}
@@ -591,7 +373,7 @@ qs_pqueue_add(struct qs_pqueue *q, int author, const struct qs_batch_info *info,
 		goto out;
 	if (q->free_head != QS_PQ_NONE) {
 		id = q->free_head;
-		q->free_head = q->entries[id].heap_pos;
+		q->free_head = q->entries[id].next_free;
 	} else {
 		id = q->entries_used++;
 	}
@@ -599,12 +381,12 @@ qs_pqueue_add(struct qs_pqueue *q, int author, const struct qs_batch_info *info,
 	e->info = *info;
 	e->proof = proof;
 	e->proof_len = proof_len;
-	e->prio = qs_pq_mix(hash + UINT64_C(0x9e3779b97f4a7c15));
+	e->prio = qs_dtable_mix(hash + UINT64_C(0x9e3779b97f4a7c15));
 	e->excluded_by = 0;
 	e->author = (uint32_t)author;
-	qs_pq_tab_insert(q->tab, q->mask, hash, id);
+	qs_dtable_insert(q->by_digest, hash, id);
 	qs_pq_order_insert(q, au, id);
-	qs_pq_heap_push(q, id);
+	qs_heap_push(q->heap, id, info->expiration_us);
 	au->count++;
 	q->count++;
 out:
@@ -615,9 +397,9 @@ int
 qs_pqueue_get(const struct qs_pqueue *q, const uint8_t digest[QS_DIGEST_BYTES],
               struct qs_pq_item *out)
 {
-	uint32_t id = qs_pq_find(q, digest);
+	uint32_t id = qs_dtable_lookup(q->by_digest, digest);
 
-	if (id == QS_PQ_NONE)
+	if (id == QS_DTABLE_NONE)
 		return QS_ENOTFOUND;
 	qs_pq_item_of(q, id, out);
 	return 0;
@@ -626,9 +408,9 @@ qs_pqueue_get(const struct qs_pqueue *q, const uint8_t digest[QS_DIGEST_BYTES],
 int
 qs_pqueue_remove(struct qs_pqueue *q, const uint8_t digest[QS_DIGEST_BYTES])
 {
-	uint32_t id = qs_pq_find(q, digest);
+	uint32_t id = qs_dtable_lookup(q->by_digest, digest);
 
-	if (id == QS_PQ_NONE)
+	if (id == QS_DTABLE_NONE)
 		return 0;
 	qs_pq_entry_remove(q, id);
 	return 1;
@@ -638,9 +420,10 @@ size_t
 qs_pqueue_expire(struct qs_pqueue *q, uint64_t now_us)
 {
 	size_t n = 0;
+	uint32_t id;
 
-	while (q->heap_len && q->heap[0].expiration_us <= now_us) {
-		qs_pq_entry_remove(q, q->heap[0].id);
+	while ((id = qs_heap_due(q->heap, now_us)) != QS_HEAP_NONE) {
+		qs_pq_entry_remove(q, id);
 		n++;
 	}
 	return n;
@@ -663,7 +446,7 @@ qs_pqueue_author_count(const struct qs_pqueue *q, int author)
 uint64_t
 qs_pqueue_next_expiration(const struct qs_pqueue *q)
 {
-	return q->heap_len ? q->heap[0].expiration_us : UINT64_MAX;
+	return qs_heap_min(q->heap);
 }
 
 /* The first entry from `id` on (in its author's order) that this pull may
@@ -696,9 +479,9 @@ qs_pqueue_pull(struct qs_pqueue *q, const struct qs_pq_limits *lim, uint64_t now
 	/* Numbers start at 1: a new entry's 0 is never a pull's. */
 	q->n_pulls++;
 	for (i = 0; i < n_exclude; i++) {
-		uint32_t id = qs_pq_find(q, exclude[i]);
+		uint32_t id = qs_dtable_lookup(q->by_digest, exclude[i]);
 
-		if (id != QS_PQ_NONE)
+		if (id != QS_DTABLE_NONE)
 			q->entries[id].excluded_by = q->n_pulls;
 	}
 	for (i = 0; i < q->n_authors; i++) {

@@ -220,32 +220,171 @@ qsctl_cmd_usage(FILE *f, const struct qsctl_cmd *cmd)
 	fprintf(f, "usage: qsctl %s %s\n  %s\n", cmd->name, cmd->args, cmd->help);
 }
 
+/* The usage of command `name` on stderr; returns EX_USAGE. */
+static int
+qsctl_usage_error(const char *name)
+{
+	qsctl_cmd_usage(stderr, qsctl_find(name));
+	return EX_USAGE;
+}
+
+static bool
+qsctl_parse_output(const char *arg, bool *json)
+{
+	if (strcmp(arg, "json") == 0)
+		*json = true;
+	else if (strcmp(arg, "text") == 0)
+		*json = false;
+	else
+		return false;
+	return true;
+}
+
+/* Codes of the long options that have no short form. */
+enum {
+	QSCTL_OPT_AUTHOR = 256,
+	QSCTL_OPT_LIMIT,
+	QSCTL_OPT_TXNS,
+	QSCTL_OPT_MAX_TXNS,
+	QSCTL_OPT_MAX_BYTES,
+	QSCTL_OPT_MAX_INLINE_TXNS,
+	QSCTL_OPT_MAX_INLINE_BYTES,
+	QSCTL_OPT_EXCLUDE,
+	QSCTL_OPT_NON_FULL,
+	QSCTL_OPT_FULL_ONLY,
+	QSCTL_OPT_TIMESTAMP,
+};
+
 /*
- * Parse a subcommand's options (only -h) and require exactly `nargs`
- * operands. Returns -1 to go on, else the exit status to return.
+ * How a command reads its command line: [WORD] OPTION... OPERAND...
+ * qsctl_parse() itself reads -h, and -o text|json where `shorts` has "o:"
+ * (--help and --output where `longs` lists them as 'h' and 'o').
+ */
+struct qsctl_syntax {
+	const char *word;           /* what must come first ("show"), or NULL */
+	const char *shorts;         /* getopt()'s option string */
+	const struct option *longs; /* NULL: short options only */
+	int min_args;               /* operands */
+	int max_args;               /* -1: no limit */
+	/*
+	 * One of the command's other options: c as getopt_long() returned it,
+	 * arg its argument, name its long name (NULL when given short).
+	 * Returns -1 to go on, else the exit status, having said why.
+	 */
+	int (*option)(void *ctx, int c, const char *arg, const char *name);
+};
+
+/* What qsctl_parse() read besides the command's own options. */
+struct qsctl_line {
+	bool json;
+	char **args; /* the operands */
+	int n_args;
+};
+
+/*
+ * Read the command line of the command argv[0] as `syn` says, passing its
+ * own options to syn->option(ctx, ...). -h prints the command's usage; a
+ * bad option or operand count prints it on stderr. Returns -1 to go on
+ * with *line set, else the exit status: 0 after -h, EX_USAGE, or what
+ * syn->option() returned.
  */
 static int
-qsctl_cmd_args(int argc, char **argv, int nargs)
+qsctl_parse(int argc, char **argv, const struct qsctl_syntax *syn, void *ctx,
+            struct qsctl_line *line)
 {
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
-	int c;
+	const char *name = argv[0];
+	int c, li, rc;
 
-	optind = 1;
-	while ((c = getopt(argc, argv, "+h")) != -1) {
+	if (syn->word != NULL) {
+		if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+			qsctl_cmd_usage(stdout, qsctl_find(name));
+			return 0;
+		}
+		if (argc < 2 || strcmp(argv[1], syn->word) != 0)
+			return qsctl_usage_error(name);
+		argc--;
+		argv++;
+	}
+	line->json = false;
+	optind = 0;
+	for (;;) {
+		/* getopt_long() sets it for a long option only. */
+		li = -1;
+		c = getopt_long(argc, argv, syn->shorts, syn->longs, &li);
+		if (c == -1)
+			break;
 		switch (c) {
 		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
+			qsctl_cmd_usage(stdout, qsctl_find(name));
 			return 0;
+		case 'o':
+			if (!qsctl_parse_output(optarg, &line->json))
+				return qsctl_usage_error(name);
+			break;
 		default:
-			qsctl_cmd_usage(stderr, cmd);
-			return EX_USAGE;
+			if (c == '?' || syn->option == NULL)
+				return qsctl_usage_error(name);
+			rc = syn->option(ctx, c, optarg, li >= 0 ? syn->longs[li].name : NULL);
+			if (rc >= 0)
+				return rc;
 		}
 	}
-	if (argc - optind != nargs) {
-		qsctl_cmd_usage(stderr, cmd);
-		return EX_USAGE;
-	}
+	line->args = argv + optind;
+	line->n_args = argc - optind;
+	if (line->n_args < syn->min_args || (syn->max_args >= 0 && line->n_args > syn->max_args))
+		return qsctl_usage_error(name);
 	return -1;
+}
+
+/* ---- output ---- */
+
+/*
+ * Where a command writes. Text goes straight to stdout; a JSON document is
+ * built in memory and written out only when the command succeeds, so that
+ * stdout holds one whole document or nothing.
+ */
+struct qsctl_out {
+	FILE *f;
+	char *buf;
+	size_t len;
+	bool json;
+};
+
+static int
+qsctl_out_open(struct qsctl_out *o, bool json)
+{
+	memset(o, 0, sizeof(*o));
+	o->json = json;
+	if (!json) {
+		o->f = stdout;
+		return 0;
+	}
+	o->f = open_memstream(&o->buf, &o->len);
+	if (o->f == NULL) {
+		fprintf(stderr, "qsctl: %s\n", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	return 0;
+}
+
+/* End the output of a command that exits with `status`: a JSON document is
+ * written to stdout when that is 0. Returns `status`, or EXIT_FAILURE when
+ * the document could not be built. */
+static int
+qsctl_out_close(struct qsctl_out *o, int status)
+{
+	if (!o->json || o->f == NULL)
+		return status;
+	if ((ferror(o->f) | fclose(o->f)) != 0 && status == 0) {
+		fprintf(stderr, "qsctl: building the JSON output: out of memory\n");
+		status = EXIT_FAILURE;
+	}
+	o->f = NULL;
+	if (status == 0)
+		fwrite(o->buf, 1, o->len, stdout);
+	free(o->buf);
+	o->buf = NULL;
+	return status;
 }
 
 static int
@@ -295,6 +434,9 @@ out:
 	return rc;
 }
 
+/* keygen DIR, pubkey FILE. */
+static const struct qsctl_syntax qsctl_one_operand = {.shorts = "+h", .min_args = 1, .max_args = 1};
+
 static const char *const qsctl_key_names[] = {"network", "signing"};
 
 static int
@@ -304,16 +446,17 @@ qsctl_keygen(int argc, char **argv)
 	char hex[2][QSCTL_HEX_KEY_LEN + 2];
 	uint8_t pub[QS_KEYS_PUB_BYTES];
 	bool created[2][2] = {{false}};
+	struct qsctl_line line;
 	const char *dir;
 	struct stat st;
 	int status = EXIT_FAILURE;
 	int rc;
 	int i, j;
 
-	rc = qsctl_cmd_args(argc, argv, 1);
+	rc = qsctl_parse(argc, argv, &qsctl_one_operand, NULL, &line);
 	if (rc >= 0)
 		return rc;
-	dir = argv[optind];
+	dir = line.args[0];
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "qsctl: cannot create directory %s: %s\n", dir, strerror(errno));
@@ -390,13 +533,14 @@ qsctl_pubkey(int argc, char **argv)
 	char hex[QSCTL_HEX_KEY_LEN + 1];
 	uint8_t pub[QS_KEYS_PUB_BYTES];
 	EVP_PKEY *pkey = NULL;
+	struct qsctl_line line;
 	char err[512];
 	int rc;
 
-	rc = qsctl_cmd_args(argc, argv, 1);
+	rc = qsctl_parse(argc, argv, &qsctl_one_operand, NULL, &line);
 	if (rc >= 0)
 		return rc;
-	rc = qs_keys_load(argv[optind], &pkey, pub, err, sizeof(err));
+	rc = qs_keys_load(line.args[0], &pkey, pub, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "qsctl: %s\n", err);
 		return EXIT_FAILURE;
@@ -446,6 +590,43 @@ qsctl_rpc_result(const char *method, int rc, const Quorumstore__V1__Response *re
 		return QSCTL_EXIT_RPC;
 	}
 	return 0;
+}
+
+/*
+ * An RPC command's connection to qsd, its last response and its output.
+ * Zeroed, it may be closed without having been opened.
+ */
+struct qsctl_session {
+	struct qs_client *client;
+	Quorumstore__V1__Response *resp;
+	struct qsctl_out out;
+};
+
+/* Connect, then open the output (-o json: `json`). Returns 0, or the exit
+ * status, having said why. */
+static int
+qsctl_session_open(struct qsctl_session *s, bool json)
+{
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	rc = qsctl_connect(&s->client);
+	if (rc == 0)
+		rc = qsctl_out_open(&s->out, json);
+	return rc;
+}
+
+/* End the session of a command that exits with `status` (qsctl_out_close())
+ * and free it. Returns the exit status. */
+static int
+qsctl_session_close(struct qsctl_session *s, int status)
+{
+	status = qsctl_out_close(&s->out, status);
+	qs_client_response_free(s->resp);
+	s->resp = NULL;
+	qs_client_close(s->client);
+	s->client = NULL;
+	return status;
 }
 
 static void
@@ -558,43 +739,23 @@ qsctl_print_scalars(FILE *f, const ProtobufCMessage *msg, bool json)
 static int
 qsctl_status(int argc, char **argv)
 {
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
-	Quorumstore__V1__Response *resp = NULL;
-	struct qs_client *client = NULL;
-	bool json = false;
-	int c, rc;
+	static const struct qsctl_syntax syntax = {.shorts = "+ho:"};
+	struct qsctl_session s = {.client = NULL};
+	struct qsctl_line line;
+	int rc;
 
-	optind = 1;
-	while ((c = getopt(argc, argv, "+ho:")) != -1) {
-		switch (c) {
-		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
-			return 0;
-		case 'o':
-			json = strcmp(optarg, "json") == 0;
-			if (json || strcmp(optarg, "text") == 0)
-				break;
-			qsctl_cmd_usage(stderr, cmd);
-			return EX_USAGE;
-		default:
-			qsctl_cmd_usage(stderr, cmd);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		qsctl_cmd_usage(stderr, cmd);
-		return EX_USAGE;
-	}
-	rc = qsctl_connect(&client);
-	if (rc != 0)
+	rc = qsctl_parse(argc, argv, &syntax, NULL, &line);
+	if (rc >= 0)
 		return rc;
-	rc = qs_client_status(client, qsctl_timeout_ms, &resp);
-	rc = qsctl_rpc_result("GetStatus", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_STATUS);
+	rc = qsctl_session_open(&s, line.json);
+	if (rc != 0)
+		goto out;
+	rc = qs_client_status(s.client, qsctl_timeout_ms, &s.resp);
+	rc = qsctl_rpc_result("GetStatus", rc, s.resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_STATUS);
 	if (rc == 0)
-		qsctl_print_scalars(stdout, &resp->get_status->base, json);
-	qs_client_response_free(resp);
-	qs_client_close(client);
-	return rc;
+		qsctl_print_scalars(s.out.f, &s.resp->get_status->base, line.json);
+out:
+	return qsctl_session_close(&s, rc);
 }
 
 /* Read all of `path` ("-": stdin), at most `max` bytes, into *out. */
@@ -694,69 +855,6 @@ qsctl_parse_size(const char *s, unsigned long long max, size_t *out)
 	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v == 0 || v > max)
 		return false;
 	*out = (size_t)v;
-	return true;
-}
-
-/* ---- output ---- */
-
-/*
- * Where a command writes. Text goes straight to stdout; a JSON document is
- * built in memory and written out only when the command succeeds, so that
- * stdout holds one whole document or nothing.
- */
-struct qsctl_out {
-	FILE *f;
-	char *buf;
-	size_t len;
-	bool json;
-};
-
-static int
-qsctl_out_open(struct qsctl_out *o, bool json)
-{
-	memset(o, 0, sizeof(*o));
-	o->json = json;
-	if (!json) {
-		o->f = stdout;
-		return 0;
-	}
-	o->f = open_memstream(&o->buf, &o->len);
-	if (o->f == NULL) {
-		fprintf(stderr, "qsctl: %s\n", strerror(errno));
-		return EXIT_FAILURE;
-	}
-	return 0;
-}
-
-/* End the output of a command that exits with `status`: a JSON document is
- * written to stdout when that is 0. Returns `status`, or EXIT_FAILURE when
- * the document could not be built. */
-static int
-qsctl_out_close(struct qsctl_out *o, int status)
-{
-	if (!o->json || o->f == NULL)
-		return status;
-	if ((ferror(o->f) | fclose(o->f)) != 0 && status == 0) {
-		fprintf(stderr, "qsctl: building the JSON output: out of memory\n");
-		status = EXIT_FAILURE;
-	}
-	o->f = NULL;
-	if (status == 0)
-		fwrite(o->buf, 1, o->len, stdout);
-	free(o->buf);
-	o->buf = NULL;
-	return status;
-}
-
-static bool
-qsctl_parse_output(const char *arg, bool *json)
-{
-	if (strcmp(arg, "json") == 0)
-		*json = true;
-	else if (strcmp(arg, "text") == 0)
-		*json = false;
-	else
-		return false;
 	return true;
 }
 
@@ -996,6 +1094,17 @@ qsctl_proof_row(FILE *f, const char *kind, const Quorumstore__V1__BatchInfo *inf
 	fputs("]\n", f);
 }
 
+/* The bytes of a batch's transactions. */
+static uint64_t
+qsctl_batch_bytes(const Quorumstore__V1__Batch *b)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < b->n_transactions; i++)
+		bytes += b->transactions[i].len;
+	return bytes;
+}
+
 /* ---- batches, proofs: listings page by page ---- */
 
 struct qsctl_lister {
@@ -1005,8 +1114,8 @@ struct qsctl_lister {
 	int (*call)(struct qs_client *c, const uint8_t *author, size_t author_len,
 	            const uint8_t *start_after, size_t start_len, uint32_t limit, int timeout_ms,
 	            Quorumstore__V1__Response **out);
-	size_t (*count)(const Quorumstore__V1__Response *resp);
-	const ProtobufCBinaryData *(*next)(const Quorumstore__V1__Response *resp);
+	/* The entries of a page, and in *next the cursor of the next one. */
+	size_t (*page)(const Quorumstore__V1__Response *resp, const ProtobufCBinaryData **next);
 	/* Entry i's BatchInfo; NULL when it has none. */
 	const Quorumstore__V1__BatchInfo *(*info)(const Quorumstore__V1__Response *resp, size_t i);
 	void (*header)(FILE *f);
@@ -1014,15 +1123,10 @@ struct qsctl_lister {
 };
 
 static size_t
-qsctl_batches_count(const Quorumstore__V1__Response *resp)
+qsctl_batches_page(const Quorumstore__V1__Response *resp, const ProtobufCBinaryData **next)
 {
+	*next = &resp->list_batches->next;
 	return resp->list_batches->n_infos;
-}
-
-static const ProtobufCBinaryData *
-qsctl_batches_next(const Quorumstore__V1__Response *resp)
-{
-	return &resp->list_batches->next;
 }
 
 static const Quorumstore__V1__BatchInfo *
@@ -1041,15 +1145,10 @@ qsctl_batches_print(FILE *f, bool json, const Quorumstore__V1__Response *resp, s
 }
 
 static size_t
-qsctl_proofs_count(const Quorumstore__V1__Response *resp)
+qsctl_proofs_page(const Quorumstore__V1__Response *resp, const ProtobufCBinaryData **next)
 {
+	*next = &resp->list_proofs->next;
 	return resp->list_proofs->n_proofs;
-}
-
-static const ProtobufCBinaryData *
-qsctl_proofs_next(const Quorumstore__V1__Response *resp)
-{
-	return &resp->list_proofs->next;
 }
 
 static const Quorumstore__V1__BatchInfo *
@@ -1081,8 +1180,7 @@ static const struct qsctl_lister qsctl_batches_lister = {
     .what = "batches",
     .body = QUORUMSTORE__V1__RESPONSE__BODY_LIST_BATCHES,
     .call = qs_client_list_batches,
-    .count = qsctl_batches_count,
-    .next = qsctl_batches_next,
+    .page = qsctl_batches_page,
     .info = qsctl_batches_info,
     .header = qsctl_batch_header,
     .print = qsctl_batches_print,
@@ -1093,12 +1191,34 @@ static const struct qsctl_lister qsctl_proofs_lister = {
     .what = "proofs",
     .body = QUORUMSTORE__V1__RESPONSE__BODY_LIST_PROOFS,
     .call = qs_client_list_proofs,
-    .count = qsctl_proofs_count,
-    .next = qsctl_proofs_next,
+    .page = qsctl_proofs_page,
     .info = qsctl_proofs_info,
     .header = qsctl_proofs_header,
     .print = qsctl_proofs_print,
 };
+
+/* The options of batches and proofs. */
+struct qsctl_list_opts {
+	uint8_t author[QS_PUBKEY_BYTES];
+	bool by_author;
+	uint64_t limit; /* 0: all */
+};
+
+static int
+qsctl_list_option(void *ctx, int c, const char *arg, const char *name)
+{
+	struct qsctl_list_opts *lo = ctx;
+
+	if (c == QSCTL_OPT_AUTHOR) {
+		if (!qsctl_parse_hex("--author", arg, lo->author, sizeof(lo->author)))
+			return EX_USAGE;
+		lo->by_author = true;
+	} else if (!qsctl_parse_u64(arg, 1, UINT64_MAX, false, &lo->limit)) {
+		fprintf(stderr, "qsctl: --limit: a count, 1 and up\n");
+		return EX_USAGE;
+	}
+	return -1;
+}
 
 /*
  * List every entry (or --limit of them), asking page after page until the
@@ -1108,84 +1228,55 @@ static const struct qsctl_lister qsctl_proofs_lister = {
 static int
 qsctl_list(int argc, char **argv, const struct qsctl_lister *ls)
 {
-	enum {
-		OPT_AUTHOR = 256,
-		OPT_LIMIT
-	};
 	static const struct option opts[] = {
-	    {"author", required_argument, NULL, OPT_AUTHOR},
-	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    {"author", required_argument, NULL, QSCTL_OPT_AUTHOR},
+	    {"limit", required_argument, NULL, QSCTL_OPT_LIMIT},
 	    {"output", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
-	Quorumstore__V1__Response *resp = NULL;
-	struct qs_client *client = NULL;
-	struct qsctl_out out = {.f = NULL};
-	uint8_t author[QS_PUBKEY_BYTES], last[QS_DIGEST_BYTES];
+	static const struct qsctl_syntax syntax = {
+	    .shorts = "ho:", .longs = opts, .option = qsctl_list_option};
+	struct qsctl_list_opts lo = {.by_author = false};
+	struct qsctl_session s = {.client = NULL};
+	struct qsctl_line line;
+	uint8_t last[QS_DIGEST_BYTES];
 	uint8_t *cursor = NULL;
 	size_t cursor_len = 0;
-	bool by_author = false, have_last = false, json = false, more = false;
-	uint64_t limit = 0, count = 0, txns = 0, bytes = 0;
-	int c, rc;
+	bool have_last = false, json, more = false;
+	uint64_t count = 0, txns = 0, bytes = 0;
+	int rc;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
-			return 0;
-		case 'o':
-			if (!qsctl_parse_output(optarg, &json))
-				goto usage;
-			break;
-		case OPT_AUTHOR:
-			if (!qsctl_parse_hex("--author", optarg, author, sizeof(author)))
-				return EX_USAGE;
-			by_author = true;
-			break;
-		case OPT_LIMIT:
-			if (!qsctl_parse_u64(optarg, 1, UINT64_MAX, false, &limit)) {
-				fprintf(stderr, "qsctl: --limit: a count, 1 and up\n");
-				return EX_USAGE;
-			}
-			break;
-		default:
-			goto usage;
-		}
-	}
-	if (optind != argc)
-		goto usage;
-
-	rc = qsctl_connect(&client);
-	if (rc != 0)
+	rc = qsctl_parse(argc, argv, &syntax, &lo, &line);
+	if (rc >= 0)
 		return rc;
-	rc = qsctl_out_open(&out, json);
+	json = line.json;
+	rc = qsctl_session_open(&s, json);
 	if (rc != 0)
 		goto out;
 	if (json)
-		fprintf(out.f, "{\"%s\":[", ls->what);
+		fprintf(s.out.f, "{\"%s\":[", ls->what);
 	else
-		ls->header(out.f);
+		ls->header(s.out.f);
 	for (;;) {
 		uint32_t want = QS_CLIENT_LIST_MAX;
 		const ProtobufCBinaryData *next;
 		uint8_t *copy;
 		size_t n;
 
-		if (limit != 0 && limit - count < want)
-			want = (uint32_t)(limit - count);
-		qs_client_response_free(resp);
-		resp = NULL;
-		rc = ls->call(client, by_author ? author : NULL, by_author ? sizeof(author) : 0,
-		              cursor, cursor_len, want, qsctl_timeout_ms, &resp);
-		rc = qsctl_rpc_result(ls->method, rc, resp, ls->body);
+		if (lo.limit != 0 && lo.limit - count < want)
+			want = (uint32_t)(lo.limit - count);
+		qs_client_response_free(s.resp);
+		s.resp = NULL;
+		rc = ls->call(s.client, lo.by_author ? lo.author : NULL,
+		              lo.by_author ? sizeof(lo.author) : 0, cursor, cursor_len, want,
+		              qsctl_timeout_ms, &s.resp);
+		rc = qsctl_rpc_result(ls->method, rc, s.resp, ls->body);
 		if (rc != 0)
 			goto out;
-		n = ls->count(resp);
+		n = ls->page(s.resp, &next);
 		for (size_t i = 0; i < n; i++) {
-			const Quorumstore__V1__BatchInfo *info = ls->info(resp, i);
+			const Quorumstore__V1__BatchInfo *info = ls->info(s.resp, i);
 
 			if (info == NULL) {
 				fprintf(stderr, "qsctl: %s: an entry without its BatchInfo\n",
@@ -1196,13 +1287,13 @@ qsctl_list(int argc, char **argv, const struct qsctl_lister *ls)
 			if (i == 0 && have_last && info->digest.len == sizeof(last) &&
 			    memcmp(info->digest.data, last, sizeof(last)) == 0)
 				continue;
-			if (limit != 0 && count == limit) {
+			if (lo.limit != 0 && count == lo.limit) {
 				more = true;
 				break;
 			}
 			if (json && count > 0)
-				fputc(',', out.f);
-			ls->print(out.f, json, resp, i);
+				fputc(',', s.out.f);
+			ls->print(s.out.f, json, s.resp, i);
 			count++;
 			txns += info->num_txns;
 			bytes += info->num_bytes;
@@ -1210,10 +1301,9 @@ qsctl_list(int argc, char **argv, const struct qsctl_lister *ls)
 			if (have_last)
 				memcpy(last, info->digest.data, sizeof(last));
 		}
-		next = ls->next(resp);
 		if (more || next->len == 0)
 			break;
-		if (limit != 0 && count == limit) {
+		if (lo.limit != 0 && count == lo.limit) {
 			more = true;
 			break;
 		}
@@ -1235,26 +1325,20 @@ qsctl_list(int argc, char **argv, const struct qsctl_lister *ls)
 		cursor_len = next->len;
 	}
 	if (json) {
-		fprintf(out.f,
+		fprintf(s.out.f,
 		        "],\"count\":%" PRIu64 ",\"num_txns\":%" PRIu64 ",\"num_bytes\":%" PRIu64
 		        ",\"more\":%s}\n",
 		        count, txns, bytes, more ? "true" : "false");
 	} else {
-		fprintf(out.f, "%" PRIu64 " %s, %" PRIu64 " transactions, %" PRIu64 " bytes\n",
+		fprintf(s.out.f, "%" PRIu64 " %s, %" PRIu64 " transactions, %" PRIu64 " bytes\n",
 		        count, ls->what, txns, bytes);
 		if (more)
-			fprintf(out.f, "stopped at --limit %" PRIu64 "; there may be more\n",
-			        limit);
+			fprintf(s.out.f, "stopped at --limit %" PRIu64 "; there may be more\n",
+			        lo.limit);
 	}
 out:
-	rc = qsctl_out_close(&out, rc);
 	free(cursor);
-	qs_client_response_free(resp);
-	qs_client_close(client);
-	return rc;
-usage:
-	qsctl_cmd_usage(stderr, cmd);
-	return EX_USAGE;
+	return qsctl_session_close(&s, rc);
 }
 
 static int
@@ -1377,210 +1461,176 @@ qsctl_print_batch(FILE *f, bool json, const Quorumstore__V1__GetBatchResponse *g
 }
 
 static int
+qsctl_batch_option(void *ctx, int c, const char *arg, const char *name)
+{
+	bool *with_txns = ctx;
+
+	*with_txns = true;
+	return -1;
+}
+
+static int
 qsctl_batch(int argc, char **argv)
 {
-	enum {
-		OPT_TXNS = 256
-	};
 	static const struct option opts[] = {
-	    {"txns", no_argument, NULL, OPT_TXNS},
+	    {"txns", no_argument, NULL, QSCTL_OPT_TXNS},
 	    {"output", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	static const struct qsctl_syntax syntax = {.word = "show",
+	                                           .shorts = "ho:",
+	                                           .longs = opts,
+	                                           .min_args = 1,
+	                                           .max_args = 1,
+	                                           .option = qsctl_batch_option};
 	const Quorumstore__V1__GetBatchResponse *gb;
-	Quorumstore__V1__Response *resp = NULL;
-	struct qs_client *client = NULL;
-	struct qsctl_out out = {.f = NULL};
+	struct qsctl_session s = {.client = NULL};
+	struct qsctl_line line;
 	uint8_t digest[QS_DIGEST_BYTES];
-	bool json = false, with_txns = false;
+	bool with_txns = false;
 	const char *problem;
-	uint64_t bytes = 0;
-	int c, rc;
+	uint64_t bytes;
+	int rc;
 
-	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		qsctl_cmd_usage(stdout, cmd);
-		return 0;
-	}
-	if (argc < 2 || strcmp(argv[1], "show") != 0)
-		goto usage;
-	argc--;
-	argv++;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
-			return 0;
-		case 'o':
-			if (!qsctl_parse_output(optarg, &json))
-				goto usage;
-			break;
-		case OPT_TXNS:
-			with_txns = true;
-			break;
-		default:
-			goto usage;
-		}
-	}
-	if (argc - optind != 1)
-		goto usage;
-	if (!qsctl_parse_hex("DIGEST", argv[optind], digest, sizeof(digest)))
+	rc = qsctl_parse(argc, argv, &syntax, &with_txns, &line);
+	if (rc >= 0)
+		return rc;
+	if (!qsctl_parse_hex("DIGEST", line.args[0], digest, sizeof(digest)))
 		return EX_USAGE;
 
-	rc = qsctl_connect(&client);
-	if (rc != 0)
-		return rc;
-	rc = qs_client_get_batch(client, digest, sizeof(digest), NULL, 0, qsctl_timeout_ms, &resp);
-	rc = qsctl_rpc_result("GetBatch", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_BATCH);
+	rc = qsctl_session_open(&s, line.json);
 	if (rc != 0)
 		goto out;
-	gb = resp->get_batch;
+	rc = qs_client_get_batch(s.client, digest, sizeof(digest), NULL, 0, qsctl_timeout_ms,
+	                         &s.resp);
+	rc = qsctl_rpc_result("GetBatch", rc, s.resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_BATCH);
+	if (rc != 0)
+		goto out;
+	gb = s.resp->get_batch;
 	if (gb->batch == NULL || gb->batch->info == NULL) {
 		fprintf(stderr, "qsctl: GetBatch: the response has no batch or no BatchInfo\n");
 		rc = QSCTL_EXIT_RPC;
 		goto out;
 	}
-	for (size_t i = 0; i < gb->batch->n_transactions; i++)
-		bytes += gb->batch->transactions[i].len;
-	problem = qsctl_batch_problem(gb->batch, digest, qs_client_server(client)->chain_id, bytes);
-	rc = qsctl_out_open(&out, json);
-	if (rc != 0)
-		goto out;
-	qsctl_print_batch(out.f, json, gb, problem == NULL, bytes, with_txns);
+	bytes = qsctl_batch_bytes(gb->batch);
+	problem =
+	    qsctl_batch_problem(gb->batch, digest, qs_client_server(s.client)->chain_id, bytes);
+	qsctl_print_batch(s.out.f, line.json, gb, problem == NULL, bytes, with_txns);
 	/* A batch that is not what was asked for is shown, and fails. */
-	rc = qsctl_out_close(&out, 0);
+	rc = qsctl_out_close(&s.out, 0);
 	if (rc == 0 && problem != NULL) {
 		fprintf(stderr, "qsctl: GetBatch: %s\n", problem);
 		rc = QSCTL_EXIT_RPC;
 	}
 out:
-	qs_client_response_free(resp);
-	qs_client_close(client);
-	return rc;
-usage:
-	qsctl_cmd_usage(stderr, cmd);
-	return EX_USAGE;
+	return qsctl_session_close(&s, rc);
 }
 
 /* ---- payload ---- */
 
+/* The options of payload: GetPayload's arguments. */
+struct qsctl_payload_opts {
+	struct qs_client_payload_limits lim;
+	ProtobufCBinaryData *exclude;
+	uint8_t (*digests)[QS_DIGEST_BYTES]; /* what exclude[] points to */
+	size_t n_exclude;
+};
+
+static int
+qsctl_payload_option(void *ctx, int c, const char *arg, const char *name)
+{
+	struct qsctl_payload_opts *po = ctx;
+	uint64_t *value;
+	bool size;
+
+	switch (c) {
+	case QSCTL_OPT_EXCLUDE:
+		if (po->n_exclude == QSCTL_MAX_DIGESTS) {
+			fprintf(stderr, "qsctl: --exclude: at most %u digests\n",
+			        QSCTL_MAX_DIGESTS);
+			return EX_USAGE;
+		}
+		if (!qsctl_parse_hex("--exclude", arg, po->digests[po->n_exclude], QS_DIGEST_BYTES))
+			return EX_USAGE;
+		po->exclude[po->n_exclude].data = po->digests[po->n_exclude];
+		po->exclude[po->n_exclude].len = QS_DIGEST_BYTES;
+		po->n_exclude++;
+		return -1;
+	case QSCTL_OPT_NON_FULL:
+	case QSCTL_OPT_FULL_ONLY:
+		po->lim.return_non_full = c == QSCTL_OPT_NON_FULL;
+		return -1;
+	}
+	value = c == QSCTL_OPT_MAX_TXNS          ? &po->lim.max_txns
+	        : c == QSCTL_OPT_MAX_BYTES       ? &po->lim.max_bytes
+	        : c == QSCTL_OPT_MAX_INLINE_TXNS ? &po->lim.max_inline_txns
+	                                         : &po->lim.max_inline_bytes;
+	size = c == QSCTL_OPT_MAX_BYTES || c == QSCTL_OPT_MAX_INLINE_BYTES;
+	if (!qsctl_parse_u64(arg, 0, UINT64_MAX, size, value)) {
+		fprintf(stderr, "qsctl: --%s: a number, 0 and up%s\n", name,
+		        size ? " (KiB, MiB, GiB suffixes allowed)" : "");
+		return EX_USAGE;
+	}
+	return -1;
+}
+
 static int
 qsctl_payload(int argc, char **argv)
 {
-	enum {
-		OPT_MAX_TXNS = 256,
-		OPT_MAX_BYTES,
-		OPT_MAX_INLINE_TXNS,
-		OPT_MAX_INLINE_BYTES,
-		OPT_EXCLUDE,
-		OPT_NON_FULL,
-		OPT_FULL_ONLY,
-	};
 	static const struct option opts[] = {
-	    {"max-txns", required_argument, NULL, OPT_MAX_TXNS},
-	    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
-	    {"max-inline-txns", required_argument, NULL, OPT_MAX_INLINE_TXNS},
-	    {"max-inline-bytes", required_argument, NULL, OPT_MAX_INLINE_BYTES},
-	    {"exclude", required_argument, NULL, OPT_EXCLUDE},
-	    {"non-full", no_argument, NULL, OPT_NON_FULL},
-	    {"full-only", no_argument, NULL, OPT_FULL_ONLY},
+	    {"max-txns", required_argument, NULL, QSCTL_OPT_MAX_TXNS},
+	    {"max-bytes", required_argument, NULL, QSCTL_OPT_MAX_BYTES},
+	    {"max-inline-txns", required_argument, NULL, QSCTL_OPT_MAX_INLINE_TXNS},
+	    {"max-inline-bytes", required_argument, NULL, QSCTL_OPT_MAX_INLINE_BYTES},
+	    {"exclude", required_argument, NULL, QSCTL_OPT_EXCLUDE},
+	    {"non-full", no_argument, NULL, QSCTL_OPT_NON_FULL},
+	    {"full-only", no_argument, NULL, QSCTL_OPT_FULL_ONLY},
 	    {"output", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct qs_client_payload_limits lim = {
-	    .max_txns = QSCTL_PAYLOAD_MAX_TXNS,
-	    .max_bytes = QSCTL_PAYLOAD_MAX_BYTES,
-	    .max_inline_txns = 0,
-	    .max_inline_bytes = 0,
-	    .return_non_full = true,
+	static const struct qsctl_syntax syntax = {
+	    .shorts = "ho:", .longs = opts, .option = qsctl_payload_option};
+	struct qsctl_payload_opts po = {
+	    .lim =
+		{
+		    .max_txns = QSCTL_PAYLOAD_MAX_TXNS,
+		    .max_bytes = QSCTL_PAYLOAD_MAX_BYTES,
+		    .max_inline_txns = 0,
+		    .max_inline_bytes = 0,
+		    .return_non_full = true,
+		},
 	};
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
 	const Quorumstore__V1__GetPayloadResponse *gp;
-	Quorumstore__V1__Response *resp = NULL;
-	struct qs_client *client = NULL;
-	struct qsctl_out out = {.f = NULL};
-	ProtobufCBinaryData *exclude = NULL;
-	uint8_t(*digests)[QS_DIGEST_BYTES] = NULL;
-	uint64_t p_txns = 0, p_bytes = 0, i_txns = 0, i_bytes = 0, *value;
-	size_t n_exclude = 0;
-	bool json = false;
-	int c, li, rc = EX_USAGE;
+	struct qsctl_session s = {.client = NULL};
+	struct qsctl_line line;
+	uint64_t p_txns = 0, p_bytes = 0, i_txns = 0, i_bytes = 0;
+	FILE *f;
+	int rc;
 
 	/* Each --exclude takes an argument: at most argc of them. */
-	exclude = calloc((size_t)argc, sizeof(*exclude));
-	digests = calloc((size_t)argc, sizeof(*digests));
-	if (exclude == NULL || digests == NULL) {
+	po.exclude = calloc((size_t)argc, sizeof(*po.exclude));
+	po.digests = calloc((size_t)argc, sizeof(*po.digests));
+	if (po.exclude == NULL || po.digests == NULL) {
 		fprintf(stderr, "qsctl: out of memory\n");
 		rc = EXIT_FAILURE;
 		goto out;
 	}
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "ho:", opts, &li)) != -1) {
-		switch (c) {
-		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
-			rc = 0;
-			goto out;
-		case 'o':
-			if (!qsctl_parse_output(optarg, &json))
-				goto usage;
-			break;
-		case OPT_MAX_TXNS:
-		case OPT_MAX_BYTES:
-		case OPT_MAX_INLINE_TXNS:
-		case OPT_MAX_INLINE_BYTES:
-			value = c == OPT_MAX_TXNS          ? &lim.max_txns
-			        : c == OPT_MAX_BYTES       ? &lim.max_bytes
-			        : c == OPT_MAX_INLINE_TXNS ? &lim.max_inline_txns
-			                                   : &lim.max_inline_bytes;
-			if (!qsctl_parse_u64(optarg, 0, UINT64_MAX,
-			                     c == OPT_MAX_BYTES || c == OPT_MAX_INLINE_BYTES,
-			                     value)) {
-				fprintf(stderr, "qsctl: --%s: a number, 0 and up%s\n",
-				        opts[li].name,
-				        c == OPT_MAX_BYTES || c == OPT_MAX_INLINE_BYTES
-				            ? " (KiB, MiB, GiB suffixes allowed)"
-				            : "");
-				goto out;
-			}
-			break;
-		case OPT_EXCLUDE:
-			if (n_exclude == QSCTL_MAX_DIGESTS) {
-				fprintf(stderr, "qsctl: --exclude: at most %u digests\n",
-				        QSCTL_MAX_DIGESTS);
-				goto out;
-			}
-			if (!qsctl_parse_hex("--exclude", optarg, digests[n_exclude],
-			                     QS_DIGEST_BYTES))
-				goto out;
-			exclude[n_exclude].data = digests[n_exclude];
-			exclude[n_exclude].len = QS_DIGEST_BYTES;
-			n_exclude++;
-			break;
-		case OPT_NON_FULL:
-			lim.return_non_full = true;
-			break;
-		case OPT_FULL_ONLY:
-			lim.return_non_full = false;
-			break;
-		default:
-			goto usage;
-		}
-	}
-	if (optind != argc)
-		goto usage;
+	rc = qsctl_parse(argc, argv, &syntax, &po, &line);
+	if (rc >= 0)
+		goto out;
 
-	rc = qsctl_connect(&client);
+	rc = qsctl_session_open(&s, line.json);
 	if (rc != 0)
 		goto out;
-	rc = qs_client_get_payload(client, &lim, exclude, n_exclude, qsctl_timeout_ms, &resp);
-	rc = qsctl_rpc_result("GetPayload", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_PAYLOAD);
+	rc = qs_client_get_payload(s.client, &po.lim, po.exclude, po.n_exclude, qsctl_timeout_ms,
+	                           &s.resp);
+	rc =
+	    qsctl_rpc_result("GetPayload", rc, s.resp, QUORUMSTORE__V1__RESPONSE__BODY_GET_PAYLOAD);
 	if (rc != 0)
 		goto out;
-	gp = resp->get_payload;
+	gp = s.resp->get_payload;
 	for (size_t i = 0; i < gp->n_proofs; i++) {
 		if (gp->proofs[i]->info == NULL) {
 			fprintf(stderr, "qsctl: GetPayload: a proof without its BatchInfo\n");
@@ -1600,33 +1650,27 @@ qsctl_payload(int argc, char **argv)
 			goto out;
 		}
 		i_txns += b->n_transactions;
-		for (size_t j = 0; j < b->n_transactions; j++)
-			i_bytes += b->transactions[j].len;
+		i_bytes += qsctl_batch_bytes(b);
 	}
 
-	rc = qsctl_out_open(&out, json);
-	if (rc != 0)
-		goto out;
-	if (json) {
-		fputs("{\"proofs\":[", out.f);
+	f = s.out.f;
+	if (line.json) {
+		fputs("{\"proofs\":[", f);
 		for (size_t i = 0; i < gp->n_proofs; i++) {
 			if (i > 0)
-				fputc(',', out.f);
-			qsctl_json_proof(out.f, gp->proofs[i]);
+				fputc(',', f);
+			qsctl_json_proof(f, gp->proofs[i]);
 		}
-		fputs("],\"inline_batches\":[", out.f);
+		fputs("],\"inline_batches\":[", f);
 		for (size_t i = 0; i < gp->n_inline_batches; i++) {
 			const Quorumstore__V1__Batch *b = gp->inline_batches[i];
-			uint64_t bytes = 0;
 
-			for (size_t j = 0; j < b->n_transactions; j++)
-				bytes += b->transactions[j].len;
-			fputs(i > 0 ? ",{\"info\":" : "{\"info\":", out.f);
-			qsctl_json_info(out.f, b->info);
-			fprintf(out.f, ",\"txn_count\":%zu,\"txn_bytes\":%" PRIu64 "}",
-			        b->n_transactions, bytes);
+			fputs(i > 0 ? ",{\"info\":" : "{\"info\":", f);
+			qsctl_json_info(f, b->info);
+			fprintf(f, ",\"txn_count\":%zu,\"txn_bytes\":%" PRIu64 "}",
+			        b->n_transactions, qsctl_batch_bytes(b));
 		}
-		fprintf(out.f,
+		fprintf(f,
 		        "],\"totals\":{\"batches\":%zu,\"num_txns\":%" PRIu64
 		        ",\"num_bytes\":%" PRIu64 ",\"proof_batches\":%zu,\"proof_txns\":%" PRIu64
 		        ",\"proof_bytes\":%" PRIu64
@@ -1635,22 +1679,20 @@ qsctl_payload(int argc, char **argv)
 		        gp->n_proofs + gp->n_inline_batches, p_txns + i_txns, p_bytes + i_bytes,
 		        gp->n_proofs, p_txns, p_bytes, gp->n_inline_batches, i_txns, i_bytes);
 	} else {
-		qsctl_proof_header(out.f, "KIND");
+		qsctl_proof_header(f, "KIND");
 		for (size_t i = 0; i < gp->n_proofs; i++) {
 			const Quorumstore__V1__ProofOfStore *p = gp->proofs[i];
 
-			qsctl_proof_row(out.f, "proof", p->info, &p->signer_bitmap,
-			                p->info->num_txns, p->info->num_bytes);
+			qsctl_proof_row(f, "proof", p->info, &p->signer_bitmap, p->info->num_txns,
+			                p->info->num_bytes);
 		}
 		for (size_t i = 0; i < gp->n_inline_batches; i++) {
 			const Quorumstore__V1__Batch *b = gp->inline_batches[i];
-			uint64_t bytes = 0;
 
-			for (size_t j = 0; j < b->n_transactions; j++)
-				bytes += b->transactions[j].len;
-			qsctl_proof_row(out.f, "inline", b->info, NULL, b->n_transactions, bytes);
+			qsctl_proof_row(f, "inline", b->info, NULL, b->n_transactions,
+			                qsctl_batch_bytes(b));
 		}
-		fprintf(out.f,
+		fprintf(f,
 		        "proofs: %zu batches, %" PRIu64 " transactions, %" PRIu64 " bytes\n"
 		        "inline: %zu batches, %" PRIu64 " transactions, %" PRIu64 " bytes\n"
 		        "total: %zu batches, %" PRIu64 " transactions, %" PRIu64 " bytes\n",
@@ -1658,69 +1700,59 @@ qsctl_payload(int argc, char **argv)
 		        gp->n_proofs + gp->n_inline_batches, p_txns + i_txns, p_bytes + i_bytes);
 	}
 out:
-	rc = qsctl_out_close(&out, rc);
-	qs_client_response_free(resp);
-	qs_client_close(client);
-	free(exclude);
-	free(digests);
-	return rc;
-usage:
-	qsctl_cmd_usage(stderr, cmd);
-	rc = EX_USAGE;
-	goto out;
+	free(po.exclude);
+	free(po.digests);
+	return qsctl_session_close(&s, rc);
 }
 
 /* ---- commit ---- */
 
+/* The option of commit: the block's timestamp. */
+struct qsctl_commit_opts {
+	uint64_t timestamp_us;
+	bool have_timestamp;
+};
+
+static int
+qsctl_commit_option(void *ctx, int c, const char *arg, const char *name)
+{
+	struct qsctl_commit_opts *co = ctx;
+
+	if (!qsctl_parse_u64(arg, 0, UINT64_MAX, false, &co->timestamp_us)) {
+		fprintf(stderr, "qsctl: --timestamp-us: microseconds since the Unix epoch\n");
+		return EX_USAGE;
+	}
+	co->have_timestamp = true;
+	return -1;
+}
+
 static int
 qsctl_commit(int argc, char **argv)
 {
-	enum {
-		OPT_TIMESTAMP = 256
-	};
 	static const struct option opts[] = {
-	    {"timestamp-us", required_argument, NULL, OPT_TIMESTAMP},
+	    {"timestamp-us", required_argument, NULL, QSCTL_OPT_TIMESTAMP},
 	    {"output", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
-	Quorumstore__V1__Response *resp = NULL;
-	struct qs_client *client = NULL;
-	struct qsctl_out out = {.f = NULL};
+	static const struct qsctl_syntax syntax = {.shorts = "ho:",
+	                                           .longs = opts,
+	                                           .min_args = 1,
+	                                           .max_args = -1,
+	                                           .option = qsctl_commit_option};
+	struct qsctl_commit_opts co = {.have_timestamp = false};
+	struct qsctl_session s = {.client = NULL};
+	struct qsctl_line line;
 	ProtobufCBinaryData *list = NULL;
 	uint8_t(*digests)[QS_DIGEST_BYTES] = NULL;
-	uint64_t timestamp_us = 0;
-	bool json = false, have_timestamp = false;
 	char iso[QSCTL_ISO_LEN];
-	size_t n = 0;
-	int c, rc = EX_USAGE;
+	size_t n;
+	int rc;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
-			return 0;
-		case 'o':
-			if (!qsctl_parse_output(optarg, &json))
-				goto usage;
-			break;
-		case OPT_TIMESTAMP:
-			if (!qsctl_parse_u64(optarg, 0, UINT64_MAX, false, &timestamp_us)) {
-				fprintf(stderr, "qsctl: --timestamp-us: microseconds since the "
-				                "Unix epoch\n");
-				return EX_USAGE;
-			}
-			have_timestamp = true;
-			break;
-		default:
-			goto usage;
-		}
-	}
-	n = (size_t)(argc - optind);
-	if (n == 0)
-		goto usage;
+	rc = qsctl_parse(argc, argv, &syntax, &co, &line);
+	if (rc >= 0)
+		return rc;
+	n = (size_t)line.n_args;
 	if (n > QSCTL_MAX_DIGESTS) {
 		fprintf(stderr, "qsctl: at most %u digests\n", QSCTL_MAX_DIGESTS);
 		return EX_USAGE;
@@ -1732,49 +1764,41 @@ qsctl_commit(int argc, char **argv)
 		rc = EXIT_FAILURE;
 		goto out;
 	}
+	rc = EX_USAGE;
 	for (size_t i = 0; i < n; i++) {
-		if (!qsctl_parse_hex("DIGEST", argv[optind + (int)i], digests[i], QS_DIGEST_BYTES))
+		if (!qsctl_parse_hex("DIGEST", line.args[i], digests[i], QS_DIGEST_BYTES))
 			goto out;
 		list[i].data = digests[i];
 		list[i].len = QS_DIGEST_BYTES;
 	}
-	if (!have_timestamp)
-		timestamp_us = qsctl_now_us();
+	if (!co.have_timestamp)
+		co.timestamp_us = qsctl_now_us();
 
-	rc = qsctl_connect(&client);
+	rc = qsctl_session_open(&s, line.json);
 	if (rc != 0)
 		goto out;
-	rc = qs_client_notify_commit(client, timestamp_us, list, n, qsctl_timeout_ms, &resp);
-	rc = qsctl_rpc_result("NotifyCommit", rc, resp,
+	rc = qs_client_notify_commit(s.client, co.timestamp_us, list, n, qsctl_timeout_ms, &s.resp);
+	rc = qsctl_rpc_result("NotifyCommit", rc, s.resp,
 	                      QUORUMSTORE__V1__RESPONSE__BODY_NOTIFY_COMMIT);
 	if (rc != 0)
 		goto out;
-	rc = qsctl_out_open(&out, json);
-	if (rc != 0)
-		goto out;
-	if (json) {
-		fputc('{', out.f);
-		qsctl_json_time(out.f, "block_timestamp", timestamp_us);
-		fprintf(out.f, ",\"digests\":%zu,\"proofs_removed\":%" PRIu32 "}\n", n,
-		        resp->notify_commit->proofs_removed);
+	if (line.json) {
+		fputc('{', s.out.f);
+		qsctl_json_time(s.out.f, "block_timestamp", co.timestamp_us);
+		fprintf(s.out.f, ",\"digests\":%zu,\"proofs_removed\":%" PRIu32 "}\n", n,
+		        s.resp->notify_commit->proofs_removed);
 	} else {
-		fprintf(out.f,
+		fprintf(s.out.f,
 		        "block_timestamp_us: %" PRIu64 "\nblock_timestamp: %s\ndigests: %zu\n"
 		        "proofs_removed: %" PRIu32 "\n",
-		        timestamp_us, qsctl_iso_time(timestamp_us, iso, sizeof(iso)) ? iso : "-", n,
-		        resp->notify_commit->proofs_removed);
+		        co.timestamp_us,
+		        qsctl_iso_time(co.timestamp_us, iso, sizeof(iso)) ? iso : "-", n,
+		        s.resp->notify_commit->proofs_removed);
 	}
 out:
-	rc = qsctl_out_close(&out, rc);
-	qs_client_response_free(resp);
-	qs_client_close(client);
 	free(list);
 	free(digests);
-	return rc;
-usage:
-	qsctl_cmd_usage(stderr, cmd);
-	rc = EX_USAGE;
-	goto out;
+	return qsctl_session_close(&s, rc);
 }
 
 /* ---- db check ---- */
@@ -1844,42 +1868,24 @@ qsctl_db(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	static const struct qsctl_syntax syntax = {
+	    .word = "check", .shorts = "ho:", .longs = opts, .min_args = 1, .max_args = 1};
 	struct qs_db_check_report rep;
 	struct qsctl_check ck = {.text = NULL};
 	struct qsctl_out out = {.f = NULL};
+	struct qsctl_line line;
 	char err[1024] = "", path[PATH_MAX];
 	const char *dir;
 	uint64_t bad;
-	bool json = false;
+	bool json;
 	struct stat st;
-	int c, rc;
+	int rc;
 
-	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		qsctl_cmd_usage(stdout, cmd);
-		return 0;
-	}
-	if (argc < 2 || strcmp(argv[1], "check") != 0)
-		goto usage;
-	argc--;
-	argv++;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
-			return 0;
-		case 'o':
-			if (!qsctl_parse_output(optarg, &json))
-				goto usage;
-			break;
-		default:
-			goto usage;
-		}
-	}
-	if (argc - optind != 1)
-		goto usage;
-	dir = argv[optind];
+	rc = qsctl_parse(argc, argv, &syntax, NULL, &line);
+	if (rc >= 0)
+		return rc;
+	json = line.json;
+	dir = line.args[0];
 
 	/* Never let the check create a database where there was none. */
 	if (stat(dir, &st) != 0) {
@@ -1964,144 +1970,141 @@ out:
 	if (qsctl_out_close(&out, rc == QSCTL_EXIT_NOCHECK ? rc : 0) != 0)
 		return QSCTL_EXIT_NOCHECK;
 	return rc;
-usage:
-	qsctl_cmd_usage(stderr, cmd);
-	return EX_USAGE;
+}
+
+/* The options of submit. */
+struct qsctl_submit_opts {
+	const char *file; /* -f */
+	const char *key;  /* -k */
+	size_t count;     /* -n */
+	size_t bytes;     /* -b */
+};
+
+static int
+qsctl_submit_option(void *ctx, int c, const char *arg, const char *name)
+{
+	struct qsctl_submit_opts *so = ctx;
+
+	switch (c) {
+	case 'f':
+		so->file = arg;
+		break;
+	case 'n':
+		if (!qsctl_parse_size(arg, QSCTL_SUBMIT_MAX_TXNS, &so->count)) {
+			fprintf(stderr, "qsctl: -n: a count from 1 to %d\n", QSCTL_SUBMIT_MAX_TXNS);
+			return EX_USAGE;
+		}
+		break;
+	case 'b':
+		if (!qsctl_parse_size(arg, QSCTL_SUBMIT_MAX_BYTES, &so->bytes)) {
+			fprintf(stderr, "qsctl: -b: a size from 1 to %u\n", QSCTL_SUBMIT_MAX_BYTES);
+			return EX_USAGE;
+		}
+		break;
+	case 'k':
+		so->key = arg;
+		break;
+	}
+	return -1;
 }
 
 static int
 qsctl_submit(int argc, char **argv)
 {
-	const struct qsctl_cmd *cmd = qsctl_find(argv[0]);
+	static const struct qsctl_syntax syntax = {.shorts = "+hf:n:b:k:o:",
+	                                           .option = qsctl_submit_option};
+	struct qsctl_submit_opts so = {.file = NULL};
 	const Quorumstore__V1__SubmitBatchResponse *sb;
 	const Quorumstore__V1__BatchInfo *info;
-	Quorumstore__V1__Response *resp = NULL;
-	struct qs_client *client = NULL;
+	struct qsctl_session s = {.client = NULL};
+	struct qsctl_line line;
 	ProtobufCBinaryData *txns = NULL;
-	const char *file = NULL, *key = NULL;
 	char digest[2 * 32 + 1] = "";
 	uint8_t *data = NULL;
-	size_t count = 0, bytes = 0, n_txns = 0, len = 0;
-	bool json = false;
-	int c, rc;
+	size_t n_txns = 0, len = 0;
+	int rc;
 
-	optind = 1;
-	while ((c = getopt(argc, argv, "+hf:n:b:k:o:")) != -1) {
-		switch (c) {
-		case 'h':
-			qsctl_cmd_usage(stdout, cmd);
-			return 0;
-		case 'o':
-			if (!qsctl_parse_output(optarg, &json)) {
-				qsctl_cmd_usage(stderr, cmd);
-				return EX_USAGE;
-			}
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'n':
-			if (!qsctl_parse_size(optarg, QSCTL_SUBMIT_MAX_TXNS, &count)) {
-				fprintf(stderr, "qsctl: -n: a count from 1 to %d\n",
-				        QSCTL_SUBMIT_MAX_TXNS);
-				return EX_USAGE;
-			}
-			break;
-		case 'b':
-			if (!qsctl_parse_size(optarg, QSCTL_SUBMIT_MAX_BYTES, &bytes)) {
-				fprintf(stderr, "qsctl: -b: a size from 1 to %u\n",
-				        QSCTL_SUBMIT_MAX_BYTES);
-				return EX_USAGE;
-			}
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		default:
-			qsctl_cmd_usage(stderr, cmd);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc || (file != NULL) == (count != 0 || bytes != 0) ||
-	    (file == NULL && (count == 0 || bytes == 0))) {
-		qsctl_cmd_usage(stderr, cmd);
-		return EX_USAGE;
-	}
-	if (key != NULL && strlen(key) > QS_CLIENT_IDEMPOTENCY_KEY_MAX) {
+	rc = qsctl_parse(argc, argv, &syntax, &so, &line);
+	if (rc >= 0)
+		return rc;
+	if ((so.file != NULL) == (so.count != 0 || so.bytes != 0) ||
+	    (so.file == NULL && (so.count == 0 || so.bytes == 0)))
+		return qsctl_usage_error(argv[0]);
+	if (so.key != NULL && strlen(so.key) > QS_CLIENT_IDEMPOTENCY_KEY_MAX) {
 		fprintf(stderr, "qsctl: -k: at most %d bytes\n", QS_CLIENT_IDEMPOTENCY_KEY_MAX);
 		return EX_USAGE;
 	}
-	if (file == NULL && count > QSCTL_SUBMIT_MAX_BYTES / bytes) {
-		fprintf(stderr, "qsctl: -n %zu -b %zu: over %u bytes in all\n", count, bytes,
+	if (so.file == NULL && so.count > QSCTL_SUBMIT_MAX_BYTES / so.bytes) {
+		fprintf(stderr, "qsctl: -n %zu -b %zu: over %u bytes in all\n", so.count, so.bytes,
 		        QSCTL_SUBMIT_MAX_BYTES);
 		return EX_USAGE;
 	}
 
 	rc = EXIT_FAILURE;
-	if (file != NULL) {
-		int err = qsctl_read_file(file, QSCTL_SUBMIT_MAX_BYTES, &data, &len);
+	if (so.file != NULL) {
+		int err = qsctl_read_file(so.file, QSCTL_SUBMIT_MAX_BYTES, &data, &len);
 
 		if (err == 0)
 			err = qsctl_split_lines(data, len, &txns, &n_txns);
 		if (err != 0) {
-			fprintf(stderr, "qsctl: %s: %s\n", file,
+			fprintf(stderr, "qsctl: %s: %s\n", so.file,
 			        err == QS_ELIMIT ? "over the size or line limit"
 			                         : qs_strerror(err));
 			goto out;
 		}
 		if (n_txns == 0) {
-			fprintf(stderr, "qsctl: %s: no transactions (every line is empty)\n", file);
+			fprintf(stderr, "qsctl: %s: no transactions (every line is empty)\n",
+			        so.file);
 			goto out;
 		}
 	} else {
-		len = count * bytes;
+		len = so.count * so.bytes;
 		data = malloc(len);
-		txns = calloc(count, sizeof(*txns));
+		txns = calloc(so.count, sizeof(*txns));
 		if (data == NULL || txns == NULL || RAND_bytes(data, (int)len) != 1) {
 			fprintf(stderr, "qsctl: cannot make %zu random bytes\n", len);
 			goto out;
 		}
-		for (size_t i = 0; i < count; i++) {
-			txns[i].data = data + i * bytes;
-			txns[i].len = bytes;
+		for (size_t i = 0; i < so.count; i++) {
+			txns[i].data = data + i * so.bytes;
+			txns[i].len = so.bytes;
 		}
-		n_txns = count;
+		n_txns = so.count;
 	}
 
-	rc = qsctl_connect(&client);
+	rc = qsctl_session_open(&s, line.json);
 	if (rc != 0)
 		goto out;
-	rc = qs_client_submit(client, txns, n_txns, (const uint8_t *)key,
-	                      key != NULL ? strlen(key) : 0, qsctl_timeout_ms, &resp);
-	rc =
-	    qsctl_rpc_result("SubmitBatch", rc, resp, QUORUMSTORE__V1__RESPONSE__BODY_SUBMIT_BATCH);
+	rc = qs_client_submit(s.client, txns, n_txns, (const uint8_t *)so.key,
+	                      so.key != NULL ? strlen(so.key) : 0, qsctl_timeout_ms, &s.resp);
+	rc = qsctl_rpc_result("SubmitBatch", rc, s.resp,
+	                      QUORUMSTORE__V1__RESPONSE__BODY_SUBMIT_BATCH);
 	if (rc != 0)
 		goto out;
-	sb = resp->submit_batch;
+	sb = s.resp->submit_batch;
 	info = sb->info;
 	if (info == NULL) {
 		fprintf(stderr, "qsctl: SubmitBatch: the response has no BatchInfo\n");
 		rc = QSCTL_EXIT_RPC;
 		goto out;
 	}
-	if (json) {
-		fputs("{\"info\":", stdout);
-		qsctl_json_info(stdout, info);
-		printf(",\"duplicate\":%s}\n", sb->duplicate ? "true" : "false");
+	if (line.json) {
+		fputs("{\"info\":", s.out.f);
+		qsctl_json_info(s.out.f, info);
+		fprintf(s.out.f, ",\"duplicate\":%s}\n", sb->duplicate ? "true" : "false");
 		goto out;
 	}
 	if (info->digest.len <= 32)
 		qs_hex_encode(info->digest.data, info->digest.len, digest);
-	printf("digest: %s\nbatch_id: %" PRIu64 "\nepoch: %" PRIu64 "\nexpiration_us: %" PRIu64
-	       "\nnum_txns: %" PRIu32 "\nnum_bytes: %" PRIu64 "\nduplicate: %s\n",
-	       digest, info->batch_id, info->epoch, info->expiration_us, info->num_txns,
-	       info->num_bytes, sb->duplicate ? "true" : "false");
+	fprintf(s.out.f,
+	        "digest: %s\nbatch_id: %" PRIu64 "\nepoch: %" PRIu64 "\nexpiration_us: %" PRIu64
+	        "\nnum_txns: %" PRIu32 "\nnum_bytes: %" PRIu64 "\nduplicate: %s\n",
+	        digest, info->batch_id, info->epoch, info->expiration_us, info->num_txns,
+	        info->num_bytes, sb->duplicate ? "true" : "false");
 out:
-	qs_client_response_free(resp);
-	qs_client_close(client);
 	free(txns);
 	free(data);
-	return rc;
+	return qsctl_session_close(&s, rc);
 }
 
 static const struct qsctl_cmd *
