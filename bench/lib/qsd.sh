@@ -1,0 +1,239 @@
+# qsd under load: one node with 3 simulated peers, a 4-node cluster, GetPayload,
+# restart, and memory under overload.
+# shellcheck shell=bash
+
+RUN_SECONDS=${BENCH_RUN_SECONDS:-8}
+QUOTA_MEM_BYTES=${BENCH_AUTHOR_MEM_BYTES:-67108864}
+WRITE_BUFFER_BYTES=${BENCH_DB_WRITE_BUFFER_BYTES:-67108864}
+BLOCK_CACHE_BYTES=${BENCH_DB_BLOCK_CACHE_BYTES:-33554432}
+PAYLOAD_CACHE_BYTES=${BENCH_PAYLOAD_CACHE_BYTES:-268435456}
+
+# The memory keys the RSS bound is made of, written out so the bound is
+# what the node was really configured with.
+node_yaml() {
+	cat <<YAML
+max_batch_lifetime_ms: 600000
+quotas:
+  author_mem_bytes: $QUOTA_MEM_BYTES
+storage:
+  db_write_buffer_bytes: $WRITE_BUFFER_BYTES
+  db_block_cache_bytes: $BLOCK_CACHE_BYTES
+serving:
+  payload_cache_bytes: $PAYLOAD_CACHE_BYTES
+YAML
+}
+
+# single_node NAME: a 4-validator cluster with only v0 running; sets DIR.
+single_node() {
+	DIR=$(mk_cluster "$1" 4 "$(node_yaml)") || return 1
+	start_node "$DIR" 0
+	wait_rpc "$DIR" 0 20
+}
+
+# qsb_run OUT ARGS...: qsbench run against v0 of $DIR as v1..v3, JSON summary.
+qsb_run() {
+	local out=$1
+	shift
+	timeout $((RUN_SECONDS + 40)) "$B/qsbench" run -d "$DIR" -n 0 -q -j "$@" \
+		>"$out" 2>"$out.err"
+}
+
+# record_run LABEL OFFERED_PER_S JSON: figures and a load point of one run.
+record_run() {
+	local label=$1 offered=$2 j=$3 acks
+	acks=$(json_get "$j" .acks_per_s)
+	[ -n "$acks" ] || return 1
+	[ -n "$offered" ] || offered=$(json_get "$j" '.sent / .duration_s')
+	fig "qsd.$label.offered_per_s" "$offered"
+	fig "qsd.$label.acks_per_s" "$acks"
+	fig "qsd.$label.mb_per_s" "$(json_get "$j" .mb_per_s)"
+	fig "qsd.$label.p50_us" "$(json_get "$j" .latency_us.p50)"
+	fig "qsd.$label.p99_us" "$(json_get "$j" .latency_us.p99)"
+	fig "qsd.$label.p999_us" "$(json_get "$j" .latency_us.p999)"
+	fig "qsd.$label.nacked" "$(json_get "$j" .nacked)"
+	fig "qsd.$label.lost_inflight" "$(json_get "$j" .lost_inflight)"
+	load_point "$label" "$offered" "$acks" "$(json_get "$j" .mb_per_s)" \
+		"$(json_get "$j" .latency_us.p50)" "$(json_get "$j" .latency_us.p99)" \
+		"$(json_get "$j" .latency_us.p999)"
+}
+
+perf_record() { # PID SECONDS OUT
+	[ -n "${BENCH_PERF:-}" ] || return 0
+	have perf || {
+		log "BENCH_PERF set but perf is missing (apt-get install linux-perf)"
+		return 0
+	}
+	(sleep 1 && perf record -F 499 -g -p "$1" -o "$3" -- sleep "$2" >/dev/null 2>&1) &
+	PERF_PID=$!
+}
+
+perf_report() { # DATA OUT
+	[ -n "${PERF_PID:-}" ] || return 0
+	wait "$PERF_PID" || true
+	PERF_PID=
+	perf report -i "$1" --no-children --sort comm,dso,symbol --percent-limit 0.7 --stdio \
+		-g none >"$2" 2>/dev/null || true
+	perf report -i "$1" --no-children --sort comm --stdio -g none >"$2.threads" 2>/dev/null || true
+	log "profile: $2, $2.threads"
+}
+
+FULL64=
+
+phase_qsd_single() {
+	local j frac rate
+	single_node single || return 1
+	j=$W/qsd.64K.full.json
+	perf_record "$NODE_PID" $((RUN_SECONDS - 2)) "$W/perf.64K.full.data"
+	qsb_run "$j" -p 1,2,3 -s 65536 -t 16 -D "$RUN_SECONDS" -g 3 || {
+		cat "$j.err" >&2
+		return 1
+	}
+	perf_report "$W/perf.64K.full.data" "$W/perf.64K.full.txt"
+	record_run 64K.full "" "$j" || return 1
+	FULL64=$(json_get "$j" '.acks_per_s | floor')
+	fig qsd.64K.rss_bytes "$(vm_hwm "$NODE_PID")"
+	# Offered load below the closed-loop rate: paced per validator.
+	for frac in 25 50 75; do
+		rate=$(((FULL64 * frac / 100 + 2) / 3))
+		[ "$rate" -ge 1 ] || rate=1
+		j=$W/qsd.64K.load$frac.json
+		qsb_run "$j" -p 1,2,3 -s 65536 -t 16 -r "$rate" -D "$RUN_SECONDS" -g 3 || {
+			cat "$j.err" >&2
+			continue
+		}
+		record_run "64K.load$frac" $((rate * 3)) "$j" || true
+	done
+	stop_nodes
+
+	single_node single4k || return 1
+	j=$W/qsd.4K.full.json
+	qsb_run "$j" -p 1,2,3 -s 4096 -t 4 -D "$RUN_SECONDS" -g 3 || {
+		cat "$j.err" >&2
+		return 1
+	}
+	record_run 4K.full "" "$j" || return 1
+}
+
+# 5x the closed-loop rate, offered by one qsbench process per simulated
+# validator; the node's peak RSS against what it was configured to hold.
+phase_qsd_overload() {
+	local rate k pids=() j sum_acks=0 sent=0 hwm bound
+	[ -n "$FULL64" ] || {
+		skip qsd_overload "no full-rate figure to overload"
+		return 0
+	}
+	single_node overload || return 1
+	rate=$(((FULL64 * 5 + 2) / 3))
+	for k in 1 2 3; do
+		qsb_run "$W/qsd.overload.v$k.json" -p "$k" -s 65536 -t 16 -r "$rate" -i 1024 \
+			-D "$RUN_SECONDS" -g 3 &
+		pids+=($!)
+	done
+	for k in "${pids[@]}"; do
+		wait "$k" || true
+	done
+	hwm=$(vm_hwm "$NODE_PID")
+	for k in 1 2 3; do
+		j=$W/qsd.overload.v$k.json
+		sum_acks=$(awk -v a="$sum_acks" -v b="$(json_get "$j" .acks_per_s)" 'BEGIN { print a + b }')
+		sent=$(awk -v a="$sent" -v b="$(json_get "$j" '.sent / .duration_s')" 'BEGIN { print a + b }')
+		fig "qsd.overload.v$k.nacked" "$(json_get "$j" .nacked)"
+		fig "qsd.overload.v$k.p99_us" "$(json_get "$j" .latency_us.p99)"
+	done
+	bound=$((QUOTA_MEM_BYTES * 4 + PAYLOAD_CACHE_BYTES + WRITE_BUFFER_BYTES + BLOCK_CACHE_BYTES + 67108864))
+	fig qsd.overload.offered_per_s $((rate * 3))
+	fig qsd.overload.sent_per_s "$sent"
+	fig qsd.overload.acks_per_s "$sum_acks"
+	fig qsd.overload.rss_peak_bytes "$hwm"
+	fig qsd.overload.rss_bound_bytes "$bound"
+	fig qsd.overload.bound.author_mem_bytes_x4 $((QUOTA_MEM_BYTES * 4))
+	fig qsd.overload.bound.payload_cache_bytes "$PAYLOAD_CACHE_BYTES"
+	fig qsd.overload.bound.db_write_buffer_bytes "$WRITE_BUFFER_BYTES"
+	fig qsd.overload.bound.db_block_cache_bytes "$BLOCK_CACHE_BYTES"
+	load_point overload5x $((rate * 3)) "$sum_acks" "" "" "" ""
+}
+
+# 4 nodes; each gets a closed loop of SubmitBatch from its own qsbench.
+phase_qsd_cluster() {
+	local i pids=() before=() after t0 t1 sum=0 p50s=() p99s=() st
+	DIR=$(mk_cluster cluster 4 "$(node_yaml)") || return 1
+	for i in 0 1 2 3; do
+		start_node "$DIR" "$i"
+	done
+	for i in 0 1 2 3; do
+		wait_healthy "$DIR" "$i" 20 || {
+			log "v$i of the cluster is not healthy"
+			return 1
+		}
+	done
+	for i in 0 1 2 3; do
+		before[i]=$(metric "$DIR" "$i" qsd_proofs_formed_total)
+	done
+	t0=$(now_ms)
+	for i in 0 1 2 3; do
+		timeout $((RUN_SECONDS + 40)) "$B/qsbench" submit -d "$DIR" -n "$i" -s 65536 -t 16 \
+			-D "$RUN_SECONDS" -g 3 -q -j >"$W/cluster.v$i.json" 2>"$W/cluster.v$i.err" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i" || true
+	done
+	t1=$(now_ms)
+	for i in 0 1 2 3; do
+		after=$(metric "$DIR" "$i" qsd_proofs_formed_total)
+		sum=$((sum + ${after%.*} - ${before[i]%.*}))
+		st=$("$B/qsctl" -s "$DIR/v$i/rpc.sock" -t 2000 status -o json 2>/dev/null) || st='{}'
+		p50s+=("$(jq -r '.submit_to_proof_p50_us // empty' <<<"$st")")
+		p99s+=("$(jq -r '.submit_to_proof_p99_us // empty' <<<"$st")")
+		fig "cluster.v$i.submit_ok_per_s" "$(json_get "$W/cluster.v$i.json" .ok_per_s)"
+		fig "cluster.v$i.submit_p99_us" "$(json_get "$W/cluster.v$i.json" .latency_us.p99)"
+	done
+	fig cluster.proofs "$sum"
+	fig cluster.proofs_per_s "$(awk -v n="$sum" -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", n * 1000 / ms }')"
+	fig cluster.submit_to_proof_p50_us "$(printf '%s\n' "${p50s[@]}" | sort -n | awk 'NF { a[n++] = $1 } END { if (n) print a[int(n / 2)] }')"
+	fig cluster.submit_to_proof_p99_us "$(printf '%s\n' "${p99s[@]}" | sort -n | tail -n 1)"
+}
+
+phase_getpayload() {
+	local j
+	if ! "$B/qsbench" proofs -h >/dev/null 2>&1 || ! "$B/qsbench" payload -h >/dev/null 2>&1; then
+		skip getpayload "build/qsbench has no 'proofs' and 'payload' commands yet"
+		return 0
+	fi
+	DIR=$(mk_cluster payload 21 "$(node_yaml)") || return 1
+	start_node "$DIR" 0
+	wait_rpc "$DIR" 0 20 || return 1
+	timeout 120 "$B/qsbench" proofs -d "$DIR" -n 0 -a 20 -c 10000 -D 100 -q -j \
+		>"$W/payload.fill.out" 2>"$W/payload.fill.err" || return 1
+	fig getpayload.proofs_queued "$("$B/qsctl" -s "$DIR/v0/rpc.sock" status -o json | jq -r '.proof_queue_size // empty')"
+	j=$W/payload.json
+	timeout $((RUN_SECONDS + 30)) "$B/qsbench" payload -d "$DIR" -n 0 -D 5 -j >"$j" 2>"$j.err" || return 1
+	fig getpayload.fill_proofs_per_s "$(json_get "$W/payload.fill.out" .proofs_per_s)"
+	fig getpayload.requests_per_s "$(json_get "$j" .requests_per_s)"
+	fig getpayload.proofs_per_answer "$(json_get "$j" .proofs_per_answer)"
+	fig getpayload.inline_per_answer "$(json_get "$j" .inline_per_answer)"
+	fig getpayload.p50_us "$(json_get "$j" .latency_us.p50)"
+	fig getpayload.p99_us "$(json_get "$j" .latency_us.p99)"
+	fig getpayload.p999_us "$(json_get "$j" .latency_us.p999)"
+}
+
+RESTART_BATCHES=${BENCH_RESTART_BATCHES:-100000}
+
+phase_restart() {
+	local per t0 t1 stored
+	single_node restart || return 1
+	per=$(((RESTART_BATCHES + 2) / 3))
+	timeout 240 "$B/qsbench" run -d "$DIR" -n 0 -p 1,2,3 -s 1024 -t 4 -b 16 -i 512 -c "$per" \
+		-D 200 -g 5 -q -j >"$W/restart.fill.json" 2>"$W/restart.fill.err" || return 1
+	stored=$("$B/qsctl" -s "$DIR/v0/rpc.sock" status -o json | jq -r '.batches_stored // empty')
+	fig restart.fill_acks_per_s "$(json_get "$W/restart.fill.json" .acks_per_s)"
+	stop_nodes
+	t0=$(now_ms)
+	start_node "$DIR" 0
+	wait_rpc "$DIR" 0 60 || return 1
+	t1=$(now_ms)
+	fig restart.batches_before "$stored"
+	fig restart.batches_after "$("$B/qsctl" -s "$DIR/v0/rpc.sock" status -o json | jq -r '.batches_stored // empty')"
+	fig restart.first_rpc_ms $((t1 - t0))
+	fig restart.rss_bytes "$(vm_hwm "$NODE_PID")"
+}
