@@ -387,6 +387,7 @@ struct qsb_peer {
 	uint32_t slot_mask;
 	uint32_t inflight;
 	uint64_t next_seq; /* batch_id = base + seq */
+	uint64_t count;    /* with -c: batches to send */
 	uint64_t sent;
 	double tokens;
 };
@@ -1045,6 +1046,8 @@ struct qsb_run_opts {
 	uint64_t lifetime_s;
 	bool lifetime_set;
 	bool retry;
+	bool proofs;      /* qsbench proofs: a proof of store for every ack */
+	uint32_t authors; /* proofs: how many of the peers author batches */
 };
 
 enum qsb_phase {
@@ -1086,6 +1089,12 @@ struct qsb_run {
 
 	FILE *rec;
 	char *rec_buf;
+
+	/* proofs */
+	struct qsb_peer *by_index[QS_MAX_VALIDATORS]; /* the simulated validators */
+	uint64_t total_power;
+	size_t signers; /* signatures per proof (the most of any author) */
+	uint64_t proofs_sent, queue_before, queue_after;
 };
 
 static uint32_t
@@ -1120,7 +1129,7 @@ qsb_run_check_done(struct qsb_run *r)
 
 	for (i = 0; i < r->n_peers; i++) {
 		const struct qsb_peer *p = &r->peers[i];
-		bool sent_all = r->o.l.count && p->sent >= r->o.l.count;
+		bool sent_all = r->o.l.count && p->sent >= p->count;
 
 		if (p->stopped)
 			continue;
@@ -1234,7 +1243,7 @@ qsb_run_fill(struct qsb_run *r, struct qsb_peer *p)
 		uint32_t i;
 
 		if (r->o.l.count)
-			k = (uint32_t)QSB_MIN((uint64_t)k, r->o.l.count - p->sent);
+			k = (uint32_t)QSB_MIN((uint64_t)k, p->count - p->sent);
 		if (k == 0 || p->inflight + k > r->o.l.inflight)
 			break;
 		if (r->o.l.rate && p->tokens < (double)k)
@@ -1338,6 +1347,92 @@ qsb_run_record(struct qsb_run *r, const struct qsb_peer *p, const struct qs_batc
 	return 0;
 }
 
+/*
+ * The validators that sign author's proofs: from the author on, in config
+ * order and round, the simulated ones until their power is a quorum
+ * (3 x signed > 2 x total). Sets chosen[i]; returns how many, or 0 when the
+ * simulated validators are not a quorum.
+ */
+static size_t
+qsb_proofs_signers(const struct qsb_run *r, int author, bool chosen[QS_MAX_VALIDATORS])
+{
+	const struct qs_config *cfg = r->env.cfg;
+	size_t n = cfg->n_validators, k, m = 0;
+	uint64_t power = 0;
+
+	memset(chosen, 0, QS_MAX_VALIDATORS * sizeof(*chosen));
+	for (k = 0; k < n; k++) {
+		size_t i = ((size_t)author + k) % n;
+
+		if (!r->by_index[i])
+			continue;
+		chosen[i] = true;
+		m++;
+		power += cfg->validators[i].voting_power;
+		if (power > UINT64_MAX / 3 || 3 * power > 2 * r->total_power)
+			return m;
+	}
+	return 0;
+}
+
+/* Send p's proof of store for the acked batch `info`, as a ProofMsg. */
+static int
+qsb_proofs_send(struct qsb_run *r, struct qsb_peer *p, const struct qs_batch_info *info)
+{
+	const struct qs_config *cfg = r->env.cfg;
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	Quorumstore__V1__ProofMsg pm = QUORUMSTORE__V1__PROOF_MSG__INIT;
+	Quorumstore__V1__ProofOfStore pos = QUORUMSTORE__V1__PROOF_OF_STORE__INIT;
+	Quorumstore__V1__ProofOfStore *posp = &pos;
+	Quorumstore__V1__BatchInfo bi = QUORUMSTORE__V1__BATCH_INFO__INIT;
+	uint8_t sigs[QS_MAX_VALIDATORS][QS_SIG_BYTES];
+	ProtobufCBinaryData sig_pb[QS_MAX_VALIDATORS];
+	uint8_t bitmap[(QS_MAX_VALIDATORS + 7) / 8];
+	bool chosen[QS_MAX_VALIDATORS];
+	size_t n = cfg->n_validators, i, k = 0;
+	int rc;
+
+	if (!qsb_proofs_signers(r, p->index, chosen))
+		abort(); /* checked before the run */
+	memset(bitmap, 0, sizeof(bitmap));
+	for (i = 0; i < n; i++) {
+		if (!chosen[i])
+			continue;
+		rc = qs_codec_info_sign(r->by_index[i]->signing_key, cfg->chain_id, info, sigs[k]);
+		if (rc) {
+			fprintf(stderr, "%s: v%zu cannot sign: %s\n", qsb_cmd, i, qs_strerror(rc));
+			return rc;
+		}
+		bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
+		sig_pb[k].data = sigs[k];
+		sig_pb[k].len = QS_SIG_BYTES;
+		k++;
+	}
+	bi.author.len = QS_PUBKEY_BYTES;
+	bi.author.data = (uint8_t *)info->author;
+	bi.batch_id = info->batch_id;
+	bi.epoch = info->epoch;
+	bi.expiration_us = info->expiration_us;
+	bi.digest.len = QS_DIGEST_BYTES;
+	bi.digest.data = (uint8_t *)info->digest;
+	bi.num_txns = info->num_txns;
+	bi.num_bytes = info->num_bytes;
+	bi.gas_bucket_start = info->gas_bucket_start;
+	pos.info = &bi;
+	pos.signer_bitmap.len = (n + 7) / 8;
+	pos.signer_bitmap.data = bitmap;
+	pos.n_signatures = k;
+	pos.signatures = sig_pb;
+	pm.n_proofs = 1;
+	pm.proofs = &posp;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_PROOF_MSG;
+	m.proof_msg = &pm;
+	rc = qsb_send(p, &m);
+	if (rc == 0)
+		r->proofs_sent++;
+	return rc;
+}
+
 static int
 qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__SignedBatchInfo *sbi)
 {
@@ -1405,6 +1500,12 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 	r->acked++;
 	r->acked_bytes += s->info.num_bytes;
 	qsb_lat_add(&r->lat, qs_clock_mono_us() - s->sent_us);
+	if (r->o.proofs && qsb_proofs_send(r, p, &s->info)) {
+		r->failed = true;
+		qsb_run_release(p, s);
+		qsb_run_stop(r);
+		return 0;
+	}
 	qsb_run_release(p, s);
 	return 0;
 }
@@ -1487,7 +1588,7 @@ qsb_run_closed(struct qsb_peer *p, bool was_ready, bool protocol_error)
 	else
 		r->connect_failures++;
 	if (r->phase == QSB_RUNNING && r->o.retry && !protocol_error &&
-	    !(r->o.l.count && p->sent >= r->o.l.count)) {
+	    !(r->o.l.count && p->sent >= p->count)) {
 		if (qsb_peer_retry_later(p) == 0)
 			goto out;
 	}
@@ -1828,8 +1929,286 @@ qsb_run_summary(struct qsb_run *r, double secs)
 	       secs, acks_s, mb_s, p50, p99, p999);
 }
 
+/* ---------------------------------------------------------------------------
+ * proofs: fill the target's proof queue. Every batch a simulated validator
+ * authors and the target acks gets a proof of store signed by a quorum of the
+ * simulated validators, sent to the target as a ProofMsg.
+ */
+
+static const char qsb_proofs_usage[] =
+    "usage: qsbench proofs -d DIR -c COUNT [-n TARGET] [-a AUTHORS] [-s BATCH_BYTES]\n"
+    "                      [-t TXNS_PER_BATCH] [-i MAX_INFLIGHT_PER_AUTHOR] [-D DURATION_S]\n"
+    "                      [-S SEED] [-B BASE] [-l LIFETIME_S] [-g DRAIN_S] [-q] [-j]\n"
+    "  -d DIR   cluster written by tools/mkcluster (N = AUTHORS + 1: every other\n"
+    "           validator is simulated and signs)      -n TARGET  node to fill (0)\n"
+    "  -c N     proofs to make, spread over the authors (required)\n"
+    "  -a N     authors: the first N validators that are not the target (all of them)\n"
+    "  -s N     payload bytes per batch (1024)         -t N  transactions per batch (8)\n"
+    "  -i N     batches in flight per author (32)      -D S  give up after S seconds\n"
+    "  -S SEED  payload seed (1)                        -B N  first batch_id (wall clock us)\n"
+    "  -l S     batch lifetime (3600, capped below the target's max_batch_lifetime)\n"
+    "  -g S     wait S seconds for the last acks and for the proofs to be queued (10)\n"
+    "  -q       no per-second lines                    -j  summary as JSON\n";
+
+#define QSB_PROOFS_POLL_US   100000
+#define QSB_PROOFS_STABLE_US 2000000 /* queue size unchanged this long: done */
+
+/* Returns 0, -1 after -h, or the exit status for a usage error. */
 static int
-qsb_run_main(int argc, char **argv)
+qsb_proofs_parse(int argc, char **argv, struct qsb_run_opts *o)
+{
+	const char *u = qsb_proofs_usage;
+	uint64_t v;
+	int c, rc;
+
+	o->proofs = true;
+	o->l.batch_bytes = 1024;
+	o->l.txns = 8;
+	o->per_msg = 1;
+	o->l.inflight = 32;
+	o->l.duration_s = 10;
+	o->l.seed = 1;
+	o->lifetime_s = 3600;
+	o->l.drain_s = 10;
+	optind = 1;
+	while ((c = getopt(argc, argv, ":d:n:a:s:t:i:D:c:S:B:l:g:qjh")) != -1) {
+		rc = qsb_load_opt(u, c, optarg, &o->l);
+		if (rc == 0)
+			continue;
+		if (rc != 1)
+			return rc;
+		switch (c) {
+		case 'a':
+			if (qsb_opt_u64(u, c, optarg, 1, QS_MAX_VALIDATORS - 1, &v))
+				return QSB_EXIT_USAGE;
+			o->authors = (uint32_t)v;
+			break;
+		case 'l':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_LIFETIME_S, &o->lifetime_s))
+				return QSB_EXIT_USAGE;
+			o->lifetime_set = true;
+			break;
+		default:
+			qsb_usage_error(u, "unknown option -%c", optopt);
+			return QSB_EXIT_USAGE;
+		}
+	}
+	rc = qsb_load_check(u, argc, argv, &o->l, 1);
+	if (rc)
+		return rc;
+	if (!o->l.count) {
+		qsb_usage_error(u, "-c COUNT is required");
+		return QSB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* GetStatus's proof_queue_size, on an open client. */
+static int
+qsb_proofs_queue_size(struct qs_client *c, uint64_t *out)
+{
+	Quorumstore__V1__Response *resp = NULL;
+	int rc = qs_client_status(c, QSB_CONNECT_TIMEOUT_S * 1000, &resp);
+
+	if (rc == 0 &&
+	    (resp->status != QUORUMSTORE__V1__STATUS__STATUS_OK ||
+	     resp->body_case != QUORUMSTORE__V1__RESPONSE__BODY_GET_STATUS || !resp->get_status)) {
+		fprintf(stderr, "%s: GetStatus: %s %s\n", qsb_cmd,
+		        qs_client_status_name(resp->status), resp->message ? resp->message : "");
+		rc = -EPROTO;
+	}
+	if (rc == 0)
+		*out = resp->get_status->proof_queue_size;
+	else if (rc != -EPROTO)
+		fprintf(stderr, "%s: GetStatus: %s\n", qsb_cmd, qs_strerror(rc));
+	qs_client_response_free(resp);
+	return rc;
+}
+
+static int
+qsb_proofs_connect(struct qsb_run *r, struct qs_client **out)
+{
+	const char *path = r->env.cfg->rpc_socket;
+	char err[512];
+	int rc;
+
+	if (!path || !path[0]) {
+		fprintf(stderr, "%s: %s: no rpc.socket\n", qsb_cmd, r->env.cfg->path);
+		return -ENOENT;
+	}
+	err[0] = '\0';
+	rc =
+	    qs_client_connect(path, "qsbench", QSB_CONNECT_TIMEOUT_S * 1000, out, err, sizeof(err));
+	if (rc)
+		fprintf(stderr, "%s: cannot connect to %s: %s\n", qsb_cmd, path,
+		        err[0] ? err : qs_strerror(rc));
+	return rc;
+}
+
+/*
+ * Before the run: the simulated validators, the authors' shares of -c, the
+ * quorum check and the target's queue size. Returns 0 or an exit status.
+ */
+static int
+qsb_proofs_prepare(struct qsb_run *r)
+{
+	const struct qs_config *cfg = r->env.cfg;
+	bool chosen[QS_MAX_VALIDATORS];
+	struct qs_client *c = NULL;
+	uint32_t authors = r->o.authors ? r->o.authors : (uint32_t)r->n_peers;
+	size_t i;
+	int rc;
+
+	if (authors > r->n_peers) {
+		qsb_usage_error(qsb_proofs_usage,
+		                "-a %" PRIu32 ": the cluster has %zu validators besides the target",
+		                authors, r->n_peers);
+		return QSB_EXIT_USAGE;
+	}
+	r->o.authors = authors;
+	for (i = 0; i < cfg->n_validators; i++)
+		r->total_power += cfg->validators[i].voting_power;
+	for (i = 0; i < r->n_peers; i++)
+		r->by_index[r->peers[i].index] = &r->peers[i];
+	for (i = 0; i < r->n_peers; i++) {
+		struct qsb_peer *p = &r->peers[i];
+		size_t k = qsb_proofs_signers(r, p->index, chosen);
+
+		if (!k) {
+			qsb_usage_error(qsb_proofs_usage,
+			                "the %zu simulated validators do not hold a quorum of the "
+			                "voting power (more than 2/3): run tools/mkcluster with "
+			                "AUTHORS + 1 validators",
+			                r->n_peers);
+			return QSB_EXIT_USAGE;
+		}
+		if (i < authors) {
+			p->count = r->o.l.count / authors + (i < r->o.l.count % authors ? 1 : 0);
+			if (k > r->signers)
+				r->signers = k;
+		} else {
+			p->count = 0;
+		}
+		if (!p->count)
+			p->stopped = true; /* signs only */
+	}
+	rc = qsb_proofs_connect(r, &c);
+	if (rc == 0)
+		rc = qsb_proofs_queue_size(c, &r->queue_before);
+	qs_client_close(c);
+	return rc ? QSB_EXIT_FAIL : 0;
+}
+
+/* After the run: write out the proofs still buffered, within -g. */
+static void
+qsb_proofs_flush(struct qsb_run *r, uint64_t end_us)
+{
+	for (;;) {
+		struct timeval tv = qs_clock_tv_us(QSB_PROOFS_POLL_US);
+		bool pending = false;
+		size_t i;
+
+		for (i = 0; i < r->n_peers; i++) {
+			struct qsb_peer *p = &r->peers[i];
+
+			if (p->bev && evbuffer_get_length(bufferevent_get_output(p->bev)))
+				pending = true;
+		}
+		if (!pending || qs_clock_mono_us() >= end_us)
+			return;
+		evtimer_add(r->end_ev, &tv);
+		event_base_loop(r->env.base, EVLOOP_ONCE);
+	}
+}
+
+/*
+ * Wait until the target queued every proof sent (GetStatus proof_queue_size
+ * grew by as much), its size stayed put for 2 s, or end_us. Returns 0 or
+ * an error (printed).
+ */
+static int
+qsb_proofs_wait(struct qsb_run *r, uint64_t end_us)
+{
+	struct qs_client *c = NULL;
+	uint64_t last = UINT64_MAX, since = qs_clock_mono_us();
+	int rc = qsb_proofs_connect(r, &c);
+
+	while (rc == 0) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = QSB_PROOFS_POLL_US * 1000};
+		uint64_t now;
+
+		rc = qsb_proofs_queue_size(c, &r->queue_after);
+		if (rc)
+			break;
+		now = qs_clock_mono_us();
+		if (r->queue_after != last) {
+			last = r->queue_after;
+			since = now;
+		}
+		if (r->queue_after >= r->queue_before + r->proofs_sent || now >= end_us ||
+		    now - since >= QSB_PROOFS_STABLE_US)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	qs_client_close(c);
+	return rc;
+}
+
+static void
+qsb_proofs_summary(struct qsb_run *r, double secs)
+{
+	uint64_t queued = r->queue_after > r->queue_before ? r->queue_after - r->queue_before : 0;
+	double per_s = secs > 0 ? (double)r->proofs_sent / secs : 0;
+	char name[64];
+	bool first = true;
+	unsigned i;
+
+	if (r->o.l.json) {
+		printf("{\"target\":%d,\"authors\":%" PRIu32
+		       ",\"signers\":%zu,\"batch_bytes\":%" PRIu64 ",\"txns_per_batch\":%" PRIu32
+		       ",\"count\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
+		       ",\"nacked\":%" PRIu64 ",\"nacks\":{",
+		       r->env.target, r->o.authors, r->signers, r->o.l.batch_bytes, r->o.l.txns,
+		       r->o.l.count, r->sent, r->acked, r->nacked);
+		for (i = 0; i <= QSB_NACK_SLOTS; i++) {
+			if (!r->nacks[i])
+				continue;
+			qsb_nack_name(i, name, sizeof(name));
+			printf("%s\"%s\":%" PRIu64, first ? "" : ",", name, r->nacks[i]);
+			first = false;
+		}
+		printf("},\"proofs_sent\":%" PRIu64 ",\"proof_queue_before\":%" PRIu64
+		       ",\"proof_queue_size\":%" PRIu64 ",\"queued\":%" PRIu64
+		       ",\"bad_signatures\":%" PRIu64 ",\"protocol_errors\":%" PRIu64
+		       ",\"lost_inflight\":%" PRIu64 ",\"disconnects\":%" PRIu64
+		       ",\"connect_failures\":%" PRIu64
+		       ",\"duration_s\":%.3f,\"proofs_per_s\":%.1f}\n",
+		       r->proofs_sent, r->queue_before, r->queue_after, queued, r->bad_signatures,
+		       r->env.protocol_errors, r->lost_inflight, r->disconnects,
+		       r->connect_failures, secs, per_s);
+		return;
+	}
+	printf("sent=%" PRIu64 " acked=%" PRIu64 " nacked=%" PRIu64 " proofs_sent=%" PRIu64
+	       " bad_signatures=%" PRIu64 " protocol_errors=%" PRIu64 " lost_inflight=%" PRIu64
+	       " disconnects=%" PRIu64 " connect_failures=%" PRIu64 "\n",
+	       r->sent, r->acked, r->nacked, r->proofs_sent, r->bad_signatures,
+	       r->env.protocol_errors, r->lost_inflight, r->disconnects, r->connect_failures);
+	printf("nacks:");
+	for (i = 0; i <= QSB_NACK_SLOTS; i++) {
+		if (!r->nacks[i])
+			continue;
+		qsb_nack_name(i, name, sizeof(name));
+		printf(" %s=%" PRIu64, name, r->nacks[i]);
+		first = false;
+	}
+	printf("%s\n", first ? " none" : "");
+	printf("authors=%" PRIu32 " signers=%zu proof_queue_before=%" PRIu64
+	       " proof_queue_size=%" PRIu64 " queued=%" PRIu64 " duration_s=%.3f proofs/s=%.1f\n",
+	       r->o.authors, r->signers, r->queue_before, r->queue_after, queued, secs, per_s);
+}
+
+static int
+qsb_run_main(int argc, char **argv, bool proofs)
 {
 	struct qsb_run *r;
 	struct timeval tv;
@@ -1843,7 +2222,7 @@ qsb_run_main(int argc, char **argv)
 		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
 		return QSB_EXIT_FAIL;
 	}
-	rc = qsb_run_parse(argc, argv, &r->o);
+	rc = proofs ? qsb_proofs_parse(argc, argv, &r->o) : qsb_run_parse(argc, argv, &r->o);
 	if (rc) {
 		status = rc < 0 ? 0 : rc;
 		goto out;
@@ -1851,7 +2230,8 @@ qsb_run_main(int argc, char **argv)
 	status = QSB_EXIT_USAGE;
 	r->env.ops = &qsb_run_ops;
 	r->env.cmd = r;
-	if (qsb_env_init(&r->env, r->o.l.dir, r->o.l.node, qsb_run_usage))
+	if (qsb_env_init(&r->env, r->o.l.dir, r->o.l.node,
+	                 proofs ? qsb_proofs_usage : qsb_run_usage))
 		goto out;
 	rc = qsb_run_check_config(r);
 	if (rc) {
@@ -1867,6 +2247,14 @@ qsb_run_main(int argc, char **argv)
 	for (i = 0; i < r->n_peers; i++) {
 		if (qsb_peer_init(&r->peers[i], &r->env, r->o.peers[i]))
 			goto out;
+		r->peers[i].count = r->o.l.count;
+	}
+	if (proofs) {
+		rc = qsb_proofs_prepare(r);
+		if (rc) {
+			status = rc;
+			goto out;
+		}
 	}
 	if (r->o.l.record) {
 		r->rec = fopen(r->o.l.record, "we");
@@ -1912,12 +2300,16 @@ qsb_run_main(int argc, char **argv)
 		        r->o.l.txns, r->o.l.rate ? "rate/s" : "in flight",
 		        r->o.l.rate ? r->o.l.rate : (uint64_t)r->o.l.inflight,
 		        r->lifetime_us / 1000000, r->o.l.base);
-	for (i = 0; i < r->n_peers; i++)
-		qsb_peer_connect(&r->peers[i]);
+	for (i = 0; i < r->n_peers; i++) {
+		if (!r->peers[i].stopped)
+			qsb_peer_connect(&r->peers[i]);
+	}
 	if (r->phase != QSB_DONE)
 		event_base_dispatch(r->env.base);
 	if (r->phase != QSB_DONE)
 		r->end_us = qs_clock_mono_us();
+	if (proofs)
+		qsb_proofs_flush(r, r->end_us + r->o.l.drain_s * 1000000);
 
 	/* Whatever is still unanswered will not be: close and count it. */
 	for (i = 0; i < r->n_peers; i++) {
@@ -1939,11 +2331,27 @@ qsb_run_main(int argc, char **argv)
 	}
 
 	secs = (double)(r->end_us - r->start_us) / 1e6;
+	if (proofs && qsb_proofs_wait(r, qs_clock_mono_us() + r->o.l.drain_s * 1000000))
+		r->failed = true;
 	qsb_lat_sort(&r->lat);
-	qsb_run_summary(r, secs);
+	if (proofs)
+		qsb_proofs_summary(r, secs);
+	else
+		qsb_run_summary(r, secs);
 
 	status = 0;
+	if (proofs &&
+	    (r->proofs_sent < r->o.l.count || r->queue_after < r->queue_before + r->proofs_sent)) {
+		fprintf(stderr,
+		        "%s: %" PRIu64 " proofs of %" PRIu64 " sent, the queue grew by %" PRIu64
+		        "\n",
+		        qsb_cmd, r->proofs_sent, r->o.l.count,
+		        r->queue_after > r->queue_before ? r->queue_after - r->queue_before : 0);
+		status = QSB_EXIT_FAIL;
+	}
 	for (i = 0; i < r->n_peers; i++) {
+		if (r->peers[i].count == 0 && proofs)
+			continue;
 		if (!r->peers[i].ever_ready) {
 			fprintf(stderr, "%s: v%d never connected to v%d at %s\n", qsb_cmd,
 			        r->peers[i].index, r->o.l.node, r->env.addr_str);
@@ -2576,17 +2984,163 @@ static const char qsb_submit_usage[] =
     "  -o FILE  record every stored batch (for verify)\n"
     "  -q       no per-second lines                    -j  summary as JSON\n";
 
+static const char qsb_consensus_usage[] =
+    "usage: qsbench consensus -d DIR [submit options] [-I INTERVAL_MS] [-P PIPELINE]\n"
+    "                         [--max-txns N] [--max-bytes N] [--max-inline-txns N]\n"
+    "                         [--max-inline-bytes N] [--full-only]\n"
+    "  submit as 'qsbench submit' does (-n -s -t -i -r -D -c -S -B -g -w -o -q -j), and\n"
+    "  every INTERVAL_MS propose a block (GetPayload), execute it (GetBatch of every\n"
+    "  proof, digests checked) and commit it (NotifyCommit) once PIPELINE more blocks\n"
+    "  were proposed\n"
+    "  -I MS    GetPayload period (250)                -P N  pipeline depth in blocks (2)\n"
+    "  --max-txns N (2000)  --max-bytes N (8388608)  limits of a payload\n"
+    "  --max-inline-txns N (100)  --max-inline-bytes N (262144)  of those, inline\n"
+    "  --full-only  return_non_full false (default true)\n";
+
+/* Long options of consensus and payload: GetPayload's limits. */
+enum {
+	QSB_OPT_MAX_TXNS = 256,
+	QSB_OPT_MAX_BYTES,
+	QSB_OPT_MAX_INLINE_TXNS,
+	QSB_OPT_MAX_INLINE_BYTES,
+	QSB_OPT_FULL_ONLY,
+};
+
+static const struct option qsb_limit_options[] = {
+    {"max-txns", required_argument, NULL, QSB_OPT_MAX_TXNS},
+    {"max-bytes", required_argument, NULL, QSB_OPT_MAX_BYTES},
+    {"max-inline-txns", required_argument, NULL, QSB_OPT_MAX_INLINE_TXNS},
+    {"max-inline-bytes", required_argument, NULL, QSB_OPT_MAX_INLINE_BYTES},
+    {"full-only", no_argument, NULL, QSB_OPT_FULL_ONLY},
+    {NULL, 0, NULL, 0},
+};
+
+/* The defaults of a validator's GetPayload. */
+static void
+qsb_limits_default(struct qs_client_payload_limits *lim)
+{
+	lim->max_txns = 2000;
+	lim->max_bytes = 8u << 20;
+	lim->max_inline_txns = 100;
+	lim->max_inline_bytes = 256u << 10;
+	lim->return_non_full = true;
+}
+
+/* Handle a limit option. Returns 1 if c is not one, 0, or a usage exit status. */
+static int
+qsb_limit_opt(const char *u, int c, const char *arg, struct qs_client_payload_limits *lim)
+{
+	const char *name;
+	uint64_t *v;
+
+	switch (c) {
+	case QSB_OPT_MAX_TXNS:
+		name = "--max-txns";
+		v = &lim->max_txns;
+		break;
+	case QSB_OPT_MAX_BYTES:
+		name = "--max-bytes";
+		v = &lim->max_bytes;
+		break;
+	case QSB_OPT_MAX_INLINE_TXNS:
+		name = "--max-inline-txns";
+		v = &lim->max_inline_txns;
+		break;
+	case QSB_OPT_MAX_INLINE_BYTES:
+		name = "--max-inline-bytes";
+		v = &lim->max_inline_bytes;
+		break;
+	case QSB_OPT_FULL_ONLY:
+		lim->return_non_full = false;
+		return 0;
+	default:
+		return 1;
+	}
+	if (qsb_parse_u64(arg, 0, UINT64_MAX, v) == 0)
+		return 0;
+	qsb_usage_error(u, "%s: '%s' is not a number", name, arg);
+	return QSB_EXIT_USAGE;
+}
+
+struct qsb_cons_opts {
+	bool on;
+	uint64_t interval_ms;
+	uint64_t pipeline; /* blocks proposed after a block before it is committed */
+	struct qs_client_payload_limits lim;
+};
+
 struct qsb_submit_opts {
 	struct qsb_load_opts l;
 	uint64_t wait_s;
+	struct qsb_cons_opts c;
 };
 
-/* One SubmitBatch awaiting its response. */
+/* What a request in flight on the RPC socket is. */
+enum qsb_req_kind {
+	QSB_REQ_SUBMIT,
+	QSB_REQ_PAYLOAD, /* consensus: GetPayload of block `block` */
+	QSB_REQ_BATCH,   /* consensus: GetBatch of item `item` of block `block` */
+	QSB_REQ_COMMIT,  /* consensus: NotifyCommit of block `block` */
+};
+
+/* One request awaiting its response. */
 struct qsb_sslot {
 	uint64_t request_id;
-	uint64_t payload_id;
-	uint64_t sent_us; /* monotonic */
+	uint64_t payload_id; /* submit */
+	uint64_t block;      /* consensus: the block's sequence number */
+	uint64_t sent_us;    /* monotonic */
+	uint32_t item;
+	enum qsb_req_kind kind;
 	bool used;
+};
+
+/*
+ * consensus: blocks proposed (GetPayload answered), executed (every batch
+ * read back with GetBatch and checked) and committed (NotifyCommit) in
+ * sequence, pipelined as a validator's consensus does.
+ */
+#define QSB_CONS_MAX_PIPELINE    64
+#define QSB_CONS_SLACK           2 /* pending blocks beyond the pipeline: one executing, one asked for */
+#define QSB_CONS_RING            128 /* > QSB_CONS_MAX_PIPELINE + QSB_CONS_SLACK */
+#define QSB_CONS_FETCHES         256 /* GetBatch in flight (qsd fetches at most 256 batches at once) */
+#define QSB_CONS_MAX_INTERVAL_MS 60000
+#define QSB_SOURCE_SLOTS         4 /* BatchSource 0..3 */
+
+enum qsb_block_state {
+	QSB_BLOCK_FREE,
+	QSB_BLOCK_PROPOSING,  /* GetPayload sent */
+	QSB_BLOCK_EXECUTING,  /* GetBatch of its batches */
+	QSB_BLOCK_EXECUTED,   /* waiting for the pipeline before its commit */
+	QSB_BLOCK_COMMITTING, /* NotifyCommit sent */
+};
+
+struct qsb_block {
+	enum qsb_block_state state;
+	Quorumstore__V1__Response *payload; /* owned: the GetPayload answer */
+	size_t next_fetch;                  /* next proof to GetBatch */
+	size_t fetched;                     /* proofs answered */
+};
+
+struct qsb_cons {
+	struct qsb_block ring[QSB_CONS_RING]; /* block seq at ring[seq % QSB_CONS_RING] */
+	uint64_t head;                        /* oldest block not committed */
+	uint64_t tail;                        /* next block */
+	uint64_t commit_next;                 /* next block to commit */
+	uint32_t inflight;                    /* requests without a response */
+	uint32_t fetching;                    /* GetBatch in flight */
+	bool proposing;
+	uint64_t next_us; /* next GetPayload (monotonic) */
+	ProtobufCBinaryData *exclude;
+	size_t exclude_cap;
+	ProtobufCBinaryData *digests;
+	size_t digests_cap;
+
+	uint64_t payloads, proofs, inline_batches, batches, misses, mismatches, errors;
+	uint64_t sources[QSB_SOURCE_SLOTS];
+	uint64_t commits, proofs_removed, stalls, unanswered;
+	uint64_t tick_payloads, tick_proofs, tick_inline, tick_commits, tick_removed;
+	uint64_t tick_sources[QSB_SOURCE_SLOTS];
+	struct qsb_lat lat_payload, lat_batch;
 };
 
 struct qsb_submit {
@@ -2621,6 +3175,8 @@ struct qsb_submit {
 
 	FILE *rec;
 	char *rec_buf;
+
+	struct qsb_cons *cons; /* consensus only */
 };
 
 static volatile sig_atomic_t qsb_signal_count;
@@ -2761,6 +3317,7 @@ qsb_submit_send(struct qsb_submit *s)
 	}
 	slot = qsb_submit_slot_new(s, id);
 	slot->request_id = id;
+	slot->kind = QSB_REQ_SUBMIT;
 	slot->payload_id = payload_id;
 	slot->sent_us = sent_us;
 	slot->used = true;
@@ -2870,23 +3427,17 @@ qsb_submit_record(struct qsb_submit *s, const Quorumstore__V1__BatchInfo *info, 
 	return 0;
 }
 
+/* A response to a SubmitBatch (slot: its request). */
 static void
-qsb_submit_response(struct qsb_submit *s, const Quorumstore__V1__Response *resp)
+qsb_submit_response(struct qsb_submit *s, struct qsb_sslot *slot,
+                    const Quorumstore__V1__Response *resp)
 {
 	const Quorumstore__V1__BatchInfo *info;
-	struct qsb_sslot *slot = qsb_submit_find(s, resp->request_id);
 	uint64_t payload_id, sent_us;
 	const char *why;
 	char buf[128];
 	unsigned status;
 
-	if (!slot) {
-		if (s->bad_responses++ < QSB_MAX_REPORTS)
-			fprintf(stderr,
-			        "%s: response to request %" PRIu64 " which is not in flight\n",
-			        qsb_cmd, resp->request_id);
-		return;
-	}
 	payload_id = slot->payload_id;
 	sent_us = slot->sent_us;
 	slot->used = false;
@@ -2932,23 +3483,495 @@ qsb_submit_response(struct qsb_submit *s, const Quorumstore__V1__Response *resp)
 	qsb_lat_add(&s->lat, qs_clock_mono_us() - sent_us);
 }
 
+/* ---------------------------------------------------------------------------
+ * consensus: the rest of a validator's consensus process on the same socket.
+ */
+
+static struct qsb_block *
+qsb_cons_block(struct qsb_cons *c, uint64_t seq)
+{
+	return &c->ring[seq % QSB_CONS_RING];
+}
+
+/* Take a slot for a consensus request just sent as `id`. */
+static void
+qsb_cons_slot(struct qsb_submit *s, uint64_t id, enum qsb_req_kind kind, uint64_t block,
+              uint32_t item, uint64_t sent_us)
+{
+	struct qsb_sslot *slot = qsb_submit_slot_new(s, id);
+
+	slot->request_id = id;
+	slot->kind = kind;
+	slot->block = block;
+	slot->item = item;
+	slot->sent_us = sent_us;
+	slot->used = true;
+	s->cons->inflight++;
+}
+
+/* Grow *arr to hold n digests. Returns 0 or -ENOMEM. */
+static int
+qsb_cons_reserve(ProtobufCBinaryData **arr, size_t *cap, size_t n)
+{
+	ProtobufCBinaryData *a;
+	size_t want = *cap ? *cap : 256;
+
+	if (n <= *cap)
+		return 0;
+	while (want < n)
+		want *= 2;
+	a = realloc(*arr, want * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	*cap = want;
+	return 0;
+}
+
+/* Append the digests of block b's proofs and inline batches to *arr at *n. */
+static int
+qsb_cons_digests(const struct qsb_block *b, ProtobufCBinaryData **arr, size_t *cap, size_t *n)
+{
+	const Quorumstore__V1__GetPayloadResponse *gp = b->payload->get_payload;
+	size_t i;
+
+	if (qsb_cons_reserve(arr, cap, *n + gp->n_proofs + gp->n_inline_batches))
+		return -ENOMEM;
+	for (i = 0; i < gp->n_proofs; i++)
+		(*arr)[(*n)++] = gp->proofs[i]->info->digest;
+	for (i = 0; i < gp->n_inline_batches; i++)
+		(*arr)[(*n)++] = gp->inline_batches[i]->info->digest;
+	return 0;
+}
+
+/* GetPayload for block c->tail, excluding every pending block's batches. */
+static int
+qsb_cons_propose(struct qsb_submit *s)
+{
+	struct qsb_cons *c = s->cons;
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+	Quorumstore__V1__GetPayloadRequest gp = QUORUMSTORE__V1__GET_PAYLOAD_REQUEST__INIT;
+	size_t n = 0;
+	uint64_t seq, id, sent_us;
+	int rc;
+
+	for (seq = c->head; seq < c->tail; seq++) {
+		const struct qsb_block *b = qsb_cons_block(c, seq);
+
+		if (b->payload && qsb_cons_digests(b, &c->exclude, &c->exclude_cap, &n))
+			return -ENOMEM;
+	}
+	gp.max_txns = s->o.c.lim.max_txns;
+	gp.max_bytes = s->o.c.lim.max_bytes;
+	gp.max_inline_txns = s->o.c.lim.max_inline_txns;
+	gp.max_inline_bytes = s->o.c.lim.max_inline_bytes;
+	gp.return_non_full = s->o.c.lim.return_non_full;
+	gp.n_exclude = n;
+	gp.exclude = c->exclude;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_PAYLOAD;
+	req.get_payload = &gp;
+	sent_us = qs_clock_mono_us();
+	rc = qs_client_send(s->client, &req, &id);
+	if (rc) {
+		fprintf(stderr, "%s: cannot send GetPayload: %s\n", qsb_cmd, qs_strerror(rc));
+		return rc;
+	}
+	qsb_cons_slot(s, id, QSB_REQ_PAYLOAD, c->tail, 0, sent_us);
+	qsb_cons_block(c, c->tail)->state = QSB_BLOCK_PROPOSING;
+	c->tail++;
+	c->proposing = true;
+	return 0;
+}
+
+/* GetBatch of the next proof of block seq. */
+static int
+qsb_cons_fetch(struct qsb_submit *s, uint64_t seq)
+{
+	struct qsb_cons *c = s->cons;
+	struct qsb_block *b = qsb_cons_block(c, seq);
+	const Quorumstore__V1__ProofOfStore *p = b->payload->get_payload->proofs[b->next_fetch];
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+	Quorumstore__V1__GetBatchRequest gb = QUORUMSTORE__V1__GET_BATCH_REQUEST__INIT;
+	uint64_t id, sent_us;
+	int rc;
+
+	gb.digest = p->info->digest;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_BATCH;
+	req.get_batch = &gb;
+	sent_us = qs_clock_mono_us();
+	rc = qs_client_send(s->client, &req, &id);
+	if (rc) {
+		fprintf(stderr, "%s: cannot send GetBatch: %s\n", qsb_cmd, qs_strerror(rc));
+		return rc;
+	}
+	qsb_cons_slot(s, id, QSB_REQ_BATCH, seq, (uint32_t)b->next_fetch, sent_us);
+	b->next_fetch++;
+	c->fetching++;
+	return 0;
+}
+
+/* NotifyCommit of block seq, stamped now. */
+static int
+qsb_cons_commit(struct qsb_submit *s, uint64_t seq)
+{
+	struct qsb_cons *c = s->cons;
+	struct qsb_block *b = qsb_cons_block(c, seq);
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+	Quorumstore__V1__NotifyCommitRequest nc = QUORUMSTORE__V1__NOTIFY_COMMIT_REQUEST__INIT;
+	size_t n = 0;
+	uint64_t id;
+	int rc;
+
+	if (qsb_cons_digests(b, &c->digests, &c->digests_cap, &n))
+		return -ENOMEM;
+	nc.block_timestamp_us = qs_clock_wall_us();
+	nc.n_digests = n;
+	nc.digests = c->digests;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_NOTIFY_COMMIT;
+	req.notify_commit = &nc;
+	rc = qs_client_send(s->client, &req, &id);
+	if (rc) {
+		fprintf(stderr, "%s: cannot send NotifyCommit: %s\n", qsb_cmd, qs_strerror(rc));
+		return rc;
+	}
+	qsb_cons_slot(s, id, QSB_REQ_COMMIT, seq, 0, qs_clock_mono_us());
+	b->state = QSB_BLOCK_COMMITTING;
+	c->commit_next++;
+	return 0;
+}
+
+/* Blocks proposed after block seq (their payload arrived). */
+static uint64_t
+qsb_cons_after(const struct qsb_cons *c, uint64_t seq)
+{
+	uint64_t n = c->tail - seq - 1;
+
+	return c->proposing ? n - 1 : n;
+}
+
+/*
+ * Send what is due: the GetBatch requests of the blocks being executed
+ * (oldest first, at most QSB_CONS_FETCHES in flight), the commits of the
+ * executed blocks with enough blocks after them (all of them once submitting
+ * stopped), and every interval the next GetPayload. Returns 0 or an error.
+ */
+static int
+qsb_cons_step(struct qsb_submit *s, uint64_t now)
+{
+	struct qsb_cons *c = s->cons;
+	uint64_t seq;
+	int rc;
+
+	for (seq = c->head; seq < c->tail && c->fetching < QSB_CONS_FETCHES; seq++) {
+		struct qsb_block *b = qsb_cons_block(c, seq);
+
+		while (b->state == QSB_BLOCK_EXECUTING && c->fetching < QSB_CONS_FETCHES &&
+		       b->next_fetch < b->payload->get_payload->n_proofs) {
+			rc = qsb_cons_fetch(s, seq);
+			if (rc)
+				return rc;
+		}
+	}
+	while (c->commit_next < c->tail) {
+		struct qsb_block *b = qsb_cons_block(c, c->commit_next);
+
+		if (b->state != QSB_BLOCK_EXECUTED ||
+		    (s->phase == QSB_RUNNING &&
+		     qsb_cons_after(c, c->commit_next) < s->o.c.pipeline))
+			break;
+		rc = qsb_cons_commit(s, c->commit_next);
+		if (rc)
+			return rc;
+	}
+	if (s->phase != QSB_RUNNING || now < c->next_us)
+		return 0;
+	c->next_us += s->o.c.interval_ms * 1000;
+	if (c->next_us <= now)
+		c->next_us = now + s->o.c.interval_ms * 1000; /* late: do not catch up */
+	if (c->proposing || c->tail - c->head >= s->o.c.pipeline + QSB_CONS_SLACK) {
+		c->stalls++;
+		return 0;
+	}
+	return qsb_cons_propose(s);
+}
+
+/* Nothing in flight and every block committed. */
+static bool
+qsb_cons_idle(const struct qsb_submit *s)
+{
+	return !s->cons || (s->cons->inflight == 0 && s->cons->head == s->cons->tail);
+}
+
+/* Print the first few problems of the consensus side. */
+static void qsb_cons_report(struct qsb_submit *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+qsb_cons_report(struct qsb_submit *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->cons->errors + s->cons->misses + s->cons->mismatches > QSB_MAX_REPORTS)
+		return;
+	fprintf(stderr, "%s: ", qsb_cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* A non-OK status of a consensus request: counted, reported. */
+static void
+qsb_cons_status(struct qsb_submit *s, const char *what, const Quorumstore__V1__Response *resp)
+{
+	s->cons->errors++;
+	qsb_cons_report(s, "%s: %s%s%s", what, qs_client_status_name(resp->status),
+	                resp->message && resp->message[0] ? ": " : "",
+	                resp->message ? resp->message : "");
+}
+
+/* The digest of `txns` under `info` is info's digest. */
+static int
+qsb_cons_digest_ok(struct qsb_submit *s, const Quorumstore__V1__BatchInfo *info,
+                   const ProtobufCBinaryData *txns, size_t n)
+{
+	uint8_t digest[QS_DIGEST_BYTES];
+
+	if (qs_codec_batch_digest(s->cfg->chain_id, info->author.data, info->epoch, info->batch_id,
+	                          txns, n, digest))
+		return 0;
+	return memcmp(digest, info->digest.data, QS_DIGEST_BYTES) == 0;
+}
+
+static bool
+qsb_cons_info_ok(const Quorumstore__V1__BatchInfo *info)
+{
+	return info && info->author.len == QS_PUBKEY_BYTES && info->digest.len == QS_DIGEST_BYTES;
+}
+
+/* Every proof and inline batch has an info with a 32-byte author and digest. */
+static bool
+qsb_cons_payload_ok(const Quorumstore__V1__GetPayloadResponse *gp)
+{
+	size_t i;
+
+	for (i = 0; i < gp->n_proofs; i++) {
+		if (!qsb_cons_info_ok(gp->proofs[i]->info))
+			return false;
+	}
+	for (i = 0; i < gp->n_inline_batches; i++) {
+		if (!qsb_cons_info_ok(gp->inline_batches[i]->info))
+			return false;
+	}
+	return true;
+}
+
+/* A GetPayload answer for block seq; returns true when the block kept resp. */
+static bool
+qsb_cons_payload(struct qsb_submit *s, uint64_t seq, Quorumstore__V1__Response *resp)
+{
+	struct qsb_cons *c = s->cons;
+	struct qsb_block *b = qsb_cons_block(c, seq);
+	const Quorumstore__V1__GetPayloadResponse *gp = resp->get_payload;
+	char hex[2 * QS_DIGEST_BYTES + 1];
+	size_t i;
+
+	c->proposing = false;
+	if (resp->status != QUORUMSTORE__V1__STATUS__STATUS_OK ||
+	    resp->body_case != QUORUMSTORE__V1__RESPONSE__BODY_GET_PAYLOAD || !gp) {
+		if (resp->status == QUORUMSTORE__V1__STATUS__STATUS_OK) {
+			c->errors++;
+			qsb_cons_report(s, "GetPayload: OK without a GetPayloadResponse");
+		} else {
+			qsb_cons_status(s, "GetPayload", resp);
+		}
+		b->state = QSB_BLOCK_FREE;
+		c->tail--; /* the newest block: nothing after it yet */
+		return false;
+	}
+	if (!qsb_cons_payload_ok(gp)) {
+		c->errors++;
+		qsb_cons_report(s, "GetPayload: a proof or batch without a valid info");
+		b->state = QSB_BLOCK_FREE;
+		c->tail--;
+		return false;
+	}
+	c->payloads++;
+	c->proofs += gp->n_proofs;
+	c->inline_batches += gp->n_inline_batches;
+	for (i = 0; i < gp->n_inline_batches; i++) {
+		const Quorumstore__V1__Batch *ib = gp->inline_batches[i];
+
+		if (!qsb_cons_digest_ok(s, ib->info, ib->transactions, ib->n_transactions)) {
+			c->mismatches++;
+			qs_hex_encode(ib->info->digest.data, QS_DIGEST_BYTES, hex);
+			qsb_cons_report(s, "DIGEST MISMATCH: inline batch %s", hex);
+		}
+	}
+	b->payload = resp;
+	b->next_fetch = 0;
+	b->fetched = 0;
+	b->state = gp->n_proofs ? QSB_BLOCK_EXECUTING : QSB_BLOCK_EXECUTED;
+	return true;
+}
+
+/* A GetBatch answer for proof `item` of block seq. */
+static void
+qsb_cons_batch(struct qsb_submit *s, uint64_t seq, uint32_t item,
+               const Quorumstore__V1__Response *resp)
+{
+	struct qsb_cons *c = s->cons;
+	struct qsb_block *b = qsb_cons_block(c, seq);
+	const Quorumstore__V1__BatchInfo *info = b->payload->get_payload->proofs[item]->info;
+	const Quorumstore__V1__GetBatchResponse *gb = resp->get_batch;
+	char hex[2 * QS_DIGEST_BYTES + 1];
+
+	c->fetching--;
+	if (++b->fetched == b->payload->get_payload->n_proofs)
+		b->state = QSB_BLOCK_EXECUTED;
+	qs_hex_encode(info->digest.data, QS_DIGEST_BYTES, hex);
+	if (resp->status == QUORUMSTORE__V1__STATUS__STATUS_NOT_FOUND ||
+	    resp->status == QUORUMSTORE__V1__STATUS__STATUS_DEADLINE_EXCEEDED) {
+		c->misses++;
+		qsb_cons_report(s, "MISS: GetBatch %s: %s%s%s", hex,
+		                qs_client_status_name(resp->status),
+		                resp->message && resp->message[0] ? ": " : "",
+		                resp->message ? resp->message : "");
+		return;
+	}
+	if (resp->status != QUORUMSTORE__V1__STATUS__STATUS_OK) {
+		qsb_cons_status(s, "GetBatch", resp);
+		return;
+	}
+	if (resp->body_case != QUORUMSTORE__V1__RESPONSE__BODY_GET_BATCH || !gb || !gb->batch) {
+		c->errors++;
+		qsb_cons_report(s, "GetBatch %s: OK without a batch", hex);
+		return;
+	}
+	c->batches++;
+	c->sources[(unsigned)gb->source < QSB_SOURCE_SLOTS ? (unsigned)gb->source : 0]++;
+	if (!qsb_cons_digest_ok(s, info, gb->batch->transactions, gb->batch->n_transactions)) {
+		c->mismatches++;
+		qsb_cons_report(s, "DIGEST MISMATCH: GetBatch %s (source %d)", hex,
+		                (int)gb->source);
+	}
+}
+
+/* A NotifyCommit answer for block seq: the block leaves the pipeline. */
+static void
+qsb_cons_committed(struct qsb_submit *s, uint64_t seq, const Quorumstore__V1__Response *resp)
+{
+	struct qsb_cons *c = s->cons;
+	struct qsb_block *b = qsb_cons_block(c, seq);
+
+	if (resp->status != QUORUMSTORE__V1__STATUS__STATUS_OK)
+		qsb_cons_status(s, "NotifyCommit", resp);
+	else if (resp->body_case != QUORUMSTORE__V1__RESPONSE__BODY_NOTIFY_COMMIT ||
+	         !resp->notify_commit)
+		qsb_cons_report(s, "NotifyCommit: OK without a NotifyCommitResponse");
+	else {
+		c->commits++;
+		c->proofs_removed += resp->notify_commit->proofs_removed;
+	}
+	qs_client_response_free(b->payload);
+	b->payload = NULL;
+	b->state = QSB_BLOCK_FREE;
+	while (c->head < c->commit_next && qsb_cons_block(c, c->head)->state == QSB_BLOCK_FREE)
+		c->head++;
+}
+
+/* A response to a consensus request; returns true when it was kept. */
+static bool
+qsb_cons_response(struct qsb_submit *s, struct qsb_sslot *slot, Quorumstore__V1__Response *resp)
+{
+	uint64_t lat = qs_clock_mono_us() - slot->sent_us;
+	bool kept = false;
+
+	slot->used = false;
+	s->cons->inflight--;
+	switch (slot->kind) {
+	case QSB_REQ_PAYLOAD:
+		qsb_lat_add(&s->cons->lat_payload, lat);
+		kept = qsb_cons_payload(s, slot->block, resp);
+		break;
+	case QSB_REQ_BATCH:
+		qsb_lat_add(&s->cons->lat_batch, lat);
+		qsb_cons_batch(s, slot->block, slot->item, resp);
+		break;
+	case QSB_REQ_COMMIT:
+		qsb_cons_committed(s, slot->block, resp);
+		break;
+	case QSB_REQ_SUBMIT:
+		abort();
+	}
+	return kept;
+}
+
+/* The consensus part of a per-second line, into buf. */
+static void
+qsb_cons_tick(struct qsb_submit *s, double dt, char *buf, size_t len)
+{
+	struct qsb_cons *c = s->cons;
+	uint64_t payloads = c->payloads - c->tick_payloads;
+	unsigned i;
+
+	snprintf(buf, len,
+	         " payloads/s=%.0f proofs/s=%.0f proofs/payload=%.1f inline/payload=%.1f"
+	         " memory/s=%.0f disk/s=%.0f peer/s=%.0f misses=%" PRIu64 " errors=%" PRIu64
+	         " commits/s=%.0f removed/s=%.0f",
+	         (double)payloads / dt, (double)(c->proofs - c->tick_proofs) / dt,
+	         payloads ? (double)(c->proofs - c->tick_proofs) / (double)payloads : 0.0,
+	         payloads ? (double)(c->inline_batches - c->tick_inline) / (double)payloads : 0.0,
+	         (double)(c->sources[1] - c->tick_sources[1]) / dt,
+	         (double)(c->sources[2] - c->tick_sources[2]) / dt,
+	         (double)(c->sources[3] - c->tick_sources[3]) / dt, c->misses,
+	         c->errors + c->mismatches, (double)(c->commits - c->tick_commits) / dt,
+	         (double)(c->proofs_removed - c->tick_removed) / dt);
+	c->tick_payloads = c->payloads;
+	c->tick_proofs = c->proofs;
+	c->tick_inline = c->inline_batches;
+	c->tick_commits = c->commits;
+	c->tick_removed = c->proofs_removed;
+	for (i = 0; i < QSB_SOURCE_SLOTS; i++)
+		c->tick_sources[i] = c->sources[i];
+}
+
+static void
+qsb_cons_free(struct qsb_cons *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	for (i = 0; i < QSB_CONS_RING; i++)
+		qs_client_response_free(c->ring[i].payload);
+	free(c->exclude);
+	free(c->digests);
+	free(c->lat_payload.all);
+	free(c->lat_batch.all);
+	free(c);
+}
+
 static void
 qsb_submit_tick(struct qsb_submit *s, uint64_t now)
 {
 	double dt = (double)(now - s->tick_us) / 1e6;
 	double p50_ms, p99_ms;
+	char cons[384] = "";
 
 	s->tick_n++;
 	if (dt <= 0)
 		dt = 1e-6;
 	qsb_lat_tick(&s->lat, &p50_ms, &p99_ms);
+	if (s->cons)
+		qsb_cons_tick(s, dt, cons, sizeof(cons));
 	if (!s->o.l.quiet)
 		fprintf(stderr,
 		        "t=%" PRIu64 "s submitted=%" PRIu64 " ok=%" PRIu64 " ok/s=%.0f MB/s=%.1f"
-		        " errors=%" PRIu64 " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f\n",
+		        " errors=%" PRIu64 " inflight=%" PRIu32 " p50_ms=%.1f p99_ms=%.1f%s\n",
 		        s->tick_n, s->submitted, s->ok, (double)(s->ok - s->tick_ok) / dt,
 		        (double)(s->ok_bytes - s->tick_bytes) / dt / 1e6, s->error_total,
-		        s->inflight, p50_ms, p99_ms);
+		        s->inflight, p50_ms, p99_ms, cons);
 	s->tick_us = now;
 	s->tick_ok = s->ok;
 	s->tick_bytes = s->ok_bytes;
@@ -2963,6 +3986,8 @@ qsb_submit_wake(const struct qsb_submit *s, uint64_t now)
 {
 	uint64_t wake = QSB_MIN(s->next_tick_us, now + QSB_SUBMIT_POLL_MS * 1000);
 
+	if (s->cons && s->phase == QSB_RUNNING)
+		wake = QSB_MIN(wake, s->cons->next_us);
 	if (s->phase == QSB_DRAINING)
 		return QSB_MIN(wake, s->drain_end_us);
 	wake = QSB_MIN(wake, s->send_end_us);
@@ -2974,6 +3999,25 @@ qsb_submit_wake(const struct qsb_submit *s, uint64_t now)
 		wake = QSB_MIN(wake,
 		               now + 1 + (uint64_t)((1 - s->tokens) * 1e6 / (double)s->o.l.rate));
 	return wake;
+}
+
+/* Any response on the socket; returns true when it was kept (not to be freed). */
+static bool
+qsb_rpc_response(struct qsb_submit *s, Quorumstore__V1__Response *resp)
+{
+	struct qsb_sslot *slot = qsb_submit_find(s, resp->request_id);
+
+	if (!slot) {
+		if (s->bad_responses++ < QSB_MAX_REPORTS)
+			fprintf(stderr,
+			        "%s: response to request %" PRIu64 " which is not in flight\n",
+			        qsb_cmd, resp->request_id);
+		return false;
+	}
+	if (slot->kind != QSB_REQ_SUBMIT)
+		return qsb_cons_response(s, slot, resp);
+	qsb_submit_response(s, slot, resp);
+	return false;
 }
 
 static void
@@ -3003,7 +4047,13 @@ qsb_submit_loop(struct qsb_submit *s)
 			qsb_submit_tick(s, now);
 		if (s->phase == QSB_RUNNING && (now >= s->send_end_us || qsb_submit_all_sent(s)))
 			qsb_submit_drain(s, now);
-		if (s->phase == QSB_DRAINING && (s->inflight == 0 || now >= s->drain_end_us)) {
+		if (s->cons && s->phase != QSB_DONE && qsb_cons_step(s, now)) {
+			s->lost = true;
+			qsb_submit_stop(s);
+			break;
+		}
+		if (s->phase == QSB_DRAINING &&
+		    ((s->inflight == 0 && qsb_cons_idle(s)) || now >= s->drain_end_us)) {
 			qsb_submit_stop(s);
 			break;
 		}
@@ -3034,12 +4084,16 @@ qsb_submit_loop(struct qsb_submit *s)
 			qsb_submit_stop(s);
 			break;
 		}
-		qsb_submit_response(s, resp);
-		qs_client_response_free(resp);
+		if (!qsb_rpc_response(s, resp))
+			qs_client_response_free(resp);
 	}
 	/* Whatever is still unanswered will not be. */
 	s->unanswered += s->inflight;
 	s->inflight = 0;
+	if (s->cons) {
+		s->cons->unanswered += s->cons->inflight;
+		s->cons->inflight = 0;
+	}
 }
 
 /*
@@ -3102,7 +4156,9 @@ fail:
 static int
 qsb_submit_parse(int argc, char **argv, struct qsb_submit_opts *o)
 {
-	const char *u = qsb_submit_usage;
+	const char *u = o->c.on ? qsb_consensus_usage : qsb_submit_usage;
+	const char *optstring =
+	    o->c.on ? ":d:n:s:t:i:r:D:c:S:B:g:w:o:I:P:qjh" : ":d:n:s:t:i:r:D:c:S:B:g:w:o:qjh";
 	int c, rc;
 
 	o->l.batch_bytes = 16384;
@@ -3111,9 +4167,18 @@ qsb_submit_parse(int argc, char **argv, struct qsb_submit_opts *o)
 	o->l.duration_s = 10;
 	o->l.seed = 1;
 	o->l.drain_s = 5;
+	o->c.interval_ms = 250;
+	o->c.pipeline = 2;
+	qsb_limits_default(&o->c.lim);
 	optind = 1;
-	while ((c = getopt(argc, argv, ":d:n:s:t:i:r:D:c:S:B:g:w:o:qjh")) != -1) {
+	while ((c = getopt_long(argc, argv, optstring, o->c.on ? qsb_limit_options : NULL, NULL)) !=
+	       -1) {
 		rc = qsb_load_opt(u, c, optarg, &o->l);
+		if (rc == 0)
+			continue;
+		if (rc != 1)
+			return rc;
+		rc = o->c.on ? qsb_limit_opt(u, c, optarg, &o->c.lim) : 1;
 		if (rc == 0)
 			continue;
 		if (rc != 1)
@@ -3123,8 +4188,20 @@ qsb_submit_parse(int argc, char **argv, struct qsb_submit_opts *o)
 			if (qsb_opt_u64(u, c, optarg, 0, QSB_SUBMIT_MAX_WAIT_S, &o->wait_s))
 				return QSB_EXIT_USAGE;
 			break;
+		case 'I':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_CONS_MAX_INTERVAL_MS,
+			                &o->c.interval_ms))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'P':
+			if (qsb_opt_u64(u, c, optarg, 0, QSB_CONS_MAX_PIPELINE, &o->c.pipeline))
+				return QSB_EXIT_USAGE;
+			break;
 		default:
-			qsb_usage_error(u, "unknown option -%c", optopt);
+			if (optopt && optopt != '-')
+				qsb_usage_error(u, "unknown option -%c", optopt);
+			else
+				qsb_usage_error(u, "unknown long option");
 			return QSB_EXIT_USAGE;
 		}
 	}
@@ -3191,6 +4268,55 @@ qsb_submit_check_config(struct qsb_submit *s)
 	return 0;
 }
 
+/* The consensus summary: a line, or with -j the "consensus" member. */
+static void
+qsb_cons_summary(struct qsb_submit *s, double secs)
+{
+	struct qsb_cons *c = s->cons;
+	double per = c->payloads ? (double)c->payloads : 1;
+	uint32_t gp50, gp99, gb50, gb99;
+
+	qsb_lat_sort(&c->lat_payload);
+	qsb_lat_sort(&c->lat_batch);
+	gp50 = qsb_pct(c->lat_payload.all, c->lat_payload.n_all, 0.50);
+	gp99 = qsb_pct(c->lat_payload.all, c->lat_payload.n_all, 0.99);
+	gb50 = qsb_pct(c->lat_batch.all, c->lat_batch.n_all, 0.50);
+	gb99 = qsb_pct(c->lat_batch.all, c->lat_batch.n_all, 0.99);
+	if (s->o.l.json) {
+		printf(",\"consensus\":{\"interval_ms\":%" PRIu64 ",\"pipeline\":%" PRIu64
+		       ",\"payloads\":%" PRIu64 ",\"payloads_per_s\":%.1f,\"proofs\":%" PRIu64
+		       ",\"inline_batches\":%" PRIu64
+		       ",\"proofs_per_payload\":%.2f,\"inline_per_payload\":%.2f"
+		       ",\"get_batch\":{\"memory\":%" PRIu64 ",\"disk\":%" PRIu64
+		       ",\"peer\":%" PRIu64 ",\"unspecified\":%" PRIu64 "},\"misses\":%" PRIu64
+		       ",\"digest_mismatches\":%" PRIu64 ",\"errors\":%" PRIu64
+		       ",\"commits\":%" PRIu64 ",\"proofs_removed\":%" PRIu64 ",\"stalls\":%" PRIu64
+		       ",\"unanswered\":%" PRIu64 ",\"get_payload_latency_us\":{\"p50\":%" PRIu32
+		       ",\"p99\":%" PRIu32 ",\"samples\":%" PRIu64
+		       "},\"get_batch_latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
+		       ",\"samples\":%" PRIu64 "}}",
+		       s->o.c.interval_ms, s->o.c.pipeline, c->payloads,
+		       secs > 0 ? (double)c->payloads / secs : 0, c->proofs, c->inline_batches,
+		       (double)c->proofs / per, (double)c->inline_batches / per, c->sources[1],
+		       c->sources[2], c->sources[3], c->sources[0], c->misses, c->mismatches,
+		       c->errors, c->commits, c->proofs_removed, c->stalls, c->unanswered, gp50,
+		       gp99, c->lat_payload.seen, gb50, gb99, c->lat_batch.seen);
+		return;
+	}
+	printf("payloads=%" PRIu64 " proofs=%" PRIu64 " inline_batches=%" PRIu64
+	       " proofs/payload=%.2f inline/payload=%.2f commits=%" PRIu64
+	       " proofs_removed=%" PRIu64 " stalls=%" PRIu64 " unanswered=%" PRIu64 "\n",
+	       c->payloads, c->proofs, c->inline_batches, (double)c->proofs / per,
+	       (double)c->inline_batches / per, c->commits, c->proofs_removed, c->stalls,
+	       c->unanswered);
+	printf("get_batch memory=%" PRIu64 " disk=%" PRIu64 " peer=%" PRIu64 " misses=%" PRIu64
+	       " digest_mismatches=%" PRIu64 " errors=%" PRIu64 "\n",
+	       c->sources[1], c->sources[2], c->sources[3], c->misses, c->mismatches, c->errors);
+	printf("latency_us get_payload p50=%" PRIu32 " p99=%" PRIu32 " get_batch p50=%" PRIu32
+	       " p99=%" PRIu32 "\n",
+	       gp50, gp99, gb50, gb99);
+}
+
 static void
 qsb_submit_summary(struct qsb_submit *s, double secs)
 {
@@ -3219,9 +4345,12 @@ qsb_submit_summary(struct qsb_submit *s, double secs)
 		printf("},\"bad_responses\":%" PRIu64 ",\"unanswered\":%" PRIu64
 		       ",\"disconnected\":%s,\"duration_s\":%.3f,\"ok_per_s\":%.1f"
 		       ",\"mb_per_s\":%.2f,\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
-		       ",\"p999\":%" PRIu32 ",\"samples\":%" PRIu64 "}}\n",
+		       ",\"p999\":%" PRIu32 ",\"samples\":%" PRIu64 "}",
 		       s->bad_responses, s->unanswered, s->lost ? "true" : "false", secs, ok_s,
 		       mb_s, p50, p99, p999, s->lat.seen);
+		if (s->cons)
+			qsb_cons_summary(s, secs);
+		printf("}\n");
 		return;
 	}
 	printf("submitted=%" PRIu64 " ok=%" PRIu64 " duplicates=%" PRIu64 " errors=%" PRIu64
@@ -3240,10 +4369,12 @@ qsb_submit_summary(struct qsb_submit *s, double secs)
 	printf("duration_s=%.3f ok/s=%.1f MB/s=%.2f latency_us p50=%" PRIu32 " p99=%" PRIu32
 	       " p999=%" PRIu32 "\n",
 	       secs, ok_s, mb_s, p50, p99, p999);
+	if (s->cons)
+		qsb_cons_summary(s, secs);
 }
 
 static int
-qsb_submit_main(int argc, char **argv)
+qsb_submit_main(int argc, char **argv, bool consensus)
 {
 	struct qsb_submit *s;
 	struct sigaction sa;
@@ -3256,12 +4387,20 @@ qsb_submit_main(int argc, char **argv)
 		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
 		return QSB_EXIT_FAIL;
 	}
+	s->o.c.on = consensus;
 	rc = qsb_submit_parse(argc, argv, &s->o);
 	if (rc) {
 		status = rc < 0 ? 0 : rc;
 		goto out;
 	}
-	while (n_slots < 2 * s->o.l.inflight)
+	if (consensus) {
+		s->cons = calloc(1, sizeof(*s->cons));
+		if (!s->cons) {
+			fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+			goto out;
+		}
+	}
+	while (n_slots < 2 * (s->o.l.inflight + (consensus ? QSB_CONS_FETCHES + QSB_CONS_RING : 0)))
 		n_slots *= 2;
 	s->payload = malloc(s->o.l.batch_bytes);
 	s->txns = calloc(s->o.l.txns, sizeof(*s->txns));
@@ -3311,6 +4450,11 @@ qsb_submit_main(int argc, char **argv)
 	s->next_tick_us = s->start_us + 1000000;
 	s->pace_us = s->start_us;
 	s->lat.rng = s->o.l.seed;
+	if (s->cons) {
+		s->cons->next_us = s->start_us + s->o.c.interval_ms * 1000;
+		s->cons->lat_payload.rng = s->o.l.seed + 1;
+		s->cons->lat_batch.rng = s->o.l.seed + 2;
+	}
 	s->send_end_us = !s->o.l.count || s->o.l.duration_set
 	                     ? s->start_us + s->o.l.duration_s * 1000000
 	                     : UINT64_MAX;
@@ -3325,6 +4469,8 @@ qsb_submit_main(int argc, char **argv)
 	status = 0;
 	if (s->lost || s->failed || s->fatal_status || s->bad_responses)
 		status = QSB_EXIT_FAIL;
+	if (s->cons && (s->cons->errors || s->cons->misses || s->cons->mismatches))
+		status = QSB_EXIT_FAIL;
 out:
 	if (s->rec && fclose(s->rec) != 0 && status == 0) {
 		fprintf(stderr, "%s: writing %s: %s\n", qsb_cmd, s->o.l.record, strerror(errno));
@@ -3337,7 +4483,381 @@ out:
 	free(s->txns);
 	free(s->slots);
 	free(s->lat.all);
+	qsb_cons_free(s->cons);
 	free(s);
+	return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * payload: GetPayload as fast as one client can, pipelined.
+ */
+
+static const char qsb_payload_usage[] =
+    "usage: qsbench payload -d DIR [-n NODE] [-D DURATION_S] [-i INFLIGHT] [-w WAIT_S]\n"
+    "                       [--max-txns N] [--max-bytes N] [--max-inline-txns N]\n"
+    "                       [--max-inline-bytes N] [--full-only] [-q] [-j]\n"
+    "  -d DIR   cluster written by tools/mkcluster      -n NODE  node to ask (0)\n"
+    "  -D S     ask for S seconds (10)                 -i N  requests in flight (1)\n"
+    "  -w S     wait up to S seconds for the socket to accept, trying every 100 ms (0)\n"
+    "  --max-txns N (2000)  --max-bytes N (8388608)  limits of a payload\n"
+    "  --max-inline-txns N (100)  --max-inline-bytes N (262144)  of those, inline\n"
+    "  --full-only  return_non_full false (default true)\n"
+    "  -q       no per-second lines                    -j  summary as JSON\n";
+
+#define QSB_PAYLOAD_MAX_INFLIGHT 1024
+
+struct qsb_payload {
+	struct qs_config *cfg;
+	struct qs_client *client;
+	const char *dir;
+	int node;
+	uint64_t duration_s;
+	uint32_t inflight_max;
+	uint64_t wait_s;
+	bool quiet, json;
+	struct qs_client_payload_limits lim;
+
+	uint64_t *sent_us; /* by request_id & mask */
+	uint64_t *ids;
+	uint32_t mask;
+	uint32_t inflight;
+
+	uint64_t requests, ok, errors, proofs, inline_batches, empty, max_proofs, unanswered;
+	bool lost;
+	uint64_t tick_n, tick_us, tick_ok, tick_proofs;
+	struct qsb_lat lat;
+};
+
+static int
+qsb_payload_parse(int argc, char **argv, struct qsb_payload *pl)
+{
+	const char *u = qsb_payload_usage;
+	uint64_t v;
+	int c, rc;
+
+	pl->duration_s = 10;
+	pl->inflight_max = 1;
+	qsb_limits_default(&pl->lim);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":d:n:D:i:w:qjh", qsb_limit_options, NULL)) != -1) {
+		rc = qsb_limit_opt(u, c, optarg, &pl->lim);
+		if (rc == 0)
+			continue;
+		if (rc != 1)
+			return rc;
+		switch (c) {
+		case 'd':
+			pl->dir = optarg;
+			break;
+		case 'n':
+			if (qsb_opt_u64(u, c, optarg, 0, QS_MAX_VALIDATORS - 1, &v))
+				return QSB_EXIT_USAGE;
+			pl->node = (int)v;
+			break;
+		case 'D':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_DURATION_S, &pl->duration_s))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'i':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_PAYLOAD_MAX_INFLIGHT, &v))
+				return QSB_EXIT_USAGE;
+			pl->inflight_max = (uint32_t)v;
+			break;
+		case 'w':
+			if (qsb_opt_u64(u, c, optarg, 0, QSB_SUBMIT_MAX_WAIT_S, &pl->wait_s))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'q':
+			pl->quiet = true;
+			break;
+		case 'j':
+			pl->json = true;
+			break;
+		case 'h':
+			fputs(u, stdout);
+			return -1;
+		case ':':
+			qsb_usage_error(u, "-%c needs an argument", optopt);
+			return QSB_EXIT_USAGE;
+		default:
+			if (optopt && optopt != '-')
+				qsb_usage_error(u, "unknown option -%c", optopt);
+			else
+				qsb_usage_error(u, "unknown long option");
+			return QSB_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
+		return QSB_EXIT_USAGE;
+	}
+	if (!pl->dir) {
+		qsb_usage_error(u, "-d DIR is required");
+		return QSB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Connect to the node's socket, trying again for -w seconds. Returns 0 or an exit status. */
+static int
+qsb_payload_connect(struct qsb_payload *pl)
+{
+	struct qs_client_opts opts = {.frame_max_bytes = (size_t)pl->cfg->limits.frame_max_bytes};
+	uint64_t deadline = qs_clock_mono_us() + pl->wait_s * 1000000;
+	const Quorumstore__V1__HelloResponse *h;
+	char err[512];
+	int rc;
+
+	for (;;) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = QSB_SUBMIT_WAIT_US * 1000};
+
+		err[0] = '\0';
+		rc = qs_client_connect_opts(pl->cfg->rpc_socket, "qsbench", &opts, QSB_SUBMIT_IO_MS,
+		                            &pl->client, err, sizeof(err));
+		if (rc == 0)
+			break;
+		if ((rc != -ENOENT && rc != -ECONNREFUSED) || qs_clock_mono_us() >= deadline ||
+		    qsb_signal_count) {
+			fprintf(stderr, "%s: cannot connect: %s\n", qsb_cmd,
+			        err[0] ? err : qs_strerror(rc));
+			return QSB_EXIT_FAIL;
+		}
+		nanosleep(&ts, NULL);
+	}
+	h = qs_client_server(pl->client);
+	if (!h || h->author.len != QS_PUBKEY_BYTES ||
+	    memcmp(h->author.data, pl->cfg->validators[pl->node].signing_key, QS_PUBKEY_BYTES) !=
+	        0) {
+		fprintf(stderr, "%s: %s is not served by v%d of %s\n", qsb_cmd, pl->cfg->rpc_socket,
+		        pl->node, pl->cfg->path);
+		return QSB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+qsb_payload_send(struct qsb_payload *pl)
+{
+	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
+	Quorumstore__V1__GetPayloadRequest gp = QUORUMSTORE__V1__GET_PAYLOAD_REQUEST__INIT;
+	uint64_t id, sent_us;
+	int rc;
+
+	gp.max_txns = pl->lim.max_txns;
+	gp.max_bytes = pl->lim.max_bytes;
+	gp.max_inline_txns = pl->lim.max_inline_txns;
+	gp.max_inline_bytes = pl->lim.max_inline_bytes;
+	gp.return_non_full = pl->lim.return_non_full;
+	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_PAYLOAD;
+	req.get_payload = &gp;
+	sent_us = qs_clock_mono_us();
+	rc = qs_client_send(pl->client, &req, &id);
+	if (rc) {
+		fprintf(stderr, "%s: cannot send GetPayload: %s\n", qsb_cmd, qs_strerror(rc));
+		return rc;
+	}
+	pl->ids[id & pl->mask] = id;
+	pl->sent_us[id & pl->mask] = sent_us;
+	pl->inflight++;
+	pl->requests++;
+	return 0;
+}
+
+static void
+qsb_payload_response(struct qsb_payload *pl, const Quorumstore__V1__Response *resp)
+{
+	uint64_t i = resp->request_id & pl->mask;
+	const Quorumstore__V1__GetPayloadResponse *gp = resp->get_payload;
+
+	if (pl->ids[i] != resp->request_id || !pl->sent_us[i]) {
+		pl->errors++;
+		fprintf(stderr, "%s: response to request %" PRIu64 " which is not in flight\n",
+		        qsb_cmd, resp->request_id);
+		return;
+	}
+	pl->inflight--;
+	if (resp->status != QUORUMSTORE__V1__STATUS__STATUS_OK ||
+	    resp->body_case != QUORUMSTORE__V1__RESPONSE__BODY_GET_PAYLOAD || !gp) {
+		if (pl->errors++ < QSB_MAX_REPORTS)
+			fprintf(stderr, "%s: GetPayload: %s%s%s\n", qsb_cmd,
+			        qs_client_status_name(resp->status),
+			        resp->message && resp->message[0] ? ": " : "",
+			        resp->message ? resp->message : "");
+		pl->sent_us[i] = 0;
+		return;
+	}
+	qsb_lat_add(&pl->lat, qs_clock_mono_us() - pl->sent_us[i]);
+	pl->sent_us[i] = 0;
+	pl->ok++;
+	pl->proofs += gp->n_proofs;
+	pl->inline_batches += gp->n_inline_batches;
+	if (!gp->n_proofs && !gp->n_inline_batches)
+		pl->empty++;
+	if (gp->n_proofs > pl->max_proofs)
+		pl->max_proofs = gp->n_proofs;
+}
+
+static void
+qsb_payload_tick(struct qsb_payload *pl, uint64_t now)
+{
+	double dt = (double)(now - pl->tick_us) / 1e6;
+	uint64_t ok = pl->ok - pl->tick_ok;
+	double p50_ms, p99_ms;
+
+	pl->tick_n++;
+	if (dt <= 0)
+		dt = 1e-6;
+	qsb_lat_tick(&pl->lat, &p50_ms, &p99_ms);
+	if (!pl->quiet)
+		fprintf(stderr,
+		        "t=%" PRIu64 "s requests=%" PRIu64 " ok/s=%.0f proofs/answer=%.1f"
+		        " errors=%" PRIu64 " p50_us=%.0f p99_us=%.0f\n",
+		        pl->tick_n, pl->requests, (double)ok / dt,
+		        ok ? (double)(pl->proofs - pl->tick_proofs) / (double)ok : 0.0, pl->errors,
+		        p50_ms * 1000, p99_ms * 1000);
+	pl->tick_us = now;
+	pl->tick_ok = pl->ok;
+	pl->tick_proofs = pl->proofs;
+}
+
+static void
+qsb_payload_loop(struct qsb_payload *pl, uint64_t end_us)
+{
+	uint64_t next_tick = pl->tick_us + 1000000;
+	bool sending = true;
+
+	for (;;) {
+		Quorumstore__V1__Response *resp = NULL;
+		uint64_t now = qs_clock_mono_us();
+		int rc;
+
+		if (now >= next_tick) {
+			qsb_payload_tick(pl, now);
+			next_tick += 1000000;
+		}
+		if (now >= end_us || qsb_signal_count)
+			sending = false;
+		while (sending && pl->inflight < pl->inflight_max) {
+			if (qsb_payload_send(pl)) {
+				pl->lost = true;
+				return;
+			}
+		}
+		if (!pl->inflight)
+			return;
+		rc = qs_client_recv(pl->client, QSB_SUBMIT_IO_MS, &resp);
+		if (rc) {
+			fprintf(stderr, "%s: connection lost: %s\n", qsb_cmd, qs_strerror(rc));
+			pl->lost = true;
+			return;
+		}
+		qsb_payload_response(pl, resp);
+		qs_client_response_free(resp);
+	}
+}
+
+static void
+qsb_payload_summary(struct qsb_payload *pl, double secs)
+{
+	double per = pl->ok ? (double)pl->ok : 1;
+	double rps = secs > 0 ? (double)pl->ok / secs : 0;
+	uint32_t p50 = qsb_pct(pl->lat.all, pl->lat.n_all, 0.50);
+	uint32_t p99 = qsb_pct(pl->lat.all, pl->lat.n_all, 0.99);
+	uint32_t p999 = qsb_pct(pl->lat.all, pl->lat.n_all, 0.999);
+
+	if (pl->json) {
+		printf("{\"node\":%d,\"inflight\":%" PRIu32 ",\"max_txns\":%" PRIu64
+		       ",\"max_bytes\":%" PRIu64 ",\"max_inline_txns\":%" PRIu64
+		       ",\"max_inline_bytes\":%" PRIu64 ",\"return_non_full\":%s"
+		       ",\"requests\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"errors\":%" PRIu64
+		       ",\"unanswered\":%" PRIu64 ",\"disconnected\":%s,\"duration_s\":%.3f"
+		       ",\"requests_per_s\":%.1f,\"proofs_per_answer\":%.2f,\"max_proofs\":%" PRIu64
+		       ",\"inline_per_answer\":%.2f,\"empty\":%" PRIu64
+		       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32 ",\"p999\":%" PRIu32
+		       ",\"samples\":%" PRIu64 "}}\n",
+		       pl->node, pl->inflight_max, pl->lim.max_txns, pl->lim.max_bytes,
+		       pl->lim.max_inline_txns, pl->lim.max_inline_bytes,
+		       pl->lim.return_non_full ? "true" : "false", pl->requests, pl->ok, pl->errors,
+		       pl->unanswered, pl->lost ? "true" : "false", secs, rps,
+		       (double)pl->proofs / per, pl->max_proofs, (double)pl->inline_batches / per,
+		       pl->empty, p50, p99, p999, pl->lat.seen);
+		return;
+	}
+	printf("requests=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64 " unanswered=%" PRIu64
+	       " disconnected=%d\n",
+	       pl->requests, pl->ok, pl->errors, pl->unanswered, pl->lost ? 1 : 0);
+	printf("proofs/answer=%.2f max_proofs=%" PRIu64 " inline/answer=%.2f empty=%" PRIu64 "\n",
+	       (double)pl->proofs / per, pl->max_proofs, (double)pl->inline_batches / per,
+	       pl->empty);
+	printf("duration_s=%.3f requests/s=%.1f latency_us p50=%" PRIu32 " p99=%" PRIu32
+	       " p999=%" PRIu32 "\n",
+	       secs, rps, p50, p99, p999);
+}
+
+static int
+qsb_payload_main(int argc, char **argv)
+{
+	struct qsb_payload *pl;
+	struct sigaction sa;
+	uint32_t n_slots = 64;
+	uint64_t start_us, end_us;
+	int status = QSB_EXIT_FAIL;
+	int rc;
+
+	pl = calloc(1, sizeof(*pl));
+	if (!pl) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		return QSB_EXIT_FAIL;
+	}
+	rc = qsb_payload_parse(argc, argv, pl);
+	if (rc) {
+		status = rc < 0 ? 0 : rc;
+		goto out;
+	}
+	while (n_slots < 2 * pl->inflight_max)
+		n_slots *= 2;
+	pl->mask = n_slots - 1;
+	pl->sent_us = calloc(n_slots, sizeof(*pl->sent_us));
+	pl->ids = calloc(n_slots, sizeof(*pl->ids));
+	if (!pl->sent_us || !pl->ids) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		goto out;
+	}
+	status = QSB_EXIT_USAGE;
+	if (qsb_load_config(pl->dir, pl->node, &pl->cfg))
+		goto out;
+	if ((size_t)pl->node >= pl->cfg->n_validators || !pl->cfg->rpc_socket ||
+	    !pl->cfg->rpc_socket[0]) {
+		qsb_usage_error(qsb_payload_usage, "-n: v%d of %s has no RPC socket", pl->node,
+		                pl->cfg->path);
+		goto out;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = qsb_submit_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	rc = qsb_payload_connect(pl);
+	if (rc) {
+		status = rc;
+		goto out;
+	}
+	start_us = qs_clock_mono_us();
+	pl->tick_us = start_us;
+	pl->lat.rng = start_us;
+	qsb_payload_loop(pl, start_us + pl->duration_s * 1000000);
+	end_us = qs_clock_mono_us();
+	pl->unanswered = pl->inflight;
+	qsb_lat_sort(&pl->lat);
+	qsb_payload_summary(pl, (double)(end_us - start_us) / 1e6);
+	status = pl->lost || pl->errors || !pl->ok ? QSB_EXIT_FAIL : 0;
+out:
+	qs_client_close(pl->client);
+	qs_config_free(pl->cfg);
+	free(pl->sent_us);
+	free(pl->ids);
+	free(pl->lat.all);
+	free(pl);
 	return status;
 }
 
@@ -3348,12 +4868,16 @@ out:
 static void
 qsb_usage(FILE *f)
 {
-	fprintf(f, "usage: qsbench [-hV] COMMAND [OPTIONS]\n\n"
-	           "  run     drive a qsd node as validators over the peer protocol\n"
-	           "  submit  drive a qsd node as its consensus process over the RPC socket\n"
-	           "  verify  fetch the batches a run or submit recorded and check every byte\n\n"
-	           "'qsbench COMMAND -h' lists a command's options. Exit status: 0 success,\n"
-	           "1 bad signature, protocol error or failed check, 2 usage or config error.\n");
+	fprintf(f,
+	        "usage: qsbench [-hV] COMMAND [OPTIONS]\n\n"
+	        "  run     drive a qsd node as validators over the peer protocol\n"
+	        "  submit  drive a qsd node as its consensus process over the RPC socket\n"
+	        "  consensus  submit, and propose, execute and commit blocks as consensus does\n"
+	        "  proofs  fill a node's proof queue: batches and proofs of store as validators\n"
+	        "  payload GetPayload as fast as one client can, with its latency\n"
+	        "  verify  fetch the batches a run or submit recorded and check every byte\n\n"
+	        "'qsbench COMMAND -h' lists a command's options. Exit status: 0 success,\n"
+	        "1 bad signature, protocol error or failed check, 2 usage or config error.\n");
 }
 
 int
@@ -3377,10 +4901,19 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0) {
 		qsb_cmd = "qsbench run";
-		status = qsb_run_main(argc - 1, argv + 1);
+		status = qsb_run_main(argc - 1, argv + 1, false);
+	} else if (strcmp(argv[1], "proofs") == 0) {
+		qsb_cmd = "qsbench proofs";
+		status = qsb_run_main(argc - 1, argv + 1, true);
 	} else if (strcmp(argv[1], "submit") == 0) {
 		qsb_cmd = "qsbench submit";
-		status = qsb_submit_main(argc - 1, argv + 1);
+		status = qsb_submit_main(argc - 1, argv + 1, false);
+	} else if (strcmp(argv[1], "consensus") == 0) {
+		qsb_cmd = "qsbench consensus";
+		status = qsb_submit_main(argc - 1, argv + 1, true);
+	} else if (strcmp(argv[1], "payload") == 0) {
+		qsb_cmd = "qsbench payload";
+		status = qsb_payload_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "verify") == 0) {
 		qsb_cmd = "qsbench verify";
 		status = qsb_verify_main(argc - 1, argv + 1);
