@@ -2,8 +2,9 @@
  * SubmitBatch and GetStatus seen from a consensus process: a real qsd, the
  * only validator of a 1-validator cluster written by tools/mkcluster 1 (its
  * own signature alone is a quorum, so every batch it stores becomes a proof
- * of store at once), driven over its RPC socket with the client library
- * (client/qsclient.h).
+ * of store at once, served by GetPayload), driven over its RPC socket with
+ * the client library (client/qsclient.h). tests/check_serve.c tests the
+ * serving requests in depth.
  *
  * One qsd (the "shared" node) runs for the whole file, started in main()
  * before the tests fork; the tests that need another config (allowed_uids)
@@ -17,35 +18,23 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client/qsclient.h"
 #include "core/codec.h"
 #include "core/error.h"
+#include "tests/lib/node.h"
 #include "tests/lib/tmpdir.h"
 
-#define IO_TIMEOUT_MS    30000 /* one answer from qsd; sanitized builds are slow */
-#define START_TIMEOUT_MS 60000 /* qsd's metrics endpoint to answer */
-#define STOP_TIMEOUT_MS  20000 /* qsd to exit after SIGTERM */
-#define TEST_TIMEOUT_S   120   /* the restart test starts qsd three times */
-#define HTTP_MAX_BYTES   (8u << 20)
+#define IO_TIMEOUT_MS  30000 /* one answer from qsd; sanitized builds are slow */
+#define TEST_TIMEOUT_S 120   /* the restart test starts qsd three times */
 
 /* Written into every node's config; the cases are sized against them. */
 #define LIM_BATCH_TXNS  16
@@ -62,63 +51,12 @@
 #define SUB_OK  "qsd_batches_submitted_total{result=\"ok\"}"
 #define SUB_REF "qsd_batches_submitted_total{result=\"refused\"}"
 
-/* One qsd: its cluster directory (mkcluster 1), ports and process. */
-struct node {
-	char dir[400]; /* the cluster: dir/v0/{qsd.yaml,rpc.sock,data,keys} */
-	char cfg[460];
-	char sock[460];
-	char log[460];
-	int port;         /* peers */
-	int metrics_port; /* port + 100 */
-	pid_t pid;
-};
-
 /* Set up in main() before any test forks, read-only afterwards. */
 static struct {
 	char build[256];
 	char dir[256];
-	struct node shared;
+	struct qs_test_node shared;
 } cl;
-
-/* ------------------------------------------------------------------------
- * Small helpers.
- */
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t
-rand64(void)
-{
-	uint64_t v = 0;
-
-	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-		v = wall_us() ^ ((uint64_t)getpid() << 32);
-	return v;
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static uint64_t
 mix64(uint64_t z)
@@ -130,336 +68,48 @@ mix64(uint64_t z)
 	return z ^ (z >> 31);
 }
 
-/* ------------------------------------------------------------------------
- * HTTP: /metrics of a node, over a plain socket.
- */
-
-/* GET `path` from 127.0.0.1:port. Returns 0 with the status code and the
- * body (malloc'ed, NUL-terminated), or -1 when there is no answer. */
-static int
-http_get(int port, const char *path, int *status, char **body)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	struct timeval tv = {5, 0};
-	char req[256], *buf = NULL, *sep;
-	size_t len = 0, cap = 0;
-	int fd, n, rc = -1;
-
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		goto out;
-	n = snprintf(req, sizeof(req),
-	             "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-	if (write(fd, req, (size_t)n) != n)
-		goto out;
-	for (;;) {
-		ssize_t r;
-
-		if (cap - len < 4096) {
-			char *p;
-
-			if (cap >= HTTP_MAX_BYTES)
-				goto out;
-			cap = cap ? 2 * cap : 16384;
-			p = realloc(buf, cap + 1);
-			if (!p)
-				goto out;
-			buf = p;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r == 0)
-			break;
-		if (r < 0)
-			goto out;
-		len += (size_t)r;
-	}
-	if (!buf)
-		goto out;
-	buf[len] = '\0';
-	sep = strstr(buf, "\r\n\r\n");
-	if (!sep || sscanf(buf, "HTTP/1.%*d %d", status) != 1)
-		goto out;
-	*body = strdup(sep + 4);
-	if (*body)
-		rc = 0;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-/* The value of `series` (name and labels exactly as exported) on node n. */
-static double
-metric(const struct node *n, const char *series)
-{
-	size_t len = strlen(series);
-	char *body = NULL;
-	const char *p;
-	double v = NAN;
-	int status = 0;
-
-	ck_assert_msg(http_get(n->metrics_port, "/metrics", &status, &body) == 0,
-	              "no answer from %s's metrics endpoint (did qsd die? see %s)", n->dir, n->log);
-	ck_assert_int_eq(status, 200);
-	for (p = body; p && *p;) {
-		if (strncmp(p, series, len) == 0 && p[len] == ' ') {
-			v = strtod(p + len + 1, NULL);
-			break;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	free(body);
-	ck_assert_msg(!isnan(v), "qsd does not export %s", series);
-	return v;
-}
-
-/* ------------------------------------------------------------------------
- * Nodes: mkcluster 1, start, stop. These return errors rather than assert:
- * main() uses them outside any test.
- */
-
-static int
-run_child(char *const argv[])
-{
-	pid_t pid = fork();
-	int status;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0)
-			dup2(null, STDOUT_FILENO);
-		/* The sanitizer runtime and fault shims are for this binary. */
-		unsetenv("LD_PRELOAD");
-		signal(SIGPIPE, SIG_DFL);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static int
-port_free(int port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
-
-	if (fd < 0)
-		return 0;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return ok;
-}
-
-static void
-dump_log_tail(const char *path)
-{
-	char buf[4000];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (!f)
-		return;
-	if (fseek(f, -(long)(sizeof(buf) - 1), SEEK_END) != 0)
-		rewind(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	fprintf(stderr, "---- tail of %s ----\n%s---- end of qsd log ----\n", path, buf);
-}
-
 /*
- * Write a 1-validator cluster into cl.dir/name on free ports (below the
- * ephemeral range, apart from the shell tests), with the limits the tests
- * expect and `extra` appended to the config.
+ * Write a 1-validator cluster into cl.dir/name with the limits the tests
+ * expect and `extra` appended to the config. Returns an error rather than
+ * asserting: main() uses it outside any test.
  */
 static int
-node_make(struct node *n, const char *name, const char *extra)
+node_make(struct qs_test_node *n, const char *name, const char *extra)
 {
-	char ports[16], qsctl[300];
-	char *mk[] = {"tools/mkcluster", "1", n->dir, ports, NULL};
-	FILE *f;
-	int rc;
+	char text[2048];
 
-	memset(n, 0, sizeof(*n));
-	for (int attempt = 0; attempt < 50 && !n->port; attempt++) {
-		int base = 26200 + (int)(rand64() % 6000);
-
-		if (port_free(base) && port_free(base + 100))
-			n->port = base;
-	}
-	if (!n->port) {
-		fprintf(stderr, "check_submit: no free ports\n");
-		return -1;
-	}
-	n->metrics_port = n->port + 100;
-	snprintf(ports, sizeof(ports), "%d", n->port);
-	snprintf(n->dir, sizeof(n->dir), "%s/%s", cl.dir, name);
-	snprintf(n->cfg, sizeof(n->cfg), "%s/v0/qsd.yaml", n->dir);
-	snprintf(n->sock, sizeof(n->sock), "%s/v0/rpc.sock", n->dir);
-	snprintf(n->log, sizeof(n->log), "%s/qsd.log", n->dir);
-	snprintf(qsctl, sizeof(qsctl), "%s/qsctl", cl.build);
-	setenv("QSCTL", qsctl, 1);
-	rc = run_child(mk);
-	if (rc != 0) {
-		fprintf(stderr, "check_submit: tools/mkcluster failed (%d)\n", rc);
-		return -1;
-	}
-	f = fopen(n->cfg, "a");
-	if (!f)
-		return -1;
-	fprintf(f,
-	        "# added by tests/check_submit.c\n"
-	        "max_batch_lifetime_ms: %d\n"
-	        "limits:\n"
-	        "  batch_max_txns: %d\n"
-	        "  batch_max_bytes: %d\n"
-	        "storage:\n"
-	        "  free_space_watermark_bytes: 0\n"
-	        "  db_write_buffer_bytes: 4MiB\n"
-	        "  db_block_cache_bytes: 4MiB\n"
-	        "  db_max_wal_bytes: 16MiB\n"
-	        "%s",
-	        LIFETIME_MS, LIM_BATCH_TXNS, LIM_BATCH_BYTES, extra ? extra : "");
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* Replace the first occurrence of `from` in node n's config with `to`. */
-static int
-node_edit(const struct node *n, const char *from, const char *to)
-{
-	char buf[16384], out[16600], *at;
-	FILE *f = fopen(n->cfg, "r");
-	size_t len;
-
-	if (!f)
-		return -1;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	at = strstr(buf, from);
-	if (!at || len - strlen(from) + strlen(to) >= sizeof(out))
-		return -1;
-	snprintf(out, sizeof(out), "%.*s%s%s", (int)(at - buf), buf, to, at + strlen(from));
-	f = fopen(n->cfg, "w");
-	if (!f)
-		return -1;
-	fputs(out, f);
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* Start qsd on node n and wait for its metrics endpoint. */
-static int
-node_start(struct node *n)
-{
-	char qsd[300];
-	uint64_t deadline;
-
-	snprintf(qsd, sizeof(qsd), "%s/qsd", cl.build);
-	if (access(qsd, X_OK) != 0) {
-		fprintf(stderr, "check_submit: %s is missing (build it first)\n", qsd);
-		return -1;
-	}
-	n->pid = fork();
-	if (n->pid < 0)
-		return -1;
-	if (n->pid == 0) {
-		int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		/* Never outlive the process that started it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		unsetenv("LD_PRELOAD");
-		signal(SIGPIPE, SIG_DFL);
-		execl(qsd, "qsd", "-c", n->cfg, (char *)NULL);
-		_exit(127);
-	}
-	deadline = now_ms() + START_TIMEOUT_MS;
-	while (now_ms() < deadline) {
-		char *body = NULL;
-		int status = 0, wstatus;
-
-		if (waitpid(n->pid, &wstatus, WNOHANG) == n->pid) {
-			fprintf(stderr, "check_submit: qsd exited at start (status 0x%x)\n",
-			        wstatus);
-			n->pid = 0;
-			dump_log_tail(n->log);
-			return -1;
-		}
-		if (http_get(n->metrics_port, "/metrics", &status, &body) == 0) {
-			free(body);
-			if (status == 200)
-				return 0;
-		}
-		sleep_ms(50);
-	}
-	fprintf(stderr, "check_submit: qsd's metrics endpoint did not answer in %d ms\n",
-	        START_TIMEOUT_MS);
-	dump_log_tail(n->log);
-	return -1;
-}
-
-/* Send `sig` to node n's qsd and reap it. Returns its wait status, or -1 if
- * it did not exit within STOP_TIMEOUT_MS (it is then killed). */
-static int
-node_stop(struct node *n, int sig)
-{
-	uint64_t deadline = now_ms() + STOP_TIMEOUT_MS;
-	int wstatus = 0;
-
-	if (n->pid <= 0)
-		return -1;
-	kill(n->pid, sig);
-	for (;;) {
-		pid_t r = waitpid(n->pid, &wstatus, WNOHANG);
-
-		if (r == n->pid)
-			break;
-		if (now_ms() > deadline) {
-			kill(n->pid, SIGKILL);
-			waitpid(n->pid, &wstatus, 0);
-			n->pid = 0;
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	n->pid = 0;
-	return wstatus;
+	snprintf(text, sizeof(text),
+	         "# added by tests/check_submit.c\n"
+	         "max_batch_lifetime_ms: %d\n"
+	         "limits:\n"
+	         "  batch_max_txns: %d\n"
+	         "  batch_max_bytes: %d\n"
+	         "storage:\n"
+	         "  free_space_watermark_bytes: 0\n"
+	         "  db_write_buffer_bytes: 4MiB\n"
+	         "  db_block_cache_bytes: 4MiB\n"
+	         "  db_max_wal_bytes: 16MiB\n"
+	         "%s",
+	         LIFETIME_MS, LIM_BATCH_TXNS, LIM_BATCH_BYTES, extra ? extra : "");
+	return qs_test_node_make(n, cl.build, cl.dir, name, text);
 }
 
 /* In a test: start a node of its own, or abort the test. */
 static void
-own_node(struct node *n, const char *name, const char *extra)
+own_node(struct qs_test_node *n, const char *name, const char *extra)
 {
 	ck_assert_msg(node_make(n, name, extra) == 0, "cannot write the cluster %s", name);
-	ck_assert_msg(node_start(n) == 0, "qsd did not start for %s", name);
+	ck_assert_msg(qs_test_node_start(n) == 0, "qsd did not start for %s", name);
 }
 
 static void
-expect_clean_exit(struct node *n)
+expect_clean_exit(struct qs_test_node *n)
 {
-	int ws = node_stop(n, SIGTERM);
+	int ws = qs_test_node_stop(n, SIGTERM);
 
-	if (!(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0))
-		dump_log_tail(n->log);
-	ck_assert_msg(ws >= 0, "qsd did not stop within %d ms of SIGTERM", STOP_TIMEOUT_MS);
+	if (!qs_test_exited_ok(ws))
+		qs_test_dump_log(n->log);
+	ck_assert_msg(ws >= 0, "qsd did not stop within %d ms of SIGTERM", QS_TEST_STOP_TIMEOUT_MS);
 	ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
 	              "qsd exited with status 0x%x after SIGTERM", ws);
 }
@@ -494,14 +144,9 @@ payload_make(struct payload *p, uint64_t seed, size_t n)
 }
 
 static struct qs_client *
-connect_to(const struct node *n)
+connect_to(const struct qs_test_node *n)
 {
-	struct qs_client *c = NULL;
-	char err[512] = "";
-	int rc = qs_client_connect(n->sock, "check_submit", IO_TIMEOUT_MS, &c, err, sizeof(err));
-
-	ck_assert_msg(rc == 0, "cannot connect to %s: %s (%s)", n->sock, err, qs_strerror(rc));
-	return c;
+	return qs_test_connect(n, "check_submit", IO_TIMEOUT_MS);
 }
 
 /* A SubmitBatch request for p (borrowed) with an optional key of key_len. */
@@ -538,7 +183,7 @@ check_info(struct qs_client *c, const Quorumstore__V1__Response *resp, const str
 	const Quorumstore__V1__HelloResponse *hello = qs_client_server(c);
 	const Quorumstore__V1__BatchInfo *info;
 	uint8_t digest[QS_DIGEST_BYTES];
-	uint64_t now = wall_us(), bytes = 0;
+	uint64_t now = qs_test_wall_us(), bytes = 0;
 
 	ck_assert_msg(resp->status == STATUS(OK), "SubmitBatch answered %s: %s",
 	              qs_client_status_name(resp->status), resp->message);
@@ -614,8 +259,8 @@ START_TEST(pipelined_submits_are_all_answered_ok_in_request_order)
 {
 	struct qs_client *c = connect_to(&cl.shared);
 	static struct payload p;
-	uint64_t ids[N_PIPELINED], seed = rand64(), last_batch = 0;
-	double formed = metric(&cl.shared, FORMED), ok = metric(&cl.shared, SUB_OK);
+	uint64_t ids[N_PIPELINED], seed = qs_test_rand64(), last_batch = 0;
+	double formed = qs_test_metric(&cl.shared, FORMED), ok = qs_test_metric(&cl.shared, SUB_OK);
 
 	/* Send all, then read all. */
 	for (size_t i = 0; i < N_PIPELINED; i++) {
@@ -647,8 +292,8 @@ START_TEST(pipelined_submits_are_all_answered_ok_in_request_order)
 		qs_client_response_free(resp);
 	}
 	/* One validator: each batch was a proof the moment it was stored. */
-	ck_assert_double_eq(metric(&cl.shared, SUB_OK), ok + N_PIPELINED);
-	ck_assert_double_eq(metric(&cl.shared, FORMED), formed + N_PIPELINED);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, SUB_OK), ok + N_PIPELINED);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, FORMED), formed + N_PIPELINED);
 	qs_client_close(c);
 }
 END_TEST
@@ -659,10 +304,10 @@ START_TEST(idempotency_key_retry_returns_the_same_batch_info_as_duplicate)
 	struct payload p;
 	Quorumstore__V1__Response *first, *again, *other;
 	char key[80];
-	double formed = metric(&cl.shared, FORMED);
+	double formed = qs_test_metric(&cl.shared, FORMED);
 
-	snprintf(key, sizeof(key), "check_submit/%016" PRIx64, rand64());
-	payload_make(&p, rand64(), 3);
+	snprintf(key, sizeof(key), "check_submit/%016" PRIx64, qs_test_rand64());
+	payload_make(&p, qs_test_rand64(), 3);
 	first = submit(c, &p, key);
 	check_info(c, first, &p);
 	ck_assert(!first->submit_batch->duplicate);
@@ -676,7 +321,7 @@ START_TEST(idempotency_key_retry_returns_the_same_batch_info_as_duplicate)
 
 	/* The key stands for the batch stored under it, whatever comes with
 	 * a retry: nothing new is stored. */
-	payload_make(&p, rand64(), 2);
+	payload_make(&p, qs_test_rand64(), 2);
 	other = submit(c, &p, key);
 	ck_assert_int_eq(other->status, STATUS(OK));
 	ck_assert(other->submit_batch->duplicate);
@@ -685,7 +330,7 @@ START_TEST(idempotency_key_retry_returns_the_same_batch_info_as_duplicate)
 	/* Another key is another batch. */
 	key[strlen(key) - 1] ^= 1;
 	ck_assert_uint_gt(submit_ok(c, &p, key), first->submit_batch->info->batch_id);
-	ck_assert_double_eq(metric(&cl.shared, FORMED), formed + 2);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, FORMED), formed + 2);
 	qs_client_response_free(first);
 	qs_client_response_free(again);
 	qs_client_response_free(other);
@@ -702,10 +347,10 @@ START_TEST(pipelined_requests_with_one_key_store_one_batch)
 	Quorumstore__V1__Response *resp[2] = {NULL, NULL};
 	uint64_t ids[2];
 	char key[80];
-	double formed = metric(&cl.shared, FORMED);
+	double formed = qs_test_metric(&cl.shared, FORMED);
 
-	snprintf(key, sizeof(key), "check_submit/pipelined/%016" PRIx64, rand64());
-	payload_make(&p, rand64(), 2);
+	snprintf(key, sizeof(key), "check_submit/pipelined/%016" PRIx64, qs_test_rand64());
+	payload_make(&p, qs_test_rand64(), 2);
 	for (int i = 0; i < 2; i++) {
 		submit_request(&req, &sb, &p, key, strlen(key));
 		ck_assert_int_eq(qs_client_send(c, &req, &ids[i]), 0);
@@ -736,7 +381,7 @@ START_TEST(pipelined_requests_with_one_key_store_one_batch)
 	ck_assert_int_eq(resp[1]->status, STATUS(OK));
 	ck_assert(resp[1]->submit_batch->duplicate);
 	ck_assert(info_eq(resp[0]->submit_batch->info, resp[1]->submit_batch->info));
-	ck_assert_double_eq(metric(&cl.shared, FORMED), formed + 1);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, FORMED), formed + 1);
 	qs_client_response_free(resp[0]);
 	qs_client_response_free(resp[1]);
 	qs_client_close(c);
@@ -770,20 +415,21 @@ START_TEST(invalid_submissions_are_refused_with_invalid_argument)
 	static struct payload p;
 	Quorumstore__V1__Response *resp = NULL;
 	char key[QS_CLIENT_IDEMPOTENCY_KEY_MAX + 2];
-	double ok = metric(&cl.shared, SUB_OK), refused = metric(&cl.shared, SUB_REF);
-	double formed = metric(&cl.shared, FORMED);
+	double ok = qs_test_metric(&cl.shared, SUB_OK),
+	       refused = qs_test_metric(&cl.shared, SUB_REF);
+	double formed = qs_test_metric(&cl.shared, FORMED);
 	uint64_t before, after;
 
 	memset(key, 'k', sizeof(key));
 	key[sizeof(key) - 1] = '\0';
-	payload_make(&p, rand64(), 1);
+	payload_make(&p, qs_test_rand64(), 1);
 	before = submit_ok(c, &p, NULL);
 
-	payload_make(&p, rand64(), 0);
+	payload_make(&p, qs_test_rand64(), 0);
 	expect_invalid(c, &p, NULL, 0, "an empty batch");
-	payload_make(&p, rand64(), LIM_BATCH_TXNS + 1);
+	payload_make(&p, qs_test_rand64(), LIM_BATCH_TXNS + 1);
 	expect_invalid(c, &p, NULL, 0, "one transaction over limits.batch_max_txns");
-	payload_make(&p, rand64(), 1);
+	payload_make(&p, qs_test_rand64(), 1);
 	expect_invalid(c, &p, key, QS_CLIENT_IDEMPOTENCY_KEY_MAX + 1, "a 65-byte idempotency key");
 	/* The client library refuses such a key before sending it. */
 	ck_assert_int_eq(qs_client_submit(c, p.txns, p.n, (const uint8_t *)key,
@@ -791,7 +437,7 @@ START_TEST(invalid_submissions_are_refused_with_invalid_argument)
 	                 -EINVAL);
 	ck_assert_ptr_null(resp);
 	/* 16 transactions of 4097 bytes: within the count, over the bytes. */
-	payload_make(&p, rand64(), LIM_BATCH_TXNS);
+	payload_make(&p, qs_test_rand64(), LIM_BATCH_TXNS);
 	for (size_t i = 0; i < p.n; i++)
 		p.txns[i].len = LIM_BATCH_BYTES / LIM_BATCH_TXNS;
 	p.txns[0].len++;
@@ -802,19 +448,19 @@ START_TEST(invalid_submissions_are_refused_with_invalid_argument)
 			p.txns[i].data = big;
 		expect_invalid(c, &p, NULL, 0, "one byte over limits.batch_max_bytes");
 	}
-	ck_assert_double_eq(metric(&cl.shared, SUB_REF), refused + 4);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, SUB_REF), refused + 4);
 
 	/* The limits themselves are fine: 16 transactions, a 64-byte key. */
-	payload_make(&p, rand64(), LIM_BATCH_TXNS);
+	payload_make(&p, qs_test_rand64(), LIM_BATCH_TXNS);
 	memset(key, '-', sizeof(key));
-	snprintf(key, sizeof(key), "check_submit/%016" PRIx64 "/", rand64());
+	snprintf(key, sizeof(key), "check_submit/%016" PRIx64 "/", qs_test_rand64());
 	key[strlen(key)] = '-';
 	key[QS_CLIENT_IDEMPOTENCY_KEY_MAX] = '\0';
 	after = submit_ok(c, &p, key);
 	ck_assert_uint_eq(strlen(key), QS_CLIENT_IDEMPOTENCY_KEY_MAX);
 	ck_assert_uint_gt(after, before);
-	ck_assert_double_eq(metric(&cl.shared, SUB_OK), ok + 2);
-	ck_assert_double_eq(metric(&cl.shared, FORMED), formed + 2);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, SUB_OK), ok + 2);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, FORMED), formed + 2);
 	/* The connection is still usable after the refusals. */
 	qs_client_response_free(get_status(c));
 	qs_client_close(c);
@@ -831,12 +477,21 @@ START_TEST(get_status_counts_the_proofs_formed_and_nothing_unproven)
 
 	s0 = get_status(c);
 	a = s0->get_status;
-	ck_assert_double_eq(metric(&cl.shared, FORMED), (double)a->proofs_formed);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, FORMED), (double)a->proofs_formed);
 	for (int i = 0; i < n; i++) {
-		payload_make(&p, rand64(), 2);
+		payload_make(&p, qs_test_rand64(), 2);
 		submit_ok(c, &p, NULL);
 	}
+	/* A proof enters the queue once its own write returned: wait for the
+	 * last one. */
 	s1 = get_status(c);
+	for (uint64_t deadline = qs_test_now_ms() + IO_TIMEOUT_MS;
+	     s1->get_status->proof_queue_size < s1->get_status->proofs_formed &&
+	     qs_test_now_ms() < deadline;) {
+		qs_test_sleep_ms(10);
+		qs_client_response_free(s1);
+		s1 = get_status(c);
+	}
 	b = s1->get_status;
 	ck_assert_uint_eq(b->proofs_formed, a->proofs_formed + n);
 	ck_assert_uint_eq(b->batches_submitted, a->batches_submitted + n);
@@ -845,7 +500,7 @@ START_TEST(get_status_counts_the_proofs_formed_and_nothing_unproven)
 	 * came from peers, so nothing was received or answered with a
 	 * signature. */
 	ck_assert_uint_eq(b->batches_persisted, a->batches_persisted + n);
-	ck_assert_double_eq(metric(&cl.shared, "qsd_batches_persisted_total"),
+	ck_assert_double_eq(qs_test_metric(&cl.shared, "qsd_batches_persisted_total"),
 	                    (double)b->batches_persisted);
 	ck_assert_uint_eq(b->batches_received, 0);
 	ck_assert_uint_eq(b->batches_signed, 0);
@@ -860,9 +515,9 @@ START_TEST(get_status_counts_the_proofs_formed_and_nothing_unproven)
 	ck_assert_uint_eq(b->chain_id, qs_client_server(c)->chain_id);
 	ck_assert_uint_le(b->submit_to_proof_p50_us, b->submit_to_proof_p99_us);
 	ck_assert_uint_lt(b->submit_to_proof_p99_us, 10000000);
-	ck_assert_double_eq(metric(&cl.shared, FORMED), (double)b->proofs_formed);
-	ck_assert_double_eq(metric(&cl.shared, "qsd_own_batches_unproven"), 0);
-	ck_assert_double_eq(metric(&cl.shared, "qsd_proof_queue_size"),
+	ck_assert_double_eq(qs_test_metric(&cl.shared, FORMED), (double)b->proofs_formed);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, "qsd_own_batches_unproven"), 0);
+	ck_assert_double_eq(qs_test_metric(&cl.shared, "qsd_proof_queue_size"),
 	                    (double)b->proof_queue_size);
 	qs_client_response_free(s0);
 	qs_client_response_free(s1);
@@ -870,35 +525,72 @@ START_TEST(get_status_counts_the_proofs_formed_and_nothing_unproven)
 }
 END_TEST
 
-START_TEST(get_payload_is_unimplemented_for_now)
+/* Whether a GetPayload answer holds a proof of `info`, which then carries
+ * this node's signature alone. */
+static int
+has_proof_of(const Quorumstore__V1__GetPayloadResponse *gp, const Quorumstore__V1__BatchInfo *info)
+{
+	for (size_t i = 0; i < gp->n_proofs; i++) {
+		const Quorumstore__V1__ProofOfStore *p = gp->proofs[i];
+
+		if (!p->info || !info_eq(p->info, info))
+			continue;
+		ck_assert_uint_eq(p->signer_bitmap.len, 1);
+		ck_assert_uint_eq(p->signer_bitmap.data[0], 1);
+		ck_assert_uint_eq(p->n_signatures, 1);
+		ck_assert_uint_eq(p->signatures[0].len, QS_SIG_BYTES);
+		return 1;
+	}
+	return 0;
+}
+
+START_TEST(get_payload_returns_the_proofs_of_submitted_batches)
 {
 	struct qs_client *c = connect_to(&cl.shared);
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
-	Quorumstore__V1__GetPayloadRequest gp = QUORUMSTORE__V1__GET_PAYLOAD_REQUEST__INIT;
-	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client_payload_limits lim = {
+	    .max_txns = 1000000, .max_bytes = 1u << 30, .return_non_full = true};
+	Quorumstore__V1__Response *sub[3], *resp = NULL;
+	struct payload p;
+	uint64_t deadline = qs_test_now_ms() + IO_TIMEOUT_MS;
+	double served = qs_test_metric(&cl.shared, "qsd_payload_proofs_total");
+	size_t found = 0;
 
-	gp.max_txns = 100;
-	gp.max_bytes = 1 << 20;
-	gp.return_non_full = 1;
-	double before = metric(&cl.shared, "qsd_rpc_errors_total{status=\"unimplemented\"}");
+	for (int i = 0; i < 3; i++) {
+		payload_make(&p, qs_test_rand64(), 2);
+		sub[i] = submit(c, &p, NULL);
+		check_info(c, sub[i], &p);
+	}
+	/* Each proof is written after its batch was acknowledged: poll. */
+	while (found < 3 && qs_test_now_ms() < deadline) {
+		int rc;
 
-	req.body_case = QUORUMSTORE__V1__REQUEST__BODY_GET_PAYLOAD;
-	req.get_payload = &gp;
-	ck_assert_int_eq(qs_client_call(c, &req, IO_TIMEOUT_MS, &resp), 0);
-	ck_assert_msg(resp->status == STATUS(UNIMPLEMENTED), "GetPayload answered %s: %s",
-	              qs_client_status_name(resp->status), resp->message);
-	/* Regression: counted under "other" before the label existed. */
-	ck_assert_double_eq(metric(&cl.shared, "qsd_rpc_errors_total{status=\"unimplemented\"}"),
-	                    before + 1);
+		qs_client_response_free(resp);
+		resp = NULL;
+		rc = qs_client_get_payload(c, &lim, NULL, 0, IO_TIMEOUT_MS, &resp);
+		ck_assert_msg(rc == 0, "GetPayload: %s", qs_strerror(rc));
+		ck_assert_msg(resp->status == STATUS(OK), "GetPayload answered %s: %s",
+		              qs_client_status_name(resp->status), resp->message);
+		ck_assert_int_eq(resp->body_case, BODY(GET_PAYLOAD));
+		ck_assert_uint_eq(resp->get_payload->n_inline_batches, 0);
+		found = 0;
+		for (int i = 0; i < 3; i++)
+			found +=
+			    (size_t)has_proof_of(resp->get_payload, sub[i]->submit_batch->info);
+		if (found < 3)
+			qs_test_sleep_ms(20);
+	}
+	ck_assert_msg(found == 3, "%zu of 3 proofs in GetPayload", found);
+	ck_assert_double_ge(qs_test_metric(&cl.shared, "qsd_payload_proofs_total"), served + 3);
 	qs_client_response_free(resp);
-	qs_client_response_free(get_status(c));
+	for (int i = 0; i < 3; i++)
+		qs_client_response_free(sub[i]);
 	qs_client_close(c);
 }
 END_TEST
 
 START_TEST(client_with_a_uid_not_allowed_is_refused_at_accept)
 {
-	struct node n;
+	struct qs_test_node n;
 	struct qs_client *c = NULL;
 	char from[64], to[64], err[512] = "";
 	unsigned other = getuid() == 4242 ? 4243 : 4242;
@@ -907,23 +599,23 @@ START_TEST(client_with_a_uid_not_allowed_is_refused_at_accept)
 	ck_assert_int_eq(node_make(&n, "uid", NULL), 0);
 	snprintf(from, sizeof(from), "allowed_uids: [%u]", (unsigned)getuid());
 	snprintf(to, sizeof(to), "allowed_uids: [%u]", other);
-	ck_assert_msg(node_edit(&n, from, to) == 0, "no '%s' in %s", from, n.cfg);
-	ck_assert_msg(node_start(&n) == 0, "qsd did not start");
-	ck_assert_double_eq(metric(&n, "qsd_rpc_refused_total{reason=\"uid\"}"), 0);
+	ck_assert_msg(qs_test_node_edit(&n, from, to) == 0, "no '%s' in %s", from, n.cfg);
+	ck_assert_msg(qs_test_node_start(&n) == 0, "qsd did not start");
+	ck_assert_double_eq(qs_test_metric(&n, "qsd_rpc_refused_total{reason=\"uid\"}"), 0);
 
 	rc = qs_client_connect(n.sock, "check_submit", IO_TIMEOUT_MS, &c, err, sizeof(err));
 	ck_assert_msg(rc == -ECONNRESET, "connect as uid %u: %s (%s), want the connection closed",
 	              (unsigned)getuid(), qs_strerror(rc), err);
 	ck_assert_ptr_null(c);
-	ck_assert_double_eq(metric(&n, "qsd_rpc_refused_total{reason=\"uid\"}"), 1);
-	ck_assert_double_eq(metric(&n, "qsd_rpc_requests_total{method=\"hello\"}"), 0);
+	ck_assert_double_eq(qs_test_metric(&n, "qsd_rpc_refused_total{reason=\"uid\"}"), 1);
+	ck_assert_double_eq(qs_test_metric(&n, "qsd_rpc_requests_total{method=\"hello\"}"), 0);
 	expect_clean_exit(&n);
 }
 END_TEST
 
 START_TEST(batch_ids_strictly_increase_across_restarts)
 {
-	struct node n;
+	struct qs_test_node n;
 	struct qs_client *c;
 	struct payload p, p0;
 	Quorumstore__V1__Response *first, *again;
@@ -933,13 +625,13 @@ START_TEST(batch_ids_strictly_increase_across_restarts)
 
 	own_node(&n, "restart", NULL);
 	c = connect_to(&n);
-	snprintf(key, sizeof(key), "check_submit/restart/%016" PRIx64, rand64());
-	payload_make(&p0, rand64(), 2);
+	snprintf(key, sizeof(key), "check_submit/restart/%016" PRIx64, qs_test_rand64());
+	payload_make(&p0, qs_test_rand64(), 2);
 	first = submit(c, &p0, key);
 	check_info(c, first, &p0);
 	max_id = first->submit_batch->info->batch_id;
 	for (int i = 0; i < 5; i++) {
-		payload_make(&p, rand64(), 1);
+		payload_make(&p, qs_test_rand64(), 1);
 		id = submit_ok(c, &p, NULL);
 		ck_assert_uint_gt(id, max_id);
 		max_id = id;
@@ -949,9 +641,9 @@ START_TEST(batch_ids_strictly_increase_across_restarts)
 	/* SIGTERM, start again: the next id is past every earlier one, and
 	 * the idempotency key still stands for its batch. */
 	expect_clean_exit(&n);
-	ck_assert_msg(node_start(&n) == 0, "qsd did not restart after SIGTERM");
+	ck_assert_msg(qs_test_node_start(&n) == 0, "qsd did not restart after SIGTERM");
 	c = connect_to(&n);
-	payload_make(&p, rand64(), 1);
+	payload_make(&p, qs_test_rand64(), 1);
 	id = submit_ok(c, &p, NULL);
 	ck_assert_msg(id > max_id,
 	              "batch_id %" PRIu64 " after a restart, earlier ones up to %" PRIu64, id,
@@ -965,11 +657,11 @@ START_TEST(batch_ids_strictly_increase_across_restarts)
 	qs_client_close(c);
 
 	/* SIGKILL right after an ack: the id went to disk with the batch. */
-	ws = node_stop(&n, SIGKILL);
+	ws = qs_test_node_stop(&n, SIGKILL);
 	ck_assert(ws >= 0 && WIFSIGNALED(ws));
-	ck_assert_msg(node_start(&n) == 0, "qsd did not restart after SIGKILL");
+	ck_assert_msg(qs_test_node_start(&n) == 0, "qsd did not restart after SIGKILL");
 	c = connect_to(&n);
-	payload_make(&p, rand64(), 1);
+	payload_make(&p, qs_test_rand64(), 1);
 	id = submit_ok(c, &p, NULL);
 	ck_assert_msg(id > max_id,
 	              "batch_id %" PRIu64 " after kill -9, earlier ones up to %" PRIu64, id,
@@ -996,7 +688,7 @@ submit_suite(void)
 	tcase_add_test(tc, pipelined_requests_with_one_key_store_one_batch);
 	tcase_add_test(tc, invalid_submissions_are_refused_with_invalid_argument);
 	tcase_add_test(tc, get_status_counts_the_proofs_formed_and_nothing_unproven);
-	tcase_add_test(tc, get_payload_is_unimplemented_for_now);
+	tcase_add_test(tc, get_payload_returns_the_proofs_of_submitted_batches);
 	tcase_add_test(own, client_with_a_uid_not_allowed_is_refused_at_accept);
 	tcase_add_test(own, batch_ids_strictly_increase_across_restarts);
 	return s;
@@ -1005,20 +697,11 @@ submit_suite(void)
 int
 main(int argc, char **argv)
 {
-	const char *b = getenv("B");
-	const char *slash = strrchr(argv[0], '/');
 	SRunner *sr;
 	int failed = 0, ws;
 
 	signal(SIGPIPE, SIG_IGN);
-	/* The build directory: $B, else the one this binary was built into
-	 * (B/tests/check_submit), else build. */
-	if (b && *b)
-		snprintf(cl.build, sizeof(cl.build), "%s", b);
-	else if (slash && slash - argv[0] > 6 && strncmp(slash - 6, "/tests", 6) == 0)
-		snprintf(cl.build, sizeof(cl.build), "%.*s", (int)(slash - 6 - argv[0]), argv[0]);
-	else
-		snprintf(cl.build, sizeof(cl.build), "build");
+	qs_test_build_dir(argv[0], cl.build, sizeof(cl.build));
 	if (access("tools/mkcluster", X_OK) != 0) {
 		fprintf(stderr, "check_submit: run me from the repository root\n");
 		return EXIT_FAILURE;
@@ -1029,7 +712,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "check_submit: mkdtemp %s: %s\n", cl.dir, strerror(errno));
 		return EXIT_FAILURE;
 	}
-	if (node_make(&cl.shared, "shared", NULL) != 0 || node_start(&cl.shared) != 0) {
+	if (node_make(&cl.shared, "shared", NULL) != 0 || qs_test_node_start(&cl.shared) != 0) {
 		failed = 1;
 	} else {
 		sr = srunner_create(submit_suite());
@@ -1039,15 +722,15 @@ main(int argc, char **argv)
 		srunner_free(sr);
 	}
 	if (cl.shared.pid > 0) {
-		ws = node_stop(&cl.shared, SIGTERM);
-		if (!(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
+		ws = qs_test_node_stop(&cl.shared, SIGTERM);
+		if (!qs_test_exited_ok(ws)) {
 			fprintf(stderr, "check_submit: qsd exited with status 0x%x after SIGTERM\n",
 			        ws);
 			failed++;
 		}
 	}
 	if (failed)
-		dump_log_tail(cl.shared.log);
+		qs_test_dump_log(cl.shared.log);
 	if (getenv("QS_TEST_KEEP"))
 		fprintf(stderr, "check_submit: kept %s\n", cl.dir);
 	else
