@@ -453,11 +453,9 @@ pipeline_start(struct qs_daemon *d, char *err, size_t errlen)
  * and the calls of the proof stage get UNAVAILABLE.
  */
 static void
-pipeline_stop(struct qs_daemon *d, int flush)
+pipeline_stop(struct qs_daemon *d)
 {
 	qs_ingest_drain(d->ingest);
-	if (flush && d->base)
-		event_base_loop(d->base, EVLOOP_NONBLOCK);
 	if (d->ingest)
 		qs_ingest_set_peers(d->ingest, NULL);
 	if (d->author)
@@ -503,7 +501,9 @@ on_epoch_restart(evutil_socket_t fd, short what, void *arg)
 
 	if (d->stopping)
 		return;
-	pipeline_stop(d, 1);
+	/* From a loop callback the loop cannot run to flush the peers' answers;
+	 * a peer whose answer is lost times out and sends again. */
+	pipeline_stop(d);
 	d->epoch_cfg = d->next_cfg;
 	d->next_cfg = NULL;
 	d->cfg = d->epoch_cfg;
@@ -623,7 +623,7 @@ static void
 daemon_cleanup(struct qs_daemon *d)
 {
 	qs_http_free(d->http);
-	pipeline_stop(d, 0);
+	pipeline_stop(d);
 	qs_rpc_free(d->rpc);
 	/* Let libevent finish closing what was freed before the base goes. */
 	if (d->base)

@@ -913,10 +913,6 @@ gc_run(struct qs_ingest *in)
 	if (in->gc_writing || !in->writer || storage_refusal(in) || cutoff <= in->gc_cutoff_us ||
 	    qs_index_next_expiration(in->index) > cutoff)
 		return;
-	n = qs_index_expire(in->index, cutoff);
-	qs_cache_expire(in->cache, cutoff);
-	in->gc_cutoff_us = cutoff;
-	qs_metric_add(in->m_gc_batches, 0, n);
 	memset(in->gc_begin, 0, sizeof(in->gc_begin));
 	qs_put_be64(in->gc_end, cutoff + 1);
 	memset(&in->gc_item, 0, sizeof(in->gc_item));
@@ -933,8 +929,17 @@ gc_run(struct qs_ingest *in)
 	in->gc_item.n_extra = 3;
 	in->gc_item.owner = in;
 	in->gc_item.complete = on_gc_written;
+	/* Room first: once the index forgot them, nothing would ask again
+	 * until another batch expires. */
+	if (!qs_writer_has_room(in->writer, qs_write_item_bytes(&in->gc_item)))
+		return;
+	n = qs_index_expire(in->index, cutoff);
+	qs_cache_expire(in->cache, cutoff);
+	in->gc_cutoff_us = cutoff;
+	qs_metric_add(in->m_gc_batches, 0, n);
 	if (qs_writer_submit(in->writer, &in->gc_item) == 0)
 		in->gc_writing = 1;
+
 	qs_log_debug("gc", "cutoff_us=%" PRIu64 " batches=%zu committed_us=%" PRIu64, cutoff, n,
 	             in->committed_us);
 }
@@ -1099,7 +1104,7 @@ recover_keep(void *arg, const struct qs_batch_info *info)
 		in->have_own_batch = 1;
 	}
 	if (qs_index_add_durable(in->index, author, info) == -ENOMEM)
-		return 1;
+		return -ENOMEM; /* never delete a durable batch for want of memory */
 	rc->kept_bytes += info->num_bytes;
 	return 0;
 }

@@ -356,9 +356,20 @@ qs_store_recover(struct qs_store *st, uint64_t now_us, uint32_t chain_id,
 			rc = QS_ECORRUPT;
 			goto out;
 		}
-		if (chain == chain_id && keep(arg, &info) == 0) {
-			stats->kept++;
-			continue;
+		if (chain == chain_id) {
+			int k_rc = keep(arg, &info);
+
+			if (k_rc == 0) {
+				stats->kept++;
+				continue;
+			}
+			if (k_rc < 0) {
+				/* The caller could not take it (out of memory): stop,
+				 * deleting nothing. */
+				snprintf(err, errlen, "recovery stopped: %s", qs_strerror(k_rc));
+				rc = k_rc;
+				goto out;
+			}
 		}
 		rocksdb_writebatch_delete_cf(wb, st->cf[QS_CF_BATCHES], k, klen);
 		rocksdb_writebatch_delete_cf(wb, st->cf[QS_CF_INFOS], k, klen);

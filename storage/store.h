@@ -136,8 +136,9 @@ struct qs_recovery_stats {
  * disk until asked for). Everything that expired at or before now_us is
  * range-deleted from batches, infos and proofs. Each other record is parsed
  * and handed to keep(arg, info); a record of another chain, or for which
- * keep() returns non-zero (another epoch, an author not in the validator
- * set), is deleted. Deletions are written with sync before this returns.
+ * keep() returns a positive value (another epoch, an author not in the
+ * validator set), is deleted. A negative keep() result stops the recovery
+ * with that error and deletes nothing. Deletions are written with sync before this returns.
  * Returns 0; QS_ECORRUPT when a record does not parse (err names its key);
  * or a storage error.
  */
