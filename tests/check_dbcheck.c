@@ -449,6 +449,28 @@ START_TEST(info_that_is_misplaced_or_disagrees_is_a_bad_info)
 }
 END_TEST
 
+START_TEST(empty_proof_value_is_a_committed_marker)
+{
+	struct db d;
+	struct qs_db_check_report rep;
+	struct problems p;
+	struct raw_db r;
+	uint8_t key[QS_STORE_KEY_BYTES];
+
+	db_create(&d);
+	raw_open(&r, d.dir);
+	memcpy(key, d.recs[N_PROOFS].key, sizeof(key));
+	raw_put(&r, QS_CF_PROOFS, key, sizeof(key), "", 0);
+	raw_close(&r);
+	run_check(&d, &rep, &p);
+	ck_assert_uint_eq(rep.committed, 1);
+	ck_assert_uint_eq(rep.proofs, N_PROOFS);
+	ck_assert_uint_eq(rep.bad_proofs, 0);
+	ck_assert_int_eq(p.n, 0);
+	db_destroy(&d);
+}
+END_TEST
+
 START_TEST(garbage_or_misplaced_proof_is_a_bad_proof)
 {
 	struct db d;
@@ -465,8 +487,11 @@ START_TEST(garbage_or_misplaced_proof_is_a_bad_proof)
 	/* Item 0's proof under item 4's key. */
 	raw_put(&r, QS_CF_PROOFS, d.recs[4].key, QS_STORE_KEY_BYTES, d.recs[0].proof,
 	        d.recs[0].proof_len);
-	/* A proof without a BatchInfo. */
+	/* A proof without a BatchInfo (but not empty: an empty value is a
+	 * committed marker). */
 	quorumstore__v1__proof_of_store__init(&empty);
+	empty.signer_bitmap.data = (uint8_t *)"\x01";
+	empty.signer_bitmap.len = 1;
 	n = quorumstore__v1__proof_of_store__pack(&empty, packed);
 	raw_put(&r, QS_CF_PROOFS, d.recs[5].key, QS_STORE_KEY_BYTES, packed, n);
 	raw_close(&r);
@@ -597,6 +622,7 @@ main(void)
 	tcase_add_test(tc, payload_without_info_is_an_orphan);
 	tcase_add_test(tc, info_that_is_misplaced_or_disagrees_is_a_bad_info);
 	tcase_add_test(tc, garbage_or_misplaced_proof_is_a_bad_proof);
+	tcase_add_test(tc, empty_proof_value_is_a_committed_marker);
 	tcase_add_test(tc, newer_schema_version_is_refused);
 	tcase_add_test(tc, what_is_not_a_database_is_refused);
 	tcase_add_test(tc, check_beside_an_open_store_sees_its_wal_and_writes_nothing);
