@@ -124,6 +124,11 @@ check-unit: $(PROGS) $(TESTS) $(SHIMS)
 check-integration: $(PROGS) $(SHIMS)
 	@B=$(B) QS_SAN_RT="$(SAN_RT)" tests/run-integration
 
+# The reliability suite at its full counts (docs/RELIABILITY.md): 200 crash
+# cycles, 60 lying-disk power cuts, 60 fault runs, the hostile peers. An hour.
+check-long: $(PROGS) $(SHIMS)
+	@B=$(B) QS_SAN_RT="$(SAN_RT)" tests/crash/run-long.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@B=$(B) tools/demo
@@ -148,9 +153,57 @@ install: $(PROGS)
 	install -d $(DESTDIR)/etc/qsd
 	install -m 0640 docs/qsd.yaml.example $(DESTDIR)/etc/qsd/qsd.yaml.example
 
+# libFuzzer harnesses (fuzz/), built with clang-14 and ASan + UBSan into
+# build-fuzz/ from the same sources, then run for FUZZ_SECONDS each (or
+# FUZZ_RUNS executions each when set). Any crash, leak or UB fails the run.
+#   make fuzz                        60 s per harness
+#   make fuzz FUZZ_SECONDS=10        short (CI)
+#   make fuzz FUZZ_RUNS=10000000 FUZZ_HARNESSES="peer_frame rpc_request" FUZZ_PARALLEL=2
+FZ             := build-fuzz
+FUZZ_CC        ?= clang-14
+FUZZ_SECONDS   ?= 60
+FUZZ_RUNS      ?=
+FUZZ_PARALLEL  ?= 1
+FUZZ_MAX_LEN   ?=
+FUZZ_HARNESSES ?= peer_frame rpc_request config
+FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS    := $(QS_CPPFLAGS) -std=c11 -pthread -fPIC -O1 -g $(FUZZ_SAN) \
+                  -fsanitize=fuzzer-no-link $(PKG_CFLAGS)
+FUZZ_LIB_O     := $(patsubst %.c,$(FZ)/%.o,$(LIB_SRCS)) $(patsubst $(B)/%.c,$(FZ)/%.o,$(PROTO_C))
+FUZZ_BINS      := $(patsubst %,$(FZ)/fuzz_%,$(FUZZ_HARNESSES))
+
+fuzz:
+	@tools/deps fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@FZ=$(FZ) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) \
+		FUZZ_PARALLEL=$(FUZZ_PARALLEL) FUZZ_MAX_LEN=$(FUZZ_MAX_LEN) fuzz/run $(FUZZ_HARNESSES)
+
+$(FZ)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FZ)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+$(FZ)/libqs.a: $(FUZZ_LIB_O)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FZ)/fuzz_%: $(FZ)/fuzz/fuzz_%.o $(FZ)/libqs.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+-include $(wildcard $(FZ)/*/*.d)
+
 # Static checks (tools/lint); installs what they need (tools/deps lint).
 lint: $(PROGS)
 	@B=$(B) tools/lint
+
+# Benchmarks: the disk, RocksDB alone and qsd in one run (docs/BENCHMARKS.md).
+bench:
+	@tools/deps bench
+	@$(MAKE) --no-print-directory all
+	@B=$(B) bench/run
 
 clean:
 	rm -rf $(B)

@@ -31,9 +31,12 @@
  * and ok, nor a reopen that itself freed a little space. */
 #define QS_RESUME_MARGIN(watermark)                                                                \
 	((watermark) / 8 > (16u << 20) ? (watermark) / 8 : (uint64_t)(16u << 20))
+#define QS_ROCKSDB_GAUGES         5 /* RocksDB properties exported */
 /* Whole SST files below the GC cutoff are dropped at most this often. */
-#define QS_ROCKSDB_GAUGES         5
 #define QS_DROP_FILES_INTERVAL_US (60u * 1000000)
+/* How long a full disk explains a background error (see
+ * check_background_errors()). */
+#define QS_FULL_MEMORY_US         (60u * 1000000)
 #define QS_META_COMMITTED         QS_META_LAST_COMMITTED
 /* Repeated write failures are logged once per this many seconds, with a
  * count of those not logged. */
@@ -140,6 +143,7 @@ struct qs_ingest {
 	int needs_reopen;        /* RocksDB failed with no space: reopen before writing */
 	int reopening;           /* a reopen runs on the reader thread */
 	uint64_t bg_errors_seen; /* rocksdb.background-errors already handled */
+	uint64_t full_seen_us;   /* when the disk was last full or nearly (monotonic) */
 	struct qs_read_item reopen_item;
 	struct qs_cache *cache;
 	/* GC: payloads whose expiration is at or below the cutoff are deleted
@@ -190,8 +194,13 @@ struct qs_ingest {
 static void
 set_state(struct qs_ingest *in, enum qs_storage_state state, const char *reason)
 {
-	if (in->state == state)
+	/* Failed is final: the fail-stop is under way, and a later error (a
+	 * write still queued failing with no space) must not make it look
+	 * degraded, nor let a reopen bring it back. */
+	if (in->state == state || in->state == QS_STORAGE_FAILED)
 		return;
+	if (state == QS_STORAGE_FULL)
+		in->full_seen_us = qs_clock_mono_us();
 	in->state = state;
 	if (in->opt.state_changed)
 		in->opt.state_changed(in->opt.arg, state, reason);
@@ -335,6 +344,8 @@ storage_error(struct qs_ingest *in, int rc, const char *what)
 {
 	char reason[256];
 
+	if (in->state == QS_STORAGE_FAILED)
+		return;
 	if (rc == QS_ENOSPACE) {
 		in->needs_reopen = 1;
 		snprintf(reason, sizeof(reason), "storage full: %s failed with no space", what);
@@ -359,6 +370,8 @@ check_space(struct qs_ingest *in)
 	if (qs_store_free_bytes(in->cfg->data_dir, &free_bytes) != 0)
 		return;
 	in->free_bytes = free_bytes;
+	if (free_bytes < in->cfg->free_space_watermark_bytes + in->cfg->db_write_buffer_bytes)
+		in->full_seen_us = qs_clock_mono_us();
 	if (in->state == QS_STORAGE_OK && free_bytes < in->cfg->free_space_watermark_bytes) {
 		snprintf(reason, sizeof(reason),
 		         "storage full: %" PRIu64 " bytes free, below the watermark of %" PRIu64,
@@ -431,15 +444,23 @@ check_background_errors(struct qs_ingest *in)
 	            in->free_bytes);
 	if (in->state == QS_STORAGE_FAILED)
 		return;
-	/* A flush needs up to a write buffer of room; with less than that over
-	 * the watermark free, or the disk already full, take it for ENOSPC. */
-	storage_error(in,
-	              in->state == QS_STORAGE_FULL ||
-	                      in->free_bytes < in->cfg->free_space_watermark_bytes +
-	                                           in->cfg->db_write_buffer_bytes
-	                  ? QS_ENOSPACE
-	                  : QS_EIO,
-	              "a RocksDB flush or compaction");
+	/*
+	 * The C API gives no message, so the cause is inferred. A flush needs
+	 * up to a write buffer of room, a compaction much more, and RocksDB
+	 * deletes a failed compaction's output at once: the space may be back
+	 * by the time the count is polled (or an operator freed some). So a
+	 * background error within QS_FULL_MEMORY_US of the disk being full or
+	 * nearly full is taken for ENOSPC (a reopen follows once space is back;
+	 * should the cause be something else, the reopen or the next write
+	 * fails and that is a fail-stop); any other is an I/O error.
+	 */
+	storage_error(
+	    in,
+	    in->state == QS_STORAGE_FULL ||
+		    (in->full_seen_us && qs_clock_mono_us() - in->full_seen_us < QS_FULL_MEMORY_US)
+		? QS_ENOSPACE
+		: QS_EIO,
+	    "a RocksDB flush or compaction");
 }
 
 static void
