@@ -18,9 +18,9 @@
 #include "quorumstore/v1/rpc.pb-c.h"
 #include "storage/store.h"
 
-#define QS_META_EPOCH_SET  "epoch_set"
-#define QS_EPOCH_SET_MAX   (256u * 1024) /* bytes of a packed NewEpochRequest */
-#define QS_EPOCH_NAME_MAX  64
+#define QS_META_EPOCH_SET "epoch_set"
+#define QS_EPOCH_SET_MAX  (256u * 1024) /* bytes of a packed NewEpochRequest */
+#define QS_EPOCH_NAME_MAX 64
 
 /*
  * Check `req` as the successor of `cur` (a strictly later epoch; 1 to

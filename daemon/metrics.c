@@ -38,8 +38,8 @@ struct qs_metric {
 	char *label2;      /* a counter's second label, or NULL */
 	char **values2;
 	size_t n_values2;
-	size_t n_series;   /* n_values, or 1 without a label */
-	double *bounds;    /* histogram bucket upper bounds, +Inf excluded */
+	size_t n_series; /* n_values, or 1 without a label */
+	double *bounds;  /* histogram bucket upper bounds, +Inf excluded */
 	size_t n_bounds;
 	/*
 	 * Counters: one cell per series. Histograms: per series, n_bounds + 1

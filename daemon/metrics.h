@@ -85,9 +85,9 @@ struct qs_metric *qs_metrics_counter(struct qs_metrics *reg, const char *name, c
  * qs_metrics_counter() otherwise; both labels are required and distinct.
  */
 struct qs_metric *qs_metrics_counter2(struct qs_metrics *reg, const char *name, const char *help,
-                                      const char *label, const char *const *values,
-                                      size_t n_values, const char *label2,
-                                      const char *const *values2, size_t n_values2);
+                                      const char *label, const char *const *values, size_t n_values,
+                                      const char *label2, const char *const *values2,
+                                      size_t n_values2);
 
 /* Registers a gauge family holding an int64 per series, initially 0. As above. */
 struct qs_metric *qs_metrics_gauge(struct qs_metrics *reg, const char *name, const char *help,

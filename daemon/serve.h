@@ -39,12 +39,12 @@
 #include "net/rpc.h"
 
 /* Most digests in a GetPayload exclude list, and most proofs answered. */
-#define QS_SERVE_MAX_EXCLUDE   65536
-#define QS_SERVE_MAX_PROOFS    10000
-#define QS_SERVE_MAX_LIST      1000 /* entries per ListBatches/ListProofs page */
-#define QS_SERVE_DEFAULT_LIST  100
-#define QS_SERVE_MAX_COMMIT    10000 /* digests in one NotifyCommit */
-#define QS_SERVE_MAX_FETCHES   256   /* distinct batches fetched at once */
+#define QS_SERVE_MAX_EXCLUDE  65536
+#define QS_SERVE_MAX_PROOFS   10000
+#define QS_SERVE_MAX_LIST     1000 /* entries per ListBatches/ListProofs page */
+#define QS_SERVE_DEFAULT_LIST 100
+#define QS_SERVE_MAX_COMMIT   10000 /* digests in one NotifyCommit */
+#define QS_SERVE_MAX_FETCHES  256   /* distinct batches fetched at once */
 
 struct qs_serve;
 

@@ -16,7 +16,7 @@
 struct qs_db_check_report {
 	uint32_t schema_version;
 	uint64_t infos, batches, proofs; /* records in each column family */
-	uint64_t committed; /* committed markers in `proofs` (empty values) */
+	uint64_t committed;              /* committed markers in `proofs` (empty values) */
 	uint64_t payload_bytes;          /* bytes of the stored payload values */
 	/* Payload does not decode or does not hash to its info's digest. */
 	uint64_t bad_payloads;
