@@ -36,9 +36,10 @@ set -euo pipefail
 
 DUR=${QS_HOSTILE_S:-14}
 QSBENCH=$B/qsbench
-HOSTILE="python3 $PWD/tests/lib/hostile_peer.py"
+# Debian's interpreter: another python3 may come first on PATH.
+HOSTILE="/usr/bin/python3 $PWD/tests/lib/hostile_peer.py"
 [ -x "$QSBENCH" ] || fail "$QSBENCH is missing"
-for tool in python3 openssl; do
+for tool in /usr/bin/python3 openssl; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "SKIP: it-hostile-peers: $tool is missing (tests/lib/hostile_peer.py needs it)"
 		exit 0

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Hostile peers for tests/it-hostile-peers.sh, over qsd's real peer port.
 
   hostile_peer.py slowloris HOST PORT CONNS SECONDS
