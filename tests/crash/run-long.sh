@@ -34,7 +34,7 @@ part lying-disk env QS_LD_CYCLES="${QS_LONG_LD_CYCLES:-60}" QS_LD_NEG_CYCLES=5 \
 part faults-at-scale env QS_FAULT_RUNS="${QS_LONG_FAULT_RUNS:-60}" QS_FAULT_SUMMARY="$SUMMARY" \
 	bash tests/it-faults-at-scale.sh
 part hostile-peers env QS_HOSTILE_S="${QS_LONG_HOSTILE_S:-30}" QS_HOSTILE_SUMMARY="$SUMMARY" \
-	bash tests/it-hostile-peers.sh
+	bash tests/crash/hostile-peers.sh
 echo "-- figures ($SUMMARY)"
 cat "$SUMMARY"
 [ -z "$failed" ] || { echo "check-long: failed:$failed"; exit 1; }
