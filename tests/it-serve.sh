@@ -48,8 +48,8 @@ die() {
 	done
 	fail "$@"
 }
-metric() { # NODE SERIES
-	curl -sf -m 5 "$(url "$1")/metrics" | awk -v s="$2" '$1 == s { print $2; exit }'
+metric() { # NODE SERIES: its value, or nothing (a failed scrape is the caller's to report)
+	curl -sf -m 10 "$(url "$1")/metrics" | awk -v s="$2" '$1 == s { print $2; exit }' || true
 }
 until_ok() { # SECONDS CMD...
 	local t=$1 i
@@ -131,6 +131,7 @@ for d in "${missing[@]}"; do
 		die "v3 inlined $d, which it does not hold"
 done
 ok0=$(metric 3 'qsd_batch_fetch_total{source="peer",result="ok"}')
+[ -n "$ok0" ] || die "v3 does not export qsd_batch_fetch_total"
 for d in "${missing[@]}"; do
 	S=$(ctl 3 batch show "$d" -o json) || die "batch show $d on v3 failed"
 	[ "$(jq -r '.source' <<<"$S")" = peer ] || die "first read of $d: $S"
@@ -154,6 +155,7 @@ echo "ok: (b) 3 batches fetched from their signers, stored, served from memory, 
 
 # (c) A batch nobody has.
 miss0=$(metric 3 'qsd_batch_fetch_total{source="peer",result="miss"}')
+[ -n "$miss0" ] || die "v3 does not export qsd_batch_fetch_total"
 nobody=$(printf '%064d' 7)
 t0=$SECONDS
 if out=$(ctl 3 batch show "$nobody" 2>&1); then
