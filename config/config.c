@@ -136,6 +136,12 @@ static const struct qs_option qs_options[] = {
 	  .doc = "User ids allowed to connect, checked with SO_PEERCRED, for example\n"
 		 "[0, 998]. The empty list (the default) allows only the user qsd\n"
 		 "runs as." },
+	{ .name = "rpc.write_stall_timeout_ms", .type = QS_CFG_UINT, .flags = QS_CFG_MS_TO_US,
+	  QS_C(rpc_write_stall_timeout_us), .min = 1000, .max = 600000, .def = "10000",
+	  .reload = QS_RELOAD_RPC,
+	  .doc = "A client with responses waiting, none of which could be written for\n"
+		 "this long (it stopped reading them), is closed as a slow reader.\n"
+		 "A client that reads, however slowly, is not." },
 
 	{ .name = "metrics", .type = QS_CFG_SECTION,
 	  .doc = "Prometheus /metrics and /healthz over HTTP." },

@@ -72,7 +72,8 @@ struct qs_config {
 
 	char *rpc_socket; /* Unix socket path */
 	uid_t allowed_uids[QS_MAX_ALLOWED_UIDS];
-	size_t n_allowed_uids; /* 0: only the uid qsd runs as */
+	size_t n_allowed_uids;               /* 0: only the uid qsd runs as */
+	uint64_t rpc_write_stall_timeout_us; /* default 10 s; 0 (hand-built configs): none */
 
 	char *metrics_listen; /* host:port, default 127.0.0.1:9464 */
 
@@ -153,6 +154,7 @@ enum qs_reload_group {
 	QS_RELOAD_STORAGE = 1 << 5,      /* storage.free_space_watermark_bytes */
 	QS_RELOAD_SERVING = 1 << 6,      /* serving.* */
 	QS_RELOAD_ADDRESSES = 1 << 7,    /* validators[].address */
+	QS_RELOAD_RPC = 1 << 8,          /* rpc.write_stall_timeout_ms */
 };
 
 #define QS_RELOAD_LIST_MAX 1024 /* plan->applied and the restart message */

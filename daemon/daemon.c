@@ -328,7 +328,7 @@ reload(struct qs_daemon *d)
 		qs_log_set_level((int)d->cfg->log_level);
 	if ((plan.groups & (QS_RELOAD_LIMITS | QS_RELOAD_ADDRESSES)) && d->peers)
 		qs_peers_reload(d->peers);
-	if (plan.groups & (QS_RELOAD_LIMITS | QS_RELOAD_ALLOWED_UIDS))
+	if (plan.groups & (QS_RELOAD_LIMITS | QS_RELOAD_ALLOWED_UIDS | QS_RELOAD_RPC))
 		qs_rpc_reload(d->rpc);
 	if ((plan.groups & QS_RELOAD_QUOTAS) && d->ingest)
 		qs_index_set_quotas(qs_ingest_index(d->ingest), &d->cfg->quotas);

@@ -199,6 +199,7 @@ struct qs_rpc {
 	uint64_t next_serial;
 	size_t frame_max;
 	size_t budget;
+	uint64_t stall_us; /* rpc.write_stall_timeout_ms the connections have */
 	uid_t euid;
 	struct qs_metric *m_requests;
 	struct qs_metric *m_errors;
@@ -688,6 +689,13 @@ qs_rpc_conn_event(struct bufferevent *bev, short what, void *arg)
 		qs_rpc_conn_close(c, QS_RPC_WHY_EOF, "the client closed the connection");
 	else if (what & BEV_EVENT_ERROR)
 		qs_rpc_conn_close(c, QS_RPC_WHY_ERROR, "%s", evutil_socket_error_to_string(err));
+	else if (what & BEV_EVENT_TIMEOUT)
+		/* Only the write timeout is set: responses pending, none of
+		 * them written for that long. */
+		qs_rpc_conn_close(c, QS_RPC_WHY_SLOW_READER,
+		                  "no response byte written for %" PRIu64 " ms, %zu unsent",
+		                  c->rpc->stall_us / 1000,
+		                  evbuffer_get_length(bufferevent_get_output(bev)));
 }
 
 /* The Hello deadline, or the flush deadline of a closing connection. */
@@ -701,6 +709,21 @@ qs_rpc_conn_timer(evutil_socket_t fd, short what, void *arg)
 	else
 		qs_rpc_conn_close(c, QS_RPC_WHY_HELLO_TIMEOUT, "no Hello within %d ms",
 		                  QS_RPC_HELLO_TIMEOUT_MS);
+}
+
+/*
+ * Arm the write-stall timeout of `c` (rpc->stall_us, 0: none): libevent's
+ * write timeout runs only while output is pending, restarts at every
+ * successful write, and fires (qs_rpc_conn_event, BEV_EVENT_TIMEOUT) when
+ * none of it could be written for that long. Setting it restarts a running
+ * one.
+ */
+static int
+qs_rpc_conn_set_stall_timeout(struct qs_rpc_conn *c)
+{
+	struct timeval tv = qs_clock_tv_us(c->rpc->stall_us);
+
+	return bufferevent_set_timeouts(c->bev, NULL, c->rpc->stall_us > 0 ? &tv : NULL);
 }
 
 /* ---- accepting ---- */
@@ -782,6 +805,7 @@ qs_rpc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_setwatermark(c->bev, EV_WRITE, QS_RPC_OUTBUF_PAUSE_BYTES / 2, 0);
 	c->timer = evtimer_new(rpc->base, qs_rpc_conn_timer, c);
 	if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0 ||
+	    qs_rpc_conn_set_stall_timeout(c) != 0 ||
 	    bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
 		qs_rpc_conn_close(c, QS_RPC_WHY_ERROR, "%s", strerror(ENOMEM));
 }
@@ -1073,6 +1097,7 @@ qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct 
 	                     ? UINT32_MAX
 	                     : (size_t)cfg->limits.frame_max_bytes;
 	rpc->budget = QS_RPC_DECODE_BUDGET(rpc->frame_max);
+	rpc->stall_us = cfg->rpc_write_stall_timeout_us;
 	rpc->server_version = strdup(info->server_version != NULL ? info->server_version : "");
 	rpc->path = strdup(cfg->rpc_socket);
 	if (rpc->server_version == NULL || rpc->path == NULL)
@@ -1120,20 +1145,31 @@ qs_rpc_reload(struct qs_rpc *rpc)
 {
 	struct qs_rpc_conn *c, *next;
 	size_t revoked = 0;
+	bool stall_changed = rpc->stall_us != rpc->cfg->rpc_write_stall_timeout_us;
 
 	rpc->frame_max = rpc->cfg->limits.frame_max_bytes > UINT32_MAX
 	                     ? UINT32_MAX
 	                     : (size_t)rpc->cfg->limits.frame_max_bytes;
 	rpc->budget = QS_RPC_DECODE_BUDGET(rpc->frame_max);
+	rpc->stall_us = rpc->cfg->rpc_write_stall_timeout_us;
 	for (c = LIST_FIRST(&rpc->conns); c != NULL; c = next) {
 		next = LIST_NEXT(c, link);
-		if (c->dead || qs_rpc_uid_allowed(rpc, c->uid))
+		if (c->dead)
 			continue;
+		if (qs_rpc_uid_allowed(rpc, c->uid)) {
+			/* Unchanged, a stall in progress keeps its start. */
+			if (stall_changed && qs_rpc_conn_set_stall_timeout(c) != 0)
+				qs_rpc_conn_close(c, QS_RPC_WHY_ERROR,
+				                  "cannot set the write-stall timeout");
+			continue;
+		}
 		qs_rpc_conn_close(c, QS_RPC_WHY_UID_REVOKED, "uid no longer in rpc.allowed_uids");
 		revoked++;
 	}
-	qs_log_info("rpc_reloaded", "allowed_uids=%zu frame_max_bytes=%zu revoked=%zu",
-	            rpc->cfg->n_allowed_uids, rpc->frame_max, revoked);
+	qs_log_info("rpc_reloaded",
+	            "allowed_uids=%zu frame_max_bytes=%zu write_stall_timeout_ms=%" PRIu64
+	            " revoked=%zu",
+	            rpc->cfg->n_allowed_uids, rpc->frame_max, rpc->stall_us / 1000, revoked);
 }
 
 void

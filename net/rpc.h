@@ -57,8 +57,14 @@
  * Back pressure. When a connection has more than QS_RPC_OUTBUF_PAUSE_BYTES
  * of responses unsent, the server stops reading its requests until half of
  * that is sent; beyond QS_RPC_OUTBUF_MAX_BYTES the client is not reading and
- * the connection is closed (reason slow_reader). A response larger than
- * QS_RPC_RESPONSE_MAX_BYTES is replaced by RESOURCE_EXHAUSTED.
+ * the connection is closed (reason slow_reader). So is a connection with
+ * responses unsent of which not one byte could be written for
+ * cfg->rpc_write_stall_timeout_us (a client that stopped reading would
+ * otherwise hold its buffer and its slot for ever, paused); every write
+ * that makes progress restarts that clock, so a client that reads slowly
+ * is never closed by it. 0 (only a hand-built config) disables it. A
+ * response larger than QS_RPC_RESPONSE_MAX_BYTES is replaced by
+ * RESOURCE_EXHAUSTED.
  *
  * Metrics (registered in qs_rpc_start()):
  *   qsd_rpc_requests_total{method}            requests received after their
@@ -85,8 +91,10 @@
  *   qsd_rpc_disconnects_total{reason}         connections closed: eof, error,
  *                                             oversized_frame, undecodable,
  *                                             no_hello, hello_invalid,
- *                                             hello_timeout, slow_reader,
- *                                             shutdown, uid_revoked
+ *                                             hello_timeout, slow_reader
+ *                                             (over the buffer limit or
+ *                                             stalled), shutdown,
+ *                                             uid_revoked
  *
  * Threads. Everything runs on the thread of the event_base: every function
  * here, qs_rpc_respond() and qs_rpc_respond_error() included, must be called
@@ -169,7 +177,10 @@ int qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const str
  * for the requests read from now on, and rpc.allowed_uids, which every
  * later connection is checked against. Open connections whose uid is no
  * longer allowed are closed (qsd_rpc_disconnects_total{reason=
- * "uid_revoked"}; their calls are detached as for any close). Logs one line.
+ * "uid_revoked"}; their calls are detached as for any close). When
+ * rpc.write_stall_timeout_ms changed, the others take it, a stall in
+ * progress counted from now.
+ * Logs one line.
  */
 void qs_rpc_reload(struct qs_rpc *rpc);
 

@@ -21,6 +21,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,13 +41,16 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#define CHAIN_ID   7
-#define EPOCH      3
-#define FRAME_MAX  (64 * 1024)
-#define WAIT_MS    5000 /* most any condition may take */
-#define IO_MS      5000 /* client timeouts */
-#define MAX_HELD   (QS_RPC_MAX_OUTSTANDING + 64)
-#define SERVER_VER "9.9.9-test"
+#define CHAIN_ID    7
+#define EPOCH       3
+#define FRAME_MAX   (64 * 1024)
+#define WAIT_MS     5000 /* most any condition may take */
+#define IO_MS       5000 /* client timeouts */
+#define MAX_HELD    (QS_RPC_MAX_OUTSTANDING + 64)
+#define SERVER_VER  "9.9.9-test"
+#define STALL_MS    500          /* rpc.write_stall_timeout_ms of the slow-client tests */
+#define BIG_REASON  (256 * 1024) /* GetStatus answers far over the socket buffers */
+#define SLOW_READER "qsd_rpc_disconnects_total{reason=\"slow_reader\"}"
 
 struct delayed {
 	LIST_ENTRY(delayed) link;
@@ -1112,6 +1116,169 @@ START_TEST(client_connect_without_server_fails)
 }
 END_TEST
 
+/* ---- tests: clients that do not read ---- */
+
+static char big_reason[BIG_REASON + 1];
+
+/* GetStatus answers of BIG_REASON bytes each, with a write-stall timeout of
+ * `stall_ms` (0: none). Before the loop starts: no race. */
+static void
+start_big_status_server(uint64_t stall_ms)
+{
+	memset(big_reason, 'r', BIG_REASON);
+	status_reason = big_reason;
+	cfg.rpc_write_stall_timeout_us = stall_ms * 1000;
+	start_server();
+}
+
+/* A raw connection past Hello. */
+static int
+raw_connect_hello(void)
+{
+	Quorumstore__V1__Response *resp;
+	int fd = raw_connect();
+
+	raw_hello(fd, 1);
+	resp = raw_recv(fd);
+	ck_assert_int_eq(resp->status, QUORUMSTORE__V1__STATUS__STATUS_OK);
+	quorumstore__v1__response__free_unpacked(resp, NULL);
+	return fd;
+}
+
+/* `n` GetStatus requests, ids 100.., in one write. */
+static void
+raw_send_statuses(int fd, int n)
+{
+	Quorumstore__V1__GetStatusRequest gs;
+	Quorumstore__V1__Request req;
+
+	for (int i = 0; i < n; i++) {
+		make_status(&req, &gs);
+		req.request_id = 100 + (uint64_t)i;
+		raw_send(fd, &req);
+	}
+}
+
+/* Read until the server closed `fd` (EOF or reset); fails on the receive
+ * timeout. */
+static void
+raw_drain_to_close(int fd)
+{
+	static uint8_t buf[64 * 1024];
+	ssize_t n;
+
+	do
+		n = recv(fd, buf, sizeof(buf), 0);
+	while (n > 0);
+	ck_assert_msg(n == 0 || errno == ECONNRESET, "expected a close: %s", strerror(errno));
+}
+
+/* raw_read_all() at most `chunk` bytes at a time, `pause_ms` apart. */
+static void
+slow_read_all(int fd, uint8_t *buf, size_t len, size_t chunk, unsigned pause_ms)
+{
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done < chunk ? len - done : chunk;
+
+		raw_read_all(fd, buf + done, n);
+		done += n;
+		usleep(pause_ms * 1000);
+	}
+}
+
+START_TEST(client_that_stops_reading_is_closed_after_the_write_stall_timeout)
+{
+	/* Enough answers to pass the pause mark: qsd stops reading this
+	 * client's requests, so only the timeout can end it. */
+	int n = (int)(QS_RPC_OUTBUF_PAUSE_BYTES / BIG_REASON) + 8;
+	uint64_t t0, elapsed;
+	int fd;
+
+	start_big_status_server(STALL_MS);
+	fd = raw_connect_hello();
+	t0 = now_ms();
+	raw_send_statuses(fd, n);
+	ck_assert(wait_metric(SLOW_READER, 1));
+	elapsed = now_ms() - t0;
+	/* Not before the timeout (libevent's coarse clock may be a tick
+	 * early), and nothing else closed it. */
+	ck_assert_msg(elapsed + 20 >= STALL_MS, "closed after %" PRIu64 " ms", elapsed);
+	ck_assert(wait_metric("qsd_rpc_connections", 0));
+	ck_assert_int_eq(metric("qsd_rpc_disconnects_total{reason=\"error\"}"), 0);
+	raw_drain_to_close(fd);
+	close(fd);
+	/* The server still serves others. */
+	fd = raw_connect_hello();
+	close(fd);
+}
+END_TEST
+
+START_TEST(client_that_reads_slowly_is_not_closed)
+{
+	/* Answers pending for about 1.5 s, three times the timeout, but read
+	 * 64 KiB every 15 ms: the server's writes keep making progress. */
+	const int n = 24;
+	static uint8_t buf[BIG_REASON + 1024];
+	Quorumstore__V1__Response *resp;
+	uint8_t header[4];
+	uint64_t t0;
+	size_t len;
+	int fd;
+
+	start_big_status_server(STALL_MS);
+	fd = raw_connect_hello();
+	t0 = now_ms();
+	raw_send_statuses(fd, n);
+	for (int i = 0; i < n; i++) {
+		slow_read_all(fd, header, sizeof(header), sizeof(header), 0);
+		len = (size_t)header[0] << 24 | (size_t)header[1] << 16 | (size_t)header[2] << 8 |
+		      header[3];
+		ck_assert_uint_le(len, sizeof(buf));
+		slow_read_all(fd, buf, len, 64 * 1024, 15);
+		resp = quorumstore__v1__response__unpack(NULL, len, buf);
+		ck_assert_ptr_nonnull(resp);
+		ck_assert_uint_eq(resp->request_id, 100 + (uint64_t)i);
+		ck_assert_int_eq(resp->body_case, QUORUMSTORE__V1__RESPONSE__BODY_GET_STATUS);
+		ck_assert_uint_eq(strlen(resp->get_status->storage_reason), BIG_REASON);
+		quorumstore__v1__response__free_unpacked(resp, NULL);
+	}
+	ck_assert_uint_ge(now_ms() - t0, 2 * STALL_MS);
+	ck_assert_int_eq(metric(SLOW_READER), 0);
+	ck_assert_int_eq(metric("qsd_rpc_connections"), 1);
+	/* And it goes on being served. */
+	raw_send_statuses(fd, 1);
+	resp = raw_recv(fd);
+	ck_assert_uint_eq(resp->request_id, 100);
+	quorumstore__v1__response__free_unpacked(resp, NULL);
+	close(fd);
+}
+END_TEST
+
+static void
+reload_stall_fn(void *arg)
+{
+	cfg.rpc_write_stall_timeout_us = STALL_MS * 1000;
+	qs_rpc_reload(rpc);
+}
+
+START_TEST(reload_gives_open_connections_the_write_stall_timeout)
+{
+	int fd;
+
+	start_big_status_server(0);
+	fd = raw_connect_hello();
+	raw_send_statuses(fd, 16);
+	usleep(2 * STALL_MS * 1000);
+	ck_assert_int_eq(metric(SLOW_READER), 0);
+	ck_assert_int_eq(metric("qsd_rpc_connections"), 1);
+	run_on_loop(reload_stall_fn, NULL);
+	ck_assert(wait_metric(SLOW_READER, 1));
+	ck_assert(wait_metric("qsd_rpc_connections", 0));
+	raw_drain_to_close(fd);
+	close(fd);
+}
+END_TEST
+
 static Suite *
 rpc_suite(void)
 {
@@ -1122,6 +1289,7 @@ rpc_suite(void)
 	TCase *file = tcase_create("socket_file");
 	TCase *admit = tcase_create("admission");
 	TCase *client = tcase_create("client");
+	TCase *slow = tcase_create("slow_clients");
 
 	tcase_add_checked_fixture(proto, setup, teardown);
 	tcase_set_timeout(proto, 20);
@@ -1169,6 +1337,13 @@ rpc_suite(void)
 	tcase_add_test(client, client_refuses_frame_over_its_limit);
 	tcase_add_test(client, client_connect_without_server_fails);
 	suite_add_tcase(s, client);
+
+	tcase_add_checked_fixture(slow, setup, teardown);
+	tcase_set_timeout(slow, 20);
+	tcase_add_test(slow, client_that_stops_reading_is_closed_after_the_write_stall_timeout);
+	tcase_add_test(slow, client_that_reads_slowly_is_not_closed);
+	tcase_add_test(slow, reload_gives_open_connections_the_write_stall_timeout);
+	suite_add_tcase(s, slow);
 	return s;
 }
 
