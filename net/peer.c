@@ -558,6 +558,7 @@ qs_conn_hello(struct qs_conn *c, const Quorumstore__V1__PeerMessage *msg)
 	const Quorumstore__V1__Hello *h = msg->hello;
 	struct qs_slot *s = &p->slots[c->peer];
 	uint64_t now_us = qs_clock_wall_us();
+	struct timeval stall;
 	int64_t skew_us;
 
 	if (msg->msg_case != QUORUMSTORE__V1__PEER_MESSAGE__MSG_HELLO || h == NULL) {
@@ -584,6 +585,14 @@ qs_conn_hello(struct qs_conn *c, const Quorumstore__V1__PeerMessage *msg)
 		qs_log_notice("peer_epoch_differs", "peer=%s epoch=%" PRIu64 " ours=%" PRIu64,
 		              v->name, h->epoch, p->cfg->epoch);
 	skew_us = (int64_t)(h->now_us > INT64_MAX ? INT64_MAX : h->now_us) - (int64_t)now_us;
+	/* The write stall, for the usable connection this becomes: libevent's
+	 * write timeout runs only while output is pending and restarts on
+	 * every write that makes progress. */
+	stall = qs_clock_tv_ms(QS_PEER_WRITE_STALL_MS);
+	if (bufferevent_set_timeouts(c->bev, NULL, &stall) != 0) {
+		qs_conn_close(c, QS_WHY_HANDSHAKE_ERROR, "cannot arm the write-stall timeout");
+		return;
+	}
 
 	if (s->active != NULL) {
 		qs_log_notice("peer_replaced",
@@ -703,6 +712,11 @@ qs_conn_event(struct bufferevent *bev, short what, void *arg)
 	} else if (what & BEV_EVENT_ERROR) {
 		qs_conn_error_detail(c, detail, sizeof(detail));
 		qs_conn_close(c, QS_WHY_ERROR, "%s", detail);
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		/* Only the write timeout is set, from READY on. */
+		qs_conn_close(c, QS_WHY_SLOW_READER, "no byte written for %d ms, %zu unsent",
+		              QS_PEER_WRITE_STALL_MS,
+		              evbuffer_get_length(bufferevent_get_output(bev)));
 	}
 }
 

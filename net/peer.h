@@ -70,6 +70,7 @@
 #define QS_PEER_BACKOFF_JITTER_PCT   20    /* each delay is +-20% */
 #define QS_PEER_BACKOFF_RESET_MS     10000 /* a connection that lived longer resets it */
 #define QS_PEER_OUTBUF_MAX_BYTES     (64u * 1024 * 1024) /* or 4 frames, if more */
+#define QS_PEER_WRITE_STALL_MS       10000               /* output pending, not one byte written */
 #define QS_PEER_MAX_PENDING          64                  /* inbound connections before Hello */
 #define QS_PEER_LISTEN_BACKLOG       128
 /* Most bytes protobuf-c may allocate to decode one frame of `frame` bytes. */
@@ -129,6 +130,14 @@ int qs_peers_start(struct event_base *base, const struct qs_config *cfg, int sel
  * max(QS_PEER_OUTBUF_MAX_BYTES, 4 frames) the peer is not reading: the
  * connection is closed as a slow reader (on_state(peer, 0) is called before
  * this returns) and -ENOTCONN is returned.
+ *
+ * A peer that stops reading with less than that queued (it also stopped
+ * sending, so nothing makes the buffer grow) is found by the write-stall
+ * timeout instead: a usable connection with bytes to send of which not one
+ * could be written for QS_PEER_WRITE_STALL_MS is closed as a slow reader too,
+ * from the loop (on_state(peer, 0)), so that it does not hold its buffer for
+ * ever. Every write that makes progress restarts that clock: a peer that
+ * reads slowly is bounded by the size alone.
  */
 int qs_peers_send(struct qs_peers *p, int peer, const Quorumstore__V1__PeerMessage *msg);
 

@@ -1004,6 +1004,57 @@ START_TEST(slow_reader_is_closed)
 }
 END_TEST
 
+/* The peer stops reading with far less than the size bound queued and sends
+ * nothing that would make the buffer grow: only the write stall finds it.
+ * Idle connections (nothing to send) are never closed by it, and a write
+ * that makes progress restarts its clock. */
+START_TEST(stalled_reader_is_closed_after_the_write_stall)
+{
+	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	const char *slow = "qsd_peer_disconnects_total{reason=\"slow_reader\"}";
+	char *detail = malloc(60000);
+	uint64_t t0;
+
+	memset(detail, 'x', 59999);
+	detail[59999] = '\0';
+	nack.detail = detail;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK;
+	m.batch_nack = &nack;
+	for (int i = 0; i < N; i++)
+		start_node_limit(i, 65536);
+	wait_connected(0, 1);
+	wait_connected(0, 2);
+	wait_connected(1, 2);
+	qs_peers_set_reading(nodes[1].peers, 0);
+	/* 30 MB: more than the kernel buffers take, under half the bound. */
+	for (int k = 0; k < 500; k++)
+		ck_assert_int_eq(qs_peers_send(nodes[0].peers, 1, &m), 0);
+	run_for(QS_PEER_WRITE_STALL_MS * 7 / 10);
+	ck_assert_int_eq(metric(0, slow), 0);
+	/* 100 frames read, then nothing again: the clock starts over. */
+	nodes[1].pause_after = nodes[1].n_msgs + 100;
+	qs_peers_set_reading(nodes[1].peers, 1);
+	ck_assert(wait_msgs(1, nodes[1].pause_after));
+	t0 = now_ms();
+	run_for(QS_PEER_WRITE_STALL_MS * 7 / 10);
+	ck_assert_int_eq(metric(0, slow), 0);
+	ck_assert_int_eq(nodes[0].downs[1], 0);
+	ck_assert(wait_metric(0, slow, 1));
+	ck_assert_uint_ge(now_ms() - t0, QS_PEER_WRITE_STALL_MS - 500);
+	ck_assert_int_eq(nodes[0].downs[1], 1);
+	ck_assert_int_eq(qs_peers_connected(nodes[0].peers, 1), 0);
+	/* Idle all along (more than the stall): nobody else was closed. */
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(metric(i, slow), i == 0 ? 1 : 0);
+	ck_assert_int_eq(nodes[0].downs[2], 0);
+	ck_assert_int_eq(nodes[1].downs[2], 0);
+	ck_assert_int_eq(nodes[2].downs[0], 0);
+	ck_assert_int_eq(nodes[2].downs[1], 0);
+	free(detail);
+}
+END_TEST
+
 START_TEST(silent_connection_times_out)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
@@ -1078,6 +1129,7 @@ peer_suite(void)
 	TCase *tls = tcase_create("tls");
 	TCase *frames = tcase_create("frames");
 	TCase *life = tcase_create("lifecycle");
+	TCase *stall = tcase_create("stall");
 
 	tcase_add_checked_fixture(conn, setup, teardown);
 	tcase_set_timeout(conn, 30);
@@ -1116,9 +1168,15 @@ peer_suite(void)
 	tcase_add_test(life, protocol_violation_close_is_counted_and_redialed);
 	tcase_add_test(life, handler_may_close_its_own_connection);
 	tcase_add_test(life, slow_reader_is_closed);
+	tcase_add_test(stall, stalled_reader_is_closed_after_the_write_stall);
 	tcase_add_test(life, start_refuses_keys_of_another_validator);
 	tcase_add_test(life, start_reports_address_in_use);
 	suite_add_tcase(s, life);
+
+	/* Waits out the write stall (QS_PEER_WRITE_STALL_MS) one and a half times. */
+	tcase_add_checked_fixture(stall, setup, teardown);
+	tcase_set_timeout(stall, 60);
+	suite_add_tcase(s, stall);
 	return s;
 }
 

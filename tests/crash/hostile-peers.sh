@@ -12,8 +12,12 @@
 #              qsd_tls_handshake_failures_total{reason="unknown_key"}
 #   noread     v7 completes TLS and Hello, then asks for 64 KiB batches
 #              (BatchRequest, over and over) and never reads an answer:
-#              qsd_peer_disconnects_total{reason="slow_reader"} once 64 MiB
-#              of answers wait
+#              closed by the size bound once 64 MiB of answers wait,
+#              qsd_peer_disconnects_total{reason="slow_reader"}
+#   stalled    v4 does the same for 200 batches (12.8 MB of answers, far
+#              under the bound) and then sends nothing more and still reads
+#              nothing: closed by the write stall (no byte written for
+#              QS_PEER_WRITE_STALL_MS, 10 s), slow_reader again
 #   flood      v6 sends 64 KiB batches at full rate past its disk quota
 #              (quotas.author_disk_bytes 96 MiB here):
 #              qsd_batches_rejected_total{reason="OVER_QUOTA"}
@@ -24,17 +28,24 @@
 #              expiration, which the digest does not cover: stored again and
 #              signed, qsd_batches_received_total), then the same ids with
 #              other payloads: qsd_batches_rejected_total{reason="EQUIVOCATION"}
+# The two peers that never read run after the others, alone (see below).
 # Pass: each case moved its metric, v0's VmRSS (sampled every 200 ms) stayed
 # under its start + the memory quotas configured below + 64 MiB of margin,
 # and v0 still serves. v5's acks/s with and without the attack are
 # reported (not asserted: they share two cores with everything else).
 #
-# Environment: B, QS_HOSTILE_S, QS_HOSTILE_SUMMARY (a file: one line of
-# figures is appended), QS_KEEP_TMP.
+# Environment: B, QS_HOSTILE_S (at least 11: the slowloris connections must
+# outlive the 10 s handshake timeout), QS_HOSTILE_BENCH_S (v5's runs, default
+# 8), QS_HOSTILE_SUMMARY (a file: one line of figures is appended),
+# QS_KEEP_TMP.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
 DUR=${QS_HOSTILE_S:-14}
+BENCH_S=${QS_HOSTILE_BENCH_S:-8}
+# The peers that never read: the stalled one must outlive the write stall
+# (10 s) with a margin before it reads again.
+NOREAD_S=$((DUR > 14 ? DUR : 14))
 QSBENCH=$B/qsbench
 # Debian's interpreter: another python3 may come first on PATH.
 HOSTILE="/usr/bin/python3 $PWD/tests/lib/hostile_peer.py"
@@ -120,12 +131,12 @@ V0=${pid[0]}
 RSS0=$(rss_kib "$V0")
 
 bench_v5() { # OUT
-	"$QSBENCH" run -d "$C" -n 0 -p 5 -s 4096 -t 4 -r 400 -D 8 -g 2 -q -j -B "$(date +%s%6N)" >"$1" 2>"$1.err"
+	"$QSBENCH" run -d "$C" -n 0 -p 5 -s 4096 -t 4 -r 400 -D "$BENCH_S" -g 2 -q -j -B "$(date +%s%6N)" >"$1" 2>"$1.err"
 }
 
 # v0's consensus submits 16 KiB batches at 50/s throughout: they become
 # proofs (v1..v3 sign) and are broadcast to every connected peer.
-"$QSBENCH" submit -d "$C" -n 0 -s 16384 -t 8 -r 50 -D $((DUR + 30)) -g 2 -q -j \
+"$QSBENCH" submit -d "$C" -n 0 -s 16384 -t 8 -r 50 -D $((DUR + NOREAD_S + 2 * BENCH_S + 30)) -g 2 -q -j \
 	>"$T/submit.json" 2>"$T/submit.err" &
 SUB=$!
 QS_PIDS+=("$SUB")
@@ -177,19 +188,26 @@ done
 wait "$H1" "$H2" "$H4" "$H5" "$H6" 2>/dev/null || true
 r=$(rss_kib "$V0")
 [ "$r" -le "$peak" ] || peak=$r
-# The peer that never reads runs alone: while the flood fills the writer
-# queue, qsd stops reading from every peer (back pressure), so its requests
-# would not even be read.
-$HOSTILE noread 127.0.0.1 "$base" "$C/v7" 1 1 "$DUR" "$T/v8.rec" >"$T/noread.json" 2>"$T/noread.err" &
+# The peers that never read run alone: while the flood fills the writer
+# queue, qsd stops reading from every peer (back pressure), so their requests
+# would not even be read. They ask for v8's batches, which v0 stores.
+$HOSTILE noread 127.0.0.1 "$base" "$C/v7" 1 1 "$NOREAD_S" "$T/v8.rec" >"$T/noread.json" 2>"$T/noread.err" &
 H3=$!
-QS_PIDS+=("$H3")
-while kill -0 "$H3" 2>/dev/null; do
+$HOSTILE noread 127.0.0.1 "$base" "$C/v4" 1 1 "$NOREAD_S" "$T/v8.rec" 200 \
+	>"$T/stalled.json" 2>"$T/stalled.err" &
+H7=$!
+QS_PIDS+=("$H3" "$H7")
+while kill -0 "$H3" 2>/dev/null || kill -0 "$H7" 2>/dev/null; do
 	r=$(rss_kib "$V0")
 	[ "$r" -le "$peak" ] || peak=$r
 	kill -0 "$V0" 2>/dev/null || fail "v0 died under the attack: $(tail -5 "$T/v0.log")"
 	sleep 0.2
 done
-wait "$H3" 2>/dev/null || true
+wait "$H3" "$H7" 2>/dev/null || true
+# Which bound closed each: the size when sending, the stall in the loop.
+closed_v7=$(grep -c 'peer_closed peer=v7 .*reason=slow_reader detail="[0-9]* bytes unsent, limit' "$T/v0.log" || true)
+closed_v4=$(grep -c 'peer_closed peer=v4 .*reason=slow_reader detail="no byte written for' "$T/v0.log" || true)
+served=$(metric 'qsd_batch_requests_total{result="served"}')
 
 d_timeout=$(($(metric 'qsd_tls_handshake_failures_total{reason="timeout"}') - M0[timeout]))
 d_unknown=$(($(metric 'qsd_tls_handshake_failures_total{reason="unknown_key"}') - M0[unknown]))
@@ -201,7 +219,10 @@ d_proofs=$(($(proofs_refused) - M0[proofs]))
 
 echo "slowloris: $(cat "$T/slowloris.json"); qsd_tls_handshake_failures_total{reason=\"timeout\"} +$d_timeout"
 echo "unknown keys: $(cat "$T/unknown.json"); qsd_tls_handshake_failures_total{reason=\"unknown_key\"} +$d_unknown"
-echo "never reads: $(cat "$T/noread.json"); qsd_peer_disconnects_total{reason=\"slow_reader\"} +$d_slow"
+echo "never reads: $(cat "$T/noread.json"), closed by the size bound: $closed_v7;" \
+	"stalled: $(cat "$T/stalled.json"), closed by the write stall: $closed_v4;" \
+	"qsd_peer_disconnects_total{reason=\"slow_reader\"} +$d_slow;" \
+	"qsd_batch_requests_total{result=\"served\"} $served"
 echo "flood: nacks $(jq -c .nacks "$T/flood.json" 2>/dev/null); qsd_batches_rejected_total{reason=\"OVER_QUOTA\"} +$d_quota"
 echo "replay: $(cat "$T/replay.json"); WRONG_AUTHOR +$d_author, qsd_proofs_received_total{result!=\"ok\"} +$d_proofs"
 echo "replayed batches: v8 acked $(jq .acked "$T/v8b.json" 2>/dev/null) of 100 again;" \
@@ -225,7 +246,13 @@ check() { # CONDITION-TEXT VALUE MIN
 }
 check 'slowloris not counted as handshake timeouts' "$d_timeout" 50
 check 'unknown-key handshakes not counted' "$d_unknown" 1000
-check 'the peer that never reads was not closed as a slow reader' "$d_slow" 1
+check 'the peers that never read were not closed as slow readers' "$d_slow" 2
+check 'the peer that never reads was not closed by the 64 MiB bound' "$closed_v7" 1
+check 'the stalled peer was not closed by the write stall' "$closed_v4" 1
+for f in noread stalled; do
+	[ "$(jq .closed_by_qsd "$T/$f.json" 2>/dev/null)" = true ] ||
+		{ echo "FAIL: $f: the peer did not see its connection closed" >&2; bad=1; }
+done
 check 'the flood past its quota got no OVER_QUOTA' "$d_quota" 1
 check 'the replayed batch ids with other payloads got no EQUIVOCATION' "$d_equiv" 100
 check 'the replayed batches were not counted as received' "$d_replayed" 100
@@ -241,7 +268,8 @@ if [ "$peak" -gt "$limit_kib" ]; then
 	bad=1
 fi
 "$QSCTL" -s "$C/v0/rpc.sock" status >/dev/null || { echo "FAIL: v0 does not answer after the attack" >&2; bad=1; }
-line="hostile: slowloris_timeouts=$d_timeout unknown_key=$d_unknown slow_reader=$d_slow over_quota=$d_quota"
+line="hostile: slowloris_timeouts=$d_timeout unknown_key=$d_unknown slow_reader=$d_slow"
+line+=" slow_reader_size=$closed_v7 slow_reader_stall=$closed_v4 over_quota=$d_quota"
 line+=" wrong_author=$d_author proofs_refused=$d_proofs replayed_received=$d_replayed equivocation=$d_equiv"
 line+=" acks_per_s_clean=$clean acks_per_s_hostile=$hostile p99_us_clean=$p99_clean"
 line+=" p99_us_hostile=$p99_hostile rss_start_mib=$((RSS0 / 1024))"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Hostile peers for tests/it-hostile-peers.sh, over qsd's real peer port.
+"""Hostile peers for tests/crash/hostile-peers.sh, over qsd's real peer port.
 
   hostile_peer.py slowloris HOST PORT CONNS SECONDS
       CONNS TCP connections that each send one byte of a TLS ClientHello per
@@ -7,11 +7,13 @@
   hostile_peer.py unknown HOST PORT COUNT WORKDIR
       COUNT TLS 1.3 handshakes with Ed25519 keys no validator has (8 keys made
       in WORKDIR, used in turn); prints how many qsd refused.
-  hostile_peer.py noread HOST PORT NODE_DIR CHAIN EPOCH SECONDS RECORD
+  hostile_peer.py noread HOST PORT NODE_DIR CHAIN EPOCH SECONDS RECORD [MAX]
       a valid peer (the validator of NODE_DIR, a mkcluster node directory):
       TLS, Hello, then BatchRequests for the digests of RECORD (a qsbench
-      record file), over and over for SECONDS, and it never reads an answer;
-      prints how many it sent and whether qsd closed it.
+      record file), over and over for SECONDS (at most MAX of them, then it
+      stays silent until SECONDS), and it never reads an answer before
+      SECONDS; then it reads until the end of the stream to see whether qsd
+      closed it. Prints how many it sent and whether qsd closed it.
   hostile_peer.py replay HOST PORT NODE_DIR CHAIN EPOCH SECONDS
       a valid peer that records the BatchMsg and ProofMsg frames qsd sends it
       for SECONDS / 2, then sends every one of them back, twice; prints the
@@ -94,13 +96,20 @@ def read_frame(s):
     return recv_exact(s, n, False)
 
 
-def valid_peer(host, port, node_dir, chain_id, epoch):
+def valid_peer(host, port, node_dir, chain_id, epoch, rcvbuf=None):
     key = os.path.join(node_dir, "keys", "network.key")
     cert = os.path.join(node_dir, "keys", "network.test.crt")
     make_cert(key, cert)
     with open(os.path.join(node_dir, "keys", "signing.pub")) as f:
         author = bytes.fromhex(f.read().strip())
-    raw = socket.create_connection((host, port), timeout=10)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        # Before connect(), so that the window scale fits the buffer: shrunk
+        # afterwards, the kernel drops the segments carrying qsd's ACKs once
+        # the buffer is full, and this side can then send nothing either.
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.settimeout(10)
+    raw.connect((host, port))
     s = tls_context(key, cert).wrap_socket(raw)
     s.sendall(hello_frame(epoch, author, chain_id))
     return s
@@ -167,30 +176,39 @@ def unknown(host, port, count, workdir):
     return {"attempts": count, "refused": refused, "accepted": accepted}
 
 
-def noread(host, port, node_dir, chain_id, epoch, seconds, record):
+def noread(host, port, node_dir, chain_id, epoch, seconds, record, most=None):
     with open(record) as f:
         digests = [bytes.fromhex(line.split()[0]) for line in f if line.strip()]
     if not digests:
         raise SystemExit("no digests in " + record)
-    s = valid_peer(host, port, node_dir, chain_id, epoch)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s = valid_peer(host, port, node_dir, chain_id, epoch, rcvbuf=4096)
     s.settimeout(1)
     sent = 0
     closed = False
     start = time.monotonic()
-    while time.monotonic() - start < seconds and not closed:
+    while time.monotonic() - start < seconds and not closed and (most is None or sent < most):
         for d in digests:
+            if most is not None and sent >= most:
+                break
             req = field_varint(1, sent + 1) + field_bytes(2, d)
             msg = field_bytes(6, req)
-            try:
-                s.sendall(struct.pack(">I", len(msg)) + msg)
-                sent += 1
-            except socket.timeout:
-                pass
-            except (ssl.SSLError, OSError):
-                closed = True
+            frame = struct.pack(">I", len(msg)) + msg
+            # A write that timed out left its TLS record half sent: the same
+            # bytes must be written again, or the stream is corrupt.
+            while not closed and time.monotonic() - start < seconds:
+                try:
+                    s.sendall(frame)
+                    sent += 1
+                    break
+                except socket.timeout:
+                    continue
+                except (ssl.SSLError, OSError):
+                    closed = True
+            if closed or time.monotonic() - start >= seconds:
                 break
         time.sleep(0.05)
+    while not closed and time.monotonic() - start < seconds:
+        time.sleep(0.2)  # silent, and still not reading
     if not closed:
         # Read only now: a connection qsd closed ends in EOF or a reset.
         s.settimeout(2)
@@ -254,8 +272,9 @@ def main():
         out = slowloris(a[1], int(a[2]), int(a[3]), float(a[4]))
     elif len(a) == 5 and a[0] == "unknown":
         out = unknown(a[1], int(a[2]), int(a[3]), a[4])
-    elif len(a) == 8 and a[0] == "noread":
-        out = noread(a[1], int(a[2]), a[3], int(a[4]), int(a[5]), float(a[6]), a[7])
+    elif len(a) in (8, 9) and a[0] == "noread":
+        out = noread(a[1], int(a[2]), a[3], int(a[4]), int(a[5]), float(a[6]), a[7],
+                     int(a[8]) if len(a) == 9 else None)
     elif len(a) == 7 and a[0] == "replay":
         out = replay(a[1], int(a[2]), a[3], int(a[4]), int(a[5]), float(a[6]))
     else:
