@@ -12,6 +12,9 @@
 struct qs_writer {
 	struct qs_writer_options opt;
 	struct qs_worker *worker;
+	/* Reused from group to group (writer thread only): cleared, it keeps
+	 * its buffer, so a group is not copied again each time it grows. */
+	rocksdb_writebatch_t *wb;
 };
 
 void
@@ -150,7 +153,7 @@ write_group(void *arg, struct qs_link *group, size_t n_items, uint64_t bytes)
 {
 	struct qs_writer *w = arg;
 	struct qs_store *st = w->opt.store;
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_writebatch_t *wb = w->wb;
 	uint8_t key[QS_STORE_KEY_BYTES];
 	uint8_t info_buf[QS_INFO_SIGNING_BYTES];
 	size_t need_writes = 0;
@@ -179,7 +182,7 @@ write_group(void *arg, struct qs_link *group, size_t n_items, uint64_t bytes)
 		if (rerr)
 			rc = qs_store_error_code(rerr);
 	}
-	rocksdb_writebatch_destroy(wb);
+	rocksdb_writebatch_clear(wb);
 
 	/* The invariant: a signature exists only for what the disk acknowledged. */
 	for (struct qs_link *l = group; l; l = l->next) {
@@ -227,9 +230,11 @@ qs_writer_start(const struct qs_writer_options *opt, struct qs_writer **out)
 	if (!w)
 		return -ENOMEM;
 	w->opt = *opt;
+	w->wb = rocksdb_writebatch_create();
 	wo.arg = w;
 	rc = qs_worker_start(&wo, &w->worker);
 	if (rc) {
+		rocksdb_writebatch_destroy(w->wb);
 		free(w);
 		return rc;
 	}
@@ -265,5 +270,6 @@ qs_writer_stop(struct qs_writer *w)
 	if (!w)
 		return;
 	qs_worker_stop(w->worker);
+	rocksdb_writebatch_destroy(w->wb);
 	free(w);
 }
