@@ -194,6 +194,12 @@ phase_qsd_cluster() {
 	fig cluster.submit_to_proof_p99_us "$(printf '%s\n' "${p99s[@]}" | sort -n | tail -n 1)"
 }
 
+# 10,000 proofs from 20 authors, of batches of 100 transactions (16 KiB):
+# the size quorum store batches have under load (a proposer's pull of 2,000
+# transactions then takes 20 of them). The target figures are those of that
+# pull, one client, one request in flight; the same queue is also asked for
+# answers ten times larger (--max-txns 20000, about 200 proofs) and at 4 in
+# flight, reported beside them.
 phase_getpayload() {
 	local j
 	if ! "$B/qsbench" proofs -h >/dev/null 2>&1 || ! "$B/qsbench" payload -h >/dev/null 2>&1; then
@@ -203,18 +209,29 @@ phase_getpayload() {
 	DIR=$(mk_cluster payload 21 "$(node_yaml)") || return 1
 	start_node "$DIR" 0
 	wait_rpc "$DIR" 0 20 || return 1
-	timeout 120 "$B/qsbench" proofs -d "$DIR" -n 0 -a 20 -c 10000 -D 100 -q -j \
+	timeout 120 "$B/qsbench" proofs -d "$DIR" -n 0 -a 20 -c 10000 -t 100 -s 16384 -D 100 -q -j \
 		>"$W/payload.fill.out" 2>"$W/payload.fill.err" || return 1
 	fig getpayload.proofs_queued "$("$B/qsctl" -s "$DIR/v0/rpc.sock" status -o json | jq -r '.proof_queue_size // empty')"
-	j=$W/payload.json
-	timeout $((RUN_SECONDS + 30)) "$B/qsbench" payload -d "$DIR" -n 0 -D 5 -j >"$j" 2>"$j.err" || return 1
 	fig getpayload.fill_proofs_per_s "$(json_get "$W/payload.fill.out" .proofs_per_s)"
-	fig getpayload.requests_per_s "$(json_get "$j" .requests_per_s)"
-	fig getpayload.proofs_per_answer "$(json_get "$j" .proofs_per_answer)"
-	fig getpayload.inline_per_answer "$(json_get "$j" .inline_per_answer)"
-	fig getpayload.p50_us "$(json_get "$j" .latency_us.p50)"
-	fig getpayload.p99_us "$(json_get "$j" .latency_us.p99)"
-	fig getpayload.p999_us "$(json_get "$j" .latency_us.p999)"
+	fig getpayload.txns_per_batch 100
+	payload_run getpayload "" || return 1
+	payload_run getpayload.large "--max-txns 20000" || true
+	payload_run getpayload.inflight4 "-i 4" || true
+}
+
+# payload_run PREFIX "ARGS": one qsbench payload run against v0 of $DIR.
+payload_run() {
+	local j=$W/$1.json
+	# shellcheck disable=SC2086 # ARGS are words
+	timeout $((RUN_SECONDS + 30)) "$B/qsbench" payload -d "$DIR" -n 0 -D 5 -j $2 >"$j" 2>"$j.err" ||
+		return 1
+	fig "$1.max_txns" "$(json_get "$j" .max_txns)"
+	fig "$1.requests_per_s" "$(json_get "$j" .requests_per_s)"
+	fig "$1.proofs_per_answer" "$(json_get "$j" .proofs_per_answer)"
+	fig "$1.inline_per_answer" "$(json_get "$j" .inline_per_answer)"
+	fig "$1.p50_us" "$(json_get "$j" .latency_us.p50)"
+	fig "$1.p99_us" "$(json_get "$j" .latency_us.p99)"
+	fig "$1.p999_us" "$(json_get "$j" .latency_us.p999)"
 }
 
 RESTART_BATCHES=${BENCH_RESTART_BATCHES:-100000}

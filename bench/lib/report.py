@@ -23,7 +23,7 @@ RATIOS = [
      "qsd.64K.full.acks_per_s", 4, ">=", 0.6, None,
      "4-node proofs/s x 4 vs one node's durable acks/s (64 KiB)"),
     ("getpayload_p99_vs_250us", "getpayload.p99_us", None, 1 / 250, "<=", 1.0, None,
-     "GetPayload p99 / 250 us (10,000 proofs, 20 authors)"),
+     "GetPayload p99 / 250 us (10,000 proofs of 100-txn batches, 20 authors; pulls of 2,000 txns)"),
     ("getpayload_rps_vs_20000", "getpayload.requests_per_s", None, 1 / 20000, ">=", 1.0, None,
      "GetPayload requests/s / 20,000 (one client)"),
     ("restart_vs_5s", "restart.first_rpc_ms", None, 1 / 5000, "<=", 1.0, None,
