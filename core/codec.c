@@ -102,6 +102,52 @@ out:
 	return rc;
 }
 
+struct qs_signer {
+	EVP_MD_CTX *ready; /* initialised for the key, never used to sign */
+	EVP_MD_CTX *work;  /* a copy of ready for each signature */
+};
+
+struct qs_signer *
+qs_signer_new(EVP_PKEY *key)
+{
+	struct qs_signer *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->ready = EVP_MD_CTX_new();
+	s->work = EVP_MD_CTX_new();
+	if (!s->ready || !s->work || EVP_DigestSignInit(s->ready, NULL, NULL, NULL, key) != 1) {
+		qs_signer_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+qs_signer_free(struct qs_signer *s)
+{
+	if (!s)
+		return;
+	EVP_MD_CTX_free(s->ready);
+	EVP_MD_CTX_free(s->work);
+	free(s);
+}
+
+int
+qs_signer_sign(struct qs_signer *s, uint32_t chain_id, const struct qs_batch_info *info,
+               uint8_t sig[QS_SIG_BYTES])
+{
+	uint8_t msg[QS_INFO_SIGNING_BYTES];
+	size_t sig_len = QS_SIG_BYTES;
+
+	qs_codec_info_signing_bytes(chain_id, info, msg);
+	if (EVP_MD_CTX_copy_ex(s->work, s->ready) != 1 ||
+	    EVP_DigestSign(s->work, sig, &sig_len, msg, sizeof(msg)) != 1 ||
+	    sig_len != QS_SIG_BYTES)
+		return QS_ECRYPTO;
+	return 0;
+}
+
 int
 qs_codec_info_verify_key(EVP_PKEY *pub, uint32_t chain_id, const struct qs_batch_info *info,
                          const uint8_t sig[QS_SIG_BYTES])

@@ -81,6 +81,19 @@ int qs_codec_txns_parse(const uint8_t *buf, size_t len, size_t max_txns, Protobu
 int qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_info *info,
                        uint8_t sig[QS_SIG_BYTES]);
 
+/*
+ * A signer for one thread that signs often: the key's signing context is
+ * set up once and copied for each signature, which skips the algorithm
+ * lookup and key setup (about a third of an Ed25519 signature's cost).
+ */
+struct qs_signer;
+/* Returns NULL when out of memory or when the key cannot sign. */
+struct qs_signer *qs_signer_new(EVP_PKEY *key);
+void qs_signer_free(struct qs_signer *s);
+/* As qs_codec_info_sign with the signer's key. */
+int qs_signer_sign(struct qs_signer *s, uint32_t chain_id, const struct qs_batch_info *info,
+                   uint8_t sig[QS_SIG_BYTES]);
+
 /* Verify a signature over `info` by the raw Ed25519 public key `signer`.
  * Returns 0 when valid, QS_EBADSIG when not, QS_ECRYPTO on library failure. */
 int qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,

@@ -15,6 +15,7 @@ struct qs_writer {
 	/* Reused from group to group (writer thread only): cleared, it keeps
 	 * its buffer, so a group is not copied again each time it grows. */
 	rocksdb_writebatch_t *wb;
+	struct qs_signer *signer; /* writer thread only */
 };
 
 void
@@ -190,8 +191,8 @@ write_group(void *arg, struct qs_link *group, size_t n_items, uint64_t bytes)
 
 		it->result = rc;
 		if (rc == 0 && it->kind != QS_WRITE_PUT &&
-		    qs_codec_info_sign(w->opt.signing_key, w->opt.chain_id, &it->info, it->sig) !=
-		        0)
+		    (!w->signer ||
+		     qs_signer_sign(w->signer, w->opt.chain_id, &it->info, it->sig) != 0))
 			it->result = QS_ECRYPTO;
 	}
 	if (w->opt.observer.group_done)
@@ -231,9 +232,16 @@ qs_writer_start(const struct qs_writer_options *opt, struct qs_writer **out)
 		return -ENOMEM;
 	w->opt = *opt;
 	w->wb = rocksdb_writebatch_create();
+	w->signer = opt->signing_key ? qs_signer_new(opt->signing_key) : NULL;
+	if (opt->signing_key && !w->signer) {
+		rocksdb_writebatch_destroy(w->wb);
+		free(w);
+		return QS_ECRYPTO;
+	}
 	wo.arg = w;
 	rc = qs_worker_start(&wo, &w->worker);
 	if (rc) {
+		qs_signer_free(w->signer);
 		rocksdb_writebatch_destroy(w->wb);
 		free(w);
 		return rc;
@@ -271,5 +279,6 @@ qs_writer_stop(struct qs_writer *w)
 		return;
 	qs_worker_stop(w->worker);
 	rocksdb_writebatch_destroy(w->wb);
+	qs_signer_free(w->signer);
 	free(w);
 }

@@ -167,6 +167,38 @@ START_TEST(signature_matches_documented_example)
 }
 END_TEST
 
+/* The reused signing context gives, signature after signature, what a
+ * fresh one gives: the documented one for the example, valid ones for
+ * others, none carried over from the one before. */
+START_TEST(signer_signs_again_and_again_as_a_fresh_context)
+{
+	struct qs_batch_info info;
+	EVP_PKEY *key = example_key();
+	struct qs_signer *s = qs_signer_new(key);
+	uint8_t sig[64], want[64], fresh[64];
+
+	ck_assert_ptr_nonnull(s);
+	example_info(&info);
+	unhex(EX_SIG, want, sizeof(want));
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(qs_signer_sign(s, 1, &info, sig), 0);
+		ck_assert_mem_eq(sig, want, 64);
+	}
+	for (uint64_t b = 1; b <= 50; b++) {
+		info.batch_id = b;
+		ck_assert_int_eq(qs_signer_sign(s, 1, &info, sig), 0);
+		ck_assert_int_eq(qs_codec_info_sign(key, 1, &info, fresh), 0);
+		ck_assert_mem_eq(sig, fresh, 64);
+		ck_assert_int_eq(qs_codec_info_verify(info.author, 1, &info, sig), 0);
+	}
+	ck_assert_int_eq(qs_signer_sign(s, 2, &info, sig), 0);
+	ck_assert_int_eq(qs_codec_info_verify(info.author, 1, &info, sig), QS_EBADSIG);
+	qs_signer_free(s);
+	qs_signer_free(NULL);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
 START_TEST(forged_signature_is_rejected)
 {
 	struct qs_batch_info info;
@@ -253,6 +285,7 @@ main(void)
 	tcase_add_test(tc, digest_changes_with_every_field);
 	tcase_add_test(tc, signing_bytes_match_documented_example);
 	tcase_add_test(tc, signature_matches_documented_example);
+	tcase_add_test(tc, signer_signs_again_and_again_as_a_fresh_context);
 	tcase_add_test(tc, forged_signature_is_rejected);
 	tcase_add_test(tc, signature_does_not_replay_across_chains_or_fields);
 	tcase_add_test(tc, signature_by_another_key_is_rejected);
