@@ -151,8 +151,9 @@ out:
 }
 
 /* Payloads from this size on are kept in blob files (see qs_store_open). */
-#define QS_STORE_MIN_BLOB_BYTES 2048
+#define QS_STORE_MIN_BLOB_BYTES  2048
 #define QS_STORE_BLOB_FILE_BYTES (256u << 20)
+#define QS_STORE_BYTES_PER_SYNC  (1u << 20)
 
 /* Open the database files with the options already in st. */
 static int
@@ -229,6 +230,10 @@ qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *e
 	rocksdb_options_set_db_write_buffer_size(st->opts, opt->write_buffer_bytes);
 	rocksdb_options_set_max_total_wal_size(st->opts, opt->max_wal_bytes);
 	rocksdb_options_set_compression(st->opts, rocksdb_no_compression);
+	/* Flushes and compactions write their files back a MiB at a time, so
+	 * that their final sync does not hold the disk for a whole memtable
+	 * while the WAL syncs of acks wait behind it. */
+	rocksdb_options_set_bytes_per_sync(st->opts, QS_STORE_BYTES_PER_SYNC);
 	rocksdb_options_set_paranoid_checks(st->opts, 1);
 	/*
 	 * A torn last WAL record is what a crash leaves of a write that never

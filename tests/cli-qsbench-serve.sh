@@ -9,7 +9,9 @@
 #       quorum of 5), all queued; on a 3-validator cluster the 2 simulated
 #       validators are no quorum (exit 2);
 #   (c) payload against that v0: exit 0, JSON fields, proofs in every
-#       answer, --max-txns honoured, pipelined with -i 8.
+#       answer, --max-txns honoured, pipelined with -i 8;
+#   (d) run -V against that v0: acks, none with a bad signature; -V with a
+#       record file is a usage error.
 # JSON output is read with jq.
 #
 # Environment: B (build directory), QS_KEEP_TMP (keep the cluster directories).
@@ -104,4 +106,14 @@ json_check "$T/payload8.json" '.inflight == 8 and .ok > 0 and .errors == 0 and
 rc=0
 "$QSBENCH" payload -d "$T/c5" --max-txns x >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "payload --max-txns x exited $rc, not 2"
-echo "PASS: qsbench consensus, proofs, payload"
+
+# --- (d) run -V: acks counted as they come, signatures checked after --------
+rc=0
+"$QSBENCH" run -d "$T/c5" -n 0 -p 1 -s 4096 -t 4 -D 1 -g 2 -V -q -j >"$T/runv.json" \
+	2>"$T/runv.err" || rc=$?
+[ "$rc" = 0 ] || fail "run -V exited $rc: $(cat "$T/runv.err" "$T/runv.json")"
+json_check "$T/runv.json" '.acked > 0 and .bad_signatures == 0 and .nacked == 0' "run -V"
+rc=0
+"$QSBENCH" run -d "$T/c5" -V -o "$T/runv.rec" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "run -V -o exited $rc, not 2"
+echo "PASS: qsbench consensus, proofs, payload, run -V"

@@ -887,7 +887,7 @@ static const char qsb_run_usage[] =
     "usage: qsbench run -d DIR [-n TARGET] [-p PEERS] [-s BATCH_BYTES] [-t TXNS_PER_BATCH]\n"
     "                   [-b BATCHES_PER_MSG] [-i MAX_INFLIGHT_PER_PEER | -r RATE_PER_PEER]\n"
     "                   [-D DURATION_S | -c COUNT_PER_PEER] [-S SEED] [-B BASE]\n"
-    "                   [-l LIFETIME_S] [-g DRAIN_S] [-o RECORD_FILE] [-R] [-q] [-j]\n"
+    "                   [-l LIFETIME_S] [-g DRAIN_S] [-o RECORD_FILE] [-R] [-V] [-q] [-j]\n"
     "  -d DIR   cluster written by tools/mkcluster      -n TARGET  node to load (0)\n"
     "  -p LIST  simulated validators, e.g. 1,2,3 (all others)\n"
     "  -s N     payload bytes per batch (65536)        -t N  transactions per batch (16)\n"
@@ -899,6 +899,8 @@ static const char qsb_run_usage[] =
     "  -l S     batch lifetime (3600, capped below the target's max_batch_lifetime)\n"
     "  -g S     wait S seconds for answers after sending stopped (5)\n"
     "  -o FILE  record every acked batch (for verify)  -R  reconnect every 200 ms\n"
+    "  -V       check the signatures after the run, not as they come (a benchmark:\n"
+    "           the load generator's checks then take no CPU from the target)\n"
     "  -q       no per-second lines                    -j  summary as JSON\n";
 
 /* Options shared by run and submit. */
@@ -1046,8 +1048,9 @@ struct qsb_run_opts {
 	uint64_t lifetime_s;
 	bool lifetime_set;
 	bool retry;
-	bool proofs;      /* qsbench proofs: a proof of store for every ack */
-	uint32_t authors; /* proofs: how many of the peers author batches */
+	bool verify_after; /* -V */
+	bool proofs;       /* qsbench proofs: a proof of store for every ack */
+	uint32_t authors;  /* proofs: how many of the peers author batches */
 };
 
 enum qsb_phase {
@@ -1095,7 +1098,24 @@ struct qsb_run {
 	uint64_t total_power;
 	size_t signers; /* signatures per proof (the most of any author) */
 	uint64_t proofs_sent, queue_before, queue_after;
+
+	EVP_PKEY *target_key; /* the target's signing key, made at the first ack */
+
+	/* -V: acks counted, their signatures checked after the run */
+	struct qsb_deferred *deferred;
+	size_t n_deferred, cap_deferred;
 };
+
+/* An ack whose signature is checked after the run (-V). */
+struct qsb_deferred {
+	struct qs_batch_info info;
+	uint8_t sig[QS_SIG_BYTES];
+	int peer;
+};
+
+/* Beyond this many deferred acks (about 200 MiB) the rest are checked as they
+ * come. */
+#define QSB_DEFER_MAX (1u << 20)
 
 static uint32_t
 qsb_run_inflight(const struct qsb_run *r)
@@ -1433,6 +1453,67 @@ qsb_proofs_send(struct qsb_run *r, struct qsb_peer *p, const struct qs_batch_inf
 	return rc;
 }
 
+/* Keep an ack for the check after the run; -1 when the list is full. */
+static int
+qsb_run_defer(struct qsb_run *r, const struct qsb_peer *p, const struct qs_batch_info *info,
+              const uint8_t *sig)
+{
+	struct qsb_deferred *d;
+
+	if (r->n_deferred == r->cap_deferred) {
+		size_t cap = r->cap_deferred ? 2 * r->cap_deferred : 4096;
+
+		if (cap > QSB_DEFER_MAX)
+			return -1;
+		d = realloc(r->deferred, cap * sizeof(*d));
+		if (!d)
+			return -1;
+		r->deferred = d;
+		r->cap_deferred = cap;
+	}
+	d = &r->deferred[r->n_deferred++];
+	d->info = *info;
+	memcpy(d->sig, sig, QS_SIG_BYTES);
+	d->peer = p->index;
+	return 0;
+}
+
+/* -V: check the kept acks; one that does not verify is not an ack. */
+static void
+qsb_run_check_deferred(struct qsb_run *r)
+{
+	const uint8_t *target_pub = r->env.cfg->validators[r->env.target].signing_key;
+	char hex[2 * QS_DIGEST_BYTES + 1];
+	int rc;
+
+	if (r->n_deferred && !r->target_key)
+		r->target_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, target_pub,
+		                                            QS_PUBKEY_BYTES);
+	for (size_t i = 0; i < r->n_deferred; i++) {
+		const struct qsb_deferred *d = &r->deferred[i];
+
+		rc = r->target_key ? qs_codec_info_verify_key(r->target_key, r->env.cfg->chain_id,
+		                                              &d->info, d->sig)
+		                   : QS_ECRYPTO;
+		if (rc == 0)
+			continue;
+		if (rc != QS_EBADSIG) {
+			fprintf(stderr, "%s: verifying a signature: %s\n", qsb_cmd,
+			        qs_strerror(rc));
+			r->failed = true;
+			return;
+		}
+		r->acked--;
+		r->acked_bytes -= d->info.num_bytes;
+		if (r->bad_signatures++ < QSB_MAX_REPORTS) {
+			qs_hex_encode(d->info.digest, QS_DIGEST_BYTES, hex);
+			fprintf(stderr, "%s: v%d: BAD SIGNATURE for batch %" PRIu64 " %s: %s\n",
+			        qsb_cmd, d->peer, d->info.batch_id, hex,
+			        "signature does not verify");
+		}
+	}
+}
+
 static int
 qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__SignedBatchInfo *sbi)
 {
@@ -1468,9 +1549,15 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 		why = "signer is not the target's signing key";
 	if (!why && sbi->signature.len != QS_SIG_BYTES)
 		why = "signature is not 64 bytes";
+	if (!why && r->o.verify_after && qsb_run_defer(r, p, &s->info, sbi->signature.data) == 0)
+		goto counted;
 	if (!why) {
-		rc = qs_codec_info_verify(target_pub, r->env.cfg->chain_id, &s->info,
-		                          sbi->signature.data);
+		if (!r->target_key)
+			r->target_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
+			                                            target_pub, QS_PUBKEY_BYTES);
+		rc = r->target_key ? qs_codec_info_verify_key(r->target_key, r->env.cfg->chain_id,
+		                                              &s->info, sbi->signature.data)
+		                   : QS_ECRYPTO;
 		if (rc == QS_EBADSIG)
 			why = "signature does not verify";
 		else if (rc) {
@@ -1497,6 +1584,7 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 		qsb_run_stop(r);
 		return 0;
 	}
+counted:
 	r->acked++;
 	r->acked_bytes += s->info.num_bytes;
 	qsb_lat_add(&r->lat, qs_clock_mono_us() - s->sent_us);
@@ -1760,7 +1848,7 @@ qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
 	o->lifetime_s = 3600;
 	o->l.drain_s = 5;
 	optind = 1;
-	while ((c = getopt(argc, argv, ":d:n:p:s:t:b:i:r:D:c:S:B:l:g:o:Rqjh")) != -1) {
+	while ((c = getopt(argc, argv, ":d:n:p:s:t:b:i:r:D:c:S:B:l:g:o:RVqjh")) != -1) {
 		rc = qsb_load_opt(u, c, optarg, &o->l);
 		if (rc == 0)
 			continue;
@@ -1784,10 +1872,17 @@ qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
 		case 'R':
 			o->retry = true;
 			break;
+		case 'V':
+			o->verify_after = true;
+			break;
 		default:
 			qsb_usage_error(u, "unknown option -%c", optopt);
 			return QSB_EXIT_USAGE;
 		}
+	}
+	if (o->verify_after && o->l.record) {
+		qsb_usage_error(u, "-V and -o: a record holds only checked acks");
+		return QSB_EXIT_USAGE;
 	}
 	return qsb_load_check(u, argc, argv, &o->l, o->per_msg);
 }
@@ -2330,6 +2425,7 @@ qsb_run_main(int argc, char **argv, bool proofs)
 		}
 	}
 
+	qsb_run_check_deferred(r);
 	secs = (double)(r->end_us - r->start_us) / 1e6;
 	if (proofs && qsb_proofs_wait(r, qs_clock_mono_us() + r->o.l.drain_s * 1000000))
 		r->failed = true;
@@ -2382,6 +2478,8 @@ out:
 	free(r->batches);
 	free(r->batch_ptrs);
 	free(r->lat.all);
+	EVP_PKEY_free(r->target_key);
+	free(r->deferred);
 	free(r);
 	return status;
 }

@@ -34,7 +34,7 @@ single_node() {
 qsb_run() {
 	local out=$1
 	shift
-	timeout $((RUN_SECONDS + 40)) "$B/qsbench" run -d "$DIR" -n 0 -q -j "$@" \
+	timeout $((RUN_SECONDS + 40)) "$B/qsbench" run -d "$DIR" -n 0 -V -q -j "$@" \
 		>"$out" 2>"$out.err"
 }
 
