@@ -1831,24 +1831,47 @@ out:
 	return rc;
 }
 
-/* Returns 0, or the exit status for a usage error. */
+static const char qsb_proofs_usage[] =
+    "usage: qsbench proofs -d DIR -c COUNT [-n TARGET] [-a AUTHORS] [-s BATCH_BYTES]\n"
+    "                      [-t TXNS_PER_BATCH] [-i MAX_INFLIGHT_PER_AUTHOR] [-D DURATION_S]\n"
+    "                      [-S SEED] [-B BASE] [-l LIFETIME_S] [-g DRAIN_S] [-q] [-j]\n"
+    "  -d DIR   cluster written by tools/mkcluster (N = AUTHORS + 1: every other\n"
+    "           validator is simulated and signs)      -n TARGET  node to fill (0)\n"
+    "  -c N     proofs to make, spread over the authors (required)\n"
+    "  -a N     authors: the first N validators that are not the target (all of them)\n"
+    "  -s N     payload bytes per batch (1024)         -t N  transactions per batch (8)\n"
+    "  -i N     batches in flight per author (32)      -D S  give up after S seconds\n"
+    "  -S SEED  payload seed (1)                        -B N  first batch_id (wall clock us)\n"
+    "  -l S     batch lifetime (3600, capped below the target's max_batch_lifetime)\n"
+    "  -g S     wait S seconds for the last acks and for the proofs to be queued (10)\n"
+    "  -q       no per-second lines                    -j  summary as JSON\n";
+
+/*
+ * The options of run and, with `proofs`, of proofs: one parser, each mode
+ * with its own usage, option letters and defaults (getopt returns only the
+ * letters of the mode's string). Returns 0, or the exit status for a usage
+ * error.
+ */
 static int
-qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
+qsb_run_parse_mode(int argc, char **argv, struct qsb_run_opts *o, bool proofs)
 {
-	const char *u = qsb_run_usage;
+	const char *u = proofs ? qsb_proofs_usage : qsb_run_usage;
+	const char *letters =
+	    proofs ? ":d:n:a:s:t:i:D:c:S:B:l:g:qjh" : ":d:n:p:s:t:b:i:r:D:c:S:B:l:g:o:RVqjh";
 	uint64_t v;
 	int c, rc;
 
-	o->l.batch_bytes = 65536;
-	o->l.txns = 16;
+	o->proofs = proofs;
+	o->l.batch_bytes = proofs ? 1024 : 65536;
+	o->l.txns = proofs ? 8 : 16;
 	o->per_msg = 1;
 	o->l.inflight = 32;
 	o->l.duration_s = 10;
 	o->l.seed = 1;
 	o->lifetime_s = 3600;
-	o->l.drain_s = 5;
+	o->l.drain_s = proofs ? 10 : 5;
 	optind = 1;
-	while ((c = getopt(argc, argv, ":d:n:p:s:t:b:i:r:D:c:S:B:l:g:o:RVqjh")) != -1) {
+	while ((c = getopt(argc, argv, letters)) != -1) {
 		rc = qsb_load_opt(u, c, optarg, &o->l);
 		if (rc == 0)
 			continue;
@@ -1858,6 +1881,11 @@ qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
 		case 'p':
 			if (qsb_parse_peers(o, optarg))
 				return QSB_EXIT_USAGE;
+			break;
+		case 'a':
+			if (qsb_opt_u64(u, c, optarg, 1, QS_MAX_VALIDATORS - 1, &v))
+				return QSB_EXIT_USAGE;
+			o->authors = (uint32_t)v;
 			break;
 		case 'b':
 			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_BATCHES_PER_MSG, &v))
@@ -1884,7 +1912,20 @@ qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
 		qsb_usage_error(u, "-V and -o: a record holds only checked acks");
 		return QSB_EXIT_USAGE;
 	}
-	return qsb_load_check(u, argc, argv, &o->l, o->per_msg);
+	rc = qsb_load_check(u, argc, argv, &o->l, o->per_msg);
+	if (rc)
+		return rc;
+	if (proofs && !o->l.count) {
+		qsb_usage_error(u, "-c COUNT is required");
+		return QSB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+qsb_run_parse(int argc, char **argv, struct qsb_run_opts *o)
+{
+	return qsb_run_parse_mode(argc, argv, o, false);
 }
 
 /* Checks that need the target's config. Returns 0 or an exit status. */
@@ -2030,21 +2071,6 @@ qsb_run_summary(struct qsb_run *r, double secs)
  * simulated validators, sent to the target as a ProofMsg.
  */
 
-static const char qsb_proofs_usage[] =
-    "usage: qsbench proofs -d DIR -c COUNT [-n TARGET] [-a AUTHORS] [-s BATCH_BYTES]\n"
-    "                      [-t TXNS_PER_BATCH] [-i MAX_INFLIGHT_PER_AUTHOR] [-D DURATION_S]\n"
-    "                      [-S SEED] [-B BASE] [-l LIFETIME_S] [-g DRAIN_S] [-q] [-j]\n"
-    "  -d DIR   cluster written by tools/mkcluster (N = AUTHORS + 1: every other\n"
-    "           validator is simulated and signs)      -n TARGET  node to fill (0)\n"
-    "  -c N     proofs to make, spread over the authors (required)\n"
-    "  -a N     authors: the first N validators that are not the target (all of them)\n"
-    "  -s N     payload bytes per batch (1024)         -t N  transactions per batch (8)\n"
-    "  -i N     batches in flight per author (32)      -D S  give up after S seconds\n"
-    "  -S SEED  payload seed (1)                        -B N  first batch_id (wall clock us)\n"
-    "  -l S     batch lifetime (3600, capped below the target's max_batch_lifetime)\n"
-    "  -g S     wait S seconds for the last acks and for the proofs to be queued (10)\n"
-    "  -q       no per-second lines                    -j  summary as JSON\n";
-
 #define QSB_PROOFS_POLL_US   100000
 #define QSB_PROOFS_STABLE_US 2000000 /* queue size unchanged this long: done */
 
@@ -2052,50 +2078,7 @@ static const char qsb_proofs_usage[] =
 static int
 qsb_proofs_parse(int argc, char **argv, struct qsb_run_opts *o)
 {
-	const char *u = qsb_proofs_usage;
-	uint64_t v;
-	int c, rc;
-
-	o->proofs = true;
-	o->l.batch_bytes = 1024;
-	o->l.txns = 8;
-	o->per_msg = 1;
-	o->l.inflight = 32;
-	o->l.duration_s = 10;
-	o->l.seed = 1;
-	o->lifetime_s = 3600;
-	o->l.drain_s = 10;
-	optind = 1;
-	while ((c = getopt(argc, argv, ":d:n:a:s:t:i:D:c:S:B:l:g:qjh")) != -1) {
-		rc = qsb_load_opt(u, c, optarg, &o->l);
-		if (rc == 0)
-			continue;
-		if (rc != 1)
-			return rc;
-		switch (c) {
-		case 'a':
-			if (qsb_opt_u64(u, c, optarg, 1, QS_MAX_VALIDATORS - 1, &v))
-				return QSB_EXIT_USAGE;
-			o->authors = (uint32_t)v;
-			break;
-		case 'l':
-			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_LIFETIME_S, &o->lifetime_s))
-				return QSB_EXIT_USAGE;
-			o->lifetime_set = true;
-			break;
-		default:
-			qsb_usage_error(u, "unknown option -%c", optopt);
-			return QSB_EXIT_USAGE;
-		}
-	}
-	rc = qsb_load_check(u, argc, argv, &o->l, 1);
-	if (rc)
-		return rc;
-	if (!o->l.count) {
-		qsb_usage_error(u, "-c COUNT is required");
-		return QSB_EXIT_USAGE;
-	}
-	return 0;
+	return qsb_run_parse_mode(argc, argv, o, true);
 }
 
 /* GetStatus's proof_queue_size, on an open client. */
