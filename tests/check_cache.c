@@ -7,48 +7,19 @@
 
 #include "core/cache.h"
 #include "core/error.h"
+#include "tests/lib/fixtures.h"
 
 #define SEED UINT64_C(0x5eed5eed12345678)
-
-/*
- * In fork mode every passing ck_assert_*() reports its location to the
- * parent process, a write(2) each: loops of many checks use this.
- */
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #cond);              \
-	} while (0)
-
-static uint64_t
-splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
 
 /* The digest of batch `id`. */
 static void
 fill_digest(uint8_t *d, uint64_t id)
 {
 	for (int i = 0; i < QS_DIGEST_BYTES; i += 8) {
-		uint64_t s = id * 64 + (uint64_t)i, x = splitmix(&s);
+		uint64_t s = id * 64 + (uint64_t)i, x = qs_test_splitmix(&s);
 
 		memcpy(d + i, &x, 8);
 	}
-}
-
-/* Field by field: struct copies need not carry padding. */
-static int
-info_eq(const struct qs_batch_info *a, const struct qs_batch_info *b)
-{
-	return memcmp(a->author, b->author, QS_PUBKEY_BYTES) == 0 && a->batch_id == b->batch_id &&
-	       a->epoch == b->epoch && a->expiration_us == b->expiration_us &&
-	       memcmp(a->digest, b->digest, QS_DIGEST_BYTES) == 0 && a->num_txns == b->num_txns &&
-	       a->num_bytes == b->num_bytes && a->gas_bucket_start == b->gas_bucket_start;
 }
 
 /* A payload on the heap, as a decoded message would hold it. */
@@ -66,9 +37,7 @@ mk(uint64_t id, uint64_t exp_us, const size_t *lens, size_t n)
 	struct payload p;
 
 	memset(&p, 0, sizeof(p));
-	p.info.batch_id = id;
-	p.info.epoch = 1;
-	p.info.expiration_us = exp_us;
+	p.info = qs_test_info(id, exp_us);
 	fill_digest(p.info.digest, id);
 	p.n_txns = n;
 	p.txns = calloc(n + 1, sizeof(*p.txns));
@@ -130,7 +99,7 @@ expect_cached(struct qs_cache *c, uint64_t id, uint64_t exp_us, const size_t *le
 	struct qs_cached got;
 
 	ck_assert_int_eq(qs_cache_get(c, want.info.digest, &got), 0);
-	ck_assert(info_eq(got.info, &want.info));
+	ck_assert(qs_test_info_eq(got.info, &want.info));
 	ck_assert_uint_eq(got.n_txns, n);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_uint_eq(got.txns[i].len, lens[i]);
@@ -350,7 +319,7 @@ START_TEST(budget_never_exceeded)
 	int in[IDS] = {0};
 
 	for (int step = 0; step < STEPS; step++) {
-		uint64_t r = splitmix(&s), id = r % IDS, sum = 0;
+		uint64_t r = qs_test_splitmix(&s), id = r % IDS, sum = 0;
 		size_t lens[3] = {(r >> 16) % 700, (r >> 26) % 300, (r >> 36) % 50};
 		struct payload p = mk(id, 1000, lens, 1 + (r >> 46) % 3);
 		size_t n = 0;
@@ -521,7 +490,7 @@ START_TEST(expire_in_expiration_order_after_removals)
 	for (int i = 0; i < N; i++) {
 		struct payload p;
 
-		exp[i] = splitmix(&s) % 100000;
+		exp[i] = qs_test_splitmix(&s) % 100000;
 		p = mk1((uint64_t)i, exp[i], 8);
 		REQUIRE(put(c, &p) == 0);
 		payload_free(&p);

@@ -432,6 +432,18 @@ recorded_one(Quorumstore__V1__Request__BodyCase body)
 	return req;
 }
 
+/* Requests the fake recorded so far. */
+static size_t
+records_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&rec_mu);
+	n = n_records;
+	pthread_mutex_unlock(&rec_mu);
+	return n;
+}
+
 /* ---- fixture ---- */
 
 static void
@@ -722,9 +734,7 @@ START_TEST(null_data_with_a_length_is_refused_and_nothing_is_sent)
 	ck_assert_int_eq(qs_client_notify_commit(c, 1, NULL, 0, IO_MS, &resp), 0);
 	ck_assert_int_eq(resp->status, STATUS(OK));
 	qs_client_response_free(resp);
-	pthread_mutex_lock(&rec_mu);
-	ck_assert_uint_eq(n_records, 1);
-	pthread_mutex_unlock(&rec_mu);
+	ck_assert_uint_eq(records_count(), 1);
 	qs_client_close(c);
 }
 END_TEST
@@ -865,6 +875,32 @@ static void
 expect_in(const char *text, const char *needle)
 {
 	ck_assert_msg(strstr(text, needle) != NULL, "'%s' not in: %.2000s", needle, text);
+}
+
+/* The digest of the fake's batch (author a, batch 77, batch_txns), raw and
+ * in hex. */
+static void
+batch_digest(uint8_t *digest, char *hex)
+{
+	ProtobufCBinaryData txns[N_BATCH_TXNS];
+
+	for (size_t i = 0; i < N_BATCH_TXNS; i++) {
+		txns[i].data = (uint8_t *)batch_txns[i];
+		txns[i].len = strlen(batch_txns[i]);
+	}
+	ck_assert_int_eq(
+	    qs_codec_batch_digest(CHAIN_ID, author_a, EPOCH, 77, txns, N_BATCH_TXNS, digest), 0);
+	qs_hex_encode(digest, QS_DIGEST_BYTES, hex);
+}
+
+/* The digests of entries first and first + 1, raw and in hex. */
+static void
+two_digests(size_t first, uint8_t d[2][QS_DIGEST_BYTES], char hex[2][2 * QS_DIGEST_BYTES + 1])
+{
+	for (size_t i = 0; i < 2; i++) {
+		digest_of(first + i, d[i]);
+		qs_hex_encode(d[i], QS_DIGEST_BYTES, hex[i]);
+	}
 }
 
 START_TEST(qsctl_batches_pages_until_next_is_empty)
@@ -1046,18 +1082,11 @@ END_TEST
 START_TEST(qsctl_batch_show_checks_the_digest_and_prints_the_transactions)
 {
 	uint8_t digest[QS_DIGEST_BYTES];
-	ProtobufCBinaryData txns[N_BATCH_TXNS];
 	char hex[2 * QS_DIGEST_BYTES + 1], line[128];
 	Quorumstore__V1__Request *req;
 	struct run r;
 
-	for (size_t i = 0; i < N_BATCH_TXNS; i++) {
-		txns[i].data = (uint8_t *)batch_txns[i];
-		txns[i].len = strlen(batch_txns[i]);
-	}
-	ck_assert_int_eq(
-	    qs_codec_batch_digest(CHAIN_ID, author_a, EPOCH, 77, txns, N_BATCH_TXNS, digest), 0);
-	qs_hex_encode(digest, sizeof(digest), hex);
+	batch_digest(digest, hex);
 	r = qsctl("batch", "show", hex, "--txns", "-o", "json", NULL);
 	expect_exit(&r, 0);
 	ck_assert(json_valid(r.out));
@@ -1089,17 +1118,10 @@ END_TEST
 START_TEST(qsctl_batch_show_fails_when_the_transactions_do_not_hash_to_the_digest)
 {
 	uint8_t digest[QS_DIGEST_BYTES];
-	ProtobufCBinaryData txns[N_BATCH_TXNS];
 	char hex[2 * QS_DIGEST_BYTES + 1];
 	struct run r;
 
-	for (size_t i = 0; i < N_BATCH_TXNS; i++) {
-		txns[i].data = (uint8_t *)batch_txns[i];
-		txns[i].len = strlen(batch_txns[i]);
-	}
-	ck_assert_int_eq(
-	    qs_codec_batch_digest(CHAIN_ID, author_a, EPOCH, 77, txns, N_BATCH_TXNS, digest), 0);
-	qs_hex_encode(digest, sizeof(digest), hex);
+	batch_digest(digest, hex);
 	fake.corrupt_batch = true;
 	r = qsctl("batch", "show", hex, "-o", "json", NULL);
 	expect_exit(&r, 1);
@@ -1153,10 +1175,7 @@ START_TEST(qsctl_payload_sends_its_options)
 	uint8_t d[2][QS_DIGEST_BYTES];
 	struct run r;
 
-	for (int i = 0; i < 2; i++) {
-		digest_of((size_t)i + 40, d[i]);
-		qs_hex_encode(d[i], QS_DIGEST_BYTES, hex[i]);
-	}
+	two_digests(40, d, hex);
 	r = qsctl("payload", "--max-txns", "25", "--max-bytes", "2MiB", "--max-inline-txns", "5",
 	          "--max-inline-bytes", "64KiB", "--exclude", hex[0], "--exclude", hex[1],
 	          "--full-only", NULL);
@@ -1187,10 +1206,7 @@ START_TEST(qsctl_commit_sends_the_digests_and_timestamp)
 	uint64_t before, after;
 	struct run r;
 
-	for (int i = 0; i < 2; i++) {
-		digest_of((size_t)i, d[i]);
-		qs_hex_encode(d[i], QS_DIGEST_BYTES, hex[i]);
-	}
+	two_digests(0, d, hex);
 	fake.proofs_removed = 2;
 	r = qsctl("commit", "--timestamp-us", "1767225600000000", hex[0], hex[1], "-o", "json",
 	          NULL);
@@ -1253,9 +1269,7 @@ START_TEST(qsctl_refuses_bad_command_lines_with_64)
 		ck_assert_msg(strlen(r.err) > 0, "no message for qsctl %s", bad[i][0]);
 		run_free(&r);
 	}
-	pthread_mutex_lock(&rec_mu);
-	ck_assert_uint_eq(n_records, 0);
-	pthread_mutex_unlock(&rec_mu);
+	ck_assert_uint_eq(records_count(), 0);
 }
 END_TEST
 

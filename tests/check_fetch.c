@@ -496,6 +496,47 @@ after_us(uint64_t us)
 	return qs_clock_mono_us() + us;
 }
 
+/* setup(), and what most cases fetch: the good batch, without a proof. */
+static struct qs_batch_info
+setup_good(uint32_t parallel, uint64_t try_timeout_us)
+{
+	setup(parallel, try_timeout_us);
+	return want_of(&T.good, 0);
+}
+
+/* The first caller: fetch want from signers (deadline LONG_US away) and
+ * wait for its done(). */
+static void
+fetch_wait(const struct qs_batch_info *want, const int *signers, size_t n, struct outcome *o)
+{
+	ck_assert_int_eq(start(want, signers, n, after_us(LONG_US), o, NULL), 0);
+	wait_done(1);
+}
+
+/* Every validator but this node answers a. */
+static void
+all_answer(enum answer a)
+{
+	for (int i = 1; i < N_VAL; i++)
+		T.peer[i].answer = a;
+}
+
+/* A fetch won by `peer`. */
+static void
+expect_from(const struct outcome *o, int peer)
+{
+	ck_assert_int_eq(o->result, 0);
+	ck_assert_int_eq(o->res->from_peer, peer);
+}
+
+/* teardown(), after freeing the result o holds. */
+static void
+teardown_with(struct outcome *o)
+{
+	qs_fetch_result_free(o->res);
+	teardown();
+}
+
 /* ------------------------------------------------------------------------
  * Winning.
  */
@@ -530,8 +571,7 @@ START_TEST(first_valid_answer_wins)
 	ck_assert_uint_eq(metric(RESPONSES("ok")), 1);
 	ck_assert_uint_eq(metric(RESPONSES("late")), 1);
 	ck_assert_uint_eq(metric(SENT), 2);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -541,10 +581,8 @@ START_TEST(result_outlives_the_fetcher)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
-	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	want = setup_good(1, LONG_US);
+	fetch_wait(&want, signers, 1, &o);
 	ck_assert_int_eq(o.result, 0);
 	teardown();
 	/* Fetcher, loop and registry are gone; the result still holds. */
@@ -564,15 +602,13 @@ START_TEST(responder_expiration_is_clamped_when_caller_knows_none)
 	T.good.info.expiration_us = UINT64_MAX - 1; /* not covered by the digest */
 	want = want_of(&T.good, 0);
 	before_us = qs_clock_wall_us();
-	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 1, &o);
 	ck_assert_int_eq(o.result, 0);
 	ck_assert_uint_ge(o.res->info.expiration_us, before_us);
 	ck_assert_uint_le(o.res->info.expiration_us, qs_clock_wall_us() + LIFETIME_US);
 	/* Without a proof, gas_bucket_start is the responder's. */
 	ck_assert_uint_eq(o.res->info.gas_bucket_start, 11);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -587,12 +623,10 @@ START_TEST(responder_expiration_in_the_past_is_raised_to_now)
 	T.good.info.expiration_us = 1;
 	want = want_of(&T.good, 0);
 	before_us = qs_clock_wall_us();
-	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 1, &o);
 	ck_assert_int_eq(o.result, 0);
 	ck_assert_uint_ge(o.res->info.expiration_us, before_us);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -610,8 +644,7 @@ refused_then_next_signer(enum answer bad, const char *label)
 	setup(1, LONG_US);
 	want = want_of(&T.good, qs_clock_wall_us() + 30000000);
 	T.peer[1].answer = bad;
-	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 2, &o);
 	ck_assert_int_eq(o.result, 0);
 	check_is_good(o.res);
 	ck_assert_int_eq(o.res->from_peer, 2);
@@ -620,8 +653,7 @@ refused_then_next_signer(enum answer bad, const char *label)
 	ck_assert_int_eq(T.peer[2].requests, 1);
 	ck_assert_uint_eq(metric(RESPONSES("ok")), 1);
 	ck_assert_uint_eq(metric(label), 1);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 
 START_TEST(wrong_digest_answer_is_ignored_and_next_signer_asked)
@@ -659,13 +691,10 @@ START_TEST(batch_over_the_limits_is_malformed_and_next_signer_asked)
 	memcpy(T.big.info.digest, T.good.info.digest, QS_DIGEST_BYTES);
 	want = want_of(&T.good, qs_clock_wall_us() + 30000000);
 	T.peer[1].answer = A_OVER_LIMIT;
-	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 2);
+	fetch_wait(&want, signers, 2, &o);
+	expect_from(&o, 2);
 	ck_assert_uint_eq(metric(RESPONSES("malformed")), 1);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -680,8 +709,7 @@ START_TEST(batch_of_another_epoch_than_asked_is_refused)
 	 * no answer can be valid. */
 	want = want_of(&T.good, qs_clock_wall_us() + 30000000);
 	want.epoch = EPOCH + 1;
-	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 2, &o);
 	ck_assert_int_eq(o.result, QS_ENOTFOUND);
 	ck_assert_ptr_null(o.res);
 	ck_assert_uint_eq(metric(RESPONSES("malformed")), 2);
@@ -702,12 +730,9 @@ START_TEST(all_not_found_completes_before_the_deadline)
 
 	/* Tries and deadline far longer than the wait: only the answers can
 	 * end it. */
-	setup(2, LONG_US);
-	want = want_of(&T.good, 0);
-	for (int i = 1; i < N_VAL; i++)
-		T.peer[i].answer = A_NOT_FOUND;
-	ck_assert_int_eq(start(&want, signers, 4, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	want = setup_good(2, LONG_US);
+	all_answer(A_NOT_FOUND);
+	fetch_wait(&want, signers, 4, &o);
 	ck_assert_int_eq(o.result, QS_ENOTFOUND);
 	ck_assert_ptr_null(o.res);
 	ck_assert_int_eq(T.n_req, 4);
@@ -724,12 +749,10 @@ START_TEST(not_found_and_invalid_answers_together_are_not_found)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(2, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(2, LONG_US);
 	T.peer[1].answer = A_NOT_FOUND;
 	T.peer[2].answer = A_BAD_DIGEST;
-	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 2, &o);
 	ck_assert_int_eq(o.result, QS_ENOTFOUND);
 	teardown();
 }
@@ -741,16 +764,12 @@ START_TEST(silent_signer_is_left_after_try_timeout)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, SHORT_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, SHORT_US);
 	T.peer[1].answer = A_SILENT;
-	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 2);
+	fetch_wait(&want, signers, 2, &o);
+	expect_from(&o, 2);
 	ck_assert_int_ge(T.peer[1].requests, 1);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -760,17 +779,14 @@ START_TEST(silent_signer_is_asked_again_in_a_later_round)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, SHORT_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, SHORT_US);
 	T.peer[1].answer = A_SILENT_ONCE;
-	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 1, &o);
 	ck_assert_int_eq(o.result, 0);
 	ck_assert_int_eq(T.peer[1].requests, 2);
 	/* Both requests carried the fetch's one id. */
 	ck_assert_uint_eq(T.req[0].id, T.req[1].id);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -780,10 +796,8 @@ START_TEST(silent_signers_time_out_at_the_deadline)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, SHORT_US);
-	want = want_of(&T.good, 0);
-	for (int i = 1; i < N_VAL; i++)
-		T.peer[i].answer = A_SILENT;
+	want = setup_good(1, SHORT_US);
+	all_answer(A_SILENT);
 	ck_assert_int_eq(start(&want, signers, 3, after_us(8 * SHORT_US), &o, NULL), 0);
 	wait_done(1);
 	ck_assert_int_eq(o.result, -ETIMEDOUT);
@@ -801,8 +815,7 @@ START_TEST(deadline_already_passed_completes_on_the_loop)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, SHORT_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, SHORT_US);
 	ck_assert_int_eq(start(&want, signers, 1, qs_clock_mono_us() - 1, &o, NULL), 0);
 	ck_assert_int_eq(o.calls, 0);
 	wait_done(1);
@@ -823,18 +836,14 @@ START_TEST(disconnected_signers_are_skipped)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].connected = 0;
 	T.peer[2].connected = 0;
-	ck_assert_int_eq(start(&want, signers, 3, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 3);
+	fetch_wait(&want, signers, 3, &o);
+	expect_from(&o, 3);
 	ck_assert_int_eq(T.peer[1].requests, 0);
 	ck_assert_int_eq(T.peer[2].requests, 0);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -844,8 +853,7 @@ START_TEST(none_connected_is_not_found_at_the_deadline)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(2, SHORT_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(2, SHORT_US);
 	for (int i = 1; i < N_VAL; i++)
 		T.peer[i].connected = 0;
 	ck_assert_int_eq(start(&want, signers, 4, after_us(3 * SHORT_US), &o, NULL), 0);
@@ -864,8 +872,7 @@ START_TEST(signer_that_goes_away_is_left_at_once)
 	struct outcome o = {0};
 
 	/* Tries longer than the wait: only the disconnection moves it on. */
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].answer = A_SILENT;
 	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
 	wait_requests(1);
@@ -874,10 +881,8 @@ START_TEST(signer_that_goes_away_is_left_at_once)
 	qs_fetch_on_state(T.f, 1, 0);
 	ck_assert_int_eq(o.calls, 0);
 	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 2);
-	qs_fetch_result_free(o.res);
-	teardown();
+	expect_from(&o, 2);
+	teardown_with(&o);
 }
 END_TEST
 
@@ -887,8 +892,7 @@ START_TEST(signer_that_connects_is_asked)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].connected = 0;
 	T.peer[2].connected = 0;
 	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
@@ -898,10 +902,8 @@ START_TEST(signer_that_connects_is_asked)
 	T.peer[2].connected = 1;
 	qs_fetch_on_state(T.f, 2, 1);
 	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 2);
-	qs_fetch_result_free(o.res);
-	teardown();
+	expect_from(&o, 2);
+	teardown_with(&o);
 }
 END_TEST
 
@@ -911,8 +913,7 @@ START_TEST(answer_lost_with_its_connection_is_asked_again)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].answer = A_SILENT;
 	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
 	wait_requests(1);
@@ -923,8 +924,7 @@ START_TEST(answer_lost_with_its_connection_is_asked_again)
 	wait_done(1);
 	ck_assert_int_eq(o.result, 0);
 	ck_assert_int_eq(T.peer[1].requests, 2);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -934,17 +934,13 @@ START_TEST(refused_send_moves_on_to_the_next_signer)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].send = S_FAIL;
-	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 2);
+	fetch_wait(&want, signers, 2, &o);
+	expect_from(&o, 2);
 	/* Only requests the transport queued are counted. */
 	ck_assert_uint_eq(metric(SENT), 1);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -954,16 +950,12 @@ START_TEST(connection_closed_from_inside_send_moves_on)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(2, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(2, LONG_US);
 	T.peer[1].send = S_CLOSE;
 	T.peer[2].answer = A_SILENT;
-	ck_assert_int_eq(start(&want, signers, 3, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 3);
-	qs_fetch_result_free(o.res);
-	teardown();
+	fetch_wait(&want, signers, 3, &o);
+	expect_from(&o, 3);
+	teardown_with(&o);
 }
 END_TEST
 
@@ -973,8 +965,7 @@ START_TEST(self_is_never_asked)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
 	ck_assert_int_eq(o.calls, 0);
 	wait_done(1);
@@ -1003,8 +994,7 @@ START_TEST(unknown_ids_and_peers_not_asked_are_dropped_and_counted)
 	struct outcome o = {0};
 	uint64_t id;
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].answer = A_SILENT;
 	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
 	wait_requests(1);
@@ -1021,10 +1011,8 @@ START_TEST(unknown_ids_and_peers_not_asked_are_dropped_and_counted)
 
 	inject(1, id);
 	ck_assert_int_eq(o.calls, 1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 1);
-	qs_fetch_result_free(o.res);
-	teardown();
+	expect_from(&o, 1);
+	teardown_with(&o);
 }
 END_TEST
 
@@ -1034,16 +1022,12 @@ START_TEST(answer_under_a_wrong_id_does_not_win)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, SHORT_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, SHORT_US);
 	T.peer[1].answer = A_WRONG_ID;
-	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 2);
+	fetch_wait(&want, signers, 2, &o);
+	expect_from(&o, 2);
 	ck_assert_uint_ge(metric(RESPONSES("unsolicited")), 1);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -1053,8 +1037,7 @@ START_TEST(second_answer_from_one_peer_is_unsolicited)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].answer = A_NOT_FOUND;
 	T.peer[2].delay_ms = 50;
 	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, NULL), 0);
@@ -1065,8 +1048,7 @@ START_TEST(second_answer_from_one_peer_is_unsolicited)
 	ck_assert_uint_eq(metric(RESPONSES("unsolicited")), 1);
 	wait_done(1);
 	ck_assert_int_eq(o.res->from_peer, 2);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -1132,8 +1114,7 @@ START_TEST(joined_callers_signers_are_asked_too)
 	struct qs_batch_info want;
 	struct outcome a = {0}, b = {0};
 
-	setup(1, SHORT_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, SHORT_US);
 	T.peer[1].answer = A_NOT_FOUND;
 	T.peer[1].delay_ms = 30;
 	ck_assert_int_eq(start(&want, signers_a, 1, after_us(LONG_US), &a, NULL), 0);
@@ -1175,8 +1156,7 @@ START_TEST(joined_caller_with_an_earlier_deadline_times_out_alone)
 	struct qs_batch_info want;
 	struct outcome a = {0}, b = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].delay_ms = 200;
 	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &a, NULL), 0);
 	ck_assert_int_eq(start(&want, signers, 1, after_us(3 * SHORT_US), &b, NULL), 0);
@@ -1232,8 +1212,7 @@ START_TEST(cancelled_caller_is_not_called_and_the_other_is)
 	struct outcome a = {0}, b = {0};
 	struct qs_fetch_waiter *wa = NULL;
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].delay_ms = 20;
 	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &a, &wa), 0);
 	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &b, NULL), 0);
@@ -1257,8 +1236,7 @@ START_TEST(cancelling_the_last_caller_stops_the_fetch)
 	struct outcome o = {0};
 	struct qs_fetch_waiter *w = NULL;
 
-	setup(1, SHORT_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, SHORT_US);
 	T.peer[1].delay_ms = 60;
 	ck_assert_int_eq(start(&want, signers, 2, after_us(LONG_US), &o, &w), 0);
 	wait_requests(1);
@@ -1281,8 +1259,7 @@ START_TEST(cancel_right_after_start_sends_nothing)
 	struct outcome o = {0};
 	struct qs_fetch_waiter *w = NULL;
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, &w), 0);
 	qs_fetch_cancel(w);
 	run_for(30);
@@ -1301,8 +1278,7 @@ START_TEST(free_completes_every_caller_with_shutdown)
 	setup(1, LONG_US);
 	want_a = want_of(&T.good, 0);
 	want_b = want_of(&T.other, 0);
-	for (int i = 1; i < N_VAL; i++)
-		T.peer[i].answer = A_SILENT;
+	all_answer(A_SILENT);
 	ck_assert_int_eq(start(&want_a, signers, 2, after_us(LONG_US), &a, NULL), 0);
 	ck_assert_int_eq(start(&want_a, signers, 2, after_us(LONG_US), &b, NULL), 0);
 	ck_assert_int_eq(start(&want_b, signers, 2, after_us(LONG_US), &c, NULL), 0);
@@ -1372,8 +1348,7 @@ START_TEST(done_may_cancel_another_caller_of_its_fetch)
 	struct qs_batch_info want;
 	struct outcome a = {0}, b = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	ck_assert_int_eq(qs_fetch_start(T.f, &want, signers, 1, after_us(LONG_US),
 	                                on_done_cancel_other, &a, NULL),
 	                 0);
@@ -1398,10 +1373,8 @@ START_TEST(parallel_two_asks_two_at_once)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(2, LONG_US);
-	want = want_of(&T.good, 0);
-	for (int i = 1; i < N_VAL; i++)
-		T.peer[i].answer = A_SILENT;
+	want = setup_good(2, LONG_US);
+	all_answer(A_SILENT);
 	ck_assert_int_eq(start(&want, signers, 4, after_us(LONG_US), &o, NULL), 0);
 	wait_requests(2);
 	run_for(50);
@@ -1422,10 +1395,8 @@ START_TEST(reloaded_parallel_applies_to_the_next_try)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
-	for (int i = 1; i < N_VAL; i++)
-		T.peer[i].answer = A_SILENT;
+	want = setup_good(1, LONG_US);
+	all_answer(A_SILENT);
 	ck_assert_int_eq(qs_fetch_set_tries(T.f, 0, 2), -EINVAL);
 	ck_assert_int_eq(qs_fetch_set_tries(T.f, LONG_US, 0), -EINVAL);
 	ck_assert_int_eq(qs_fetch_set_tries(T.f, LONG_US, 3), 0);
@@ -1444,10 +1415,8 @@ START_TEST(next_try_takes_the_next_signers_round_robin)
 	struct outcome o = {0};
 	int seen[N_VAL] = {0};
 
-	setup(2, SHORT_US);
-	want = want_of(&T.good, 0);
-	for (int i = 1; i < N_VAL; i++)
-		T.peer[i].answer = A_SILENT;
+	want = setup_good(2, SHORT_US);
+	all_answer(A_SILENT);
 	ck_assert_int_eq(start(&want, signers, 4, after_us(LONG_US), &o, NULL), 0);
 	wait_requests(4);
 	for (int i = 0; i < 4; i++)
@@ -1467,8 +1436,7 @@ START_TEST(max_fetches_bounds_distinct_digests)
 	setup_with(1, LONG_US, 1);
 	want_a = want_of(&T.good, 0);
 	want_b = want_of(&T.other, 0);
-	for (int i = 1; i < N_VAL; i++)
-		T.peer[i].answer = A_SILENT;
+	all_answer(A_SILENT);
 	ck_assert_int_eq(start(&want_a, signers, 1, after_us(LONG_US), &a, NULL), 0);
 	ck_assert_int_eq(start(&want_b, signers, 1, after_us(LONG_US), &b, NULL), QS_EQUEUEFULL);
 	/* Joining a digest in flight takes no new slot. */
@@ -1485,8 +1453,7 @@ START_TEST(callers_per_fetch_are_bounded)
 	struct qs_batch_info want;
 	static struct outcome o[QS_FETCH_MAX_WAITERS + 1];
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].answer = A_SILENT;
 	for (int i = 0; i < QS_FETCH_MAX_WAITERS; i++)
 		REQUIRE(start(&want, signers, 1, after_us(LONG_US), &o[i], NULL) == 0);
@@ -1507,8 +1474,7 @@ START_TEST(bad_arguments_are_refused)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	ck_assert_int_eq(start(&want, signers, 0, after_us(LONG_US), &o, NULL), -EINVAL);
 	ck_assert_int_eq(start(&want, NULL, 1, after_us(LONG_US), &o, NULL), -EINVAL);
 	ck_assert_int_eq(start(NULL, signers, 2, after_us(LONG_US), &o, NULL), -EINVAL);
@@ -1568,16 +1534,13 @@ START_TEST(metrics_count_each_outcome)
 
 	/* One not_found, one bad digest, one garbage, then the winner; all
 	 * asked at once so every answer reaches the running fetch. */
-	setup(4, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(4, LONG_US);
 	T.peer[1].answer = A_NOT_FOUND;
 	T.peer[2].answer = A_BAD_DIGEST;
 	T.peer[3].answer = A_GARBAGE;
 	T.peer[4].delay_ms = 50;
-	ck_assert_int_eq(start(&want, signers, 4, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
-	ck_assert_int_eq(o.result, 0);
-	ck_assert_int_eq(o.res->from_peer, 4);
+	fetch_wait(&want, signers, 4, &o);
+	expect_from(&o, 4);
 	ck_assert_uint_eq(metric(SENT), 4);
 	ck_assert_uint_eq(metric(RESPONSES("ok")), 1);
 	ck_assert_uint_eq(metric(RESPONSES("not_found")), 1);
@@ -1585,8 +1548,7 @@ START_TEST(metrics_count_each_outcome)
 	ck_assert_uint_eq(metric(RESPONSES("malformed")), 1);
 	ck_assert_uint_eq(metric(RESPONSES("late")), 0);
 	ck_assert_uint_eq(metric(RESPONSES("unsolicited")), 0);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -1603,11 +1565,9 @@ START_TEST(without_a_registry_nothing_is_counted)
 	opt.metrics = NULL;
 	ck_assert_int_eq(qs_fetch_new(&opt, &T.f), 0);
 	want = want_of(&T.good, 0);
-	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 1, &o);
 	ck_assert_int_eq(o.result, 0);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 
@@ -1617,17 +1577,14 @@ START_TEST(duplicate_answer_after_the_win_is_unsolicited)
 	struct qs_batch_info want;
 	struct outcome o = {0};
 
-	setup(1, LONG_US);
-	want = want_of(&T.good, 0);
+	want = setup_good(1, LONG_US);
 	T.peer[1].answer = A_TWICE;
-	ck_assert_int_eq(start(&want, signers, 1, after_us(LONG_US), &o, NULL), 0);
-	wait_done(1);
+	fetch_wait(&want, signers, 1, &o);
 	run_for(20);
 	ck_assert_uint_eq(metric(RESPONSES("ok")), 1);
 	ck_assert_uint_eq(metric(RESPONSES("unsolicited")), 1);
 	ck_assert_uint_eq(metric(RESPONSES("late")), 0);
-	qs_fetch_result_free(o.res);
-	teardown();
+	teardown_with(&o);
 }
 END_TEST
 

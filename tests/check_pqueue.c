@@ -7,29 +7,10 @@
 
 #include "core/error.h"
 #include "core/pqueue.h"
+#include "tests/lib/fixtures.h"
 
 #define SEED UINT64_C(0x5eed5eed12345678)
 #define BIG  UINT64_MAX
-
-/*
- * In fork mode every passing ck_assert_*() reports its location to the
- * parent process, a write(2) each: loops of many checks use this.
- */
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #cond);              \
-	} while (0)
-
-static uint64_t
-splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
 
 /* A uniform-looking digest named by `seed`. */
 static void
@@ -38,31 +19,17 @@ fill_digest(uint8_t *d, uint64_t seed)
 	uint64_t s = seed * 4 + 1;
 
 	for (int i = 0; i < QS_DIGEST_BYTES; i += 8) {
-		uint64_t x = splitmix(&s);
+		uint64_t x = qs_test_splitmix(&s);
 		memcpy(d + i, &x, 8);
 	}
-}
-
-/* Field by field: struct copies need not carry padding. */
-static int
-info_eq(const struct qs_batch_info *a, const struct qs_batch_info *b)
-{
-	return memcmp(a->author, b->author, QS_PUBKEY_BYTES) == 0 && a->batch_id == b->batch_id &&
-	       a->epoch == b->epoch && a->expiration_us == b->expiration_us &&
-	       memcmp(a->digest, b->digest, QS_DIGEST_BYTES) == 0 && a->num_txns == b->num_txns &&
-	       a->num_bytes == b->num_bytes && a->gas_bucket_start == b->gas_bucket_start;
 }
 
 static struct qs_batch_info
 mk(int author, uint64_t batch_id, uint64_t exp_us, uint32_t txns, uint64_t bytes)
 {
-	struct qs_batch_info info;
+	struct qs_batch_info info = qs_test_info(batch_id, exp_us);
 
-	memset(&info, 0, sizeof(info));
 	memset(info.author, author + 1, sizeof(info.author));
-	info.batch_id = batch_id;
-	info.epoch = 1;
-	info.expiration_us = exp_us;
 	fill_digest(info.digest, (uint64_t)author << 40 | batch_id);
 	info.num_txns = txns;
 	info.num_bytes = bytes;
@@ -129,6 +96,17 @@ expect_item(const struct qs_pq_item *it, int author, uint64_t batch_id)
 	ck_assert_mem_eq(it->proof, want.digest, 16);
 }
 
+/* Author's batches with these ids, in this order: 1 txn, 10 bytes each. */
+static void
+add_ids(struct qs_pqueue *q, int author, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct qs_batch_info info = mk(author, ids[i], 100, 1, 10);
+
+		add(q, author, &info);
+	}
+}
+
 /* ---- basics ---- */
 
 START_TEST(new_queue_is_empty)
@@ -177,7 +155,7 @@ START_TEST(add_then_get_by_digest)
 	ck_assert_uint_eq(qs_pqueue_next_expiration(q), 50);
 	ck_assert_int_eq(qs_pqueue_get(q, a.digest, &it), 0);
 	expect_item(&it, 2, 7);
-	ck_assert(info_eq(it.info, &a));
+	ck_assert(qs_test_info_eq(it.info, &a));
 	ck_assert_int_eq(it.inlined, 0);
 	qs_pqueue_free(q);
 }
@@ -282,11 +260,7 @@ START_TEST(round_robin_over_authors_oldest_first)
 		add(q, 0, &a);
 		add(q, 1, &b);
 	}
-	for (int i = 0; i < 2; i++) {
-		struct qs_batch_info c = mk(2, ids2[i], 100, 1, 10);
-
-		add(q, 2, &c);
-	}
+	add_ids(q, 2, ids2, 2);
 	ck_assert_int_eq(pull(q, &unlimited, out, 16), 8);
 	expect_item(&out[0], 0, 1);
 	expect_item(&out[1], 1, 1);
@@ -334,12 +308,21 @@ add_grid(struct qs_pqueue *q, int n_authors, int per_author)
 	}
 }
 
+/* A queue of n_authors (quota 10 each) holding add_grid()'s batches. */
+static struct qs_pqueue *
+grid_queue(int n_authors, int per_author)
+{
+	struct qs_pqueue *q = new_queue((size_t)n_authors, 10);
+
+	add_grid(q, n_authors, per_author);
+	return q;
+}
+
 START_TEST(first_author_rotates_across_pulls)
 {
-	struct qs_pqueue *q = new_queue(3, 10);
+	struct qs_pqueue *q = grid_queue(3, 2);
 	struct qs_pq_item out[6];
 
-	add_grid(q, 3, 2);
 	for (int i = 0; i < 4; i++) {
 		ck_assert_int_eq(pull(q, &unlimited, out, 1), 1);
 		expect_item(&out[0], i % 3, 1);
@@ -379,12 +362,11 @@ END_TEST
 
 START_TEST(excluded_digests_skipped)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 3);
 	struct qs_pq_item out[8];
 	uint8_t exclude[4][QS_DIGEST_BYTES];
 	struct qs_batch_info x;
 
-	add_grid(q, 2, 3);
 	x = mk(0, 1, 0, 0, 0);
 	memcpy(exclude[0], x.digest, QS_DIGEST_BYTES);
 	x = mk(1, 2, 0, 0, 0);
@@ -504,6 +486,28 @@ sum_bytes(const struct qs_pq_item *out, ssize_t n, int inlined_only)
 	return s;
 }
 
+/* Batches 1..n of authors 0 and 1, added in turn: txns0 and txns1
+ * transactions, 10 bytes each. */
+static void
+add_pairs(struct qs_pqueue *q, int n, uint32_t txns0, uint32_t txns1)
+{
+	for (int b = 1; b <= n; b++) {
+		struct qs_batch_info x = mk(0, (uint64_t)b, 100, txns0, 10),
+				     y = mk(1, (uint64_t)b, 100, txns1, 10);
+
+		add(q, 0, &x);
+		add(q, 1, &y);
+	}
+}
+
+/* The first n_inlined of out[0..n) are inlined, the others not. */
+static void
+expect_inlined(const struct qs_pq_item *out, ssize_t n, ssize_t n_inlined)
+{
+	for (ssize_t i = 0; i < n; i++)
+		ck_assert_int_eq(out[i].inlined, i < n_inlined);
+}
+
 static int
 inline_all(void *arg, const struct qs_batch_info *info)
 {
@@ -518,13 +522,7 @@ START_TEST(max_txns_never_exceeded)
 	struct qs_pq_item out[8];
 	ssize_t n;
 
-	for (int b = 1; b <= 3; b++) {
-		struct qs_batch_info x = mk(0, (uint64_t)b, 100, 2, 10),
-				     y = mk(1, (uint64_t)b, 100, 2, 10);
-
-		add(q, 0, &x);
-		add(q, 1, &y);
-	}
+	add_pairs(q, 3, 2, 2);
 	n = pull(q, &lim, out, 8);
 	ck_assert_int_eq(n, 3);
 	ck_assert_uint_eq(sum_txns(out, n, 0), 6);
@@ -537,12 +535,11 @@ END_TEST
 
 START_TEST(max_bytes_never_exceeded)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 3);
 	struct qs_pq_limits lim = {BIG, 35, 0, 0, 1};
 	struct qs_pq_item out[8];
 	ssize_t n;
 
-	add_grid(q, 2, 3);
 	n = pull(q, &lim, out, 8);
 	ck_assert_int_eq(n, 3);
 	ck_assert_uint_eq(sum_bytes(out, n, 0), 30);
@@ -587,20 +584,11 @@ START_TEST(max_inline_txns_never_exceeded)
 	int calls = 0;
 	ssize_t n;
 
-	for (int b = 1; b <= 2; b++) {
-		struct qs_batch_info x = mk(0, (uint64_t)b, 100, 2, 10),
-				     y = mk(1, (uint64_t)b, 100, 1, 10);
-
-		add(q, 0, &x);
-		add(q, 1, &y);
-	}
+	add_pairs(q, 2, 2, 1);
 	/* 0/1 (2 txns) inlined, 1/1 (1) inlined: 3 reached; nothing more. */
 	n = qs_pqueue_pull(q, &lim, 0, 1, NULL, 0, inline_all, &calls, out, 8);
 	ck_assert_int_eq(n, 4);
-	ck_assert_int_eq(out[0].inlined, 1);
-	ck_assert_int_eq(out[1].inlined, 1);
-	ck_assert_int_eq(out[2].inlined, 0);
-	ck_assert_int_eq(out[3].inlined, 0);
+	expect_inlined(out, n, 2);
 	ck_assert_uint_eq(sum_txns(out, n, 1), 3);
 	/* Not asked about what would not fit anyway. */
 	ck_assert_int_eq(calls, 2);
@@ -610,19 +598,15 @@ END_TEST
 
 START_TEST(max_inline_bytes_never_exceeded)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 2);
 	struct qs_pq_limits lim = {BIG, BIG, BIG, 25, 1};
 	struct qs_pq_item out[8];
 	int calls = 0;
 	ssize_t n;
 
-	add_grid(q, 2, 2);
 	n = qs_pqueue_pull(q, &lim, 0, 1, NULL, 0, inline_all, &calls, out, 8);
 	ck_assert_int_eq(n, 4);
-	ck_assert_int_eq(out[0].inlined, 1);
-	ck_assert_int_eq(out[1].inlined, 1);
-	ck_assert_int_eq(out[2].inlined, 0);
-	ck_assert_int_eq(out[3].inlined, 0);
+	expect_inlined(out, n, 2);
 	ck_assert_uint_eq(sum_bytes(out, n, 1), 20);
 	qs_pqueue_free(q);
 }
@@ -637,11 +621,10 @@ inline_even(void *arg, const struct qs_batch_info *info)
 
 START_TEST(inline_only_when_inline_fn_says_so)
 {
-	struct qs_pqueue *q = new_queue(1, 10);
+	struct qs_pqueue *q = grid_queue(1, 4);
 	struct qs_pq_limits lim = {BIG, BIG, BIG, BIG, 1};
 	struct qs_pq_item out[8];
 
-	add_grid(q, 1, 4);
 	ck_assert_int_eq(qs_pqueue_pull(q, &lim, 0, 1, NULL, 0, inline_even, NULL, out, 8), 4);
 	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(out[i].inlined, out[i].info->batch_id % 2 == 0);
@@ -655,13 +638,12 @@ END_TEST
 
 START_TEST(inlined_picks_count_toward_max_bytes)
 {
-	struct qs_pqueue *q = new_queue(1, 10);
+	struct qs_pqueue *q = grid_queue(1, 5);
 	struct qs_pq_limits lim = {BIG, 30, BIG, BIG, 1};
 	struct qs_pq_item out[8];
 	int calls = 0;
 	ssize_t n;
 
-	add_grid(q, 1, 5);
 	n = qs_pqueue_pull(q, &lim, 0, 1, NULL, 0, inline_all, &calls, out, 8);
 	ck_assert_int_eq(n, 3);
 	ck_assert_uint_eq(sum_bytes(out, n, 0), 30);
@@ -674,11 +656,10 @@ END_TEST
 
 START_TEST(not_full_returns_nothing_unless_return_non_full)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 2);
 	struct qs_pq_limits lim = {100, 1000, 0, 0, 0};
 	struct qs_pq_item out[8];
 
-	add_grid(q, 2, 2);
 	ck_assert_int_eq(pull(q, &lim, out, 8), 0);
 	lim.return_non_full = 1;
 	ck_assert_int_eq(pull(q, &lim, out, 8), 4);
@@ -688,11 +669,10 @@ END_TEST
 
 START_TEST(full_by_exact_limit_returned)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 2);
 	struct qs_pq_limits by_txns = {4, 1000, 0, 0, 0}, by_bytes = {100, 40, 0, 0, 0};
 	struct qs_pq_item out[8];
 
-	add_grid(q, 2, 2);
 	ck_assert_int_eq(pull(q, &by_txns, out, 8), 4);
 	ck_assert_int_eq(pull(q, &by_bytes, out, 8), 4);
 	qs_pqueue_free(q);
@@ -701,11 +681,10 @@ END_TEST
 
 START_TEST(full_by_candidate_not_fitting_returned)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 2);
 	struct qs_pq_limits lim = {100, 35, 0, 0, 0};
 	struct qs_pq_item out[8];
 
-	add_grid(q, 2, 2);
 	ck_assert_int_eq(pull(q, &lim, out, 8), 3);
 	qs_pqueue_free(q);
 }
@@ -713,11 +692,10 @@ END_TEST
 
 START_TEST(full_by_out_cap_returned)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 2);
 	struct qs_pq_limits lim = {100, 1000, 0, 0, 0};
 	struct qs_pq_item out[8];
 
-	add_grid(q, 2, 2);
 	ck_assert_int_eq(pull(q, &lim, out, 3), 3);
 	ck_assert_int_eq(pull(q, &lim, out, 0), 0);
 	qs_pqueue_free(q);
@@ -726,11 +704,10 @@ END_TEST
 
 START_TEST(zero_limits_pick_nothing)
 {
-	struct qs_pqueue *q = new_queue(2, 10);
+	struct qs_pqueue *q = grid_queue(2, 2);
 	struct qs_pq_limits lim = {0, BIG, 0, 0, 1};
 	struct qs_pq_item out[8];
 
-	add_grid(q, 2, 2);
 	ck_assert_int_eq(pull(q, &lim, out, 8), 0);
 	lim.max_txns = BIG;
 	lim.max_bytes = 0;
@@ -748,16 +725,8 @@ listing_queue(void)
 	struct qs_pqueue *q = new_queue(3, 10);
 	static const uint64_t ids0[] = {40, 10, 50, 30, 20}, ids2[] = {3, 4, 1, 2};
 
-	for (int i = 0; i < 5; i++) {
-		struct qs_batch_info a = mk(0, ids0[i], 100, 1, 10);
-
-		add(q, 0, &a);
-	}
-	for (int i = 0; i < 4; i++) {
-		struct qs_batch_info c = mk(2, ids2[i], 100, 1, 10);
-
-		add(q, 2, &c);
-	}
+	add_ids(q, 0, ids0, 5);
+	add_ids(q, 2, ids2, 4);
 	return q;
 }
 
@@ -1043,7 +1012,7 @@ check_pull(struct qs_pqueue *q, struct model *m, const struct qs_pq_limits *lim,
 		size_t e = expected[i];
 
 		REQUIRE(out[i].author == m->author[e]);
-		REQUIRE(info_eq(out[i].info, &m->info[e]));
+		REQUIRE(qs_test_info_eq(out[i].info, &m->info[e]));
 		REQUIRE(out[i].inlined == inlined[i]);
 		REQUIRE(out[i].proof_len == 16);
 		REQUIRE(memcmp(out[i].proof, m->info[e].digest, 16) == 0);
@@ -1072,7 +1041,7 @@ check_list(const struct qs_pqueue *q, const struct model *m, size_t page_size)
 		REQUIRE(n <= page_size);
 		for (size_t i = 0; i < n; i++, got++) {
 			REQUIRE(got < k);
-			REQUIRE(info_eq(page[i].info, &m->info[order[got]]));
+			REQUIRE(qs_test_info_eq(page[i].info, &m->info[order[got]]));
 			REQUIRE(page[i].author == m->author[order[got]]);
 		}
 	} while (cursor != 0);
@@ -1100,7 +1069,7 @@ START_TEST(pull_from_10000_proofs_of_20_authors_with_5000_excluded)
 	for (size_t i = 0; i < N; i++) {
 		int a = (int)(i % AUTHORS);
 		uint64_t id = ((i / AUTHORS) * 7919) % PER + 1;
-		uint64_t r = splitmix(&s);
+		uint64_t r = qs_test_splitmix(&s);
 
 		m.info[i] = mk(a, id, 1000 + r % 1000, 1 + (uint32_t)(r >> 32) % 50,
 		               100 + (r >> 40) % 5000);
@@ -1112,7 +1081,7 @@ START_TEST(pull_from_10000_proofs_of_20_authors_with_5000_excluded)
 	m.n = N;
 	ck_assert_uint_eq(qs_pqueue_count(q), N);
 	for (size_t i = N - 1; i > 0; i--) {
-		size_t j = splitmix(&s) % (i + 1), t = perm[i];
+		size_t j = qs_test_splitmix(&s) % (i + 1), t = perm[i];
 
 		perm[i] = perm[j];
 		perm[j] = t;
@@ -1147,7 +1116,7 @@ START_TEST(randomized_against_reference_model)
 
 	model_init(&m, AUTHORS, N);
 	for (int step = 0; step < STEPS; step++) {
-		uint64_t r = splitmix(&s);
+		uint64_t r = qs_test_splitmix(&s);
 		unsigned pick = (unsigned)(r % 100);
 
 		if (m.n == N)
@@ -1212,7 +1181,7 @@ START_TEST(randomized_against_reference_model)
 			                           (int)((r >> 40) & 1)};
 
 			for (size_t i = 0; i < m.n; i++)
-				m.excluded[i] = m.queued[i] && splitmix(&s) % 4 == 0;
+				m.excluded[i] = m.queued[i] && qs_test_splitmix(&s) % 4 == 0;
 			picked +=
 			    check_pull(q, &m, &lim, now + (r >> 48) % 100, 1, 1 + (r >> 56) % 64);
 		} else {

@@ -128,24 +128,13 @@ own_node(struct qs_test_node *n, const char *name, const struct opts *o)
 	ck_assert_msg(qs_test_node_start(n) == 0, "qsd did not start for %s", name);
 }
 
-static void
-expect_clean_exit(struct qs_test_node *n)
-{
-	int ws = qs_test_node_stop(n, SIGTERM);
-
-	if (!qs_test_exited_ok(ws))
-		qs_test_dump_log(n->log);
-	ck_assert_msg(ws >= 0, "qsd did not stop within %d ms of SIGTERM", QS_TEST_STOP_TIMEOUT_MS);
-	ck_assert_msg(qs_test_exited_ok(ws), "qsd exited with status 0x%x after SIGTERM", ws);
-}
-
 /* Stop node n with `sig` (SIGTERM: it must exit 0) and start it again on the
  * same data directory. */
 static void
 restart(struct qs_test_node *n, int sig)
 {
 	if (sig == SIGTERM) {
-		expect_clean_exit(n);
+		qs_test_expect_clean_exit(n);
 	} else {
 		int ws = qs_test_node_stop(n, sig);
 
@@ -785,7 +774,7 @@ START_TEST(get_payload_returns_every_proof_oldest_batch_first)
 	ck_assert_double_eq(metric(&n, "qsd_payload_inline_batches_total"), 0);
 	qs_client_close(c);
 	sent_free(b, 10);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -836,7 +825,7 @@ START_TEST(get_payload_never_exceeds_max_txns_or_max_bytes)
 	}
 	qs_client_close(c);
 	sent_free(b, 8);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -883,7 +872,7 @@ START_TEST(get_payload_without_return_non_full_answers_only_a_full_payload)
 	}
 	qs_client_close(c);
 	sent_free(b, 8);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -929,7 +918,7 @@ START_TEST(get_payload_leaves_out_excluded_digests)
 	expect_queued(c, b, 6, "pppppp", "no exclude");
 	qs_client_close(c);
 	sent_free(b, 6);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1040,7 +1029,7 @@ START_TEST(get_payload_inlines_cached_batches_within_the_inline_limits)
 	                    inlined + (double)n_inline);
 	qs_client_close(c);
 	sent_free(b, 6);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1075,7 +1064,7 @@ START_TEST(get_payload_never_inlines_without_a_payload_cache)
 	qs_client_response_free(r);
 	qs_client_close(c);
 	sent_free(b, 4);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1108,7 +1097,7 @@ START_TEST(get_payload_inlines_only_batches_the_cache_still_holds)
 	qs_client_response_free(r);
 	qs_client_close(c);
 	sent_free(b, 4);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1144,7 +1133,7 @@ START_TEST(get_payload_inlines_only_batches_in_memory_after_a_restart)
 	qs_client_response_free(r);
 	qs_client_close(c);
 	sent_free(b, 3);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1210,7 +1199,7 @@ START_TEST(notify_commit_removes_committed_proofs_also_across_restarts)
 	expect_queued(c, b, 6, "000p0p", "after kill -9");
 	qs_client_close(c);
 	sent_free(b, 6);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1250,7 +1239,7 @@ START_TEST(notify_commit_refuses_malformed_digests_and_removes_nothing)
 	ck_assert_double_eq(metric(&n, "qsd_commits_total"), 0);
 	qs_client_close(c);
 	sent_free(b, 2);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1260,9 +1249,9 @@ START_TEST(notify_commit_before_the_proof_keeps_it_out_of_the_queue)
 	struct qs_client *c;
 	struct sent b[3];
 	const Quorumstore__V1__HelloResponse *h;
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
-	Quorumstore__V1__SubmitBatchRequest sb = QUORUMSTORE__V1__SUBMIT_BATCH_REQUEST__INIT;
-	Quorumstore__V1__NotifyCommitRequest nc = QUORUMSTORE__V1__NOTIFY_COMMIT_REQUEST__INIT;
+	Quorumstore__V1__Request req;
+	Quorumstore__V1__SubmitBatchRequest sb;
+	Quorumstore__V1__NotifyCommitRequest nc;
 	Quorumstore__V1__Response *r;
 	ProtobufCBinaryData d;
 	struct frames f = {0};
@@ -1284,18 +1273,10 @@ START_TEST(notify_commit_before_the_proof_keeps_it_out_of_the_queue)
 	/* Consensus commits b1 (a block of another leader, say) while b1 is
 	 * still being stored here. */
 	fd = raw_connect(&n);
-	sb.n_transactions = b[1].n_txns;
-	sb.transactions = b[1].txns;
-	req.body_case = REQ(SUBMIT_BATCH);
-	req.submit_batch = &sb;
+	qs_test_submit_request(&req, &sb, b[1].txns, b[1].n_txns, NULL, 0);
 	frames_add(&f, &req, 10);
 	d = digest_of(&b[1]);
-	nc.block_timestamp_us = qs_test_wall_us();
-	nc.n_digests = 1;
-	nc.digests = &d;
-	quorumstore__v1__request__init(&req);
-	req.body_case = REQ(NOTIFY_COMMIT);
-	req.notify_commit = &nc;
+	qs_test_commit_request(&req, &nc, qs_test_wall_us(), &d, 1);
 	frames_add(&f, &req, 11);
 	write_all(fd, f.buf, f.len);
 	free(f.buf);
@@ -1324,7 +1305,7 @@ START_TEST(notify_commit_before_the_proof_keeps_it_out_of_the_queue)
 	expect_queued(c, b, 3, "p0p", "b1 committed before its proof, after a restart");
 	qs_client_close(c);
 	sent_free(b, 3);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1409,7 +1390,7 @@ START_TEST(restart_serves_the_same_proofs_after_sigterm_and_kill_9)
 		free(before[i]);
 	qs_client_close(c);
 	sent_free(b, 8);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1507,7 +1488,7 @@ START_TEST(expired_proofs_leave_and_their_payloads_are_collected)
 	ck_assert_double_eq(metric(&n, FETCH("disk", "ok")), 0);
 	qs_client_close(c);
 	sent_free(b, 4);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 	expect_store_empty(&n);
 }
 END_TEST
@@ -1559,7 +1540,7 @@ START_TEST(notify_commit_block_timestamp_moves_the_gc_cutoff)
 		expect_not_found(c, &b[i]);
 	qs_client_close(c);
 	sent_free(b, 3);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 	expect_store_empty(&n);
 }
 END_TEST
@@ -1589,7 +1570,7 @@ START_TEST(notify_commit_block_timestamp_survives_kill_9)
 	expect_not_found(c, &b[1]);
 	qs_client_close(c);
 	sent_free(b, 2);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 	expect_store_empty(&n);
 }
 END_TEST
@@ -1641,7 +1622,7 @@ START_TEST(get_batch_serves_memory_then_disk_after_a_restart_then_memory)
 	ck_assert_double_eq(metric(&n, FETCH("disk", "error")), 0);
 	qs_client_close(c);
 	sent_free(b, 2);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -1753,7 +1734,7 @@ START_TEST(listings_page_through_each_entry_exactly_once)
 	ck_assert_uint_eq(pages, 1);
 	qs_client_close(c);
 	sent_free(b, 10);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -2009,7 +1990,7 @@ START_TEST(new_epoch_starts_the_next_epoch_and_survives_a_restart)
 	qs_client_close(c);
 
 	/* A config naming a later epoch is the operator's decision. */
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 	ck_assert_int_eq(qs_test_node_edit(&n, "\nepoch: 1\n", "\nepoch: 5\n"), 0);
 	ck_assert_msg(qs_test_node_start(&n) == 0, "qsd did not start with epoch 5");
 	c = connect_to(&n);
@@ -2019,7 +2000,7 @@ START_TEST(new_epoch_starts_the_next_epoch_and_survives_a_restart)
 	ck_assert_uint_eq(b[4].epoch, 5);
 	qs_client_close(c);
 	sent_free(b, 5);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -2090,7 +2071,7 @@ START_TEST(get_status_back_pressure_follows_the_proof_queue)
 	ck_assert_double_eq(metric(&n, "qsd_proof_queue_size"), 1);
 	qs_client_close(c);
 	sent_free(b, 6);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -2166,7 +2147,7 @@ START_TEST(client_that_never_reads_is_closed_as_a_slow_reader)
 	qs_client_close(other);
 	close(fd);
 	sent_free(b, 2);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -2188,14 +2169,11 @@ static void
 behind_a_full_queue(int fd, const struct sent *b, Quorumstore__V1__Request *then,
                     Quorumstore__V1__Response **sub, Quorumstore__V1__Response **resp)
 {
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
-	Quorumstore__V1__SubmitBatchRequest sb = QUORUMSTORE__V1__SUBMIT_BATCH_REQUEST__INIT;
+	Quorumstore__V1__Request req;
+	Quorumstore__V1__SubmitBatchRequest sb;
 	struct frames f = {0};
 
-	sb.n_transactions = b->n_txns;
-	sb.transactions = (ProtobufCBinaryData *)b->txns;
-	req.body_case = REQ(SUBMIT_BATCH);
-	req.submit_batch = &sb;
+	qs_test_submit_request(&req, &sb, b->txns, b->n_txns, NULL, 0);
 	frames_add(&f, &req, 100);
 	frames_add(&f, then, 101);
 	write_all(fd, f.buf, f.len);
@@ -2228,8 +2206,8 @@ START_TEST(notify_commit_behind_a_full_writer_queue_keeps_qsd_running)
 	struct qs_client *c;
 	struct sent b[4];
 	ProtobufCBinaryData d[3];
-	Quorumstore__V1__Request req = QUORUMSTORE__V1__REQUEST__INIT;
-	Quorumstore__V1__NotifyCommitRequest nc = QUORUMSTORE__V1__NOTIFY_COMMIT_REQUEST__INIT;
+	Quorumstore__V1__Request req;
+	Quorumstore__V1__NotifyCommitRequest nc;
 	Quorumstore__V1__Response *sub, *resp;
 	int fd, refused;
 
@@ -2242,11 +2220,7 @@ START_TEST(notify_commit_behind_a_full_writer_queue_keeps_qsd_running)
 	sent_make(&b[3], 1, (1u << 20) - 64);
 
 	fd = raw_connect(&n);
-	nc.block_timestamp_us = qs_test_wall_us();
-	nc.n_digests = 3;
-	nc.digests = d;
-	req.body_case = REQ(NOTIFY_COMMIT);
-	req.notify_commit = &nc;
+	qs_test_commit_request(&req, &nc, qs_test_wall_us(), d, 3);
 	behind_a_full_queue(fd, &b[3], &req, &sub, &resp);
 	ck_assert_msg(sub->status == STATUS(OK), "SubmitBatch answered %s: %s",
 	              qs_client_status_name(sub->status), sub->message);
@@ -2278,7 +2252,7 @@ START_TEST(notify_commit_behind_a_full_writer_queue_keeps_qsd_running)
 	expect_queued(c, b, 4, "000p", "after a restart");
 	qs_client_close(c);
 	sent_free(b, 4);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -2326,7 +2300,7 @@ START_TEST(new_epoch_behind_a_full_writer_queue_keeps_qsd_running)
 	expect_storage_ok(&n, c);
 	qs_client_close(c);
 	sent_free(&b, 1);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 

@@ -102,18 +102,6 @@ own_node(struct qs_test_node *n, const char *name, const char *extra)
 	ck_assert_msg(qs_test_node_start(n) == 0, "qsd did not start for %s", name);
 }
 
-static void
-expect_clean_exit(struct qs_test_node *n)
-{
-	int ws = qs_test_node_stop(n, SIGTERM);
-
-	if (!qs_test_exited_ok(ws))
-		qs_test_dump_log(n->log);
-	ck_assert_msg(ws >= 0, "qsd did not stop within %d ms of SIGTERM", QS_TEST_STOP_TIMEOUT_MS);
-	ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
-	              "qsd exited with status 0x%x after SIGTERM", ws);
-}
-
 /* ------------------------------------------------------------------------
  * The client side: payloads, requests, checks of the answers.
  */
@@ -147,21 +135,6 @@ static struct qs_client *
 connect_to(const struct qs_test_node *n)
 {
 	return qs_test_connect(n, "check_submit", IO_TIMEOUT_MS);
-}
-
-/* A SubmitBatch request for p (borrowed) with an optional key of key_len. */
-static void
-submit_request(Quorumstore__V1__Request *req, Quorumstore__V1__SubmitBatchRequest *sb,
-               const struct payload *p, const char *key, size_t key_len)
-{
-	quorumstore__v1__request__init(req);
-	quorumstore__v1__submit_batch_request__init(sb);
-	sb->n_transactions = p->n;
-	sb->transactions = (ProtobufCBinaryData *)p->txns;
-	sb->idempotency_key.data = (uint8_t *)key;
-	sb->idempotency_key.len = key ? key_len : 0;
-	req->body_case = QUORUMSTORE__V1__REQUEST__BODY_SUBMIT_BATCH;
-	req->submit_batch = sb;
 }
 
 /* Call SubmitBatch; the response (any status) is the caller's. */
@@ -269,7 +242,7 @@ START_TEST(pipelined_submits_are_all_answered_ok_in_request_order)
 		int rc;
 
 		payload_make(&p, seed + i, 1 + i % 4);
-		submit_request(&req, &sb, &p, NULL, 0);
+		qs_test_submit_request(&req, &sb, p.txns, p.n, NULL, 0);
 		rc = qs_client_send(c, &req, &ids[i]);
 		ck_assert_msg(rc == 0, "send %zu: %s", i, qs_strerror(rc));
 		ck_assert(i == 0 || ids[i] > ids[i - 1]);
@@ -352,7 +325,7 @@ START_TEST(pipelined_requests_with_one_key_store_one_batch)
 	snprintf(key, sizeof(key), "check_submit/pipelined/%016" PRIx64, qs_test_rand64());
 	payload_make(&p, qs_test_rand64(), 2);
 	for (int i = 0; i < 2; i++) {
-		submit_request(&req, &sb, &p, key, strlen(key));
+		qs_test_submit_request(&req, &sb, p.txns, p.n, key, strlen(key));
 		ck_assert_int_eq(qs_client_send(c, &req, &ids[i]), 0);
 	}
 	/* Responses come in completion order: a refusal may overtake the
@@ -398,7 +371,7 @@ expect_invalid(struct qs_client *c, const struct payload *p, const char *key, si
 	Quorumstore__V1__Response *resp = NULL;
 	int rc;
 
-	submit_request(&req, &sb, p, key, key_len);
+	qs_test_submit_request(&req, &sb, p->txns, p->n, key, key_len);
 	rc = qs_client_call(c, &req, IO_TIMEOUT_MS, &resp);
 	ck_assert_msg(rc == 0, "%s: %s", what, qs_strerror(rc));
 	ck_assert_msg(resp->status == STATUS(INVALID_ARGUMENT), "%s: answered %s (%s)", what,
@@ -609,7 +582,7 @@ START_TEST(client_with_a_uid_not_allowed_is_refused_at_accept)
 	ck_assert_ptr_null(c);
 	ck_assert_double_eq(qs_test_metric(&n, "qsd_rpc_refused_total{reason=\"uid\"}"), 1);
 	ck_assert_double_eq(qs_test_metric(&n, "qsd_rpc_requests_total{method=\"hello\"}"), 0);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 
@@ -640,7 +613,7 @@ START_TEST(batch_ids_strictly_increase_across_restarts)
 
 	/* SIGTERM, start again: the next id is past every earlier one, and
 	 * the idempotency key still stands for its batch. */
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 	ck_assert_msg(qs_test_node_start(&n) == 0, "qsd did not restart after SIGTERM");
 	c = connect_to(&n);
 	payload_make(&p, qs_test_rand64(), 1);
@@ -668,7 +641,7 @@ START_TEST(batch_ids_strictly_increase_across_restarts)
 	              max_id);
 	qs_client_close(c);
 	qs_client_response_free(first);
-	expect_clean_exit(&n);
+	qs_test_expect_clean_exit(&n);
 }
 END_TEST
 

@@ -776,74 +776,92 @@ iov_len(const struct iovec *iov, int cnt)
 	return n;
 }
 
+/* A write as the process called it: which call, and its arguments. */
+struct ld_write {
+	enum {
+		LD_WRITE,
+		LD_PWRITE,
+		LD_PWRITE64,
+		LD_WRITEV,
+		LD_PWRITEV
+	} call;
+	int fd;
+	off64_t off; /* -1 for write and writev: the file position */
+	const void *buf;
+	size_t n;
+	const struct iovec *iov;
+	int cnt;
+};
+
+static ssize_t
+real_write(const struct ld_write *w)
+{
+	switch (w->call) {
+	case LD_WRITE:
+		return real.write(w->fd, w->buf, w->n);
+	case LD_PWRITE:
+		return real.pwrite(w->fd, w->buf, w->n, (off_t)w->off);
+	case LD_PWRITE64:
+		return real.pwrite64(w->fd, w->buf, w->n, w->off);
+	case LD_WRITEV:
+		return real.writev(w->fd, w->iov, w->cnt);
+	case LD_PWRITEV:
+		return real.pwritev(w->fd, w->iov, w->cnt, (off_t)w->off);
+	}
+	fprintf(stderr, "shim_lyingdisk: unknown write call %d\n", (int)w->call);
+	abort();
+}
+
+/* Every write call: on a tracked descriptor it is one modelled call, and
+ * the synced bytes it is about to overwrite are saved first. */
+static ssize_t
+do_write(const struct ld_write *w)
+{
+	int vector = w->call == LD_WRITEV || w->call == LD_PWRITEV;
+	ssize_t r;
+
+	if (!tracked_fd(w->fd))
+		return real_write(w);
+	op_begin();
+	before_write(w->fd, (off_t)w->off, vector ? iov_len(w->iov, w->cnt) : w->n);
+	r = real_write(w);
+	op_end();
+	return r;
+}
+
 ssize_t
 write(int fd, const void *buf, size_t n)
 {
-	ssize_t r;
-
-	if (!tracked_fd(fd))
-		return real.write(fd, buf, n);
-	op_begin();
-	before_write(fd, -1, n);
-	r = real.write(fd, buf, n);
-	op_end();
-	return r;
+	return do_write(
+	    &(struct ld_write){.call = LD_WRITE, .fd = fd, .off = -1, .buf = buf, .n = n});
 }
 
 ssize_t
 pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	ssize_t r;
-
-	if (!tracked_fd(fd))
-		return real.pwrite(fd, buf, n, off);
-	op_begin();
-	before_write(fd, off, n);
-	r = real.pwrite(fd, buf, n, off);
-	op_end();
-	return r;
+	return do_write(
+	    &(struct ld_write){.call = LD_PWRITE, .fd = fd, .off = off, .buf = buf, .n = n});
 }
 
 ssize_t
 pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
-	ssize_t r;
-
-	if (!tracked_fd(fd))
-		return real.pwrite64(fd, buf, n, off);
-	op_begin();
-	before_write(fd, off, n);
-	r = real.pwrite64(fd, buf, n, off);
-	op_end();
-	return r;
+	return do_write(
+	    &(struct ld_write){.call = LD_PWRITE64, .fd = fd, .off = off, .buf = buf, .n = n});
 }
 
 ssize_t
 writev(int fd, const struct iovec *iov, int cnt)
 {
-	ssize_t r;
-
-	if (!tracked_fd(fd))
-		return real.writev(fd, iov, cnt);
-	op_begin();
-	before_write(fd, -1, iov_len(iov, cnt));
-	r = real.writev(fd, iov, cnt);
-	op_end();
-	return r;
+	return do_write(
+	    &(struct ld_write){.call = LD_WRITEV, .fd = fd, .off = -1, .iov = iov, .cnt = cnt});
 }
 
 ssize_t
 pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
-	ssize_t r;
-
-	if (!tracked_fd(fd))
-		return real.pwritev(fd, iov, cnt, off);
-	op_begin();
-	before_write(fd, off, iov_len(iov, cnt));
-	r = real.pwritev(fd, iov, cnt, off);
-	op_end();
-	return r;
+	return do_write(
+	    &(struct ld_write){.call = LD_PWRITEV, .fd = fd, .off = off, .iov = iov, .cnt = cnt});
 }
 
 static int

@@ -6,7 +6,9 @@
  *
  * The functions that return an error instead of asserting may be used
  * outside a test (in main(), before the tests fork); qs_test_scrape(),
- * qs_test_metric(), qs_test_wait_metric() and qs_test_connect() assert.
+ * qs_test_metric(), qs_test_wait_metric(), qs_test_connect() and
+ * qs_test_expect_clean_exit() assert. The request builders at the end are
+ * shared by the tests that send raw or pipelined requests.
  * Messages go to stderr prefixed with the program's name.
  */
 #ifndef QS_TESTS_NODE_H
@@ -638,6 +640,58 @@ qs_test_connect(const struct qs_test_node *n, const char *client_name, int timeo
 
 	ck_assert_msg(rc == 0, "cannot connect to %s: %s (%s)", n->sock, err, qs_strerror(rc));
 	return c;
+}
+
+/* In a test: stop node n with SIGTERM; it must exit 0 in time (its log's
+ * tail on stderr otherwise). */
+static inline void
+qs_test_expect_clean_exit(struct qs_test_node *n)
+{
+	int ws = qs_test_node_stop(n, SIGTERM);
+
+	if (!qs_test_exited_ok(ws))
+		qs_test_dump_log(n->log);
+	ck_assert_msg(ws >= 0, "qsd did not stop within %d ms of SIGTERM", QS_TEST_STOP_TIMEOUT_MS);
+	ck_assert_msg(qs_test_exited_ok(ws), "qsd exited with status 0x%x after SIGTERM", ws);
+}
+
+/*
+ * Requests built by hand, for what the client library's calls do not do
+ * (pipelining, raw frames). Each fills in the caller's req and body (which
+ * req then points at); the data they name is borrowed, not copied.
+ */
+
+/* SubmitBatch of n_txns transactions, with the idempotency key of key_len
+ * bytes at key, or none if key is NULL. */
+static inline void
+qs_test_submit_request(Quorumstore__V1__Request *req, Quorumstore__V1__SubmitBatchRequest *sb,
+                       const ProtobufCBinaryData *txns, size_t n_txns, const char *key,
+                       size_t key_len)
+{
+	quorumstore__v1__request__init(req);
+	quorumstore__v1__submit_batch_request__init(sb);
+	sb->n_transactions = n_txns;
+	sb->transactions = (ProtobufCBinaryData *)txns;
+	sb->idempotency_key.data = (uint8_t *)key;
+	sb->idempotency_key.len = key ? key_len : 0;
+	req->body_case = QUORUMSTORE__V1__REQUEST__BODY_SUBMIT_BATCH;
+	req->submit_batch = sb;
+}
+
+/* NotifyCommit of a block at block_timestamp_us committing n_digests
+ * batches. */
+static inline void
+qs_test_commit_request(Quorumstore__V1__Request *req, Quorumstore__V1__NotifyCommitRequest *nc,
+                       uint64_t block_timestamp_us, const ProtobufCBinaryData *digests,
+                       size_t n_digests)
+{
+	quorumstore__v1__request__init(req);
+	quorumstore__v1__notify_commit_request__init(nc);
+	nc->block_timestamp_us = block_timestamp_us;
+	nc->n_digests = n_digests;
+	nc->digests = (ProtobufCBinaryData *)digests;
+	req->body_case = QUORUMSTORE__V1__REQUEST__BODY_NOTIFY_COMMIT;
+	req->notify_commit = nc;
 }
 
 #endif
