@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -696,7 +698,13 @@ qsb_eventcb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		int one = 1;
 
+		/* As qsd does for its peers: without it, the tail of each frame
+		 * waits for the ack of the one before (Nagle), which the target
+		 * delays by up to 40 ms: latency the protocol does not have. */
+		(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+		                 sizeof(one));
 		if (!ssl || qs_tls_peer_index(ssl) != env->target) {
 			fprintf(stderr, "%s: v%d: %s did not present v%d's network key\n", qsb_cmd,
 			        p->index, env->addr_str, env->target);
