@@ -39,6 +39,9 @@ INFO_RATIOS = [
      "db_bench.64K.sync0.batch32.ops_per_s"),
     ("db_bench_64K_sync_batch32_vs_batch1", "db_bench.64K.sync1.batch32.ops_per_s",
      "db_bench.64K.sync1.batch1.ops_per_s"),
+    # one client, 4 requests pipelined on its connection (the target is
+    # measured with 1 in flight)
+    ("getpayload_rps_4_inflight_vs_20000", "getpayload.inflight4.requests_per_s", 20000),
 ]
 
 
@@ -111,7 +114,8 @@ def main():
         ratios[name] = r
     info = {}
     for name, a, b in INFO_RATIOS:
-        va, vb = figs.get(a), figs.get(b)
+        va = figs.get(a)
+        vb = b if isinstance(b, (int, float)) else figs.get(b)
         if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and vb:
             info[name] = round(va / vb, 4)
 
