@@ -148,6 +148,7 @@ run_eio() { # N
 			echo "run $1: eio $kind: hit while opening the database; exit $WAIT_RC"
 			INJECTED=$((INJECTED + 1))
 			RUN_EIO=$((RUN_EIO + 1))
+			[ "$WAIT_RC" != 74 ] || FAILSTOPS=$((FAILSTOPS + 1))
 			verify_run "$dir" "$url" "run $1 (eio $kind)"
 			return 0
 		fi
