@@ -43,9 +43,16 @@ set -euo pipefail
 
 DUR=${QS_HOSTILE_S:-14}
 BENCH_S=${QS_HOSTILE_BENCH_S:-8}
-# The peers that never read: the stalled one must outlive the write stall
-# (10 s) with a margin before it reads again.
+# The peer that never reads stays silent for NOREAD_S; the stalled one until
+# qsd closed it (see below).
 NOREAD_S=$((DUR > 14 ? DUR : 14))
+STALL_WAIT_S=60
+# Under a sanitizer VmRSS holds its shadow memory and quarantine, not qsd's
+# own: the memory bound is reported there, asserted only on plain builds.
+SANITIZED=
+if [ -n "${QS_SAN_RT:-}" ] || nm "$B/qsd" 2>/dev/null | grep -qE ' (__asan_init|__tsan_init)$'; then
+	SANITIZED=1
+fi
 QSBENCH=$B/qsbench
 # Debian's interpreter: another python3 may come first on PATH.
 HOSTILE="/usr/bin/python3 $PWD/tests/lib/hostile_peer.py"
@@ -193,11 +200,17 @@ r=$(rss_kib "$V0")
 # would not even be read. They ask for v8's batches, which v0 stores.
 $HOSTILE noread 127.0.0.1 "$base" "$C/v7" 1 1 "$NOREAD_S" "$T/v8.rec" >"$T/noread.json" 2>"$T/noread.err" &
 H3=$!
-$HOSTILE noread 127.0.0.1 "$base" "$C/v4" 1 1 "$NOREAD_S" "$T/v8.rec" 200 \
+# The stalled peer reads again only once qsd logged its close (or after
+# STALL_WAIT_S): how long the 200 answers take before the stall starts
+# depends on the build's speed.
+$HOSTILE noread 127.0.0.1 "$base" "$C/v4" 1 1 "$STALL_WAIT_S" "$T/v8.rec" 200 "$T/v4.closed" \
 	>"$T/stalled.json" 2>"$T/stalled.err" &
 H7=$!
 QS_PIDS+=("$H3" "$H7")
 while kill -0 "$H3" 2>/dev/null || kill -0 "$H7" 2>/dev/null; do
+	if [ ! -e "$T/v4.closed" ] && grep -q 'peer_closed peer=v4 .*reason=slow_reader' "$T/v0.log"; then
+		: >"$T/v4.closed"
+	fi
 	r=$(rss_kib "$V0")
 	[ "$r" -le "$peak" ] || peak=$r
 	kill -0 "$V0" 2>/dev/null || fail "v0 died under the attack: $(tail -5 "$T/v0.log")"
@@ -263,7 +276,9 @@ if [ "$(jq .captured_proof_msgs "$T/replay.json")" -gt 0 ]; then
 	check 'replayed proofs not counted' "$d_proofs" 1
 fi
 [ "$(jq .accepted "$T/unknown.json")" = 0 ] || { echo "FAIL: a handshake with an unknown key was accepted" >&2; bad=1; }
-if [ "$peak" -gt "$limit_kib" ]; then
+if [ -n "$SANITIZED" ]; then
+	echo "v0 VmRSS: not checked against the limit: a sanitized build"
+elif [ "$peak" -gt "$limit_kib" ]; then
 	echo "FAIL: v0's VmRSS peaked at $((peak / 1024)) MiB, over $((limit_kib / 1024)) MiB" >&2
 	bad=1
 fi

@@ -7,13 +7,14 @@
   hostile_peer.py unknown HOST PORT COUNT WORKDIR
       COUNT TLS 1.3 handshakes with Ed25519 keys no validator has (8 keys made
       in WORKDIR, used in turn); prints how many qsd refused.
-  hostile_peer.py noread HOST PORT NODE_DIR CHAIN EPOCH SECONDS RECORD [MAX]
+  hostile_peer.py noread HOST PORT NODE_DIR CHAIN EPOCH SECONDS RECORD [MAX [GO_FILE]]
       a valid peer (the validator of NODE_DIR, a mkcluster node directory):
       TLS, Hello, then BatchRequests for the digests of RECORD (a qsbench
       record file), over and over for SECONDS (at most MAX of them, then it
-      stays silent until SECONDS), and it never reads an answer before
-      SECONDS; then it reads until the end of the stream to see whether qsd
-      closed it. Prints how many it sent and whether qsd closed it.
+      stays silent until SECONDS, or until GO_FILE exists if given), and it
+      never reads an answer before that; then it reads until the end of the
+      stream to see whether qsd closed it. Prints how many it sent and
+      whether qsd closed it.
   hostile_peer.py replay HOST PORT NODE_DIR CHAIN EPOCH SECONDS
       a valid peer that records the BatchMsg and ProofMsg frames qsd sends it
       for SECONDS / 2, then sends every one of them back, twice; prints the
@@ -176,7 +177,7 @@ def unknown(host, port, count, workdir):
     return {"attempts": count, "refused": refused, "accepted": accepted}
 
 
-def noread(host, port, node_dir, chain_id, epoch, seconds, record, most=None):
+def noread(host, port, node_dir, chain_id, epoch, seconds, record, most=None, go_file=None):
     with open(record) as f:
         digests = [bytes.fromhex(line.split()[0]) for line in f if line.strip()]
     if not digests:
@@ -208,6 +209,8 @@ def noread(host, port, node_dir, chain_id, epoch, seconds, record, most=None):
                 break
         time.sleep(0.05)
     while not closed and time.monotonic() - start < seconds:
+        if go_file and os.path.exists(go_file):
+            break
         time.sleep(0.2)  # silent, and still not reading
     if not closed:
         # Read only now: a connection qsd closed ends in EOF or a reset.
@@ -272,9 +275,9 @@ def main():
         out = slowloris(a[1], int(a[2]), int(a[3]), float(a[4]))
     elif len(a) == 5 and a[0] == "unknown":
         out = unknown(a[1], int(a[2]), int(a[3]), a[4])
-    elif len(a) in (8, 9) and a[0] == "noread":
+    elif len(a) in (8, 9, 10) and a[0] == "noread":
         out = noread(a[1], int(a[2]), a[3], int(a[4]), int(a[5]), float(a[6]), a[7],
-                     int(a[8]) if len(a) == 9 else None)
+                     int(a[8]) if len(a) >= 9 else None, a[9] if len(a) == 10 else None)
     elif len(a) == 7 and a[0] == "replay":
         out = replay(a[1], int(a[2]), a[3], int(a[4]), int(a[5]), float(a[6]))
     else:
