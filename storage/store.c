@@ -150,10 +150,8 @@ out:
 	return rc;
 }
 
-/* Payloads from this size on are kept in blob files (see qs_store_open). */
-#define QS_STORE_MIN_BLOB_BYTES  2048
-#define QS_STORE_BLOB_FILE_BYTES (256u << 20)
-#define QS_STORE_BYTES_PER_SYNC  (1u << 20)
+/* Table files are written back this much at a time (see qs_store_open). */
+#define QS_STORE_BYTES_PER_SYNC (1u << 20)
 
 /* Open the database files with the options already in st. */
 static int
@@ -170,7 +168,7 @@ store_db_open(struct qs_store *st, char *err, size_t errlen)
 	cf_opts[0] = st->opts;
 	for (int c = 0; c < QS_CF_COUNT; c++) {
 		cf_names[c + 1] = qs_store_cf_names[c];
-		cf_opts[c + 1] = c == QS_CF_BATCHES ? st->batch_opts : st->opts;
+		cf_opts[c + 1] = st->opts;
 	}
 	st->db = rocksdb_open_column_families(st->opts, st->dir, QS_CF_COUNT + 1, cf_names, cf_opts,
 	                                      handles, &rerr);
@@ -244,19 +242,6 @@ qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *e
 	 */
 	rocksdb_options_set_wal_recovery_mode(st->opts,
 	                                      rocksdb_tolerate_corrupted_tail_records_recovery);
-	/*
-	 * Payloads go to blob files at flush: compaction then moves only the
-	 * keys and blob references, never the payload bytes again. Blob files
-	 * are written and synced by the flush, before the WAL holding the same
-	 * records is released, so durability is that of the WAL. A blob file
-	 * goes when no table file refers to it any more: the range deletes
-	 * and file drops of GC take its space back with the last of its keys
-	 * (keys are in expiration order, so a file's batches expire together).
-	 */
-	st->batch_opts = rocksdb_options_create_copy(st->opts);
-	rocksdb_options_set_enable_blob_files(st->batch_opts, 1);
-	rocksdb_options_set_min_blob_size(st->batch_opts, QS_STORE_MIN_BLOB_BYTES);
-	rocksdb_options_set_blob_file_size(st->batch_opts, QS_STORE_BLOB_FILE_BYTES);
 	rc = store_db_open(st, err, errlen);
 out:
 	if (rc) {
@@ -283,7 +268,6 @@ qs_store_close(struct qs_store *st)
 	rocksdb_writeoptions_destroy(st->wo_sync);
 	rocksdb_readoptions_destroy(st->ro);
 	rocksdb_options_destroy(st->opts);
-	rocksdb_options_destroy(st->batch_opts);
 	rocksdb_block_based_options_destroy(st->table);
 	rocksdb_cache_destroy(st->cache);
 	free(st->dir);

@@ -25,7 +25,6 @@ struct qs_store {
 	char *dir;
 	rocksdb_t *db;
 	rocksdb_options_t *opts;
-	rocksdb_options_t *batch_opts; /* the batches family: values in blob files */
 	rocksdb_block_based_table_options_t *table;
 	rocksdb_cache_t *cache;
 	rocksdb_column_family_handle_t *cf[QS_CF_COUNT];

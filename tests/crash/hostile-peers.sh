@@ -50,7 +50,7 @@ STALL_WAIT_S=60
 # Under a sanitizer VmRSS holds its shadow memory and quarantine, not qsd's
 # own: the memory bound is reported there, asserted only on plain builds.
 SANITIZED=
-if [ -n "${QS_SAN_RT:-}" ] || nm "$B/qsd" 2>/dev/null | grep -qE ' (__asan_init|__tsan_init)$'; then
+if [ -n "${QS_SAN_RT:-}" ] || [ "$(nm "$B/qsd" 2>/dev/null | grep -cE ' (__asan_init|__tsan_init)$')" != 0 ]; then
 	SANITIZED=1
 fi
 QSBENCH=$B/qsbench
@@ -71,9 +71,11 @@ C=$T/c
 tools/mkcluster $N "$C" "$base" >/dev/null
 MIB=$((1024 * 1024))
 # Memory v0 may use beyond its start, from the limits below: the pending
-# batches of 9 authors, the payload cache, the writer's queue, the memtables
-# (2 per column family, 4 families) and block cache, one slow reader's
-# outbound buffer (64 MiB), and the frame decode budget of 8 connections.
+# batches of 9 authors, the payload cache, the writer's queue and its
+# WriteBatch (a group: at most the queue), the memtables (2 per column
+# family, 4 families) and block cache, the slow readers' outbound buffers
+# (64 MiB for the one that never reads, 16 MiB for the 200 answers of the
+# stalled one), and the frame decode budget of 8 connections.
 AUTHOR_MEM=$((16 * MIB))
 CACHE=$((32 * MIB))
 QUEUE=$((16 * MIB))
@@ -81,7 +83,8 @@ WBUF=$((8 * MIB))
 BCACHE=$((8 * MIB))
 FRAME=$((4 * MIB + 64 * 1024))
 MARGIN=$((64 * MIB))
-QUOTA_BYTES=$((9 * AUTHOR_MEM + CACHE + QUEUE + 8 * WBUF + BCACHE + 64 * MIB + 8 * (4 * FRAME + 65536)))
+SLOW=$((64 * MIB + 16 * MIB))
+QUOTA_BYTES=$((9 * AUTHOR_MEM + CACHE + 2 * QUEUE + 8 * WBUF + BCACHE + SLOW + 8 * (4 * FRAME + 65536)))
 for ((i = 0; i < N; i++)); do
 	cfg=$C/v$i/qsd.yaml
 	sed -i 's/^log_level:.*/log_level: notice/' "$cfg"
