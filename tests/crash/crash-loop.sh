@@ -69,11 +69,7 @@ else
 fi
 for ((i = 0; i < N; i++)); do
 	cfg=$C/v$i/qsd.yaml
-	sed -i 's/^log_level:.*/log_level: notice/' "$cfg"
-	for ((j = 0; j < 4; j++)); do
-		# The first voting_power line after v$j's name.
-		sed -i "/^  - name: v$j\$/,/voting_power/ s/voting_power: 1\$/voting_power: 10/" "$cfg"
-	done
+	real_nodes "$cfg" 4 10
 	cat >>"$cfg" <<-EOC
 	max_batch_lifetime_ms: 6000
 	max_clock_skew_ms: 1000

@@ -90,10 +90,7 @@ SLOW=$((64 * MIB + 16 * MIB))
 QUOTA_BYTES=$((9 * AUTHOR_MEM + CACHE + 2 * QUEUE + 8 * WBUF + BCACHE + SLOW + 8 * (4 * FRAME + 65536)))
 for ((i = 0; i < N; i++)); do
 	cfg=$C/v$i/qsd.yaml
-	sed -i 's/^log_level:.*/log_level: notice/' "$cfg"
-	for ((j = 0; j < 4; j++)); do
-		sed -i "/^  - name: v$j\$/,/voting_power/ s/voting_power: 1\$/voting_power: 20/" "$cfg"
-	done
+	real_nodes "$cfg" 4 20
 	cat >>"$cfg" <<-EOC
 	max_batch_lifetime_ms: 600000
 	quotas:

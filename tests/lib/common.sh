@@ -49,6 +49,18 @@ pick_base_port() {
 }
 
 # start_qsd CONFIG LOG: start qsd in the background; sets QS_PID.
+# real_nodes CFG COUNT POWER: a mkcluster config where v0..v(COUNT-1), the
+# nodes a test runs as real qsd processes, carry voting power POWER (the
+# simulated rest keep 1), and qsd logs at notice.
+real_nodes() {
+	local j
+	sed -i 's/^log_level:.*/log_level: notice/' "$1"
+	for ((j = 0; j < $2; j++)); do
+		# The first voting_power line after v$j's name.
+		sed -i "/^  - name: v$j\$/,/voting_power/ s/voting_power: 1\$/voting_power: $3/" "$1"
+	done
+}
+
 start_qsd() {
 	"$QSD" -c "$1" 2>>"$2" &
 	QS_PID=$!
