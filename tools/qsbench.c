@@ -1486,23 +1486,31 @@ qsb_run_defer(struct qsb_run *r, const struct qsb_peer *p, const struct qs_batch
 	return 0;
 }
 
+/* Check the target's signature over `info`, the key made at the first use:
+ * 0, QS_EBADSIG, or QS_ECRYPTO. */
+static int
+qsb_run_verify(struct qsb_run *r, const struct qs_batch_info *info, const uint8_t *sig)
+{
+	if (!r->target_key)
+		r->target_key = EVP_PKEY_new_raw_public_key(
+		    EVP_PKEY_ED25519, NULL, r->env.cfg->validators[r->env.target].signing_key,
+		    QS_PUBKEY_BYTES);
+	if (!r->target_key)
+		return QS_ECRYPTO;
+	return qs_codec_info_verify_key(r->target_key, r->env.cfg->chain_id, info, sig);
+}
+
 /* -V: check the kept acks; one that does not verify is not an ack. */
 static void
 qsb_run_check_deferred(struct qsb_run *r)
 {
-	const uint8_t *target_pub = r->env.cfg->validators[r->env.target].signing_key;
 	char hex[2 * QS_DIGEST_BYTES + 1];
 	int rc;
 
-	if (r->n_deferred && !r->target_key)
-		r->target_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, target_pub,
-		                                            QS_PUBKEY_BYTES);
 	for (size_t i = 0; i < r->n_deferred; i++) {
 		const struct qsb_deferred *d = &r->deferred[i];
 
-		rc = r->target_key ? qs_codec_info_verify_key(r->target_key, r->env.cfg->chain_id,
-		                                              &d->info, d->sig)
-		                   : QS_ECRYPTO;
+		rc = qsb_run_verify(r, &d->info, d->sig);
 		if (rc == 0)
 			continue;
 		if (rc != QS_EBADSIG) {
@@ -1560,12 +1568,7 @@ qsb_run_signed(struct qsb_run *r, struct qsb_peer *p, const Quorumstore__V1__Sig
 	if (!why && r->o.verify_after && qsb_run_defer(r, p, &s->info, sbi->signature.data) == 0)
 		goto counted;
 	if (!why) {
-		if (!r->target_key)
-			r->target_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
-			                                            target_pub, QS_PUBKEY_BYTES);
-		rc = r->target_key ? qs_codec_info_verify_key(r->target_key, r->env.cfg->chain_id,
-		                                              &s->info, sbi->signature.data)
-		                   : QS_ECRYPTO;
+		rc = qsb_run_verify(r, &s->info, sbi->signature.data);
 		if (rc == QS_EBADSIG)
 			why = "signature does not verify";
 		else if (rc) {
