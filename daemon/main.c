@@ -1,5 +1,6 @@
 /* qsd: the quorum-store daemon. */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,18 @@ usage(FILE *f)
 	           "  -h       this help\n");
 }
 
+/*
+ * Frames, payload copies and decoded batches of 64 KiB and more are made and
+ * freed at the ingest rate. With glibc's defaults the freed top of the heap
+ * goes back to the kernel after a burst and the next frames fault their
+ * pages in again; keeping up to QS_MALLOC_TRIM_BYTES of it, and serving
+ * blocks below QS_MALLOC_MMAP_BYTES from the heap, takes those faults off
+ * the event loop. The kept memory is at most what was in use a moment
+ * before, so the RSS bound under overload (docs/BENCHMARKS.md) still holds.
+ */
+#define QS_MALLOC_TRIM_BYTES (64 << 20)
+#define QS_MALLOC_MMAP_BYTES (4 << 20)
+
 static void
 print_versions(void)
 {
@@ -45,6 +58,8 @@ main(int argc, char **argv)
 	int self = -1;
 	int c, rc;
 
+	mallopt(M_TRIM_THRESHOLD, QS_MALLOC_TRIM_BYTES);
+	mallopt(M_MMAP_THRESHOLD, QS_MALLOC_MMAP_BYTES);
 	while ((c = getopt(argc, argv, "c:tVh")) != -1) {
 		switch (c) {
 		case 'c':
