@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 
 /* Precedes every block handed to protobuf-c; the union keeps the block
  * itself aligned as malloc() would. */
@@ -199,4 +200,13 @@ qs_frame_msg_free(ProtobufCMessage *msg)
 	if (msg == NULL)
 		return;
 	protobuf_c_message_free_unpacked(msg, &qs_frame_free_allocator);
+}
+
+int
+qs_frame_bev_tune(struct bufferevent *bev)
+{
+	if (bufferevent_set_max_single_read(bev, QS_FRAME_MAX_SINGLE_IO) != 0 ||
+	    bufferevent_set_max_single_write(bev, QS_FRAME_MAX_SINGLE_IO) != 0)
+		return -1;
+	return 0;
 }

@@ -72,4 +72,16 @@ int qs_frame_write(struct evbuffer *out, const ProtobufCMessage *msg, size_t max
  * thread; NULL is fine. */
 void qs_frame_msg_free(ProtobufCMessage *msg);
 
+/*
+ * Most bytes a connection reads or writes per readiness event. libevent's
+ * default is 16 KiB, so a 64 KiB batch or a 40 KiB GetPayload answer took
+ * one trip through epoll per 16 KiB; one event now moves a whole frame.
+ */
+#define QS_FRAME_MAX_SINGLE_IO (256 * 1024)
+
+struct bufferevent;
+
+/* Let `bev` move QS_FRAME_MAX_SINGLE_IO per event. Returns 0 or -1. */
+int qs_frame_bev_tune(struct bufferevent *bev);
+
 #endif

@@ -747,7 +747,7 @@ qs_conn_start_tls(struct qs_conn *c, evutil_socket_t fd, enum bufferevent_ssl_st
 	 * stream like any other (the framing detects truncation). */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	bufferevent_setcb(c->bev, qs_conn_read, NULL, qs_conn_event, c);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
+	if (qs_frame_bev_tune(c->bev) != 0 || bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
 		return -ENOMEM;
 	return 0;
 }

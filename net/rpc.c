@@ -200,6 +200,9 @@ struct qs_rpc {
 	size_t frame_max;
 	size_t budget;
 	uint64_t stall_us; /* rpc.write_stall_timeout_ms the connections have */
+	/* A response packed here is written to an idle socket at once; what
+	 * the socket does not take moves to the connection's output. */
+	struct evbuffer *direct;
 	uid_t euid;
 	struct qs_metric *m_requests;
 	struct qs_metric *m_errors;
@@ -426,6 +429,8 @@ qs_rpc_conn_send(struct qs_rpc_conn *c, Quorumstore__V1__Response *resp)
 	if (c->dead)
 		return;
 	out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0)
+		out = rpc->direct;
 	rc = qs_frame_write(out, &resp->base, QS_RPC_RESPONSE_MAX_BYTES);
 	if (rc == QS_ELIMIT) {
 		len = protobuf_c_message_get_packed_size(&resp->base);
@@ -440,6 +445,21 @@ qs_rpc_conn_send(struct qs_rpc_conn *c, Quorumstore__V1__Response *resp)
 		big.message = message;
 		resp = &big;
 		rc = qs_frame_write(out, &resp->base, QS_RPC_RESPONSE_MAX_BYTES);
+	}
+	if (rc == 0 && out == rpc->direct) {
+		/*
+		 * Nothing was pending: write now rather than through a write
+		 * event (two epoll_ctl and an epoll_wait per answer). A failed
+		 * or short write leaves the rest to the bufferevent, which
+		 * reports the error or waits for room as for any response.
+		 */
+		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+		out = bufferevent_get_output(c->bev);
+		if (evbuffer_get_length(rpc->direct) != 0 &&
+		    bufferevent_write_buffer(c->bev, rpc->direct) != 0) {
+			evbuffer_drain(rpc->direct, evbuffer_get_length(rpc->direct));
+			rc = -ENOMEM;
+		}
 	}
 	if (rc != 0) {
 		qs_rpc_conn_close(c, QS_RPC_WHY_ERROR, "cannot queue a response: %s",
@@ -805,7 +825,7 @@ qs_rpc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_setwatermark(c->bev, EV_WRITE, QS_RPC_OUTBUF_PAUSE_BYTES / 2, 0);
 	c->timer = evtimer_new(rpc->base, qs_rpc_conn_timer, c);
 	if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0 ||
-	    qs_rpc_conn_set_stall_timeout(c) != 0 ||
+	    qs_rpc_conn_set_stall_timeout(c) != 0 || qs_frame_bev_tune(c->bev) != 0 ||
 	    bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
 		qs_rpc_conn_close(c, QS_RPC_WHY_ERROR, "%s", strerror(ENOMEM));
 }
@@ -1103,7 +1123,8 @@ qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct 
 	if (rpc->server_version == NULL || rpc->path == NULL)
 		goto nomem;
 	rpc->accept_retry = evtimer_new(base, qs_rpc_accept_resume, rpc);
-	if (rpc->accept_retry == NULL)
+	rpc->direct = evbuffer_new();
+	if (rpc->accept_retry == NULL || rpc->direct == NULL)
 		goto nomem;
 	rc = qs_rpc_inherited(rpc, &fd, err, errlen);
 	if (rc == 1)
@@ -1232,6 +1253,8 @@ qs_rpc_free(struct qs_rpc *rpc)
 		qs_rpc_conn_close(c, QS_RPC_WHY_SHUTDOWN, "shutting down");
 	if (rpc->accept_retry != NULL)
 		event_free(rpc->accept_retry);
+	if (rpc->direct != NULL)
+		evbuffer_free(rpc->direct);
 	qs_rpc_unlink(rpc);
 	free(rpc->server_version);
 	free(rpc->path);

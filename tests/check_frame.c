@@ -13,8 +13,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #define MAX_FRAME (1024 * 1024)
 #define BUDGET    (4 * MAX_FRAME + 64 * 1024)
@@ -314,6 +318,49 @@ START_TEST(write_over_limit_is_elimit_and_appends_nothing)
 }
 END_TEST
 
+/*
+ * Bytes left in `bev`'s output after one turn of the loop that writes it,
+ * from 192 KiB queued on a socket with room for all of it.
+ */
+static size_t
+unsent_after_one_write_event(int tune)
+{
+	struct event_base *base = event_base_new();
+	size_t len = 192 * 1024, left;
+	int sv[2], sndbuf = 1 << 20;
+	struct bufferevent *bev;
+	char *data = calloc(1, len);
+
+	ck_assert_ptr_nonnull(base);
+	ck_assert_ptr_nonnull(data);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+	ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf)), 0);
+	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
+	bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	ck_assert_ptr_nonnull(bev);
+	if (tune)
+		ck_assert_int_eq(qs_frame_bev_tune(bev), 0);
+	ck_assert_int_eq(bufferevent_write(bev, data, len), 0);
+	ck_assert_int_eq(bufferevent_enable(bev, EV_WRITE), 0);
+	ck_assert_int_eq(event_base_loop(base, EVLOOP_ONCE), 0);
+	left = evbuffer_get_length(bufferevent_get_output(bev));
+	bufferevent_free(bev);
+	close(sv[1]);
+	event_base_free(base);
+	free(data);
+	return left;
+}
+
+/* A tuned connection writes a whole 64 KiB frame (and more) per write
+ * event; libevent's default stops at 16 KiB. */
+START_TEST(tuned_bufferevent_writes_a_frame_per_event)
+{
+	ck_assert_uint_eq(unsent_after_one_write_event(1), 0);
+	ck_assert_uint_gt(unsent_after_one_write_event(0), 64 * 1024);
+}
+END_TEST
+
 START_TEST(free_accepts_null)
 {
 	qs_frame_msg_free(NULL);
@@ -367,6 +414,7 @@ frame_suite(void)
 	tcase_add_test(tc, many_empty_repeated_bytes_exceed_budget);
 	tcase_add_test(tc, zero_length_frame_decodes_as_empty_message);
 	tcase_add_test(tc, write_over_limit_is_elimit_and_appends_nothing);
+	tcase_add_test(tc, tuned_bufferevent_writes_a_frame_per_event);
 	tcase_add_test(tc, free_accepts_null);
 	tcase_add_test(tc, decodes_on_threads_concurrently);
 	suite_add_tcase(s, tc);

@@ -494,7 +494,7 @@ qsb_peer_connect(struct qsb_peer *p)
 	bufferevent_openssl_set_allow_dirty_shutdown(p->bev, 1);
 	bufferevent_setcb(p->bev, qsb_readcb, NULL, qsb_eventcb, p);
 	bufferevent_set_timeouts(p->bev, &tmo, &tmo);
-	if (bufferevent_enable(p->bev, EV_READ | EV_WRITE) < 0)
+	if (qs_frame_bev_tune(p->bev) != 0 || bufferevent_enable(p->bev, EV_READ | EV_WRITE) < 0)
 		goto out;
 	rc = 0;
 	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&env->addr, (int)env->addr_len) <
