@@ -79,12 +79,16 @@ perf_report() { # DATA OUT
 
 FULL64=
 
+# Closed loops keep the same bytes in flight per simulated validator at every
+# batch size (as qsd's quotas count bytes): 32 batches of 64 KiB, 512 of 4 KiB.
+INFLIGHT_BYTES=${BENCH_INFLIGHT_BYTES:-2097152}
+
 phase_qsd_single() {
 	local j frac rate
 	single_node single || return 1
 	j=$W/qsd.64K.full.json
 	perf_record "$NODE_PID" $((RUN_SECONDS - 2)) "$W/perf.64K.full.data"
-	qsb_run "$j" -p 1,2,3 -s 65536 -t 16 -D "$RUN_SECONDS" -g 3 || {
+	qsb_run "$j" -p 1,2,3 -s 65536 -t 16 -i $((INFLIGHT_BYTES / 65536)) -D "$RUN_SECONDS" -g 3 || {
 		cat "$j.err" >&2
 		return 1
 	}
@@ -107,11 +111,19 @@ phase_qsd_single() {
 
 	single_node single4k || return 1
 	j=$W/qsd.4K.full.json
-	qsb_run "$j" -p 1,2,3 -s 4096 -t 4 -D "$RUN_SECONDS" -g 3 || {
+	qsb_run "$j" -p 1,2,3 -s 4096 -t 4 -i $((INFLIGHT_BYTES / 4096)) -D "$RUN_SECONDS" -g 3 || {
 		cat "$j.err" >&2
 		return 1
 	}
 	record_run 4K.full "" "$j" || return 1
+	# Beside it: 4 KiB with 32 in flight, the count the 64 KiB loop has
+	# (groups of ~100 batches instead of ~1,500: latency, not throughput).
+	j=$W/qsd.4K.inflight32.json
+	qsb_run "$j" -p 1,2,3 -s 4096 -t 4 -i 32 -D "$RUN_SECONDS" -g 3 || {
+		cat "$j.err" >&2
+		return 0
+	}
+	record_run 4K.inflight32 "" "$j" || true
 }
 
 # 5x the closed-loop rate, offered by one qsbench process per simulated

@@ -39,6 +39,10 @@ INFO_RATIOS = [
      "db_bench.64K.sync0.batch32.ops_per_s"),
     ("db_bench_64K_sync_batch32_vs_batch1", "db_bench.64K.sync1.batch32.ops_per_s",
      "db_bench.64K.sync1.batch1.ops_per_s"),
+    # 4 KiB with 32 in flight per validator (the target's closed loop holds
+    # 2 MiB, 512 batches, as the 64 KiB one does)
+    ("acks_4K_32_inflight_vs_db_bench_4K_sync_batch32", "qsd.4K.inflight32.acks_per_s",
+     "db_bench.4K.sync1.batch32.ops_per_s"),
     # one client, 4 requests pipelined on its connection (the target is
     # measured with 1 in flight)
     ("getpayload_rps_4_inflight_vs_20000", "getpayload.inflight4.requests_per_s", 20000),
