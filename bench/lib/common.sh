@@ -134,6 +134,20 @@ metric() {
 		awk -v n="$3" '$1 == n { print $2; exit }'
 }
 
+# settle_node DIR I TIMEOUT_S: write back the page cache, then wait until the
+# node's RocksDB has no compaction left to do (and 1 s more), so a read
+# benchmark does not share the cores with the flushes of its own setup.
+settle_node() {
+	local end=$(($(now_ms) + $3 * 1000)) v
+	sync
+	while [ "$(now_ms)" -lt "$end" ]; do
+		v=$(metric "$1" "$2" qsd_rocksdb_pending_compaction_bytes)
+		[ "${v%.*}" = 0 ] && break
+		sleep 0.2
+	done
+	sleep 1
+}
+
 # vm_hwm PID: peak resident set (VmHWM) in bytes.
 vm_hwm() {
 	awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null

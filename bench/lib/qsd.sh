@@ -225,6 +225,7 @@ phase_getpayload() {
 		>"$W/payload.fill.out" 2>"$W/payload.fill.err" || return 1
 	fig getpayload.proofs_queued "$("$B/qsctl" -s "$DIR/v0/rpc.sock" status -o json | jq -r '.proof_queue_size // empty')"
 	fig getpayload.fill_proofs_per_s "$(json_get "$W/payload.fill.out" .proofs_per_s)"
+	settle_node "$DIR" 0 20
 	fig getpayload.txns_per_batch 100
 	payload_run getpayload "" || return 1
 	payload_run getpayload.large "--max-txns 20000" || true
