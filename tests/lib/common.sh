@@ -48,7 +48,6 @@ pick_base_port() {
 	echo "$base"
 }
 
-# start_qsd CONFIG LOG: start qsd in the background; sets QS_PID.
 # real_nodes CFG COUNT POWER: a mkcluster config where v0..v(COUNT-1), the
 # nodes a test runs as real qsd processes, carry voting power POWER (the
 # simulated rest keep 1), and qsd logs at notice.
@@ -61,6 +60,7 @@ real_nodes() {
 	done
 }
 
+# start_qsd CONFIG LOG: start qsd in the background; sets QS_PID.
 start_qsd() {
 	"$QSD" -c "$1" 2>>"$2" &
 	QS_PID=$!
