@@ -4981,7 +4981,7 @@ main(int argc, char **argv)
 	/* Each 64 KiB frame is packed into a fresh evbuffer chain and freed
 	 * once sent: with glibc's default trim threshold the heap top went
 	 * back to the kernel between frames, and faulting it in again took a
-	 * fifth of the generator's CPU, on the cores the target runs on. */
+	 * quarter of the generator's CPU samples, on the cores the target runs on. */
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
 	signal(SIGPIPE, SIG_IGN);
