@@ -161,6 +161,10 @@ struct qs_ingest {
 	void (*fetch_state_handler)(void *arg, int peer, int connected);
 	void *fetch_arg;
 	_Atomic uint64_t groups_done; /* written by the writer thread */
+	/* When a write last failed for want of space (monotonic us), set on the
+	 * writer thread: the disk poll can see the background error behind it
+	 * before the loop has handled the failed group. */
+	_Atomic uint64_t nospace_seen_us;
 	/* Writer thread only: rate limit of the persist_failed line. */
 	uint64_t fail_log_s;
 	uint64_t fail_log_suppressed;
@@ -431,7 +435,7 @@ try_resume(struct qs_ingest *in)
 static void
 check_background_errors(struct qs_ingest *in)
 {
-	uint64_t n;
+	uint64_t n, full_us;
 
 	/* Counted even after a fail-stop began, so that the metric and the
 	 * journal show every failure. */
@@ -454,13 +458,15 @@ check_background_errors(struct qs_ingest *in)
 	 * should the cause be something else, the reopen or the next write
 	 * fails and that is a fail-stop); any other is an I/O error.
 	 */
-	storage_error(
-	    in,
-	    in->state == QS_STORAGE_FULL ||
-		    (in->full_seen_us && qs_clock_mono_us() - in->full_seen_us < QS_FULL_MEMORY_US)
-		? QS_ENOSPACE
-		: QS_EIO,
-	    "a RocksDB flush or compaction");
+	full_us = atomic_load_explicit(&in->nospace_seen_us, memory_order_relaxed);
+	if (in->full_seen_us > full_us)
+		full_us = in->full_seen_us;
+	storage_error(in,
+	              in->state == QS_STORAGE_FULL ||
+	                      (full_us && qs_clock_mono_us() - full_us < QS_FULL_MEMORY_US)
+	                  ? QS_ENOSPACE
+	                  : QS_EIO,
+	              "a RocksDB flush or compaction");
 }
 
 static void
@@ -624,6 +630,8 @@ on_group_done(void *arg, size_t items, uint64_t bytes, double seconds, int resul
 		return;
 	switch (result) {
 	case QS_ENOSPACE:
+		atomic_store_explicit(&in->nospace_seen_us, qs_clock_mono_us(),
+		                      memory_order_relaxed);
 		reason = FAIL_NO_SPACE;
 		break;
 	case QS_EIO:
