@@ -41,6 +41,7 @@ struct qs_client {
 	uint8_t *buf;                     /* bytes read, not yet decoded */
 	size_t len;
 	size_t cap;
+	bool waited; /* the last read found nothing and had to wait */
 	Quorumstore__V1__Response **queue; /* oldest first */
 	size_t n_queue;
 	size_t cap_queue;
@@ -149,12 +150,15 @@ qs_client_take(struct qs_client *c, Quorumstore__V1__Response **out)
 		return 0;
 	}
 	rc =
-	    qs_frame_unpack(&quorumstore__v1__response__descriptor, c->buf + QS_CLIENT_HEADER_BYTES,
-	                    flen, QS_CLIENT_DECODE_BUDGET(c->frame_max), &msg);
+	    qs_frame_unpack_arena(&quorumstore__v1__response__descriptor,
+	                          c->buf + QS_CLIENT_HEADER_BYTES, flen,
+	                          QS_CLIENT_DECODE_BUDGET(c->frame_max), &msg);
 	if (rc < 0)
 		return qs_client_break(c, rc);
 	memmove(c->buf, c->buf + need, c->len - need);
 	c->len -= need;
+	if (c->len > 0)
+		c->waited = false; /* answers come faster than they are taken */
 	/* Give back the room of a large frame once it is consumed. */
 	if (c->len == 0 && c->cap > QS_CLIENT_READ_MIN) {
 		nbuf = realloc(c->buf, QS_CLIENT_READ_MIN);
@@ -175,6 +179,7 @@ static int
 qs_client_fill(struct qs_client *c, int64_t deadline)
 {
 	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	bool wait_first;
 	ssize_t n;
 	int rc;
 
@@ -183,18 +188,26 @@ qs_client_fill(struct qs_client *c, int64_t deadline)
 		 * a full buffer here holds a whole frame, so this is a bug. */
 		return qs_client_break(c, -ENOBUFS);
 	}
+	/* One request at a time, the answer is never there yet when the caller
+	 * comes to read it: after a read that had to wait, with nothing left in
+	 * the buffer, wait first and save a recv() that would find nothing. */
+	wait_first = c->waited && c->len == 0 && qs_client_left(deadline) != 0;
 	for (;;) {
-		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-		if (n > 0) {
-			c->len += (size_t)n;
-			return 0;
+		if (!wait_first) {
+			n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+			if (n > 0) {
+				c->len += (size_t)n;
+				return 0;
+			}
+			if (n == 0)
+				return qs_client_break(c, -ECONNRESET);
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return qs_client_break(c, -errno);
+			c->waited = true;
 		}
-		if (n == 0)
-			return qs_client_break(c, -ECONNRESET);
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return qs_client_break(c, -errno);
+		wait_first = false;
 		rc = poll(&pfd, 1, qs_client_left(deadline));
 		if (rc < 0 && errno != EINTR)
 			return qs_client_break(c, -errno);

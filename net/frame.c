@@ -18,18 +18,47 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
-/* Precedes every block handed to protobuf-c; the union keeps the block
- * itself aligned as malloc() would. */
-union qs_frame_block {
-	size_t size; /* bytes malloc'ed, header included */
-	max_align_t align;
+/*
+ * Precedes every block handed to protobuf-c. A block of its own (malloc'ed
+ * alone, freed alone) has its size and no arena; a block cut from an arena
+ * names the arena, which is freed whole. 16 bytes, so the block after it is
+ * aligned as malloc() would align it.
+ */
+struct qs_frame_block {
+	size_t size;                  /* bytes malloc'ed, header included; 0 in an arena */
+	struct qs_frame_arena *arena; /* NULL for a block of its own */
 };
+_Static_assert(sizeof(struct qs_frame_block) % _Alignof(max_align_t) == 0,
+               "a block header keeps the block aligned");
 
 /* Bytes live for one qs_frame_unpack() call; lives on its stack. */
 struct qs_frame_budget {
 	size_t used;
 	size_t limit;
 };
+
+/* One malloc() of an arena; blocks are cut from data[] in order. */
+struct qs_frame_chunk {
+	struct qs_frame_chunk *next;
+	size_t used, cap; /* bytes of data[] */
+	_Alignas(max_align_t) unsigned char data[];
+};
+
+/*
+ * Every block of one message decoded by qs_frame_unpack_arena(): blocks are
+ * cut from a few large chunks and never freed one by one, so a message of
+ * hundreds of fields costs a few malloc() calls instead of hundreds.
+ */
+struct qs_frame_arena {
+	struct qs_frame_chunk *chunks; /* newest first */
+	struct qs_frame_budget budget; /* bytes cut, headers included */
+	size_t next_cap;               /* data[] bytes of the next chunk */
+};
+
+/* The first chunk holds a frame of `len` bytes decoded, most of the time:
+ * bytes fields are copied as they are, and the structs and headers of small
+ * fields take about as much again as their encoding. */
+#define QS_FRAME_ARENA_FIRST(len) (2 * (size_t)(len) + 1024)
 
 /*
  * protobuf-c's alloc callback. `data` is the call's budget; a request that
@@ -40,7 +69,7 @@ static void *
 qs_frame_block_alloc(void *data, size_t size)
 {
 	struct qs_frame_budget *budget = data;
-	union qs_frame_block *block;
+	struct qs_frame_block *block;
 	size_t total;
 
 	if (size > SIZE_MAX - sizeof(*block))
@@ -52,6 +81,7 @@ qs_frame_block_alloc(void *data, size_t size)
 	if (block == NULL)
 		return NULL;
 	block->size = total;
+	block->arena = NULL;
 	if (budget != NULL)
 		budget->used += total;
 	return block + 1;
@@ -62,11 +92,11 @@ static void
 qs_frame_block_free(void *data, void *ptr)
 {
 	struct qs_frame_budget *budget = data;
-	union qs_frame_block *block;
+	struct qs_frame_block *block;
 
 	if (ptr == NULL)
 		return;
-	block = (union qs_frame_block *)ptr - 1;
+	block = (struct qs_frame_block *)ptr - 1;
 	if (budget != NULL)
 		budget->used -= block->size;
 	free(block);
@@ -80,6 +110,69 @@ static ProtobufCAllocator qs_frame_free_allocator = {
     .allocator_data = NULL,
 };
 
+/*
+ * protobuf-c's alloc callback for an arena decode. The budget counts every
+ * byte cut, freed or not: the arena gives nothing back before the message
+ * goes, so what was cut is what the message holds.
+ */
+static void *
+qs_frame_arena_alloc(void *data, size_t size)
+{
+	struct qs_frame_arena *arena = data;
+	struct qs_frame_budget *budget = &arena->budget;
+	const size_t align = _Alignof(max_align_t);
+	struct qs_frame_chunk *chunk = arena->chunks;
+	struct qs_frame_block *block;
+	size_t total, cap;
+
+	if (size > budget->limit || size > SIZE_MAX - sizeof(*block) - align)
+		return NULL;
+	total = sizeof(*block) + (size + align - 1) / align * align;
+	if (total > budget->limit || budget->used > budget->limit - total)
+		return NULL;
+	if (chunk == NULL || chunk->cap - chunk->used < total) {
+		cap = arena->next_cap;
+		if (cap > budget->limit - budget->used)
+			cap = budget->limit - budget->used;
+		if (cap < total)
+			cap = total;
+		chunk = malloc(sizeof(*chunk) + cap);
+		if (chunk == NULL)
+			return NULL;
+		chunk->next = arena->chunks;
+		chunk->used = 0;
+		chunk->cap = cap;
+		arena->chunks = chunk;
+		arena->next_cap = cap <= SIZE_MAX / 2 ? 2 * cap : cap;
+	}
+	block = (struct qs_frame_block *)(chunk->data + chunk->used);
+	block->size = 0;
+	block->arena = arena;
+	chunk->used += total;
+	budget->used += total;
+	return block + 1;
+}
+
+/* protobuf-c's free callback for an arena decode: blocks go with the arena. */
+static void
+qs_frame_arena_block_free(void *data, void *ptr)
+{
+	(void)data;
+	(void)ptr;
+}
+
+static void
+qs_frame_arena_free(struct qs_frame_arena *arena)
+{
+	struct qs_frame_chunk *chunk, *next;
+
+	for (chunk = arena->chunks; chunk != NULL; chunk = next) {
+		next = chunk->next;
+		free(chunk);
+	}
+	free(arena);
+}
+
 int
 qs_frame_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                 size_t budget, ProtobufCMessage **out)
@@ -91,15 +184,39 @@ qs_frame_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size
 	    .allocator_data = &counter,
 	};
 	ProtobufCMessage *msg;
-	int rc = QS_EDECODE;
 
 	msg = protobuf_c_message_unpack(desc, &allocator, len, buf);
 	if (msg == NULL)
-		goto out;
+		return QS_EDECODE;
 	*out = msg;
-	rc = 0;
-out:
-	return rc;
+	return 0;
+}
+
+int
+qs_frame_unpack_arena(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                      size_t budget, ProtobufCMessage **out)
+{
+	struct qs_frame_arena *arena = malloc(sizeof(*arena));
+	ProtobufCAllocator allocator = {
+	    .alloc = qs_frame_arena_alloc,
+	    .free = qs_frame_arena_block_free,
+	    .allocator_data = arena,
+	};
+	ProtobufCMessage *msg;
+
+	if (arena == NULL)
+		return -ENOMEM;
+	arena->chunks = NULL;
+	arena->budget.used = 0;
+	arena->budget.limit = budget;
+	arena->next_cap = len <= (SIZE_MAX - 1024) / 2 ? QS_FRAME_ARENA_FIRST(len) : SIZE_MAX;
+	msg = protobuf_c_message_unpack(desc, &allocator, len, buf);
+	if (msg == NULL) {
+		qs_frame_arena_free(arena);
+		return QS_EDECODE;
+	}
+	*out = msg;
+	return 0;
 }
 
 int
@@ -197,9 +314,15 @@ out:
 void
 qs_frame_msg_free(ProtobufCMessage *msg)
 {
+	struct qs_frame_block *block;
+
 	if (msg == NULL)
 		return;
-	protobuf_c_message_free_unpacked(msg, &qs_frame_free_allocator);
+	block = (struct qs_frame_block *)(void *)msg - 1;
+	if (block->arena != NULL)
+		qs_frame_arena_free(block->arena);
+	else
+		protobuf_c_message_free_unpacked(msg, &qs_frame_free_allocator);
 }
 
 int

@@ -9,10 +9,11 @@
  * in memory).
  *
  * Allocator. Every block protobuf-c allocates for a decoded message carries
- * a small header holding its size. The budget lives in a per-call counter on
- * qs_frame_unpack()'s stack, so decoding keeps no global or thread-local
- * state and may run on any thread at once. Freeing needs no state: the size is in
- * the block, so qs_frame_msg_free() may run on any thread, later.
+ * a small header: its size, or the arena it was cut from. The budget lives
+ * in a per-call counter (on qs_frame_unpack()'s stack, or in the arena), so
+ * decoding keeps no global or thread-local state and may run on any thread
+ * at once. Freeing needs no state either: the header says how, so
+ * qs_frame_msg_free() may run on any thread, later.
  */
 #ifndef QS_NET_FRAME_H
 #define QS_NET_FRAME_H
@@ -59,6 +60,18 @@ void qs_frame_read_failure(int rc, struct evbuffer *in, size_t before, size_t ma
  */
 int qs_frame_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                     size_t budget, ProtobufCMessage **out);
+
+/*
+ * qs_frame_unpack(), with the message's blocks cut from a few large chunks
+ * (the first twice the encoded size, then doubling) that qs_frame_msg_free()
+ * frees together: a few malloc() calls for a message of hundreds of fields,
+ * where qs_frame_unpack() makes one per field. For a caller that holds a
+ * message briefly (client/qsclient.c); a chunk may sit partly unused, so a
+ * message kept long holds more memory than with qs_frame_unpack(). The
+ * budget counts every byte cut. Also -ENOMEM.
+ */
+int qs_frame_unpack_arena(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                          size_t budget, ProtobufCMessage **out);
 
 /*
  * Append `msg` packed as one frame to `out`, packing straight into the

@@ -281,6 +281,62 @@ START_TEST(many_empty_repeated_bytes_exceed_budget)
 }
 END_TEST
 
+/* The body of the one frame in `b` (header dropped); *len its length. */
+static const uint8_t *
+frame_body(struct evbuffer *b, size_t *len)
+{
+	*len = evbuffer_get_length(b) - QS_FRAME_HEADER_BYTES;
+	return evbuffer_pullup(b, -1) + QS_FRAME_HEADER_BYTES;
+}
+
+START_TEST(arena_decode_of_many_blocks_reads_back_and_frees)
+{
+	struct evbuffer *b = evbuffer_new();
+	ProtobufCMessage *msg = NULL;
+	const uint8_t *body;
+	size_t len;
+
+	/* 10000 submessages: each a block, together many times the first chunk. */
+	add_empty_batches(b, 10000);
+	body = frame_body(b, &len);
+	ck_assert_int_eq(qs_frame_unpack_arena(peer_desc, body, len, 128 * len, &msg), 0);
+	ck_assert_uint_eq(((Quorumstore__V1__PeerMessage *)msg)->batch_msg->n_batches, 10000);
+	for (size_t i = 0; i < 10000; i++)
+		ck_assert_uint_eq(
+		    ((Quorumstore__V1__PeerMessage *)msg)->batch_msg->batches[i]->n_transactions, 0);
+	qs_frame_msg_free(msg);
+	evbuffer_drain(b, evbuffer_get_length(b));
+	/* Fields copied out of the buffer, not pointing into it. */
+	write_nack(b, 77);
+	body = frame_body(b, &len);
+	ck_assert_int_eq(qs_frame_unpack_arena(peer_desc, body, len, BUDGET, &msg), 0);
+	evbuffer_free(b);
+	check_nack(msg, 77);
+	qs_frame_msg_free(msg);
+}
+END_TEST
+
+START_TEST(arena_decode_over_budget_or_undecodable_is_edecode)
+{
+	static const uint8_t garbage[] = {0x12, 0x05, 0x0a};
+	struct evbuffer *b = evbuffer_new();
+	ProtobufCMessage *msg = NULL;
+	const uint8_t *body;
+	size_t len;
+
+	add_empty_batches(b, 10000);
+	body = frame_body(b, &len);
+	/* The same budget as budget_exceeded_is_edecode: the arena counts no
+	 * less than block-by-block decoding does. */
+	ck_assert_int_eq(qs_frame_unpack_arena(peer_desc, body, len, 4 * len, &msg), QS_EDECODE);
+	ck_assert_ptr_null(msg);
+	ck_assert_int_eq(qs_frame_unpack_arena(peer_desc, garbage, sizeof(garbage), BUDGET, &msg),
+	                 QS_EDECODE);
+	ck_assert_ptr_null(msg);
+	evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(zero_length_frame_decodes_as_empty_message)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -412,6 +468,8 @@ frame_suite(void)
 	tcase_add_test(tc, truncated_submessage_is_edecode);
 	tcase_add_test(tc, budget_exceeded_is_edecode);
 	tcase_add_test(tc, many_empty_repeated_bytes_exceed_budget);
+	tcase_add_test(tc, arena_decode_of_many_blocks_reads_back_and_frees);
+	tcase_add_test(tc, arena_decode_over_budget_or_undecodable_is_edecode);
 	tcase_add_test(tc, zero_length_frame_decodes_as_empty_message);
 	tcase_add_test(tc, write_over_limit_is_elimit_and_appends_nothing);
 	tcase_add_test(tc, tuned_bufferevent_writes_a_frame_per_event);
