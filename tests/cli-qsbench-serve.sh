@@ -11,7 +11,9 @@
 #   (c) payload against that v0: exit 0, JSON fields, proofs in every
 #       answer, --max-txns honoured, pipelined with -i 8;
 #   (d) run -V against that v0: acks, none with a bad signature; -V with a
-#       record file is a usage error.
+#       record file is a usage error;
+#   (e) pingpong: a second of exchanges of the given sizes, the answering
+#       process gone when it returns; a size of 0 is a usage error.
 # JSON output is read with jq.
 #
 # Environment: B (build directory), QS_KEEP_TMP (keep the cluster directories).
@@ -95,7 +97,8 @@ json_check "$T/payload1.json" '.inflight == 1 and .ok > 0 and .ok == .requests a
 	.proofs_per_answer + .inline_per_answer > 0 and .requests_per_s > 0 and
 	.latency_us.samples == .ok and .latency_us.p50 <= .latency_us.p99 and
 	.latency_us.p99 <= .latency_us.p999 and .max_txns == 2000 and
-	.max_inline_txns == 100 and .return_non_full == true' "payload -i 1"
+	.max_inline_txns == 100 and .return_non_full == true and
+	.request_bytes > 4 and .answer_bytes > 4' "payload -i 1"
 rc=0
 "$QSBENCH" payload -d "$T/c5" -n 0 -D 1 -i 8 --max-txns 16 --max-inline-txns 0 -q -j \
 	>"$T/payload8.json" 2>"$T/payload.err" || rc=$?
@@ -116,4 +119,15 @@ json_check "$T/runv.json" '.acked > 0 and .bad_signatures == 0 and .nacked == 0'
 rc=0
 "$QSBENCH" run -d "$T/c5" -V -o "$T/runv.rec" >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "run -V -o exited $rc, not 2"
-echo "PASS: qsbench consensus, proofs, payload, run -V"
+
+# --- (e) pingpong: the bare socket floor bench/run sets beside GetPayload ---
+rc=0
+"$QSBENCH" pingpong -r 24 -a 40000 -D 1 -j >"$T/pp.json" 2>"$T/pp.err" || rc=$?
+[ "$rc" = 0 ] || fail "pingpong exited $rc: $(cat "$T/pp.err" "$T/pp.json")"
+json_check "$T/pp.json" '.request_bytes == 24 and .answer_bytes == 40000 and .requests > 0 and
+	.requests_per_s > 0 and .latency_us.p50 <= .latency_us.p99' "pingpong"
+pgrep -f "qsbench pingpong" >/dev/null && fail "pingpong left its answering process running"
+rc=0
+"$QSBENCH" pingpong -a 0 >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "pingpong -a 0 exited $rc, not 2"
+echo "PASS: qsbench consensus, proofs, payload, run -V, pingpong"

@@ -31,8 +31,11 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -4616,6 +4619,7 @@ struct qsb_payload {
 	uint32_t inflight;
 
 	uint64_t requests, ok, errors, proofs, inline_batches, empty, max_proofs, unanswered;
+	size_t request_bytes, answer_bytes; /* on the wire, of the first request and OK answer */
 	bool lost;
 	uint64_t tick_n, tick_us, tick_ok, tick_proofs;
 	struct qsb_lat lat;
@@ -4749,6 +4753,8 @@ qsb_payload_send(struct qsb_payload *pl)
 		fprintf(stderr, "%s: cannot send GetPayload: %s\n", qsb_cmd, qs_strerror(rc));
 		return rc;
 	}
+	if (!pl->request_bytes) /* with the request_id the client set */
+		pl->request_bytes = QS_FRAME_HEADER_BYTES + protobuf_c_message_get_packed_size(&req.base);
 	pl->ids[id & pl->mask] = id;
 	pl->sent_us[id & pl->mask] = sent_us;
 	pl->inflight++;
@@ -4781,6 +4787,8 @@ qsb_payload_response(struct qsb_payload *pl, const Quorumstore__V1__Response *re
 	}
 	qsb_lat_add(&pl->lat, qs_clock_mono_us() - pl->sent_us[i]);
 	pl->sent_us[i] = 0;
+	if (!pl->answer_bytes)
+		pl->answer_bytes = QS_FRAME_HEADER_BYTES + protobuf_c_message_get_packed_size(&resp->base);
 	pl->ok++;
 	pl->proofs += gp->n_proofs;
 	pl->inline_batches += gp->n_inline_batches;
@@ -4866,6 +4874,7 @@ qsb_payload_summary(struct qsb_payload *pl, double secs)
 		       ",\"unanswered\":%" PRIu64 ",\"disconnected\":%s,\"duration_s\":%.3f"
 		       ",\"requests_per_s\":%.1f,\"proofs_per_answer\":%.2f,\"max_proofs\":%" PRIu64
 		       ",\"inline_per_answer\":%.2f,\"empty\":%" PRIu64
+		       ",\"request_bytes\":%zu,\"answer_bytes\":%zu"
 		       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32 ",\"p999\":%" PRIu32
 		       ",\"samples\":%" PRIu64 "}}\n",
 		       pl->node, pl->inflight_max, pl->lim.max_txns, pl->lim.max_bytes,
@@ -4873,7 +4882,7 @@ qsb_payload_summary(struct qsb_payload *pl, double secs)
 		       pl->lim.return_non_full ? "true" : "false", pl->requests, pl->ok, pl->errors,
 		       pl->unanswered, pl->lost ? "true" : "false", secs, rps,
 		       (double)pl->proofs / per, pl->max_proofs, (double)pl->inline_batches / per,
-		       pl->empty, p50, p99, p999, pl->lat.seen);
+		       pl->empty, pl->request_bytes, pl->answer_bytes, p50, p99, p999, pl->lat.seen);
 		return;
 	}
 	printf("requests=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64 " unanswered=%" PRIu64
@@ -4955,6 +4964,202 @@ out:
 }
 
 /* ---------------------------------------------------------------------------
+ * pingpong: the machine's own floor for a request and its answer over a Unix
+ * stream socket, with no qsd in the way. A child process waits in epoll as an
+ * event loop does, reads each request whole and writes an answer of the given
+ * size; the parent sends one request at a time and waits for the whole answer
+ * as client/qsclient.c does (poll, then recv). bench/run runs it with
+ * GetPayload's request and answer sizes, as fio is run beside the disk figures.
+ */
+
+static const char qsb_pingpong_usage[] =
+    "usage: qsbench pingpong [-r REQUEST_BYTES] [-a ANSWER_BYTES] [-D DURATION_S] [-j]\n"
+    "  -r N  bytes per request (64)    -a N  bytes per answer (32768)\n"
+    "  -D S  for S seconds (5)         -j    summary as JSON\n";
+
+#define QSB_PINGPONG_MAX_BYTES (16u << 20)
+
+/* Read exactly `len` bytes from the non-blocking `fd`, waiting in poll (the
+ * client) or in epoll `ep` (the server). 0, or -1 on EOF or an error. */
+static int
+qsb_pingpong_read(int fd, int ep, uint8_t *buf, size_t len)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct epoll_event ev;
+	size_t got = 0;
+	ssize_t n;
+
+	for (;;) {
+		if (ep >= 0 ? epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR
+		            : poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+		for (;;) {
+			n = recv(fd, buf + got, len - got, 0);
+			if (n > 0) {
+				got += (size_t)n;
+				if (got == len)
+					return 0;
+				continue;
+			}
+			if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				return -1;
+			break;
+		}
+	}
+}
+
+/* Write all of `buf` to the non-blocking `fd`. 0, or -1. */
+static int
+qsb_pingpong_write(int fd, const uint8_t *buf, size_t len)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno == EAGAIN)
+			poll(&pfd, 1, -1);
+		else if (n < 0 && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* The child: answer every request until the parent closes its end. */
+static void
+qsb_pingpong_serve(int fd, uint8_t *req, size_t req_len, const uint8_t *ans, size_t ans_len)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+		_exit(QSB_EXIT_FAIL);
+	while (qsb_pingpong_read(fd, ep, req, req_len) == 0)
+		if (qsb_pingpong_write(fd, ans, ans_len) != 0)
+			_exit(QSB_EXIT_FAIL);
+	_exit(0);
+}
+
+static int
+qsb_pingpong_main(int argc, char **argv)
+{
+	const char *u = qsb_pingpong_usage;
+	uint64_t req_len = 64, ans_len = 32768, duration_s = 5, n = 0, start_us, end_us, t, now;
+	struct qsb_lat lat = {0};
+	uint8_t *req = NULL, *ans = NULL;
+	int sv[2] = {-1, -1}, status = QSB_EXIT_FAIL, c, wstatus;
+	bool json = false;
+	pid_t pid = -1;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, ":r:a:D:jh")) != -1) {
+		switch (c) {
+		case 'r':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_PINGPONG_MAX_BYTES, &req_len))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'a':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_PINGPONG_MAX_BYTES, &ans_len))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'D':
+			if (qsb_opt_u64(u, c, optarg, 1, QSB_MAX_DURATION_S, &duration_s))
+				return QSB_EXIT_USAGE;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(u, stdout);
+			return 0;
+		case ':':
+			qsb_usage_error(u, "-%c needs an argument", optopt);
+			return QSB_EXIT_USAGE;
+		default:
+			qsb_usage_error(u, "unknown option -%c", optopt);
+			return QSB_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		qsb_usage_error(u, "unexpected argument '%s'", argv[optind]);
+		return QSB_EXIT_USAGE;
+	}
+	req = calloc(1, req_len);
+	ans = calloc(1, ans_len);
+	if (!req || !ans) {
+		fprintf(stderr, "%s: out of memory\n", qsb_cmd);
+		goto out;
+	}
+	memset(ans, 0x5a, ans_len);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+		fprintf(stderr, "%s: socketpair: %s\n", qsb_cmd, strerror(errno));
+		goto out;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "%s: fork: %s\n", qsb_cmd, strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		qsb_pingpong_serve(sv[1], req, req_len, ans, ans_len);
+	}
+	close(sv[1]);
+	sv[1] = -1;
+	start_us = qs_clock_mono_us();
+	lat.rng = start_us;
+	end_us = start_us + duration_s * 1000000;
+	for (t = start_us; t < end_us; n++) {
+		if (qsb_pingpong_write(sv[0], req, req_len) != 0 ||
+		    qsb_pingpong_read(sv[0], -1, ans, ans_len) != 0) {
+			fprintf(stderr, "%s: the answering process went away\n", qsb_cmd);
+			goto out;
+		}
+		now = qs_clock_mono_us();
+		qsb_lat_add(&lat, now - t);
+		t = now;
+	}
+	qsb_lat_sort(&lat);
+	{
+		double secs = (double)(t - start_us) / 1e6;
+		uint32_t p50 = qsb_pct(lat.all, lat.n_all, 0.50);
+		uint32_t p99 = qsb_pct(lat.all, lat.n_all, 0.99);
+		uint32_t p999 = qsb_pct(lat.all, lat.n_all, 0.999);
+
+		if (json)
+			printf("{\"request_bytes\":%" PRIu64 ",\"answer_bytes\":%" PRIu64
+			       ",\"requests\":%" PRIu64 ",\"duration_s\":%.3f,\"requests_per_s\":%.1f"
+			       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
+			       ",\"p999\":%" PRIu32 "}}\n",
+			       req_len, ans_len, n, secs, (double)n / secs, p50, p99, p999);
+		else
+			printf("request_bytes=%" PRIu64 " answer_bytes=%" PRIu64 " requests=%" PRIu64
+			       " requests/s=%.1f latency_us p50=%" PRIu32 " p99=%" PRIu32
+			       " p999=%" PRIu32 "\n",
+			       req_len, ans_len, n, (double)n / secs, p50, p99, p999);
+	}
+	status = 0;
+out:
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	if (pid > 0 && waitpid(pid, &wstatus, 0) == pid &&
+	    (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) && status == 0) {
+		fprintf(stderr, "%s: the answering process failed\n", qsb_cmd);
+		status = QSB_EXIT_FAIL;
+	}
+	free(lat.all);
+	free(req);
+	free(ans);
+	return status;
+}
+
+/* ---------------------------------------------------------------------------
  * main
  */
 
@@ -4968,6 +5173,7 @@ qsb_usage(FILE *f)
 	        "  consensus  submit, and propose, execute and commit blocks as consensus does\n"
 	        "  proofs  fill a node's proof queue: batches and proofs of store as validators\n"
 	        "  payload GetPayload as fast as one client can, with its latency\n"
+	        "  pingpong  a bare request and answer over a Unix socket: the machine's floor\n"
 	        "  verify  fetch the batches a run or submit recorded and check every byte\n\n"
 	        "'qsbench COMMAND -h' lists a command's options. Exit status: 0 success,\n"
 	        "1 bad signature, protocol error or failed check, 2 usage or config error.\n");
@@ -5013,6 +5219,9 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[1], "payload") == 0) {
 		qsb_cmd = "qsbench payload";
 		status = qsb_payload_main(argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "pingpong") == 0) {
+		qsb_cmd = "qsbench pingpong";
+		status = qsb_pingpong_main(argc - 1, argv + 1);
 	} else if (strcmp(argv[1], "verify") == 0) {
 		qsb_cmd = "qsbench verify";
 		status = qsb_verify_main(argc - 1, argv + 1);

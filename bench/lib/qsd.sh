@@ -228,8 +228,24 @@ phase_getpayload() {
 	settle_node "$DIR" 0 20
 	fig getpayload.txns_per_batch 100
 	payload_run getpayload "" || return 1
+	fig getpayload.request_bytes "$(json_get "$W/getpayload.json" .request_bytes)"
+	fig getpayload.answer_bytes "$(json_get "$W/getpayload.json" .answer_bytes)"
+	pingpong_run || true
 	payload_run getpayload.large "--max-txns 20000" || true
 	payload_run getpayload.inflight4 "-i 4" || true
+}
+
+# pingpong_run: the machine's floor for GetPayload at one in flight, as fio
+# is the disk's: a bare request and answer of the sizes just measured, over
+# a Unix socket between two processes, no qsd in the way.
+pingpong_run() {
+	local j=$W/pingpong.json
+	timeout $((RUN_SECONDS + 30)) "$B/qsbench" pingpong -D 5 -j \
+		-r "$(json_get "$W/getpayload.json" .request_bytes)" \
+		-a "$(json_get "$W/getpayload.json" .answer_bytes)" >"$j" 2>"$j.err" || return 1
+	fig unix_pingpong.requests_per_s "$(json_get "$j" .requests_per_s)"
+	fig unix_pingpong.p50_us "$(json_get "$j" .latency_us.p50)"
+	fig unix_pingpong.p99_us "$(json_get "$j" .latency_us.p99)"
 }
 
 # payload_run PREFIX "ARGS": one qsbench payload run against v0 of $DIR.

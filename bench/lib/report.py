@@ -46,6 +46,10 @@ INFO_RATIOS = [
     # one client, 4 requests pipelined on its connection (the target is
     # measured with 1 in flight)
     ("getpayload_rps_4_inflight_vs_20000", "getpayload.inflight4.requests_per_s", 20000),
+    # the same request and answer sizes with no qsd: the floor of one
+    # request at a time between two processes on this machine
+    ("getpayload_rps_vs_unix_pingpong", "getpayload.requests_per_s",
+     "unix_pingpong.requests_per_s"),
 ]
 
 
