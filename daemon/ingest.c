@@ -1005,6 +1005,22 @@ stored_bytes_fn(void *arg)
 	return (double)qs_index_bytes(((struct qs_ingest *)arg)->index);
 }
 
+static double
+cache_bytes_fn(void *arg)
+{
+	struct qs_ingest *in = arg;
+
+	return in->cache ? (double)qs_cache_bytes(in->cache) : 0;
+}
+
+static double
+cache_entries_fn(void *arg)
+{
+	struct qs_ingest *in = arg;
+
+	return in->cache ? (double)qs_cache_count(in->cache) : 0;
+}
+
 /* RocksDB's own figures, read at scrape time on the loop; never while the
  * reader thread reopens the database (the loop sets `reopening` before it
  * hands the reopen over, and clears it in the completion). */
@@ -1108,7 +1124,13 @@ register_metrics(struct qs_ingest *in)
 	                         stored_fn, in) ||
 	    !qs_metrics_gauge_fn(m, "qsd_batches_stored_bytes",
 	                         "Payload bytes of the durable batches in the index.",
-	                         stored_bytes_fn, in))
+	                         stored_bytes_fn, in) ||
+	    !qs_metrics_gauge_fn(m, "qsd_payload_cache_bytes",
+	                         "Bytes charged to the payload cache (at most "
+	                         "serving.payload_cache_bytes).",
+	                         cache_bytes_fn, in) ||
+	    !qs_metrics_gauge_fn(m, "qsd_payload_cache_entries",
+	                         "Batches whose payload the cache holds.", cache_entries_fn, in))
 		return QS_EBASE;
 	return 0;
 }

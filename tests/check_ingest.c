@@ -1095,11 +1095,14 @@ START_TEST(duplicate_batch_is_signed_twice_and_persisted_once)
 	struct watch first[] = {
 	    {.series = PERSISTED, .delta = 1},
 	    {.series = SIGNED, .delta = 1},
+	    {.series = "qsd_payload_cache_entries", .delta = 1},
 	};
 	struct watch again[] = {
 	    {.series = PERSISTED, .delta = 0},
 	    {.series = SIGNED, .delta = 1},
 	    {.series = "qsd_batches_stored", .delta = 0},
+	    {.series = "qsd_payload_cache_entries", .delta = 0},
+	    {.series = "qsd_payload_cache_bytes", .delta = 0},
 	};
 
 	conn_peer(&a, 1);
