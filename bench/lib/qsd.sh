@@ -7,6 +7,10 @@ QUOTA_MEM_BYTES=${BENCH_AUTHOR_MEM_BYTES:-67108864}
 WRITE_BUFFER_BYTES=${BENCH_DB_WRITE_BUFFER_BYTES:-67108864}
 BLOCK_CACHE_BYTES=${BENCH_DB_BLOCK_CACHE_BYTES:-33554432}
 PAYLOAD_CACHE_BYTES=${BENCH_PAYLOAD_CACHE_BYTES:-268435456}
+# The unmeasured first run of a node (warm_single), and the longest the
+# cluster may take to fill its payload caches before its proofs are counted.
+WARM_SECONDS=${BENCH_WARM_SECONDS:-$RUN_SECONDS}
+WARM_MAX_SECONDS=${BENCH_WARM_MAX_SECONDS:-30}
 
 # The memory keys the RSS bound is made of, written out so the bound is
 # what the node was really configured with.
@@ -15,6 +19,7 @@ node_yaml() {
 max_batch_lifetime_ms: 600000
 quotas:
   author_mem_bytes: $QUOTA_MEM_BYTES
+  author_disk_batches: 10000000
 storage:
   db_write_buffer_bytes: $WRITE_BUFFER_BYTES
   db_block_cache_bytes: $BLOCK_CACHE_BYTES
@@ -83,9 +88,25 @@ FULL64=
 # batch size (as qsd's quotas count bytes): 32 batches of 64 KiB, 512 of 4 KiB.
 INFLIGHT_BYTES=${BENCH_INFLIGHT_BYTES:-2097152}
 
+# warm_single SIZE TXNS LABEL: the measured load, once first, unmeasured, so
+# that the runs after it find the node as a running validator has it: the
+# payload cache full (on a fresh node every cached payload lands on pages
+# the kernel has to fault in and zero first), the heap and RocksDB's memtable
+# arenas in use. Its rate is kept as LABEL.cold; the cache's fill after it as
+# LABEL.warm_cache_bytes.
+warm_single() {
+	local j=$W/qsd.$3.cold.json
+	qsb_run "$j" -p 1,2,3 -s "$1" -t "$2" -i $((INFLIGHT_BYTES / $1)) -D "$WARM_SECONDS" -g 3 ||
+		return 1
+	fig "qsd.$3.cold.acks_per_s" "$(json_get "$j" .acks_per_s)"
+	fig "qsd.$3.cold.p99_us" "$(json_get "$j" .latency_us.p99)"
+	fig "qsd.$3.warm_cache_bytes" "$(metric "$DIR" 0 qsd_payload_cache_bytes)"
+}
+
 phase_qsd_single() {
 	local j frac rate
 	single_node single || return 1
+	warm_single 65536 16 64K || return 1
 	j=$W/qsd.64K.full.json
 	perf_record "$NODE_PID" $((RUN_SECONDS - 2)) "$W/perf.64K.full.data"
 	qsb_run "$j" -p 1,2,3 -s 65536 -t 16 -i $((INFLIGHT_BYTES / 65536)) -D "$RUN_SECONDS" -g 3 || {
@@ -110,6 +131,7 @@ phase_qsd_single() {
 	stop_nodes
 
 	single_node single4k || return 1
+	warm_single 4096 4 4K || return 1
 	j=$W/qsd.4K.full.json
 	qsb_run "$j" -p 1,2,3 -s 4096 -t 4 -i $((INFLIGHT_BYTES / 4096)) -D "$RUN_SECONDS" -g 3 || {
 		cat "$j.err" >&2
@@ -165,9 +187,24 @@ phase_qsd_overload() {
 	load_point overload5x $((rate * 3)) "$sum_acks" "" "" "" ""
 }
 
-# 4 nodes; each gets a closed loop of SubmitBatch from its own qsbench.
+# caches_full DIR N: every node 0..N-1 has its payload cache at least 90 %
+# full.
+caches_full() {
+	local i v
+	for ((i = 0; i < $2; i++)); do
+		v=$(metric "$1" "$i" qsd_payload_cache_bytes)
+		[ -n "$v" ] && awk -v v="$v" -v b="$PAYLOAD_CACHE_BYTES" 'BEGIN { exit !(v >= 0.9 * b) }' ||
+			return 1
+	done
+}
+
+# 4 nodes; each gets a closed loop of SubmitBatch from its own qsbench. The
+# proofs are counted over 2 x RUN_SECONDS (the cluster's rate swings by half
+# from one second to the next) once every node's payload cache is full (as
+# warm_single, for the same reason; at most WARM_MAX_SECONDS of warm-up),
+# then the generators are stopped (SIGINT: they drain and report).
 phase_qsd_cluster() {
-	local i pids=() before=() after t0 t1 sum=0 p50s=() p99s=() st
+	local i pids=() before=() after t0 t1 tw sum=0 p50s=() p99s=() st
 	DIR=$(mk_cluster cluster 4 "$(node_yaml)") || return 1
 	for i in 0 1 2 3; do
 		start_node "$DIR" "$i"
@@ -178,22 +215,32 @@ phase_qsd_cluster() {
 			return 1
 		}
 	done
+	tw=$(now_ms)
+	for i in 0 1 2 3; do
+		timeout $((WARM_MAX_SECONDS + RUN_SECONDS * 2 + 40)) "$B/qsbench" submit -d "$DIR" \
+			-n "$i" -s 65536 -t 16 -D $((WARM_MAX_SECONDS + RUN_SECONDS * 2 + 5)) -g 3 -q -j \
+			>"$W/cluster.v$i.json" 2>"$W/cluster.v$i.err" &
+		pids+=($!)
+	done
+	while ! caches_full "$DIR" 4 && [ $(($(now_ms) - tw)) -lt $((WARM_MAX_SECONDS * 1000)) ]; do
+		sleep 0.5
+	done
+	t0=$(now_ms)
+	fig cluster.warmup_ms $((t0 - tw))
 	for i in 0 1 2 3; do
 		before[i]=$(metric "$DIR" "$i" qsd_proofs_formed_total)
 	done
-	t0=$(now_ms)
-	for i in 0 1 2 3; do
-		timeout $((RUN_SECONDS + 40)) "$B/qsbench" submit -d "$DIR" -n "$i" -s 65536 -t 16 \
-			-D "$RUN_SECONDS" -g 3 -q -j >"$W/cluster.v$i.json" 2>"$W/cluster.v$i.err" &
-		pids+=($!)
-	done
-	for i in "${pids[@]}"; do
-		wait "$i" || true
-	done
-	t1=$(now_ms)
+	sleep $((RUN_SECONDS * 2))
 	for i in 0 1 2 3; do
 		after=$(metric "$DIR" "$i" qsd_proofs_formed_total)
 		sum=$((sum + ${after%.*} - ${before[i]%.*}))
+	done
+	t1=$(now_ms)
+	kill -INT "${pids[@]}" 2>/dev/null || true
+	for i in "${pids[@]}"; do
+		wait "$i" || true
+	done
+	for i in 0 1 2 3; do
 		st=$("$B/qsctl" -s "$DIR/v$i/rpc.sock" -t 2000 status -o json 2>/dev/null) || st='{}'
 		p50s+=("$(jq -r '.submit_to_proof_p50_us // empty' <<<"$st")")
 		p99s+=("$(jq -r '.submit_to_proof_p99_us // empty' <<<"$st")")
