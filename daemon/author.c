@@ -256,10 +256,10 @@ send_to(struct qs_author *a, int to, const Quorumstore__V1__PeerMessage *pm)
 {
 	if (!a->peers)
 		return;
-	for (size_t i = 0; i < a->cfg->n_validators; i++)
-		if ((int)i != a->opt.self && (to < 0 || (int)i == to) &&
-		    qs_peers_connected(a->peers, (int)i))
-			qs_peers_send(a->peers, (int)i, pm);
+	if (to < 0)
+		(void)qs_peers_broadcast(a->peers, pm); /* packed once for all */
+	else if (to != a->opt.self && qs_peers_connected(a->peers, to))
+		(void)qs_peers_send(a->peers, to, pm);
 }
 
 /* ---- proofs ---- */

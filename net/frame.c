@@ -278,11 +278,26 @@ qs_frame_read_failure(int rc, struct evbuffer *in, size_t before, size_t max_fra
 	}
 }
 
+void
+qs_frame_pack(const ProtobufCMessage *msg, size_t len, uint8_t *frame)
+{
+	size_t packed;
+
+	qs_put_be32(frame, (uint32_t)len);
+	packed = protobuf_c_message_pack(msg, frame + QS_FRAME_HEADER_BYTES);
+	if (packed != len) {
+		/* get_packed_size and pack disagree only for a message whose
+		 * fields changed in between: a caller bug, never input. */
+		fprintf(stderr, "qs_frame_pack: packed %zu bytes, expected %zu\n", packed, len);
+		abort();
+	}
+}
+
 int
 qs_frame_write(struct evbuffer *out, const ProtobufCMessage *msg, size_t max_frame_bytes)
 {
 	struct evbuffer_iovec vec;
-	size_t len, packed;
+	size_t len;
 	int rc = QS_ELIMIT;
 
 	len = protobuf_c_message_get_packed_size(msg);
@@ -295,14 +310,7 @@ qs_frame_write(struct evbuffer *out, const ProtobufCMessage *msg, size_t max_fra
 		goto out;
 	if (vec.iov_len < QS_FRAME_HEADER_BYTES + len)
 		goto out;
-	qs_put_be32(vec.iov_base, (uint32_t)len);
-	packed = protobuf_c_message_pack(msg, (uint8_t *)vec.iov_base + QS_FRAME_HEADER_BYTES);
-	if (packed != len) {
-		/* get_packed_size and pack disagree only for a message whose
-		 * fields changed in between: a caller bug, never input. */
-		fprintf(stderr, "qs_frame_write: packed %zu bytes, expected %zu\n", packed, len);
-		abort();
-	}
+	qs_frame_pack(msg, len, vec.iov_base);
 	vec.iov_len = QS_FRAME_HEADER_BYTES + len;
 	if (evbuffer_commit_space(out, &vec, 1) != 0)
 		goto out;

@@ -81,6 +81,14 @@ int qs_frame_unpack_arena(const ProtobufCMessageDescriptor *desc, const uint8_t 
  */
 int qs_frame_write(struct evbuffer *out, const ProtobufCMessage *msg, size_t max_frame_bytes);
 
+/*
+ * Write `msg` as one frame into frame[0 .. QS_FRAME_HEADER_BYTES + len),
+ * where `len` is protobuf_c_message_get_packed_size(msg) and at most
+ * 2^32 - 1 (the caller checks its limit). For a frame packed once and queued
+ * on several connections (qs_peers_broadcast()).
+ */
+void qs_frame_pack(const ProtobufCMessage *msg, size_t len, uint8_t *frame);
+
 /* Free a message returned by qs_frame_read() or qs_frame_unpack(), on any
  * thread; NULL is fine. */
 void qs_frame_msg_free(ProtobufCMessage *msg);

@@ -1127,6 +1127,64 @@ qs_peers_send(struct qs_peers *p, int peer, const Quorumstore__V1__PeerMessage *
 	return 0;
 }
 
+/* One packed frame queued by reference on several connections; freed when
+ * the last of them has sent or dropped it (all on the loop's thread). */
+struct qs_shared_frame {
+	size_t refs;
+	uint8_t data[];
+};
+
+static void
+qs_shared_frame_unref(const void *data, size_t len, void *arg)
+{
+	struct qs_shared_frame *f = arg;
+
+	(void)data;
+	(void)len;
+	if (--f->refs == 0)
+		free(f);
+}
+
+int
+qs_peers_broadcast(struct qs_peers *p, const Quorumstore__V1__PeerMessage *msg)
+{
+	struct qs_shared_frame *f;
+	struct evbuffer *out;
+	struct qs_conn *c;
+	size_t len, flen, queued;
+	int sent = 0;
+
+	len = protobuf_c_message_get_packed_size(&msg->base);
+	if (len > p->frame_max || len > UINT32_MAX)
+		return QS_ELIMIT;
+	flen = QS_FRAME_HEADER_BYTES + len;
+	f = malloc(sizeof(*f) + flen);
+	if (f == NULL)
+		return -ENOMEM;
+	f->refs = 1; /* ours, until every connection holds its own */
+	qs_frame_pack(&msg->base, len, f->data);
+	for (size_t i = 0; i < p->n; i++) {
+		c = p->slots[i].active;
+		if (c == NULL)
+			continue;
+		out = bufferevent_get_output(c->bev);
+		f->refs++;
+		if (evbuffer_add_reference(out, f->data, flen, qs_shared_frame_unref, f) != 0) {
+			f->refs--;
+			continue;
+		}
+		sent++;
+		queued = evbuffer_get_length(out);
+		if (queued > p->outbuf_max) {
+			sent--;
+			qs_conn_close(c, QS_WHY_SLOW_READER, "%zu bytes unsent, limit %zu", queued,
+			              p->outbuf_max);
+		}
+	}
+	qs_shared_frame_unref(NULL, 0, f);
+	return sent;
+}
+
 int
 qs_peers_connected(const struct qs_peers *p, int peer)
 {

@@ -141,6 +141,16 @@ int qs_peers_start(struct event_base *base, const struct qs_config *cfg, int sel
  */
 int qs_peers_send(struct qs_peers *p, int peer, const Quorumstore__V1__PeerMessage *msg);
 
+/*
+ * Queue `msg` (borrowed) for every validator with a usable connection,
+ * packed once: each connection's buffer holds a reference to the one frame,
+ * freed when the last has sent it. Returns how many connections it was
+ * queued on (a connection closed as a slow reader by it, as with
+ * qs_peers_send(), not counted); QS_ELIMIT over the frame limit (nothing is
+ * queued); -ENOMEM.
+ */
+int qs_peers_broadcast(struct qs_peers *p, const Quorumstore__V1__PeerMessage *msg);
+
 /* 1 when validator `peer` has a usable connection, else 0. */
 int qs_peers_connected(const struct qs_peers *p, int peer);
 

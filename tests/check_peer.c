@@ -592,6 +592,58 @@ START_TEST(message_arrives_with_sender_index)
 }
 END_TEST
 
+START_TEST(broadcast_packs_once_and_reaches_every_connected_peer)
+{
+	static uint8_t digest[QS_DIGEST_BYTES];
+	Quorumstore__V1__BatchRequest req = QUORUMSTORE__V1__BATCH_REQUEST__INIT;
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+
+	req.digest.data = digest;
+	req.digest.len = sizeof(digest);
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_REQUEST;
+	m.batch_request = &req;
+	start_node(0);
+	req.request_id = 7;
+	ck_assert_int_eq(qs_peers_broadcast(nodes[0].peers, &m), 0); /* nobody connected */
+	start_node(1);
+	start_node(2);
+	wait_connected(0, 1);
+	wait_connected(0, 2);
+	req.request_id = 8;
+	ck_assert_int_eq(qs_peers_broadcast(nodes[0].peers, &m), 2);
+	req.request_id = 9; /* the first frame is already packed: this is a second one */
+	ck_assert_int_eq(qs_peers_broadcast(nodes[0].peers, &m), 2);
+	ck_assert(wait_msgs(1, 2));
+	ck_assert(wait_msgs(2, 2));
+	for (int i = 1; i < N; i++) {
+		ck_assert_int_eq(nodes[i].n_msgs, 2);
+		ck_assert_int_eq(nodes[i].from[0], 0);
+		ck_assert_uint_eq(nodes[i].ids[0], 8);
+		ck_assert_uint_eq(nodes[i].ids[1], 9);
+	}
+}
+END_TEST
+
+START_TEST(broadcast_over_frame_limit_is_elimit)
+{
+	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	char *detail = malloc(70000);
+
+	memset(detail, 'x', 69999);
+	detail[69999] = '\0';
+	nack.detail = detail;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK;
+	m.batch_nack = &nack;
+	start_node_limit(0, 65536);
+	start_node_limit(1, 65536);
+	wait_connected(0, 1);
+	ck_assert_int_eq(qs_peers_broadcast(nodes[0].peers, &m), QS_ELIMIT);
+	ck_assert_int_eq(qs_peers_connected(nodes[0].peers, 1), 1);
+	free(detail);
+}
+END_TEST
+
 START_TEST(send_without_connection_is_enotconn)
 {
 	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
@@ -1004,6 +1056,34 @@ START_TEST(slow_reader_is_closed)
 }
 END_TEST
 
+/* The same bound holds for frames queued by reference. */
+START_TEST(slow_reader_of_broadcasts_is_closed)
+{
+	Quorumstore__V1__BatchNack nack = QUORUMSTORE__V1__BATCH_NACK__INIT;
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+	char *detail = malloc(60000);
+	int rc = 0, sent = 0;
+
+	memset(detail, 'x', 59999);
+	detail[59999] = '\0';
+	nack.detail = detail;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_NACK;
+	m.batch_nack = &nack;
+	start_node_limit(0, 65536);
+	start_node_limit(1, 65536);
+	wait_connected(0, 1);
+	qs_peers_set_reading(nodes[1].peers, 0);
+	while (sent < 2000 && (rc = qs_peers_broadcast(nodes[0].peers, &m)) == 1)
+		sent++;
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_ge((long long)sent * 60000, (long long)QS_PEER_OUTBUF_MAX_BYTES - 60004);
+	ck_assert_int_le((long long)sent * 60000, (long long)QS_PEER_OUTBUF_MAX_BYTES);
+	ck_assert_int_eq(metric(0, "qsd_peer_disconnects_total{reason=\"slow_reader\"}"), 1);
+	ck_assert_int_eq(qs_peers_connected(nodes[0].peers, 1), 0);
+	free(detail);
+}
+END_TEST
+
 /* The peer stops reading with far less than the size bound queued and sends
  * nothing that would make the buffer grow: only the write stall finds it.
  * Idle connections (nothing to send) are never closed by it, and a write
@@ -1135,6 +1215,9 @@ peer_suite(void)
 	tcase_set_timeout(conn, 30);
 	tcase_add_test(conn, peers_connect_and_exchange_hello);
 	tcase_add_test(conn, message_arrives_with_sender_index);
+	tcase_add_test(conn, broadcast_packs_once_and_reaches_every_connected_peer);
+	tcase_add_test(conn, broadcast_over_frame_limit_is_elimit);
+	tcase_add_test(conn, slow_reader_of_broadcasts_is_closed);
 	tcase_add_test(conn, send_without_connection_is_enotconn);
 	tcase_add_test(conn, send_over_frame_limit_is_elimit_and_keeps_connection);
 	tcase_add_test(conn, reading_disabled_holds_messages_until_enabled);
