@@ -41,7 +41,7 @@ struct qs_client {
 	uint8_t *buf;                     /* bytes read, not yet decoded */
 	size_t len;
 	size_t cap;
-	bool waited; /* the last read found nothing and had to wait */
+	bool waited;                       /* the last read found nothing and had to wait */
 	Quorumstore__V1__Response **queue; /* oldest first */
 	size_t n_queue;
 	size_t cap_queue;
@@ -149,10 +149,9 @@ qs_client_take(struct qs_client *c, Quorumstore__V1__Response **out)
 		}
 		return 0;
 	}
-	rc =
-	    qs_frame_unpack_arena(&quorumstore__v1__response__descriptor,
-	                          c->buf + QS_CLIENT_HEADER_BYTES, flen,
-	                          QS_CLIENT_DECODE_BUDGET(c->frame_max), &msg);
+	rc = qs_frame_unpack_arena(&quorumstore__v1__response__descriptor,
+	                           c->buf + QS_CLIENT_HEADER_BYTES, flen,
+	                           QS_CLIENT_DECODE_BUDGET(c->frame_max), &msg);
 	if (rc < 0)
 		return qs_client_break(c, rc);
 	memmove(c->buf, c->buf + need, c->len - need);

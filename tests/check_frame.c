@@ -303,7 +303,8 @@ START_TEST(arena_decode_of_many_blocks_reads_back_and_frees)
 	ck_assert_uint_eq(((Quorumstore__V1__PeerMessage *)msg)->batch_msg->n_batches, 10000);
 	for (size_t i = 0; i < 10000; i++)
 		ck_assert_uint_eq(
-		    ((Quorumstore__V1__PeerMessage *)msg)->batch_msg->batches[i]->n_transactions, 0);
+		    ((Quorumstore__V1__PeerMessage *)msg)->batch_msg->batches[i]->n_transactions,
+		    0);
 	qs_frame_msg_free(msg);
 	evbuffer_drain(b, evbuffer_get_length(b));
 	/* Fields copied out of the buffer, not pointing into it. */

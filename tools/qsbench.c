@@ -4754,7 +4754,8 @@ qsb_payload_send(struct qsb_payload *pl)
 		return rc;
 	}
 	if (!pl->request_bytes) /* with the request_id the client set */
-		pl->request_bytes = QS_FRAME_HEADER_BYTES + protobuf_c_message_get_packed_size(&req.base);
+		pl->request_bytes =
+		    QS_FRAME_HEADER_BYTES + protobuf_c_message_get_packed_size(&req.base);
 	pl->ids[id & pl->mask] = id;
 	pl->sent_us[id & pl->mask] = sent_us;
 	pl->inflight++;
@@ -4788,7 +4789,8 @@ qsb_payload_response(struct qsb_payload *pl, const Quorumstore__V1__Response *re
 	qsb_lat_add(&pl->lat, qs_clock_mono_us() - pl->sent_us[i]);
 	pl->sent_us[i] = 0;
 	if (!pl->answer_bytes)
-		pl->answer_bytes = QS_FRAME_HEADER_BYTES + protobuf_c_message_get_packed_size(&resp->base);
+		pl->answer_bytes =
+		    QS_FRAME_HEADER_BYTES + protobuf_c_message_get_packed_size(&resp->base);
 	pl->ok++;
 	pl->proofs += gp->n_proofs;
 	pl->inline_batches += gp->n_inline_batches;
@@ -4882,7 +4884,8 @@ qsb_payload_summary(struct qsb_payload *pl, double secs)
 		       pl->lim.return_non_full ? "true" : "false", pl->requests, pl->ok, pl->errors,
 		       pl->unanswered, pl->lost ? "true" : "false", secs, rps,
 		       (double)pl->proofs / per, pl->max_proofs, (double)pl->inline_batches / per,
-		       pl->empty, pl->request_bytes, pl->answer_bytes, p50, p99, p999, pl->lat.seen);
+		       pl->empty, pl->request_bytes, pl->answer_bytes, p50, p99, p999,
+		       pl->lat.seen);
 		return;
 	}
 	printf("requests=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64 " unanswered=%" PRIu64
@@ -5132,14 +5135,15 @@ qsb_pingpong_main(int argc, char **argv)
 
 		if (json)
 			printf("{\"request_bytes\":%" PRIu64 ",\"answer_bytes\":%" PRIu64
-			       ",\"requests\":%" PRIu64 ",\"duration_s\":%.3f,\"requests_per_s\":%.1f"
+			       ",\"requests\":%" PRIu64
+			       ",\"duration_s\":%.3f,\"requests_per_s\":%.1f"
 			       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
 			       ",\"p999\":%" PRIu32 "}}\n",
 			       req_len, ans_len, n, secs, (double)n / secs, p50, p99, p999);
 		else
-			printf("request_bytes=%" PRIu64 " answer_bytes=%" PRIu64 " requests=%" PRIu64
-			       " requests/s=%.1f latency_us p50=%" PRIu32 " p99=%" PRIu32
-			       " p999=%" PRIu32 "\n",
+			printf("request_bytes=%" PRIu64 " answer_bytes=%" PRIu64
+			       " requests=%" PRIu64 " requests/s=%.1f latency_us p50=%" PRIu32
+			       " p99=%" PRIu32 " p999=%" PRIu32 "\n",
 			       req_len, ans_len, n, (double)n / secs, p50, p99, p999);
 	}
 	status = 0;
