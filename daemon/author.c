@@ -258,8 +258,8 @@ send_to(struct qs_author *a, int to, const Quorumstore__V1__PeerMessage *pm)
 		return;
 	if (to < 0)
 		(void)qs_peers_broadcast(a->peers, pm); /* packed once for all */
-	else if (to != a->opt.self && qs_peers_connected(a->peers, to))
-		(void)qs_peers_send(a->peers, to, pm);
+	else
+		(void)qs_peers_send(a->peers, to, pm); /* -ENOTCONN for self or no link */
 }
 
 /* ---- proofs ---- */

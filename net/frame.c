@@ -125,7 +125,7 @@ qs_frame_arena_alloc(void *data, size_t size)
 	struct qs_frame_block *block;
 	size_t total, cap;
 
-	if (size > budget->limit || size > SIZE_MAX - sizeof(*block) - align)
+	if (size > SIZE_MAX - sizeof(*block) - align)
 		return NULL;
 	total = sizeof(*block) + (size + align - 1) / align * align;
 	if (total > budget->limit || budget->used > budget->limit - total)
@@ -278,6 +278,13 @@ qs_frame_read_failure(int rc, struct evbuffer *in, size_t before, size_t max_fra
 	}
 }
 
+int
+qs_frame_size(const ProtobufCMessage *msg, size_t max_frame_bytes, size_t *len)
+{
+	*len = protobuf_c_message_get_packed_size(msg);
+	return *len > max_frame_bytes || *len > UINT32_MAX ? QS_ELIMIT : 0;
+}
+
 void
 qs_frame_pack(const ProtobufCMessage *msg, size_t len, uint8_t *frame)
 {
@@ -298,10 +305,10 @@ qs_frame_write(struct evbuffer *out, const ProtobufCMessage *msg, size_t max_fra
 {
 	struct evbuffer_iovec vec;
 	size_t len;
-	int rc = QS_ELIMIT;
+	int rc;
 
-	len = protobuf_c_message_get_packed_size(msg);
-	if (len > max_frame_bytes || len > UINT32_MAX)
+	rc = qs_frame_size(msg, max_frame_bytes, &len);
+	if (rc != 0)
 		goto out;
 	/* One iovec: the reserved space is contiguous, so protobuf-c packs
 	 * straight into the buffer's chain. */

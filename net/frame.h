@@ -82,10 +82,15 @@ int qs_frame_unpack_arena(const ProtobufCMessageDescriptor *desc, const uint8_t 
 int qs_frame_write(struct evbuffer *out, const ProtobufCMessage *msg, size_t max_frame_bytes);
 
 /*
+ * Set *len to the packed size of `msg`; returns 0, or QS_ELIMIT when it is
+ * over max_frame_bytes or 2^32 - 1 (the frame could not be sent).
+ */
+int qs_frame_size(const ProtobufCMessage *msg, size_t max_frame_bytes, size_t *len);
+
+/*
  * Write `msg` as one frame into frame[0 .. QS_FRAME_HEADER_BYTES + len),
- * where `len` is protobuf_c_message_get_packed_size(msg) and at most
- * 2^32 - 1 (the caller checks its limit). For a frame packed once and queued
- * on several connections (qs_peers_broadcast()).
+ * where `len` is what qs_frame_size() accepted. For a frame packed once and
+ * queued on several connections (qs_peers_broadcast()).
  */
 void qs_frame_pack(const ProtobufCMessage *msg, size_t len, uint8_t *frame);
 

@@ -1103,28 +1103,34 @@ out:
 	return rc;
 }
 
+/* After something was queued on `c`: a peer with more than outbuf_max bytes
+ * unsent is not reading, and is closed as a slow reader. Returns 0, or
+ * -ENOTCONN when it was closed. */
+static int
+qs_conn_check_backlog(struct qs_conn *c)
+{
+	struct qs_peers *p = c->p;
+	size_t len = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (len <= p->outbuf_max)
+		return 0;
+	qs_conn_close(c, QS_WHY_SLOW_READER, "%zu bytes unsent, limit %zu", len, p->outbuf_max);
+	return -ENOTCONN;
+}
+
 int
 qs_peers_send(struct qs_peers *p, int peer, const Quorumstore__V1__PeerMessage *msg)
 {
 	struct qs_conn *c;
-	struct evbuffer *out;
-	size_t len;
 	int rc;
 
 	if (peer < 0 || (size_t)peer >= p->n || p->slots[peer].active == NULL)
 		return -ENOTCONN;
 	c = p->slots[peer].active;
-	out = bufferevent_get_output(c->bev);
-	rc = qs_frame_write(out, &msg->base, p->frame_max);
+	rc = qs_frame_write(bufferevent_get_output(c->bev), &msg->base, p->frame_max);
 	if (rc != 0)
 		return rc;
-	len = evbuffer_get_length(out);
-	if (len > p->outbuf_max) {
-		qs_conn_close(c, QS_WHY_SLOW_READER, "%zu bytes unsent, limit %zu", len,
-		              p->outbuf_max);
-		return -ENOTCONN;
-	}
-	return 0;
+	return qs_conn_check_backlog(c);
 }
 
 /* One packed frame queued by reference on several connections; freed when
@@ -1149,13 +1155,11 @@ int
 qs_peers_broadcast(struct qs_peers *p, const Quorumstore__V1__PeerMessage *msg)
 {
 	struct qs_shared_frame *f;
-	struct evbuffer *out;
 	struct qs_conn *c;
-	size_t len, flen, queued;
+	size_t len, flen;
 	int sent = 0;
 
-	len = protobuf_c_message_get_packed_size(&msg->base);
-	if (len > p->frame_max || len > UINT32_MAX)
+	if (qs_frame_size(&msg->base, p->frame_max, &len) != 0)
 		return QS_ELIMIT;
 	flen = QS_FRAME_HEADER_BYTES + len;
 	f = malloc(sizeof(*f) + flen);
@@ -1167,19 +1171,14 @@ qs_peers_broadcast(struct qs_peers *p, const Quorumstore__V1__PeerMessage *msg)
 		c = p->slots[i].active;
 		if (c == NULL)
 			continue;
-		out = bufferevent_get_output(c->bev);
 		f->refs++;
-		if (evbuffer_add_reference(out, f->data, flen, qs_shared_frame_unref, f) != 0) {
+		if (evbuffer_add_reference(bufferevent_get_output(c->bev), f->data, flen,
+		                           qs_shared_frame_unref, f) != 0) {
 			f->refs--;
 			continue;
 		}
-		sent++;
-		queued = evbuffer_get_length(out);
-		if (queued > p->outbuf_max) {
-			sent--;
-			qs_conn_close(c, QS_WHY_SLOW_READER, "%zu bytes unsent, limit %zu", queued,
-			              p->outbuf_max);
-		}
+		if (qs_conn_check_backlog(c) == 0)
+			sent++;
 	}
 	qs_shared_frame_unref(NULL, 0, f);
 	return sent;

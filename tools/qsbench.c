@@ -5046,6 +5046,28 @@ qsb_pingpong_serve(int fd, uint8_t *req, size_t req_len, const uint8_t *ans, siz
 	_exit(0);
 }
 
+/* The summary line (or JSON) of `n` exchanges in `secs`, latencies sorted. */
+static void
+qsb_pingpong_summary(bool json, uint64_t req_len, uint64_t ans_len, uint64_t n, double secs,
+                     const struct qsb_lat *lat)
+{
+	uint32_t p50 = qsb_pct(lat->all, lat->n_all, 0.50);
+	uint32_t p99 = qsb_pct(lat->all, lat->n_all, 0.99);
+	uint32_t p999 = qsb_pct(lat->all, lat->n_all, 0.999);
+
+	if (json)
+		printf("{\"request_bytes\":%" PRIu64 ",\"answer_bytes\":%" PRIu64
+		       ",\"requests\":%" PRIu64 ",\"duration_s\":%.3f,\"requests_per_s\":%.1f"
+		       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32 ",\"p999\":%" PRIu32
+		       "}}\n",
+		       req_len, ans_len, n, secs, (double)n / secs, p50, p99, p999);
+	else
+		printf("request_bytes=%" PRIu64 " answer_bytes=%" PRIu64 " requests=%" PRIu64
+		       " requests/s=%.1f latency_us p50=%" PRIu32 " p99=%" PRIu32 " p999=%" PRIu32
+		       "\n",
+		       req_len, ans_len, n, (double)n / secs, p50, p99, p999);
+}
+
 static int
 qsb_pingpong_main(int argc, char **argv)
 {
@@ -5127,25 +5149,7 @@ qsb_pingpong_main(int argc, char **argv)
 		t = now;
 	}
 	qsb_lat_sort(&lat);
-	{
-		double secs = (double)(t - start_us) / 1e6;
-		uint32_t p50 = qsb_pct(lat.all, lat.n_all, 0.50);
-		uint32_t p99 = qsb_pct(lat.all, lat.n_all, 0.99);
-		uint32_t p999 = qsb_pct(lat.all, lat.n_all, 0.999);
-
-		if (json)
-			printf("{\"request_bytes\":%" PRIu64 ",\"answer_bytes\":%" PRIu64
-			       ",\"requests\":%" PRIu64
-			       ",\"duration_s\":%.3f,\"requests_per_s\":%.1f"
-			       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32
-			       ",\"p999\":%" PRIu32 "}}\n",
-			       req_len, ans_len, n, secs, (double)n / secs, p50, p99, p999);
-		else
-			printf("request_bytes=%" PRIu64 " answer_bytes=%" PRIu64
-			       " requests=%" PRIu64 " requests/s=%.1f latency_us p50=%" PRIu32
-			       " p99=%" PRIu32 " p999=%" PRIu32 "\n",
-			       req_len, ans_len, n, (double)n / secs, p50, p99, p999);
-	}
+	qsb_pingpong_summary(json, req_len, ans_len, n, (double)(t - start_us) / 1e6, &lat);
 	status = 0;
 out:
 	if (sv[0] >= 0)
