@@ -13,6 +13,7 @@
 #include "net/frame.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -42,6 +43,7 @@ struct qs_client {
 	size_t len;
 	size_t cap;
 	bool waited;                       /* the last read found nothing and had to wait */
+	uint32_t spin_us;                  /* qs_client_opts.spin_us */
 	Quorumstore__V1__Response **queue; /* oldest first */
 	size_t n_queue;
 	size_t cap_queue;
@@ -66,13 +68,20 @@ qs_client_set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Microseconds on the monotonic clock. */
 static int64_t
-qs_client_now_ms(void)
+qs_client_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+qs_client_now_ms(void)
+{
+	return qs_client_now_us() / 1000;
 }
 
 /* The absolute deadline for `timeout_ms`; -1 for none. */
@@ -178,6 +187,7 @@ static int
 qs_client_fill(struct qs_client *c, int64_t deadline)
 {
 	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	int64_t spin_until = -1; /* set at the first read that finds nothing */
 	bool wait_first;
 	ssize_t n;
 	int rc;
@@ -189,8 +199,9 @@ qs_client_fill(struct qs_client *c, int64_t deadline)
 	}
 	/* One request at a time, the answer is never there yet when the caller
 	 * comes to read it: after a read that had to wait, with nothing left in
-	 * the buffer, wait first and save a recv() that would find nothing. */
-	wait_first = c->waited && c->len == 0 && qs_client_left(deadline) != 0;
+	 * the buffer, wait first and save a recv() that would find nothing
+	 * (unless the caller asked to spin, which is all recv() calls). */
+	wait_first = c->spin_us == 0 && c->waited && c->len == 0 && qs_client_left(deadline) != 0;
 	for (;;) {
 		if (!wait_first) {
 			n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
@@ -205,6 +216,17 @@ qs_client_fill(struct qs_client *c, int64_t deadline)
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return qs_client_break(c, -errno);
 			c->waited = true;
+			if (c->spin_us != 0) {
+				int64_t now = qs_client_now_us();
+
+				if (spin_until < 0) {
+					spin_until = now + c->spin_us;
+					if (deadline >= 0 && spin_until > deadline * 1000)
+						spin_until = deadline * 1000;
+				}
+				if (now < spin_until)
+					continue;
+			}
 		}
 		wait_first = false;
 		rc = poll(&pfd, 1, qs_client_left(deadline));
@@ -684,6 +706,12 @@ qs_client_connect_opts(const char *socket_path, const char *client_name,
 		rc = -EINVAL;
 		goto out;
 	}
+	if (opts != NULL && opts->spin_us > QS_CLIENT_SPIN_MAX_US) {
+		qs_client_set_err(err, errlen, "spin of %" PRIu32 " us over %d us", opts->spin_us,
+		                  QS_CLIENT_SPIN_MAX_US);
+		rc = -EINVAL;
+		goto out;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		rc = -ENOMEM;
@@ -695,6 +723,7 @@ qs_client_connect_opts(const char *socket_path, const char *client_name,
 	c->io_timeout_ms = timeout_ms;
 	c->frame_max = opts != NULL && opts->frame_max_bytes != 0 ? opts->frame_max_bytes
 	                                                          : QS_CLIENT_FRAME_MAX_BYTES;
+	c->spin_us = opts != NULL ? opts->spin_us : 0;
 	c->cap = QS_CLIENT_READ_MIN;
 	c->buf = malloc(c->cap);
 	if (c->buf == NULL) {

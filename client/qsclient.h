@@ -44,7 +44,8 @@
 #define QS_CLIENT_MAX_ABANDONED       4096                /* ids of timed-out calls remembered */
 #define QS_CLIENT_IDEMPOTENCY_KEY_MAX 64                  /* bytes */
 #define QS_CLIENT_DEFAULT_SOCKET      "/run/qsd/rpc.sock"
-#define QS_CLIENT_LIST_MAX            1000 /* entries the server puts in one page */
+#define QS_CLIENT_LIST_MAX            1000   /* entries the server puts in one page */
+#define QS_CLIENT_SPIN_MAX_US         100000 /* qs_client_opts.spin_us */
 
 struct qs_client;
 
@@ -52,6 +53,13 @@ struct qs_client_opts {
 	/* Largest frame accepted from the server, and sent; 0 means
 	 * QS_CLIENT_FRAME_MAX_BYTES. At most 2^32 - 1. */
 	size_t frame_max_bytes;
+	/* After a read that found nothing, keep reading without sleeping for up
+	 * to this many microseconds before waiting in poll() (0, the default:
+	 * wait at once). An answer that comes within it is taken without the
+	 * scheduler waking this thread, which on most machines is a good part
+	 * of a request's round trip; it costs a core for that long. At most
+	 * QS_CLIENT_SPIN_MAX_US. */
+	uint32_t spin_us;
 };
 
 /*

@@ -553,6 +553,47 @@ START_TEST(get_payload_sends_its_limits_and_exclusions)
 }
 END_TEST
 
+/* A client that spins takes its answers as one that sleeps does, and a
+ * call with less time left than the spin returns when its time is up. */
+START_TEST(a_spinning_client_is_answered_and_keeps_its_deadline)
+{
+	struct qs_client_opts opts = {.spin_us = QS_CLIENT_SPIN_MAX_US};
+	struct qs_client_payload_limits lim = {.max_txns = 10, .max_bytes = 4096};
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *c = NULL;
+	struct timespec t0, t1;
+	char err[256] = "";
+	int64_t elapsed_ms;
+
+	ck_assert_int_eq(
+	    qs_client_connect_opts(sock_path, "check_client", &opts, IO_MS, &c, err, sizeof(err)),
+	    0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(qs_client_get_payload(c, &lim, NULL, 0, IO_MS, &resp), 0);
+		ck_assert_int_eq(resp->body_case, RESP(GET_PAYLOAD));
+		ck_assert_uint_eq(resp->get_payload->n_proofs, 2);
+		qs_client_response_free(resp);
+		resp = NULL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(qs_client_recv(c, 0, &resp), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	elapsed_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	/* Spinning its whole 100 ms would be a deadline ignored. */
+	ck_assert_int_lt(elapsed_ms, QS_CLIENT_SPIN_MAX_US / 1000);
+	ck_assert_ptr_null(resp);
+	qs_client_close(c);
+
+	opts.spin_us = QS_CLIENT_SPIN_MAX_US + 1;
+	c = NULL;
+	ck_assert_int_eq(
+	    qs_client_connect_opts(sock_path, "check_client", &opts, IO_MS, &c, err, sizeof(err)),
+	    -EINVAL);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strstr(err, "spin") != NULL, "%s", err);
+}
+END_TEST
+
 START_TEST(get_batch_sends_the_digest_and_signers)
 {
 	struct qs_client *c = connect_client();
@@ -1310,6 +1351,7 @@ client_suite(void)
 	tcase_add_checked_fixture(calls, setup, teardown);
 	tcase_set_timeout(calls, 20);
 	tcase_add_test(calls, get_payload_sends_its_limits_and_exclusions);
+	tcase_add_test(calls, a_spinning_client_is_answered_and_keeps_its_deadline);
 	tcase_add_test(calls, get_batch_sends_the_digest_and_signers);
 	tcase_add_test(calls, notify_commit_sends_the_timestamp_and_digests);
 	tcase_add_test(calls, new_epoch_sends_the_validators_in_order);

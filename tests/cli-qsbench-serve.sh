@@ -9,11 +9,12 @@
 #       quorum of 5), all queued; on a 3-validator cluster the 2 simulated
 #       validators are no quorum (exit 2);
 #   (c) payload against that v0: exit 0, JSON fields, proofs in every
-#       answer, --max-txns honoured, pipelined with -i 8;
+#       answer, --max-txns honoured, pipelined with -i 8, a spinning client (-S);
 #   (d) run -V against that v0: acks, none with a bad signature; -V with a
 #       record file is a usage error;
-#   (e) pingpong: a second of exchanges of the given sizes, the answering
-#       process gone when it returns; a size of 0 is a usage error.
+#   (e) pingpong: a second of exchanges of the given sizes, waiting and
+#       spinning, the answering process gone when it returns; a size of 0 is
+#       a usage error.
 # JSON output is read with jq.
 #
 # Environment: B (build directory), QS_KEEP_TMP (keep the cluster directories).
@@ -107,8 +108,17 @@ json_check "$T/payload8.json" '.inflight == 8 and .ok > 0 and .errors == 0 and
 	.max_proofs == 2 and .inline_per_answer == 0 and .proofs_per_answer == 2' \
 	"payload -i 8 --max-txns 16 (batches of 8 transactions)"
 rc=0
+"$QSBENCH" payload -d "$T/c5" -n 0 -D 1 -S 200 -q -j >"$T/payloads.json" 2>"$T/payload.err" ||
+	rc=$?
+[ "$rc" = 0 ] || fail "payload -S 200 exited $rc: $(cat "$T/payload.err" "$T/payloads.json")"
+json_check "$T/payloads.json" '.spin_us == 200 and .ok > 0 and .ok == .requests and
+	.errors == 0 and .disconnected == false' "payload -S 200 (a spinning client)"
+rc=0
 "$QSBENCH" payload -d "$T/c5" --max-txns x >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "payload --max-txns x exited $rc, not 2"
+rc=0
+"$QSBENCH" payload -d "$T/c5" -S 100001 >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "payload -S over the client's limit exited $rc, not 2"
 
 # --- (d) run -V: acks counted as they come, signatures checked after --------
 rc=0
@@ -125,7 +135,11 @@ rc=0
 "$QSBENCH" pingpong -r 24 -a 40000 -D 1 -j >"$T/pp.json" 2>"$T/pp.err" || rc=$?
 [ "$rc" = 0 ] || fail "pingpong exited $rc: $(cat "$T/pp.err" "$T/pp.json")"
 json_check "$T/pp.json" '.request_bytes == 24 and .answer_bytes == 40000 and .requests > 0 and
-	.requests_per_s > 0 and .latency_us.p50 <= .latency_us.p99' "pingpong"
+	.requests_per_s > 0 and .latency_us.p50 <= .latency_us.p99 and .spin_us == 0' "pingpong"
+rc=0
+"$QSBENCH" pingpong -r 24 -a 40000 -D 1 -S 200 -j >"$T/pps.json" 2>"$T/pp.err" || rc=$?
+[ "$rc" = 0 ] || fail "pingpong -S 200 exited $rc: $(cat "$T/pp.err" "$T/pps.json")"
+json_check "$T/pps.json" '.spin_us == 200 and .requests > 0' "pingpong -S 200"
 pgrep -f "qsbench pingpong" >/dev/null && fail "pingpong left its answering process running"
 rc=0
 "$QSBENCH" pingpong -a 0 >/dev/null 2>&1 || rc=$?

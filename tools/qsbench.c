@@ -4591,10 +4591,12 @@ out:
 static const char qsb_payload_usage[] =
     "usage: qsbench payload -d DIR [-n NODE] [-D DURATION_S] [-i INFLIGHT] [-w WAIT_S]\n"
     "                       [--max-txns N] [--max-bytes N] [--max-inline-txns N]\n"
-    "                       [--max-inline-bytes N] [--full-only] [-q] [-j]\n"
+    "                       [--max-inline-bytes N] [--full-only] [-S US] [-q] [-j]\n"
     "  -d DIR   cluster written by tools/mkcluster      -n NODE  node to ask (0)\n"
     "  -D S     ask for S seconds (10)                 -i N  requests in flight (1)\n"
     "  -w S     wait up to S seconds for the socket to accept, trying every 100 ms (0)\n"
+    "  -S US    the client reads without sleeping for up to US microseconds before\n"
+    "           it waits for an answer (qs_client_opts.spin_us; 0)\n"
     "  --max-txns N (2000)  --max-bytes N (8388608)  limits of a payload\n"
     "  --max-inline-txns N (100)  --max-inline-bytes N (262144)  of those, inline\n"
     "  --full-only  return_non_full false (default true)\n"
@@ -4610,6 +4612,7 @@ struct qsb_payload {
 	uint64_t duration_s;
 	uint32_t inflight_max;
 	uint64_t wait_s;
+	uint32_t spin_us;
 	bool quiet, json;
 	struct qs_client_payload_limits lim;
 
@@ -4636,7 +4639,7 @@ qsb_payload_parse(int argc, char **argv, struct qsb_payload *pl)
 	pl->inflight_max = 1;
 	qsb_limits_default(&pl->lim);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":d:n:D:i:w:qjh", qsb_limit_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:n:D:i:w:S:qjh", qsb_limit_options, NULL)) != -1) {
 		rc = qsb_limit_opt(u, c, optarg, &pl->lim);
 		if (rc == 0)
 			continue;
@@ -4663,6 +4666,11 @@ qsb_payload_parse(int argc, char **argv, struct qsb_payload *pl)
 		case 'w':
 			if (qsb_opt_u64(u, c, optarg, 0, QSB_SUBMIT_MAX_WAIT_S, &pl->wait_s))
 				return QSB_EXIT_USAGE;
+			break;
+		case 'S':
+			if (qsb_opt_u64(u, c, optarg, 0, QS_CLIENT_SPIN_MAX_US, &v))
+				return QSB_EXIT_USAGE;
+			pl->spin_us = (uint32_t)v;
 			break;
 		case 'q':
 			pl->quiet = true;
@@ -4699,7 +4707,8 @@ qsb_payload_parse(int argc, char **argv, struct qsb_payload *pl)
 static int
 qsb_payload_connect(struct qsb_payload *pl)
 {
-	struct qs_client_opts opts = {.frame_max_bytes = (size_t)pl->cfg->limits.frame_max_bytes};
+	struct qs_client_opts opts = {.frame_max_bytes = (size_t)pl->cfg->limits.frame_max_bytes,
+	                              .spin_us = pl->spin_us};
 	uint64_t deadline = qs_clock_mono_us() + pl->wait_s * 1000000;
 	const Quorumstore__V1__HelloResponse *h;
 	char err[512];
@@ -4869,9 +4878,10 @@ qsb_payload_summary(struct qsb_payload *pl, double secs)
 	uint32_t p999 = qsb_pct(pl->lat.all, pl->lat.n_all, 0.999);
 
 	if (pl->json) {
-		printf("{\"node\":%d,\"inflight\":%" PRIu32 ",\"max_txns\":%" PRIu64
-		       ",\"max_bytes\":%" PRIu64 ",\"max_inline_txns\":%" PRIu64
-		       ",\"max_inline_bytes\":%" PRIu64 ",\"return_non_full\":%s"
+		printf("{\"node\":%d,\"inflight\":%" PRIu32 ",\"spin_us\":%" PRIu32
+		       ",\"max_txns\":%" PRIu64 ",\"max_bytes\":%" PRIu64
+		       ",\"max_inline_txns\":%" PRIu64 ",\"max_inline_bytes\":%" PRIu64
+		       ",\"return_non_full\":%s"
 		       ",\"requests\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"errors\":%" PRIu64
 		       ",\"unanswered\":%" PRIu64 ",\"disconnected\":%s,\"duration_s\":%.3f"
 		       ",\"requests_per_s\":%.1f,\"proofs_per_answer\":%.2f,\"max_proofs\":%" PRIu64
@@ -4879,7 +4889,7 @@ qsb_payload_summary(struct qsb_payload *pl, double secs)
 		       ",\"request_bytes\":%zu,\"answer_bytes\":%zu"
 		       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32 ",\"p999\":%" PRIu32
 		       ",\"samples\":%" PRIu64 "}}\n",
-		       pl->node, pl->inflight_max, pl->lim.max_txns, pl->lim.max_bytes,
+		       pl->node, pl->inflight_max, pl->spin_us, pl->lim.max_txns, pl->lim.max_bytes,
 		       pl->lim.max_inline_txns, pl->lim.max_inline_bytes,
 		       pl->lim.return_non_full ? "true" : "false", pl->requests, pl->ok, pl->errors,
 		       pl->unanswered, pl->lost ? "true" : "false", secs, rps,
@@ -4976,26 +4986,33 @@ out:
  */
 
 static const char qsb_pingpong_usage[] =
-    "usage: qsbench pingpong [-r REQUEST_BYTES] [-a ANSWER_BYTES] [-D DURATION_S] [-j]\n"
+    "usage: qsbench pingpong [-r REQUEST_BYTES] [-a ANSWER_BYTES] [-D DURATION_S] [-S US] [-j]\n"
     "  -r N  bytes per request (64)    -a N  bytes per answer (32768)\n"
-    "  -D S  for S seconds (5)         -j    summary as JSON\n";
+    "  -D S  for S seconds (5)         -j    summary as JSON\n"
+    "  -S US read without sleeping for up to US microseconds before waiting\n"
+    "        for an answer, as qsbench payload -S (0)\n";
 
 #define QSB_PINGPONG_MAX_BYTES (16u << 20)
 
 /* Read exactly `len` bytes from the non-blocking `fd`, waiting in poll (the
- * client) or in epoll `ep` (the server). 0, or -1 on EOF or an error. */
+ * client) or in epoll `ep` (the server); the client first reads without
+ * sleeping for up to `spin_us`, as qs_client_opts.spin_us does. 0, or -1 on
+ * EOF or an error. */
 static int
-qsb_pingpong_read(int fd, int ep, uint8_t *buf, size_t len)
+qsb_pingpong_read(int fd, int ep, uint32_t spin_us, uint8_t *buf, size_t len)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	struct epoll_event ev;
+	uint64_t spin_until = spin_us ? qs_clock_mono_us() + spin_us : 0;
 	size_t got = 0;
 	ssize_t n;
 
 	for (;;) {
-		if (ep >= 0 ? epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR
-		            : poll(&pfd, 1, -1) < 0 && errno != EINTR)
-			return -1;
+		if (spin_until == 0 || qs_clock_mono_us() >= spin_until) {
+			if (ep >= 0 ? epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR
+			            : poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				return -1;
+		}
 		for (;;) {
 			n = recv(fd, buf + got, len - got, 0);
 			if (n > 0) {
@@ -5040,7 +5057,7 @@ qsb_pingpong_serve(int fd, uint8_t *req, size_t req_len, const uint8_t *ans, siz
 
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
 		_exit(QSB_EXIT_FAIL);
-	while (qsb_pingpong_read(fd, ep, req, req_len) == 0)
+	while (qsb_pingpong_read(fd, ep, 0, req, req_len) == 0)
 		if (qsb_pingpong_write(fd, ans, ans_len) != 0)
 			_exit(QSB_EXIT_FAIL);
 	_exit(0);
@@ -5048,8 +5065,8 @@ qsb_pingpong_serve(int fd, uint8_t *req, size_t req_len, const uint8_t *ans, siz
 
 /* The summary line (or JSON) of `n` exchanges in `secs`, latencies sorted. */
 static void
-qsb_pingpong_summary(bool json, uint64_t req_len, uint64_t ans_len, uint64_t n, double secs,
-                     const struct qsb_lat *lat)
+qsb_pingpong_summary(bool json, uint64_t req_len, uint64_t ans_len, uint64_t spin_us, uint64_t n,
+                     double secs, const struct qsb_lat *lat)
 {
 	uint32_t p50 = qsb_pct(lat->all, lat->n_all, 0.50);
 	uint32_t p99 = qsb_pct(lat->all, lat->n_all, 0.99);
@@ -5057,15 +5074,16 @@ qsb_pingpong_summary(bool json, uint64_t req_len, uint64_t ans_len, uint64_t n, 
 
 	if (json)
 		printf("{\"request_bytes\":%" PRIu64 ",\"answer_bytes\":%" PRIu64
-		       ",\"requests\":%" PRIu64 ",\"duration_s\":%.3f,\"requests_per_s\":%.1f"
+		       ",\"spin_us\":%" PRIu64 ",\"requests\":%" PRIu64
+		       ",\"duration_s\":%.3f,\"requests_per_s\":%.1f"
 		       ",\"latency_us\":{\"p50\":%" PRIu32 ",\"p99\":%" PRIu32 ",\"p999\":%" PRIu32
 		       "}}\n",
-		       req_len, ans_len, n, secs, (double)n / secs, p50, p99, p999);
+		       req_len, ans_len, spin_us, n, secs, (double)n / secs, p50, p99, p999);
 	else
-		printf("request_bytes=%" PRIu64 " answer_bytes=%" PRIu64 " requests=%" PRIu64
-		       " requests/s=%.1f latency_us p50=%" PRIu32 " p99=%" PRIu32 " p999=%" PRIu32
-		       "\n",
-		       req_len, ans_len, n, (double)n / secs, p50, p99, p999);
+		printf("request_bytes=%" PRIu64 " answer_bytes=%" PRIu64 " spin_us=%" PRIu64
+		       " requests=%" PRIu64 " requests/s=%.1f latency_us p50=%" PRIu32
+		       " p99=%" PRIu32 " p999=%" PRIu32 "\n",
+		       req_len, ans_len, spin_us, n, (double)n / secs, p50, p99, p999);
 }
 
 static int
@@ -5073,6 +5091,7 @@ qsb_pingpong_main(int argc, char **argv)
 {
 	const char *u = qsb_pingpong_usage;
 	uint64_t req_len = 64, ans_len = 32768, duration_s = 5, n = 0, start_us, end_us, t, now;
+	uint64_t spin_us = 0;
 	struct qsb_lat lat = {0};
 	uint8_t *req = NULL, *ans = NULL;
 	int sv[2] = {-1, -1}, status = QSB_EXIT_FAIL, c, wstatus;
@@ -5080,8 +5099,12 @@ qsb_pingpong_main(int argc, char **argv)
 	pid_t pid = -1;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, ":r:a:D:jh")) != -1) {
+	while ((c = getopt(argc, argv, ":r:a:D:S:jh")) != -1) {
 		switch (c) {
+		case 'S':
+			if (qsb_opt_u64(u, c, optarg, 0, QS_CLIENT_SPIN_MAX_US, &spin_us))
+				return QSB_EXIT_USAGE;
+			break;
 		case 'r':
 			if (qsb_opt_u64(u, c, optarg, 1, QSB_PINGPONG_MAX_BYTES, &req_len))
 				return QSB_EXIT_USAGE;
@@ -5140,7 +5163,7 @@ qsb_pingpong_main(int argc, char **argv)
 	end_us = start_us + duration_s * 1000000;
 	for (t = start_us; t < end_us; n++) {
 		if (qsb_pingpong_write(sv[0], req, req_len) != 0 ||
-		    qsb_pingpong_read(sv[0], -1, ans, ans_len) != 0) {
+		    qsb_pingpong_read(sv[0], -1, spin_us, ans, ans_len) != 0) {
 			fprintf(stderr, "%s: the answering process went away\n", qsb_cmd);
 			goto out;
 		}
@@ -5149,7 +5172,8 @@ qsb_pingpong_main(int argc, char **argv)
 		t = now;
 	}
 	qsb_lat_sort(&lat);
-	qsb_pingpong_summary(json, req_len, ans_len, n, (double)(t - start_us) / 1e6, &lat);
+	qsb_pingpong_summary(json, req_len, ans_len, spin_us, n, (double)(t - start_us) / 1e6,
+	                     &lat);
 	status = 0;
 out:
 	if (sv[0] >= 0)

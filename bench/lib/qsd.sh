@@ -261,6 +261,12 @@ phase_qsd_cluster() {
 # pull, one client, one request in flight; the same queue is also asked for
 # answers ten times larger (--max-txns 20000, about 200 proofs) and at 4 in
 # flight, reported beside them.
+# The one client that GetPayload's targets are measured with reads for up to
+# this long without sleeping before it waits for an answer
+# (qs_client_opts.spin_us), as a proposer asking for its payload would; the
+# same client without it is measured beside it (getpayload.wait).
+GETPAYLOAD_SPIN_US=${BENCH_GETPAYLOAD_SPIN_US:-200}
+
 phase_getpayload() {
 	local j
 	if ! "$B/qsbench" proofs -h >/dev/null 2>&1 || ! "$B/qsbench" payload -h >/dev/null 2>&1; then
@@ -276,25 +282,29 @@ phase_getpayload() {
 	fig getpayload.fill_proofs_per_s "$(json_get "$W/payload.fill.out" .proofs_per_s)"
 	settle_node "$DIR" 0 20
 	fig getpayload.txns_per_batch 100
-	payload_run getpayload "" || return 1
+	fig getpayload.spin_us "$GETPAYLOAD_SPIN_US"
+	payload_run getpayload "-S $GETPAYLOAD_SPIN_US" || return 1
 	fig getpayload.request_bytes "$(json_get "$W/getpayload.json" .request_bytes)"
 	fig getpayload.answer_bytes "$(json_get "$W/getpayload.json" .answer_bytes)"
-	pingpong_run || true
-	payload_run getpayload.large "--max-txns 20000" || true
+	pingpong_run unix_pingpong "$GETPAYLOAD_SPIN_US" || true
+	payload_run getpayload.wait "" || true
+	pingpong_run unix_pingpong.wait 0 || true
+	payload_run getpayload.large "--max-txns 20000 -S $GETPAYLOAD_SPIN_US" || true
 	payload_run getpayload.inflight4 "-i 4" || true
 }
 
-# pingpong_run: the machine's floor for GetPayload at one in flight, as fio
-# is the disk's: a bare request and answer of the sizes just measured, over
-# a Unix socket between two processes, no qsd in the way.
+# pingpong_run PREFIX SPIN_US: the machine's floor for GetPayload at one in
+# flight, as fio is the disk's: a bare request and answer of the sizes just
+# measured, over a Unix socket between two processes, no qsd in the way, the
+# client spinning for SPIN_US before it sleeps as the measured one did.
 pingpong_run() {
-	local j=$W/pingpong.json
-	timeout $((RUN_SECONDS + 30)) "$B/qsbench" pingpong -D 5 -j \
+	local j=$W/$1.json
+	timeout $((RUN_SECONDS + 30)) "$B/qsbench" pingpong -D 5 -j -S "$2" \
 		-r "$(json_get "$W/getpayload.json" .request_bytes)" \
 		-a "$(json_get "$W/getpayload.json" .answer_bytes)" >"$j" 2>"$j.err" || return 1
-	fig unix_pingpong.requests_per_s "$(json_get "$j" .requests_per_s)"
-	fig unix_pingpong.p50_us "$(json_get "$j" .latency_us.p50)"
-	fig unix_pingpong.p99_us "$(json_get "$j" .latency_us.p99)"
+	fig "$1.requests_per_s" "$(json_get "$j" .requests_per_s)"
+	fig "$1.p50_us" "$(json_get "$j" .latency_us.p50)"
+	fig "$1.p99_us" "$(json_get "$j" .latency_us.p99)"
 }
 
 # payload_run PREFIX "ARGS": one qsbench payload run against v0 of $DIR.
