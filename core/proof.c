@@ -349,10 +349,19 @@ int
 qs_proof_verify(const struct qs_valset *vs, uint64_t now_us, const Quorumstore__V1__ProofOfStore *p,
                 struct qs_batch_info *info_out)
 {
+	return qs_proof_verify_own(vs, now_us, p, -1, NULL, info_out, NULL);
+}
+
+int
+qs_proof_verify_own(const struct qs_valset *vs, uint64_t now_us,
+                    const Quorumstore__V1__ProofOfStore *p, int self, const struct qs_sigmemo *memo,
+                    struct qs_batch_info *info_out, bool *recognised)
+{
 	struct qs_batch_info info;
 	const uint8_t *bitmap;
 	size_t n = vs->n, nb = qs_bitmap_bytes(n), bits = 0, k = 0;
 	uint64_t power = 0;
+	bool own = false;
 	int rc;
 
 	if (!p || qs_batch_info_from_pb(p->info, &info) != 0)
@@ -386,10 +395,16 @@ qs_proof_verify(const struct qs_valset *vs, uint64_t now_us, const Quorumstore__
 		return QS_PROOF_NO_QUORUM;
 
 	for (size_t i = 0; i < n; i++) {
+		const uint8_t *sig;
+
 		if (!qs_bit_get(bitmap, i))
 			continue;
-		rc = qs_codec_info_verify_key(vs->pubs[i], vs->chain_id, &info,
-		                              p->signatures[k++].data);
+		sig = p->signatures[k++].data;
+		if (memo && (int)i == self && qs_sigmemo_has(memo, vs->chain_id, &info, sig)) {
+			own = true;
+			continue;
+		}
+		rc = qs_codec_info_verify_key(vs->pubs[i], vs->chain_id, &info, sig);
 		if (rc == QS_EBADSIG)
 			return QS_PROOF_BAD_SIGNATURE;
 		if (rc)
@@ -397,5 +412,7 @@ qs_proof_verify(const struct qs_valset *vs, uint64_t now_us, const Quorumstore__
 	}
 	if (info_out)
 		*info_out = info;
+	if (recognised)
+		*recognised = own;
 	return QS_PROOF_OK;
 }

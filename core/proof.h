@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/codec.h"
+#include "core/sigmemo.h"
 #include "quorumstore/v1/types.pb-c.h"
 
 struct qs_valset;
@@ -179,5 +180,18 @@ extern const char *const qs_proof_reason_names[QS_PROOF_REASON_COUNT];
  */
 int qs_proof_verify(const struct qs_valset *vs, uint64_t now_us,
                     const Quorumstore__V1__ProofOfStore *p, struct qs_batch_info *info_out);
+
+/*
+ * qs_proof_verify(), except that the signature of validator `self` (this
+ * node's index in the set) is looked up in `memo` first: when it is the
+ * signature this node made over exactly this info (core/sigmemo.h), it is
+ * not verified again; any other is verified as before. With `memo` NULL or
+ * `self` < 0 it is qs_proof_verify(). On QS_PROOF_OK *recognised (if not
+ * NULL) says whether the own signature was found in the memo.
+ */
+int qs_proof_verify_own(const struct qs_valset *vs, uint64_t now_us,
+                        const Quorumstore__V1__ProofOfStore *p, int self,
+                        const struct qs_sigmemo *memo, struct qs_batch_info *info_out,
+                        bool *recognised);
 
 #endif

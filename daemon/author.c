@@ -228,6 +228,7 @@ struct qs_author {
 	struct qs_metric *m_sigs;
 	struct qs_metric *m_formed;
 	struct qs_metric *m_received;
+	struct qs_metric *m_own_sigs;
 	struct qs_metric *m_timed_out;
 	struct qs_metric *m_latency;
 	struct qs_metric *m_nacks;
@@ -856,6 +857,7 @@ on_signed(struct qs_author *a, int peer, const Quorumstore__V1__SignedBatchInfoM
 static void
 on_proofs(struct qs_author *a, int peer, Quorumstore__V1__ProofMsg *m)
 {
+	const struct qs_sigmemo *memo = a->opt.ingest ? qs_ingest_sigmemo(a->opt.ingest) : NULL;
 	uint64_t now = qs_clock_wall_us();
 
 	for (size_t i = 0; i < m->n_proofs; i++) {
@@ -863,10 +865,13 @@ on_proofs(struct qs_author *a, int peer, Quorumstore__V1__ProofMsg *m)
 		struct qs_batch_info info;
 		uint8_t *packed;
 		size_t len;
-		int r = qs_proof_verify(a->valset, now, p, &info);
+		bool own = false;
+		int r = qs_proof_verify_own(a->valset, now, p, a->opt.self, memo, &info, &own);
 
 		if (r < 0)
 			continue;
+		if (own)
+			qs_metric_add(a->m_own_sigs, 0, 1);
 		if (r == 0 && proof_known(a, info.digest)) {
 			qs_metric_add(a->m_received, QS_PROOF_REASON_COUNT, 1); /* duplicate */
 			continue;
@@ -1111,6 +1116,11 @@ register_metrics(struct qs_author *a)
 	    m, "qsd_proofs_received_total",
 	    "Proofs of store received from peers, by verification result (ok: accepted).", "result",
 	    proof_names, QS_PROOF_REASON_COUNT + 1);
+	a->m_own_sigs = qs_metrics_counter(m, "qsd_proof_own_signatures_recognised_total",
+	                                   "This node's signature in a received proof recognised "
+	                                   "as the one it sent (compared, not "
+	                                   "verified again).",
+	                                   NULL, NULL, 0);
 	a->m_timed_out =
 	    qs_metrics_counter(m, "qsd_proofs_timed_out_total",
 	                       "Own batches that did not reach a quorum in time.", NULL, NULL, 0);
@@ -1122,8 +1132,8 @@ register_metrics(struct qs_author *a)
 	a->m_dropped = qs_metrics_counter(m, "qsd_proofs_dropped_total",
 	                                  "Durable proofs not queued, by reason.", "reason",
 	                                  drop_names, DROP_COUNT);
-	if (!a->m_submitted || !a->m_sigs || !a->m_formed || !a->m_received || !a->m_timed_out ||
-	    !a->m_latency || !a->m_nacks || !a->m_dropped)
+	if (!a->m_submitted || !a->m_sigs || !a->m_formed || !a->m_received || !a->m_own_sigs ||
+	    !a->m_timed_out || !a->m_latency || !a->m_nacks || !a->m_dropped)
 		return QS_EBASE;
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/hex.h"
 #include "core/index.h"
+#include "core/sigmemo.h"
 #include "daemon/clock.h"
 #include "daemon/log.h"
 #include "net/frame.h"
@@ -41,6 +42,9 @@
 /* Repeated write failures are logged once per this many seconds, with a
  * count of those not logged. */
 #define QS_FAIL_LOG_INTERVAL_S    10
+/* Signatures remembered for the proof stage (1.6 MiB): at the full 64 KiB
+ * rate of one node, the last 3 s of them; a proof usually comes within one. */
+#define QS_INGEST_SIGMEMO_SLOTS   8192
 
 const char *const qs_storage_state_names[QS_STORAGE_STATE_COUNT] = {
     [QS_STORAGE_OK] = "ok",
@@ -146,6 +150,7 @@ struct qs_ingest {
 	uint64_t full_seen_us;   /* when the disk was last full or nearly (monotonic) */
 	struct qs_read_item reopen_item;
 	struct qs_cache *cache;
+	struct qs_sigmemo *sigmemo; /* the signatures sent lately (core/sigmemo.h) */
 	/* GC: payloads whose expiration is at or below the cutoff are deleted
 	 * (docs/DESIGN.md, "Garbage collection"). */
 	uint64_t committed_us; /* latest committed block timestamp */
@@ -258,6 +263,7 @@ send_signed(struct qs_ingest *in, int peer, const struct qs_write_item *w)
 	pm.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_SIGNED_BATCH_INFO_MSG;
 	pm.signed_batch_info_msg = &m;
 	qs_metric_add(in->m_signed, 0, 1);
+	qs_sigmemo_put(in->sigmemo, in->cfg->chain_id, &w->info, w->sig);
 	if (in->peers)
 		qs_peers_send(in->peers, peer, &pm);
 }
@@ -1180,7 +1186,8 @@ qs_ingest_start(const struct qs_ingest_options *opt, struct qs_ingest **out, cha
 	in->state = QS_STORAGE_RECOVERING;
 	in->wait_tail = &in->wait_head;
 	in->buckets = calloc(cfg->n_validators, sizeof(*in->buckets));
-	if (!in->buckets) {
+	in->sigmemo = qs_sigmemo_new(QS_INGEST_SIGMEMO_SLOTS);
+	if (!in->buckets || !in->sigmemo) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -1319,6 +1326,7 @@ qs_ingest_free(struct qs_ingest *in)
 		event_free(in->disk_timer);
 	qs_index_free(in->index);
 	qs_cache_free(in->cache);
+	qs_sigmemo_free(in->sigmemo);
 	free(in->buckets);
 	free(in);
 }
@@ -1356,6 +1364,12 @@ struct qs_index *
 qs_ingest_index(struct qs_ingest *in)
 {
 	return in->index;
+}
+
+const struct qs_sigmemo *
+qs_ingest_sigmemo(const struct qs_ingest *in)
+{
+	return in->sigmemo;
 }
 
 struct qs_writer *

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "config/config.h"
+#include "core/sigmemo.h"
 #include "daemon/metrics.h"
 #include "net/peer.h"
 #include "storage/store.h"
@@ -102,6 +103,10 @@ void qs_ingest_storage_failed(struct qs_ingest *in, int rc, const char *what);
 /* The index and the writer (NULL once drained). */
 struct qs_index *qs_ingest_index(struct qs_ingest *in);
 struct qs_writer *qs_ingest_writer(struct qs_ingest *in);
+
+/* The signatures this node sent for peers' batches lately, for the proof
+ * stage to recognise in the proofs it receives (core/sigmemo.h). */
+const struct qs_sigmemo *qs_ingest_sigmemo(const struct qs_ingest *in);
 
 /* The highest batch id of this node's own found by recovery, or
  * QS_ENOTFOUND. */

@@ -734,6 +734,92 @@ START_TEST(proof_of_another_epoch_refused)
 }
 END_TEST
 
+/*
+ * The own signature found in the memo is compared, not verified again; the
+ * same index with any other signature, the memo's signature over other
+ * info, a slot taken by a newer batch or a memo of another chain all go
+ * through verification as before.
+ */
+START_TEST(own_signature_in_the_memo_is_recognised_and_nothing_else)
+{
+	struct cluster c;
+	struct qs_batch_info info, other, got;
+	struct hand_proof hp, hp2;
+	struct qs_sigmemo *memo;
+	uint8_t saved[QS_SIG_BYTES];
+	bool own;
+
+	cluster_init(&c, 4, POWERS_1234);
+	info = batch_of(&c, 0);
+	hand_proof_make(&hp, &c, &info, 0xf);
+	memo = qs_sigmemo_new(16);
+	ck_assert_ptr_nonnull(memo);
+
+	own = true;
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, memo, &got, &own),
+	                 QS_PROOF_OK);
+	ck_assert(!own);
+	qs_sigmemo_put(memo, CHAIN, &info, hp.sigs[2]);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, memo, &got, &own),
+	                 QS_PROOF_OK);
+	ck_assert(own);
+	ck_assert_mem_eq(got.digest, info.digest, QS_DIGEST_BYTES);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 1, memo, NULL, &own),
+	                 QS_PROOF_OK);
+	ck_assert(!own);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, NULL, NULL, &own),
+	                 QS_PROOF_OK);
+	ck_assert(!own);
+
+	/* What the memo holds is trusted: a signature put there is not
+	 * checked (only this node's own signatures go in). */
+	memcpy(saved, hp.sigs[2], QS_SIG_BYTES);
+	hp.sigs[2][0] ^= 1;
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, memo, NULL, NULL),
+	                 QS_PROOF_BAD_SIGNATURE);
+	qs_sigmemo_put(memo, CHAIN, &info, hp.sigs[2]);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, memo, NULL, &own),
+	                 QS_PROOF_OK);
+	ck_assert(own);
+	memcpy(hp.sigs[2], saved, QS_SIG_BYTES);
+	qs_sigmemo_put(memo, CHAIN, &info, hp.sigs[2]);
+
+	/* The memo's signature carried by a proof of other info (same digest,
+	 * a later expiration) is verified, and fails. */
+	other = info;
+	other.expiration_us++;
+	hand_proof_make(&hp2, &c, &other, 0xf);
+	memcpy(hp2.sigs[2], hp.sigs[2], QS_SIG_BYTES);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp2.p, 2, memo, NULL, NULL),
+	                 QS_PROOF_BAD_SIGNATURE);
+
+	/* A newer batch whose digest has the same low bits takes the slot. */
+	other = info;
+	other.digest[QS_DIGEST_BYTES - 1] ^= 0xff;
+	sign_as(&c, 2, &other, saved);
+	qs_sigmemo_put(memo, CHAIN, &other, saved);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, memo, NULL, &own),
+	                 QS_PROOF_OK);
+	ck_assert(!own);
+
+	/* The same signature and info, but put for another chain. */
+	qs_sigmemo_put(memo, CHAIN + 1, &info, hp.sigs[2]);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, memo, NULL, &own),
+	                 QS_PROOF_OK);
+	ck_assert(!own);
+	qs_sigmemo_put(memo, CHAIN, &info, hp.sigs[2]);
+	ck_assert_int_eq(qs_proof_verify_own(c.vs, NOW_US, &hp.p, 2, memo, NULL, &own),
+	                 QS_PROOF_OK);
+	ck_assert(own);
+
+	ck_assert_ptr_null(qs_sigmemo_new(0));
+	ck_assert_ptr_null(qs_sigmemo_new(12));
+	ck_assert_ptr_null(qs_sigmemo_new((size_t)QS_SIGMEMO_MAX_SLOTS * 2));
+	qs_sigmemo_free(memo);
+	cluster_free(&c);
+}
+END_TEST
+
 START_TEST(expired_proof_refused)
 {
 	struct cluster c;
@@ -1097,6 +1183,7 @@ main(void)
 	tcase_add_test(tq, bitmap_bit_beyond_validators_refused);
 	tcase_add_test(tq, signature_count_mismatch_refused);
 	tcase_add_test(tq, cheap_checks_come_before_signatures);
+	tcase_add_test(tq, own_signature_in_the_memo_is_recognised_and_nothing_else);
 	suite_add_tcase(s, tq);
 	tcase_set_timeout(tr, 120);
 	tcase_add_test(tr, random_subsets_form_proof_iff_quorum);

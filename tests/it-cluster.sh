@@ -5,7 +5,8 @@
 #   (a) all four up: every batch SubmitBatch acked becomes a proof of store
 #       on its author (qsd_proofs_formed_total = the OK count) and reaches
 #       the three others (qsd_proofs_received_total{result="ok"} = the sum of
-#       the others' formed proofs);
+#       the others' formed proofs), and each node recognises its own
+#       signature in some of those (qsd_proof_own_signatures_recognised_total);
 #   (b) v1 killed with SIGKILL: v0, v2, v3 still reach quorums;
 #   (c) v3 killed too: batches are still stored and acked, none forms a
 #       proof, and after proof_timeout_ms (2 s here) every one of them is
@@ -249,6 +250,13 @@ for i in 0 1 2 3; do
 	# third comes too late to be needed.
 	metric_is "$i" 'qsd_signatures_received_total{result="added"}' $((2 * OK[i])) ||
 		die "v$i: signatures added: $(metric "$i" 'qsd_signatures_received_total{result="added"}')"
+	# Of the proofs it received, those carrying its own signature had it
+	# recognised (compared with the one it sent, not verified again).
+	own=$(metric "$i" qsd_proof_own_signatures_recognised_total)
+	recv=$(metric "$i" 'qsd_proofs_received_total{result="ok"}')
+	if [ "${own:-0}" -le 0 ] || [ "$own" -gt "$recv" ]; then
+		die "v$i: own signatures recognised: ${own:-none} of $recv proofs received"
+	fi
 done
 summary a 0 1 2 3
 
