@@ -619,30 +619,6 @@ out:
 	qs_frame_msg_free(&req->base);
 }
 
-/*
- * event_base_dispatch(), except that after an RPC answer the loop keeps
- * polling (epoll with no timeout) for rpc.busy_poll_us before it sleeps
- * again, so that the next request of a client asking one at a time is read
- * without a scheduler wake-up. Returns 0 when the loop was told to exit or
- * has nothing left to wait for, -1 on error.
- */
-static int
-daemon_loop(struct qs_daemon *d)
-{
-	int rc;
-
-	for (;;) {
-		rc = event_base_loop(d->base, EVLOOP_ONCE);
-		while (rc == 0 && !event_base_got_exit(d->base) && !event_base_got_break(d->base) &&
-		       qs_clock_mono_us() < qs_rpc_poll_until(d->rpc))
-			rc = event_base_loop(d->base, EVLOOP_NONBLOCK);
-		if (rc != 0)
-			return rc < 0 ? -1 : 0;
-		if (event_base_got_exit(d->base) || event_base_got_break(d->base))
-			return 0;
-	}
-}
-
 static void
 daemon_cleanup(struct qs_daemon *d)
 {
@@ -795,7 +771,7 @@ qs_daemon_run(struct qs_config *cfg)
 	qs_notify_ready(d.notify);
 	qs_log_notice("ready", "validator=%s epoch=%" PRIu64, d.cfg->validators[d.self].name,
 	              d.cfg->epoch);
-	if (daemon_loop(&d) < 0) {
+	if (event_base_dispatch(d.base) < 0) {
 		qs_log_err("loop_failed", NULL);
 		goto out;
 	}

@@ -199,8 +199,7 @@ struct qs_rpc {
 	uint64_t next_serial;
 	size_t frame_max;
 	size_t budget;
-	uint64_t stall_us;      /* rpc.write_stall_timeout_ms the connections have */
-	uint64_t poll_until_us; /* rpc.busy_poll_us after the last answer (monotonic) */
+	uint64_t stall_us; /* rpc.write_stall_timeout_ms the connections have */
 	/* A response packed here is written to an idle socket at once; what
 	 * the socket does not take moves to the connection's output. */
 	struct evbuffer *direct;
@@ -1194,12 +1193,6 @@ qs_rpc_reload(struct qs_rpc *rpc)
 	            rpc->cfg->n_allowed_uids, rpc->frame_max, rpc->stall_us / 1000, revoked);
 }
 
-uint64_t
-qs_rpc_poll_until(const struct qs_rpc *rpc)
-{
-	return rpc ? rpc->poll_until_us : 0;
-}
-
 void
 qs_rpc_set_epoch(struct qs_rpc *rpc, uint64_t epoch)
 {
@@ -1218,14 +1211,9 @@ qs_rpc_respond(struct qs_rpc_call *call, Quorumstore__V1__Response *resp)
 	if (c != NULL) {
 		qs_rpc_call_unlink(call);
 		if (!call->expired) {
-			uint64_t now_ns = qs_clock_mono_ns();
-
 			qs_metric_observe(c->rpc->m_seconds, call->method,
-			                  (double)(now_ns - call->start_ns) / 1e9);
+			                  (double)(qs_clock_mono_ns() - call->start_ns) / 1e9);
 			qs_rpc_conn_send(c, resp);
-			if (c->rpc->cfg->rpc_busy_poll_us)
-				c->rpc->poll_until_us =
-				    now_ns / 1000 + c->rpc->cfg->rpc_busy_poll_us;
 		}
 	}
 	free(call);
