@@ -142,6 +142,13 @@ static const struct qs_option qs_options[] = {
 	  .doc = "A client with responses waiting, none of which could be written for\n"
 		 "this long (it stopped reading them), is closed as a slow reader.\n"
 		 "A client that reads, however slowly, is not." },
+	{ .name = "rpc.busy_poll_us", .type = QS_CFG_UINT, QS_C(rpc_busy_poll_us), .min = 0,
+	  .max = 1000, .def = "0", .reload = QS_RELOAD_RPC,
+	  .doc = "Microseconds the event loop keeps polling without sleeping after\n"
+		 "it answers a request, so that a client asking one request at a\n"
+		 "time finds qsd awake: the scheduler's wake-up is a good part of a\n"
+		 "request's round trip. Costs up to a core while clients keep\n"
+		 "asking; 0 never polls." },
 
 	{ .name = "metrics", .type = QS_CFG_SECTION,
 	  .doc = "Prometheus /metrics and /healthz over HTTP." },

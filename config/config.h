@@ -74,6 +74,7 @@ struct qs_config {
 	uid_t allowed_uids[QS_MAX_ALLOWED_UIDS];
 	size_t n_allowed_uids;               /* 0: only the uid qsd runs as */
 	uint64_t rpc_write_stall_timeout_us; /* default 10 s; 0 (hand-built configs): none */
+	uint64_t rpc_busy_poll_us;           /* default 0: the loop sleeps at once */
 
 	char *metrics_listen; /* host:port, default 127.0.0.1:9464 */
 

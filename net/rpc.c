@@ -199,7 +199,11 @@ struct qs_rpc {
 	uint64_t next_serial;
 	size_t frame_max;
 	size_t budget;
-	uint64_t stall_us; /* rpc.write_stall_timeout_ms the connections have */
+	uint64_t stall_us;      /* rpc.write_stall_timeout_ms the connections have */
+	uint64_t poll_until_us; /* rpc.busy_poll_us after the last answer (monotonic) */
+	/* Armed with no timeout while the busy-poll window lasts: the loop
+	 * then calls epoll_wait without sleeping. */
+	struct event *poll_tick;
 	/* A response packed here is written to an idle socket at once; what
 	 * the socket does not take moves to the connection's output. */
 	struct evbuffer *direct;
@@ -845,6 +849,35 @@ qs_rpc_accept_error(struct evconnlistener *l, void *arg)
 	evtimer_add(rpc->accept_retry, &tv);
 }
 
+/*
+ * Busy polling (rpc.busy_poll_us). After an answer the loop should read the
+ * next request of a client asking one at a time without being woken by the
+ * scheduler: a timer with no timeout is kept armed until the window after
+ * the last answer has passed, so event_base_dispatch() calls epoll_wait
+ * without sleeping and handles every event as usual meanwhile.
+ */
+static void
+qs_rpc_poll_tick(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval now = {0, 0};
+	struct qs_rpc *rpc = arg;
+
+	(void)fd;
+	(void)what;
+	if (qs_clock_mono_us() < rpc->poll_until_us)
+		evtimer_add(rpc->poll_tick, &now);
+}
+
+static void
+qs_rpc_poll_open(struct qs_rpc *rpc, uint64_t now_us)
+{
+	if (rpc->cfg->rpc_busy_poll_us == 0)
+		return;
+	rpc->poll_until_us = now_us + rpc->cfg->rpc_busy_poll_us;
+	if (!evtimer_pending(rpc->poll_tick, NULL))
+		qs_rpc_poll_tick(-1, 0, rpc);
+}
+
 static void
 qs_rpc_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
@@ -1123,8 +1156,9 @@ qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const struct 
 	if (rpc->server_version == NULL || rpc->path == NULL)
 		goto nomem;
 	rpc->accept_retry = evtimer_new(base, qs_rpc_accept_resume, rpc);
+	rpc->poll_tick = evtimer_new(base, qs_rpc_poll_tick, rpc);
 	rpc->direct = evbuffer_new();
-	if (rpc->accept_retry == NULL || rpc->direct == NULL)
+	if (rpc->accept_retry == NULL || rpc->poll_tick == NULL || rpc->direct == NULL)
 		goto nomem;
 	rc = qs_rpc_inherited(rpc, &fd, err, errlen);
 	if (rc == 1)
@@ -1193,6 +1227,18 @@ qs_rpc_reload(struct qs_rpc *rpc)
 	            rpc->cfg->n_allowed_uids, rpc->frame_max, rpc->stall_us / 1000, revoked);
 }
 
+uint64_t
+qs_rpc_poll_until(const struct qs_rpc *rpc)
+{
+	return rpc != NULL ? rpc->poll_until_us : 0;
+}
+
+bool
+qs_rpc_polling(const struct qs_rpc *rpc)
+{
+	return rpc != NULL && evtimer_pending(rpc->poll_tick, NULL);
+}
+
 void
 qs_rpc_set_epoch(struct qs_rpc *rpc, uint64_t epoch)
 {
@@ -1211,9 +1257,13 @@ qs_rpc_respond(struct qs_rpc_call *call, Quorumstore__V1__Response *resp)
 	if (c != NULL) {
 		qs_rpc_call_unlink(call);
 		if (!call->expired) {
-			qs_metric_observe(c->rpc->m_seconds, call->method,
-			                  (double)(qs_clock_mono_ns() - call->start_ns) / 1e9);
+			struct qs_rpc *rpc = c->rpc; /* sending may close and free c */
+			uint64_t now_ns = qs_clock_mono_ns();
+
+			qs_metric_observe(rpc->m_seconds, call->method,
+			                  (double)(now_ns - call->start_ns) / 1e9);
 			qs_rpc_conn_send(c, resp);
+			qs_rpc_poll_open(rpc, now_ns / 1000);
 		}
 	}
 	free(call);
@@ -1253,6 +1303,8 @@ qs_rpc_free(struct qs_rpc *rpc)
 		qs_rpc_conn_close(c, QS_RPC_WHY_SHUTDOWN, "shutting down");
 	if (rpc->accept_retry != NULL)
 		event_free(rpc->accept_retry);
+	if (rpc->poll_tick != NULL)
+		event_free(rpc->poll_tick);
 	if (rpc->direct != NULL)
 		evbuffer_free(rpc->direct);
 	qs_rpc_unlink(rpc);

@@ -103,6 +103,7 @@
 #ifndef QS_NET_RPC_H
 #define QS_NET_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -179,10 +180,18 @@ int qs_rpc_start(struct event_base *base, const struct qs_config *cfg, const str
  * longer allowed are closed (qsd_rpc_disconnects_total{reason=
  * "uid_revoked"}; their calls are detached as for any close). When
  * rpc.write_stall_timeout_ms changed, the others take it, a stall in
- * progress counted from now.
+ * progress counted from now. rpc.busy_poll_us applies from the next answer.
  * Logs one line.
  */
 void qs_rpc_reload(struct qs_rpc *rpc);
+
+/* Until when (qs_clock_mono_us()) the loop keeps polling without sleeping:
+ * rpc.busy_poll_us after the last answer written; 0 or a past time when it
+ * does not (and for rpc NULL). */
+uint64_t qs_rpc_poll_until(const struct qs_rpc *rpc);
+
+/* Whether the loop is polling now (the window's timer is armed). */
+bool qs_rpc_polling(const struct qs_rpc *rpc);
 
 /* The epoch later Hellos report (after NewEpoch). */
 void qs_rpc_set_epoch(struct qs_rpc *rpc, uint64_t epoch);

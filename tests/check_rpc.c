@@ -13,6 +13,7 @@
 #include "client/qsclient.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "daemon/clock.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "net/frame.h"
@@ -1279,6 +1280,64 @@ START_TEST(reload_gives_open_connections_the_write_stall_timeout)
 }
 END_TEST
 
+static void
+poll_until_fn(void *arg)
+{
+	uint64_t *v = arg;
+
+	v[0] = qs_clock_mono_us();
+	v[1] = qs_rpc_poll_until(rpc);
+	v[2] = qs_rpc_polling(rpc);
+}
+
+static void
+set_busy_poll_fn(void *arg)
+{
+	cfg.rpc_busy_poll_us = *(const uint64_t *)arg;
+}
+
+/* An answer makes the loop poll for rpc.busy_poll_us after it and then
+ * sleep again; with 0 (the default, or set in place as a reload does) it
+ * never polls. (200 ms, over the config's range, so that the loop is
+ * surely still polling when the test looks.) */
+START_TEST(an_answer_opens_the_busy_poll_window_of_its_setting)
+{
+	uint64_t v[3], busy = 200000, off = 0, t0;
+	Quorumstore__V1__Response *resp = NULL;
+	struct qs_client *c;
+
+	start_server();
+	c = connect_client();
+	ck_assert_int_eq(qs_client_status(c, IO_MS, &resp), 0);
+	qs_client_response_free(resp);
+	run_on_loop(poll_until_fn, v);
+	ck_assert_uint_eq(v[1], 0);
+	ck_assert_uint_eq(v[2], 0);
+
+	run_on_loop(set_busy_poll_fn, &busy);
+	t0 = qs_clock_mono_us();
+	ck_assert_int_eq(qs_client_status(c, IO_MS, &resp), 0);
+	qs_client_response_free(resp);
+	run_on_loop(poll_until_fn, v);
+	ck_assert_uint_ge(v[1], t0 + busy);
+	ck_assert_uint_le(v[1], v[0] + busy);
+	ck_assert_uint_eq(v[2], 1);
+	while (qs_clock_mono_us() < v[1] + 50000)
+		usleep(10000);
+	run_on_loop(poll_until_fn, v);
+	ck_assert_uint_eq(v[2], 0); /* the window has passed: asleep again */
+
+	run_on_loop(set_busy_poll_fn, &off);
+	t0 = v[1];
+	ck_assert_int_eq(qs_client_status(c, IO_MS, &resp), 0);
+	qs_client_response_free(resp);
+	run_on_loop(poll_until_fn, v);
+	ck_assert_uint_eq(v[1], t0); /* not moved by an answer made with 0 */
+	ck_assert_uint_eq(v[2], 0);
+	qs_client_close(c);
+}
+END_TEST
+
 static Suite *
 rpc_suite(void)
 {
@@ -1296,6 +1355,7 @@ rpc_suite(void)
 	tcase_add_test(proto, hello_must_be_first);
 	tcase_add_test(proto, hello_with_other_protocol_version_is_refused);
 	tcase_add_test(proto, hello_is_answered_with_server_info);
+	tcase_add_test(proto, an_answer_opens_the_busy_poll_window_of_its_setting);
 	tcase_add_test(proto, pipelined_requests_are_all_answered_with_their_ids);
 	tcase_add_test(proto, request_without_body_is_invalid_argument);
 	tcase_add_test(proto, deadline_exceeded_is_answered_and_late_answer_dropped);

@@ -264,8 +264,10 @@ phase_qsd_cluster() {
 # The one client that GetPayload's targets are measured with reads for up to
 # this long without sleeping before it waits for an answer
 # (qs_client_opts.spin_us), as a proposer asking for its payload would; the
-# same client without it is measured beside it (getpayload.wait).
+# same client without it is measured beside it (getpayload.wait). The node
+# polls as long after each answer (rpc.busy_poll_us) for the next request.
 GETPAYLOAD_SPIN_US=${BENCH_GETPAYLOAD_SPIN_US:-200}
+GETPAYLOAD_BUSY_POLL_US=${BENCH_GETPAYLOAD_BUSY_POLL_US:-200}
 
 phase_getpayload() {
 	local j
@@ -274,6 +276,8 @@ phase_getpayload() {
 		return 0
 	fi
 	DIR=$(mk_cluster payload 21 "$(node_yaml)") || return 1
+	sed -i "s/^rpc:\$/rpc:\n  busy_poll_us: $GETPAYLOAD_BUSY_POLL_US/" "$DIR/v0/qsd.yaml"
+	fig getpayload.busy_poll_us "$GETPAYLOAD_BUSY_POLL_US"
 	start_node "$DIR" 0
 	wait_rpc "$DIR" 0 20 || return 1
 	timeout 120 "$B/qsbench" proofs -d "$DIR" -n 0 -a 20 -c 10000 -t 100 -s 16384 -D 100 -q -j \
