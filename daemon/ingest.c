@@ -32,7 +32,7 @@
  * and ok, nor a reopen that itself freed a little space. */
 #define QS_RESUME_MARGIN(watermark)                                                                \
 	((watermark) / 8 > (16u << 20) ? (watermark) / 8 : (uint64_t)(16u << 20))
-#define QS_ROCKSDB_GAUGES         5 /* RocksDB properties exported */
+#define QS_ROCKSDB_GAUGES         6 /* RocksDB properties exported */
 /* Whole SST files below the GC cutoff are dropped at most this often. */
 #define QS_DROP_FILES_INTERVAL_US (60u * 1000000)
 /* How long a full disk explains a background error (see
@@ -1047,6 +1047,9 @@ static const struct {
      "rocksdb.actual-delayed-write-rate"},
     {"qsd_rocksdb_live_sst_bytes", "Bytes of live SST files (rocksdb.live-sst-files-size).",
      "rocksdb.live-sst-files-size"},
+    {"qsd_rocksdb_blob_bytes",
+     "Bytes of blob files, where payloads are kept (rocksdb.total-blob-file-size).",
+     "rocksdb.total-blob-file-size"},
 };
 _Static_assert(sizeof(rocksdb_gauges) / sizeof(rocksdb_gauges[0]) == QS_ROCKSDB_GAUGES,
                "one slot per RocksDB gauge");

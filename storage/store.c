@@ -153,6 +153,16 @@ out:
 /* Table files are written back this much at a time (see qs_store_open). */
 #define QS_STORE_BYTES_PER_SYNC (1u << 20)
 
+/*
+ * Payloads of at least this many bytes are written to blob files at flush:
+ * the table files then hold only keys and blob references, and compaction
+ * moves keys instead of rewriting payloads. Blob garbage collection stays
+ * off: a batch outlives its last write by at most max_batch_lifetime_ms,
+ * and a blob file goes when no table file refers to it any more, which the
+ * GC's file drops bring about (docs/DESIGN.md, "Storage schema").
+ */
+#define QS_STORE_BLOB_MIN_BYTES 2048
+
 /* Open the database files with the options already in st. */
 static int
 store_db_open(struct qs_store *st, char *err, size_t errlen)
@@ -168,7 +178,7 @@ store_db_open(struct qs_store *st, char *err, size_t errlen)
 	cf_opts[0] = st->opts;
 	for (int c = 0; c < QS_CF_COUNT; c++) {
 		cf_names[c + 1] = qs_store_cf_names[c];
-		cf_opts[c + 1] = st->opts;
+		cf_opts[c + 1] = c == QS_CF_BATCHES ? st->batch_opts : st->opts;
 	}
 	st->db = rocksdb_open_column_families(st->opts, st->dir, QS_CF_COUNT + 1, cf_names, cf_opts,
 	                                      handles, &rerr);
@@ -242,6 +252,10 @@ qs_store_open(const struct qs_store_options *opt, struct qs_store **out, char *e
 	 */
 	rocksdb_options_set_wal_recovery_mode(st->opts,
 	                                      rocksdb_tolerate_corrupted_tail_records_recovery);
+	st->batch_opts = rocksdb_options_create_copy(st->opts);
+	rocksdb_options_set_enable_blob_files(st->batch_opts, 1);
+	rocksdb_options_set_min_blob_size(st->batch_opts, QS_STORE_BLOB_MIN_BYTES);
+	rocksdb_options_set_enable_blob_gc(st->batch_opts, 0);
 	rc = store_db_open(st, err, errlen);
 out:
 	if (rc) {
@@ -268,6 +282,8 @@ qs_store_close(struct qs_store *st)
 	rocksdb_writeoptions_destroy(st->wo_sync);
 	rocksdb_readoptions_destroy(st->ro);
 	rocksdb_options_destroy(st->opts);
+	if (st->batch_opts)
+		rocksdb_options_destroy(st->batch_opts);
 	rocksdb_block_based_options_destroy(st->table);
 	rocksdb_cache_destroy(st->cache);
 	free(st->dir);

@@ -25,6 +25,7 @@ struct qs_store {
 	char *dir;
 	rocksdb_t *db;
 	rocksdb_options_t *opts;
+	rocksdb_options_t *batch_opts; /* the batches family's: opts and blob files */
 	rocksdb_block_based_table_options_t *table;
 	rocksdb_cache_t *cache;
 	rocksdb_column_family_handle_t *cf[QS_CF_COUNT];

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "storage/reader.h"
 #include "storage/store.h"
+#include "storage/store_impl.h"
 #include "storage/writer.h"
 #include "tests/lib/tmpdir.h"
 
@@ -790,6 +791,164 @@ START_TEST(drop_files_removes_whole_files_below_the_bound)
 }
 END_TEST
 
+/* A batch whose payload (4 KiB, a blob) is item `index`'s, expiring at `exp`. */
+static struct test_item *
+make_blob_item(struct harness *h, int index, uint64_t exp, uint8_t *buf, size_t len)
+{
+	struct test_item *ti = make_item(h, index, exp);
+
+	memset(buf, 'A' + index % 26, len);
+	buf[0] = (uint8_t)index;
+	ti->txns[0].data = buf;
+	ti->txns[0].len = len;
+	ti->w.info.num_bytes = len + 30 + 50;
+	ck_assert_int_eq(qs_codec_batch_digest(CHAIN, h->pub, 1, (uint64_t)index, ti->txns, 3,
+	                                       ti->w.info.digest),
+	                 0);
+	return ti;
+}
+
+static uint64_t
+blob_files(struct harness *h)
+{
+	uint64_t n;
+
+	ck_assert_int_eq(qs_store_property_u64(h->store, "rocksdb.num-blob-files", &n), 0);
+	return n;
+}
+
+/* GC as the daemon does it: a range delete below `bound` in batches and
+ * infos, written by the writer, then the files wholly below it dropped. */
+static void
+gc_below(struct harness *h, uint64_t bound)
+{
+	static const uint8_t zero[QS_DIGEST_BYTES];
+	uint8_t lo[QS_STORE_KEY_BYTES], hi[QS_STORE_KEY_BYTES];
+	struct test_item *gc = make_item(h, 999, BASE_EXP);
+	struct qs_read_item d = {0}, *done = NULL;
+
+	qs_store_key(0, zero, lo);
+	qs_store_key(bound, zero, hi);
+	gc->w.kind = QS_WRITE_PUT;
+	gc->w.extra[0] = range(QS_CF_BATCHES, lo, sizeof(lo), hi, sizeof(hi));
+	gc->w.extra[1] = range(QS_CF_INFOS, lo, sizeof(lo), hi, sizeof(hi));
+	gc->w.n_extra = 2;
+	h->completed = 0;
+	ck_assert_int_eq(qs_writer_submit(h->writer, &gc->w), 0);
+	run_until(h, 1);
+	ck_assert_int_eq(gc->w.result, 0);
+	free(gc);
+	d.kind = QS_READ_DROP_FILES;
+	d.info.expiration_us = bound;
+	d.owner = &done;
+	h->completed = 0;
+	ck_assert_int_eq(qs_reader_submit(h->reader, &d), 0);
+	run_until(h, 1);
+	ck_assert_int_eq(d.result, 0);
+	qs_read_item_release(&d);
+	h->completed = 0;
+}
+
+static void
+flush_and_compact_batches(struct harness *h)
+{
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	rocksdb_column_family_handle_t *cf = h->store->cf[QS_CF_BATCHES];
+	char *err = NULL;
+
+	rocksdb_flushoptions_set_wait(fo, 1);
+	rocksdb_flush_cf(h->store->db, fo, cf, &err);
+	ck_assert_msg(err == NULL, "%s", err);
+	rocksdb_compact_range_cf(h->store->db, cf, NULL, 0, NULL, 0);
+	rocksdb_flushoptions_destroy(fo);
+}
+
+/*
+ * Payloads go to blob files, and a blob file stays while a batch in it
+ * lives. Three flushes each write one blob file holding six short-lived
+ * batches and one long-lived one. After a GC below the short ones (and a
+ * compaction that drops them) every file stays, and the long ones read back
+ * intact through the digest check; after a GC below the long ones the table
+ * files are dropped, and the blob files go as soon as the next flush's file
+ * is referenced: the space comes back with no blob garbage collection.
+ */
+START_TEST(blob_files_go_with_the_last_batch_they_hold)
+{
+	enum {
+		ROUNDS = 3,
+		SHORT = 6,
+		PER = SHORT + 1,
+		BLOB = 4096
+	};
+	struct harness h = {0};
+	struct test_item *items[ROUNDS * PER];
+	uint8_t *bufs[ROUNDS * PER];
+	struct qs_read_item reads[ROUNDS];
+	struct qs_read_item *done[ROUNDS] = {0};
+	struct test_item *late;
+	uint64_t total;
+
+	memset(reads, 0, sizeof(reads));
+	harness_open(&h, 64 << 20, 64);
+	start_reader(&h);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < PER; i++) {
+			int k = r * PER + i;
+			uint64_t exp =
+			    i < SHORT ? BASE_EXP + (uint64_t)k : BASE_EXP + 1000 + (uint64_t)r;
+
+			bufs[k] = malloc(BLOB);
+			items[k] = make_blob_item(&h, k, exp, bufs[k], BLOB);
+			ck_assert_int_eq(qs_writer_submit(h.writer, &items[k]->w), 0);
+		}
+		run_until(&h, PER);
+		h.completed = 0;
+		for (int i = 0; i < PER; i++)
+			ck_assert_int_eq(items[r * PER + i]->w.result, 0);
+		flush_and_compact_batches(&h);
+		ck_assert_uint_eq(blob_files(&h), (uint64_t)r + 1);
+	}
+
+	gc_below(&h, BASE_EXP + 500);
+	flush_and_compact_batches(&h);
+	ck_assert_uint_eq(blob_files(&h), ROUNDS);
+	for (int r = 0; r < ROUNDS; r++) {
+		reads[r].info = items[r * PER + SHORT]->w.info;
+		reads[r].owner = &done[r];
+		ck_assert_int_eq(qs_reader_submit(h.reader, &reads[r]), 0);
+	}
+	run_until(&h, ROUNDS);
+	h.completed = 0;
+	for (int r = 0; r < ROUNDS; r++) {
+		ck_assert_int_eq(reads[r].result, 0);
+		ck_assert_uint_eq(reads[r].txns[0].len, BLOB);
+		ck_assert_mem_eq(reads[r].txns[0].data, bufs[r * PER + SHORT], BLOB);
+		qs_read_item_release(&reads[r]);
+	}
+
+	/* Below the long ones too: the table files go at once, the blob
+	 * files once a newer one is referenced (RocksDB keeps a blob file
+	 * until no table file refers to it or to an older one). */
+	gc_below(&h, BASE_EXP + 2000);
+	ck_assert_int_eq(qs_store_property_u64(h.store, "rocksdb.live-sst-files-size", &total), 0);
+	ck_assert_uint_eq(total, 0);
+	late = make_blob_item(&h, ROUNDS * PER, BASE_EXP + 3000, bufs[0], BLOB);
+	ck_assert_int_eq(qs_writer_submit(h.writer, &late->w), 0);
+	run_until(&h, 1);
+	ck_assert_int_eq(late->w.result, 0);
+	flush_and_compact_batches(&h);
+	ck_assert_uint_eq(blob_files(&h), 1);
+	ck_assert_int_eq(qs_store_property_u64(h.store, "rocksdb.total-blob-file-size", &total), 0);
+	ck_assert_uint_lt(total, 2 * BLOB);
+	free(late);
+	for (int k = 0; k < ROUNDS * PER; k++) {
+		free(items[k]);
+		free(bufs[k]);
+	}
+	harness_close(&h, 0);
+}
+END_TEST
+
 START_TEST(failed_sync_nacks_whole_group_without_signing)
 {
 	struct harness h = {0};
@@ -854,6 +1013,7 @@ main(void)
 	tcase_add_test(tc, submit_refuses_malformed_extras);
 	tcase_add_test(tc, failed_sync_fails_an_item_of_deletes);
 	tcase_add_test(tc, drop_files_removes_whole_files_below_the_bound);
+	tcase_add_test(tc, blob_files_go_with_the_last_batch_they_hold);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
