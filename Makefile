@@ -19,7 +19,7 @@ PROTOC_C   ?= protoc-c
 B          := build
 
 PKGS      := rocksdb libevent_core libevent_extra libevent_openssl libevent_pthreads \
-             libprotobuf-c libssl libcrypto yaml-0.1 libsystemd
+             libprotobuf-c libssl libcrypto libsodium yaml-0.1 libsystemd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)

@@ -82,9 +82,8 @@ int qs_codec_info_sign(EVP_PKEY *key, uint32_t chain_id, const struct qs_batch_i
                        uint8_t sig[QS_SIG_BYTES]);
 
 /*
- * A signer for one thread that signs often: the key's signing context is
- * set up once and copied for each signature, which skips the algorithm
- * lookup and key setup (about a third of an Ed25519 signature's cost).
+ * A signer for one thread that signs often: the key is expanded once
+ * (libsodium's secret key, wiped when freed) instead of for each signature.
  */
 struct qs_signer;
 /* Returns NULL when out of memory or when the key cannot sign. */
@@ -99,8 +98,7 @@ int qs_signer_sign(struct qs_signer *s, uint32_t chain_id, const struct qs_batch
 int qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
                          const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES]);
 
-/* Same with an Ed25519 public key already made (borrowed, not consumed), so
- * that a key verified often is built once. */
+/* Same with an Ed25519 public key as OpenSSL's key object (borrowed). */
 int qs_codec_info_verify_key(EVP_PKEY *pub, uint32_t chain_id, const struct qs_batch_info *info,
                              const uint8_t sig[QS_SIG_BYTES]);
 

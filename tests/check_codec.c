@@ -247,6 +247,49 @@ START_TEST(signature_by_another_key_is_rejected)
 }
 END_TEST
 
+/* Signing and verification are libsodium's, keys OpenSSL's: for fresh keys
+ * and many infos, qsd's signatures are OpenSSL's bytes and verify there,
+ * and OpenSSL's verify here (peers may sign with either). */
+START_TEST(signatures_agree_with_openssl_both_ways)
+{
+	for (int k = 0; k < 4; k++) {
+		EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		struct qs_signer *s = qs_signer_new(key);
+		struct qs_batch_info info;
+		uint8_t pub[32], msg[QS_INFO_SIGNING_BYTES], ours[64], theirs[64];
+		size_t len = sizeof(pub), sig_len;
+
+		ck_assert_ptr_nonnull(s);
+		ck_assert_int_eq(EVP_PKEY_get_raw_public_key(key, pub, &len), 1);
+		example_info(&info);
+		memcpy(info.author, pub, 32);
+		for (uint64_t b = 0; b < 25; b++) {
+			EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+			info.batch_id = b * 7919 + (uint64_t)k;
+			info.num_bytes = b;
+			qs_codec_info_signing_bytes(3, &info, msg);
+			ck_assert_int_eq(qs_signer_sign(s, 3, &info, ours), 0);
+			sig_len = sizeof(theirs);
+			ck_assert_int_eq(EVP_DigestSignInit(ctx, NULL, NULL, NULL, key), 1);
+			ck_assert_int_eq(EVP_DigestSign(ctx, theirs, &sig_len, msg, sizeof(msg)),
+			                 1);
+			ck_assert_mem_eq(ours, theirs, 64);
+			EVP_MD_CTX_reset(ctx);
+			ck_assert_int_eq(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key), 1);
+			ck_assert_int_eq(EVP_DigestVerify(ctx, ours, 64, msg, sizeof(msg)), 1);
+			EVP_MD_CTX_free(ctx);
+			ck_assert_int_eq(qs_codec_info_verify(pub, 3, &info, theirs), 0);
+			ck_assert_int_eq(qs_codec_info_verify_key(key, 3, &info, theirs), 0);
+			theirs[63] ^= 0x10; /* s no longer canonical, or another s */
+			ck_assert_int_eq(qs_codec_info_verify(pub, 3, &info, theirs), QS_EBADSIG);
+		}
+		qs_signer_free(s);
+		EVP_PKEY_free(key);
+	}
+}
+END_TEST
+
 START_TEST(big_endian_helpers_round_trip)
 {
 	uint8_t b[8];
@@ -289,6 +332,7 @@ main(void)
 	tcase_add_test(tc, forged_signature_is_rejected);
 	tcase_add_test(tc, signature_does_not_replay_across_chains_or_fields);
 	tcase_add_test(tc, signature_by_another_key_is_rejected);
+	tcase_add_test(tc, signatures_agree_with_openssl_both_ways);
 	tcase_add_test(tc, big_endian_helpers_round_trip);
 	tcase_add_test(tc, strerror_names_every_code);
 	suite_add_tcase(s, tc);
