@@ -190,18 +190,6 @@ qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
 }
 
 int
-qs_codec_info_verify_key(EVP_PKEY *pub, uint32_t chain_id, const struct qs_batch_info *info,
-                         const uint8_t sig[QS_SIG_BYTES])
-{
-	uint8_t raw[QS_PUBKEY_BYTES];
-	size_t len = sizeof(raw);
-
-	if (!pub || EVP_PKEY_get_raw_public_key(pub, raw, &len) != 1 || len != sizeof(raw))
-		return QS_ECRYPTO;
-	return qs_codec_info_verify(raw, chain_id, info, sig);
-}
-
-int
 qs_codec_info_parse(const uint8_t *buf, size_t len, uint32_t *chain_id, struct qs_batch_info *info)
 {
 	const uint8_t *p = buf;

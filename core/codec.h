@@ -98,10 +98,6 @@ int qs_signer_sign(struct qs_signer *s, uint32_t chain_id, const struct qs_batch
 int qs_codec_info_verify(const uint8_t signer[QS_PUBKEY_BYTES], uint32_t chain_id,
                          const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES]);
 
-/* Same with an Ed25519 public key as OpenSSL's key object (borrowed). */
-int qs_codec_info_verify_key(EVP_PKEY *pub, uint32_t chain_id, const struct qs_batch_info *info,
-                             const uint8_t sig[QS_SIG_BYTES]);
-
 /* Encode / decode big-endian integers. */
 static inline void
 qs_put_be32(uint8_t *p, uint32_t v)

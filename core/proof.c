@@ -18,9 +18,9 @@ struct qs_valset {
 	uint64_t epoch;
 	size_t n;
 	uint64_t total_power;
-	uint64_t *powers;             /* by validator index */
-	EVP_PKEY **pubs;              /* by validator index */
-	struct qs_valset_key *by_key; /* sorted by key, for qs_valset_index() */
+	uint64_t *powers;                 /* by validator index */
+	uint8_t (*pubs)[QS_PUBKEY_BYTES]; /* by validator index */
+	struct qs_valset_key *by_key;     /* sorted by key, for qs_valset_index() */
 };
 
 struct qs_proof_builder {
@@ -116,12 +116,7 @@ qs_valset_new(uint32_t chain_id, uint64_t epoch, size_t n, const uint8_t (*keys)
 		vs->powers[i] = powers[i];
 		memcpy(vs->by_key[i].key, keys[i], QS_PUBKEY_BYTES);
 		vs->by_key[i].index = (int)i;
-		vs->pubs[i] =
-		    EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, keys[i], QS_PUBKEY_BYTES);
-		if (!vs->pubs[i]) {
-			rc = QS_ECRYPTO;
-			goto out;
-		}
+		memcpy(vs->pubs[i], keys[i], QS_PUBKEY_BYTES);
 	}
 	qsort(vs->by_key, n, sizeof(*vs->by_key), qs_valset_key_cmp);
 	for (size_t i = 1; i < n; i++) {
@@ -143,10 +138,6 @@ qs_valset_free(struct qs_valset *vs)
 {
 	if (!vs)
 		return;
-	if (vs->pubs) {
-		for (size_t i = 0; i < vs->n; i++)
-			EVP_PKEY_free(vs->pubs[i]);
-	}
 	free(vs->pubs);
 	free(vs->powers);
 	free(vs->by_key);
@@ -273,7 +264,7 @@ qs_proof_builder_add(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_
 	 * not count again. */
 	if (qs_bit_get(b->counted, (size_t)i))
 		return QS_PROOF_SIG_DUPLICATE;
-	rc = qs_codec_info_verify_key(vs->pubs[i], vs->chain_id, &b->info, sig);
+	rc = qs_codec_info_verify(vs->pubs[i], vs->chain_id, &b->info, sig);
 	if (rc == QS_EBADSIG)
 		return QS_PROOF_SIG_BAD_SIGNATURE;
 	if (rc)
@@ -404,7 +395,7 @@ qs_proof_verify_own(const struct qs_valset *vs, uint64_t now_us,
 			own = true;
 			continue;
 		}
-		rc = qs_codec_info_verify_key(vs->pubs[i], vs->chain_id, &info, sig);
+		rc = qs_codec_info_verify(vs->pubs[i], vs->chain_id, &info, sig);
 		if (rc == QS_EBADSIG)
 			return QS_PROOF_BAD_SIGNATURE;
 		if (rc)

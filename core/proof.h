@@ -34,10 +34,9 @@ struct qs_proof_builder;
  * Create the validator set of `epoch` on chain `chain_id`: n validators (1 ..
  * QS_MAX_VALIDATORS), validator i with signing key keys[i] and voting power
  * powers[i] (1 .. QS_MAX_VOTING_POWER, and a total of at most
- * QS_MAX_VOTING_POWER). The arrays are copied; each key is turned into an
- * OpenSSL public key once, here. Returns 0 and sets *out, which the caller
- * frees with qs_valset_free(); -EINVAL for a count or power out of range or a
- * key listed twice; QS_ECRYPTO when a key cannot be made; -ENOMEM.
+ * QS_MAX_VOTING_POWER). The arrays are copied. Returns 0 and sets *out,
+ * which the caller frees with qs_valset_free(); -EINVAL for a count or power
+ * out of range or a key listed twice; -ENOMEM.
  */
 int qs_valset_new(uint32_t chain_id, uint64_t epoch, size_t n,
                   const uint8_t (*keys)[QS_PUBKEY_BYTES], const uint64_t *powers,

@@ -1111,8 +1111,6 @@ struct qsb_run {
 	size_t signers; /* signatures per proof (the most of any author) */
 	uint64_t proofs_sent, queue_before, queue_after;
 
-	EVP_PKEY *target_key; /* the target's signing key, made at the first ack */
-
 	/* -V: acks counted, their signatures checked after the run */
 	struct qsb_deferred *deferred;
 	size_t n_deferred, cap_deferred;
@@ -1490,18 +1488,12 @@ qsb_run_defer(struct qsb_run *r, const struct qsb_peer *p, const struct qs_batch
 	return 0;
 }
 
-/* Check the target's signature over `info`, the key made at the first use:
- * 0, QS_EBADSIG, or QS_ECRYPTO. */
+/* Check the target's signature over `info`: 0, QS_EBADSIG, or QS_ECRYPTO. */
 static int
 qsb_run_verify(struct qsb_run *r, const struct qs_batch_info *info, const uint8_t *sig)
 {
-	if (!r->target_key)
-		r->target_key = EVP_PKEY_new_raw_public_key(
-		    EVP_PKEY_ED25519, NULL, r->env.cfg->validators[r->env.target].signing_key,
-		    QS_PUBKEY_BYTES);
-	if (!r->target_key)
-		return QS_ECRYPTO;
-	return qs_codec_info_verify_key(r->target_key, r->env.cfg->chain_id, info, sig);
+	return qs_codec_info_verify(r->env.cfg->validators[r->env.target].signing_key,
+	                            r->env.cfg->chain_id, info, sig);
 }
 
 /* -V: check the kept acks; one that does not verify is not an ack. */
@@ -2476,7 +2468,6 @@ out:
 	free(r->batches);
 	free(r->batch_ptrs);
 	free(r->lat.all);
-	EVP_PKEY_free(r->target_key);
 	free(r->deferred);
 	free(r);
 	return status;
