@@ -157,9 +157,10 @@ out:
  * Payloads of at least this many bytes are written to blob files at flush:
  * the table files then hold only keys and blob references, and compaction
  * moves keys instead of rewriting payloads. Blob garbage collection stays
- * off: a batch outlives its last write by at most max_batch_lifetime_ms,
- * and a blob file goes when no table file refers to it any more, which the
- * GC's file drops bring about (docs/DESIGN.md, "Storage schema").
+ * off: RocksDB deletes a blob file once no table file refers to it or to
+ * an older one, which the GC's file drops bring about within about one
+ * max_batch_lifetime_ms of its last batch's arrival (docs/DESIGN.md,
+ * "Storage schema"; check_writer blob_files_go_with_the_last_batch_they_hold).
  */
 #define QS_STORE_BLOB_MIN_BYTES 2048
 
