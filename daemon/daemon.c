@@ -718,8 +718,8 @@ qs_daemon_run(struct qs_config *cfg)
 		d.exit_code = QS_EXIT_STORAGE;
 		goto out;
 	}
-	qs_log_info("storage_open", "data_dir=\"%s\" schema_version=%" PRIu32, cfg->data_dir,
-	            qs_store_schema_version(d.store));
+	qs_log_info("storage_open", "data_dir=\"%s\" schema_version=%" PRIu32 " crc32c=%s",
+	            cfg->data_dir, qs_store_schema_version(d.store), qs_store_crc32c());
 	/* A NewEpoch persisted earlier wins over the config's first epoch. */
 	rc = qs_epoch_load(d.store, cfg, d.network_pub, d.signing_pub, &d.epoch_cfg, &d.self, err,
 	                   sizeof(err));

@@ -11,6 +11,7 @@
 
 #include "core/codec.h"
 #include "core/error.h"
+#include "storage/crc32c.h"
 #include "storage/store_impl.h"
 #include "storage/writer.h"
 #include "core/hex.h"
@@ -323,6 +324,12 @@ uint32_t
 qs_store_schema_version(const struct qs_store *st)
 {
 	return st->schema_version;
+}
+
+const char *
+qs_store_crc32c(void)
+{
+	return qs_crc32c_serves_rocksdb() ? qs_crc32c_impl() : "rocksdb";
 }
 
 /* Range-delete [0, end) in the expiration-ordered families. */

@@ -118,6 +118,13 @@ void qs_store_close(struct qs_store *st);
 uint32_t qs_store_schema_version(const struct qs_store *st);
 
 /*
+ * Which CRC32C RocksDB's checksums use in this process: "sse4.2" or
+ * "table" when qsd's own serves them (storage/crc32c.h), "rocksdb" when
+ * the library's calls do not reach it.
+ */
+const char *qs_store_crc32c(void);
+
+/*
  * Translate a RocksDB error message into QS_ENOSPACE, QS_EIO, QS_ECORRUPT or
  * QS_ESTORE.
  */
