@@ -11,6 +11,7 @@ struct qs_doneq {
 	pthread_mutex_t lock;
 	struct qs_link *head;
 	struct qs_link **tail;
+	uint64_t wakeups;
 	int efd;
 	struct event *ev;
 	void (*deliver)(void *arg, struct qs_link *item);
@@ -58,19 +59,49 @@ out:
 }
 
 void
-qs_doneq_push(struct qs_doneq *q, struct qs_link *item)
+qs_doneq_push_chain(struct qs_doneq *q, struct qs_link *first)
 {
+	struct qs_link *last = first;
 	uint64_t one = 1;
+	int wake;
 
-	item->next = NULL;
+	while (last->next)
+		last = last->next;
 	pthread_mutex_lock(&q->lock);
-	*q->tail = item;
-	q->tail = &item->next;
+	/*
+	 * Items already queued have a wake-up on its way: the loop reads the
+	 * eventfd before it takes the list, so it takes these with them. Only
+	 * a push onto an empty list (none queued, or all taken) must wake it;
+	 * every eventfd write is a system call and a wake-up of the loop.
+	 */
+	wake = q->head == NULL;
+	*q->tail = first;
+	q->tail = &last->next;
+	if (wake)
+		q->wakeups++;
 	pthread_mutex_unlock(&q->lock);
 	/* An eventfd write fails only when the counter would overflow, in which
 	 * case the loop has a wake-up pending anyway. */
-	if (write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (wake && write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		abort();
+}
+
+void
+qs_doneq_push(struct qs_doneq *q, struct qs_link *item)
+{
+	item->next = NULL;
+	qs_doneq_push_chain(q, item);
+}
+
+uint64_t
+qs_doneq_wakeups(struct qs_doneq *q)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->wakeups;
+	pthread_mutex_unlock(&q->lock);
+	return n;
 }
 
 void

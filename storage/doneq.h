@@ -29,6 +29,14 @@ int qs_doneq_new(struct event_base *base, void (*deliver)(void *arg, struct qs_l
  * until deliver() hands it back. */
 void qs_doneq_push(struct qs_doneq *q, struct qs_link *item);
 
+/* Queue the items linked from `first` through their `next`, in that order,
+ * at once: a storage thread hands back a whole group with one wake-up. */
+void qs_doneq_push_chain(struct qs_doneq *q, struct qs_link *first);
+
+/* Wake-ups the channel has sent the loop: one per push that found nothing
+ * pending (the loop takes everything queued at each). */
+uint64_t qs_doneq_wakeups(struct qs_doneq *q);
+
 /* Deliver everything queued now, on the calling (loop) thread. */
 void qs_doneq_drain(struct qs_doneq *q);
 

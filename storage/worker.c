@@ -50,7 +50,7 @@ worker_main(void *arg)
 	struct qs_worker *w = arg;
 
 	for (;;) {
-		struct qs_link *group, *l, *next;
+		struct qs_link *group;
 		uint64_t bytes;
 		size_t n;
 
@@ -69,10 +69,7 @@ worker_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		w->queue_bytes -= bytes;
 		pthread_mutex_unlock(&w->lock);
-		for (l = group; l; l = next) {
-			next = l->next;
-			qs_doneq_push(w->done, l);
-		}
+		qs_doneq_push_chain(w->done, group);
 	}
 	return NULL;
 }
