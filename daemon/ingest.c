@@ -144,6 +144,7 @@ struct qs_ingest {
 	struct event *expire_timer;
 	struct event *disk_timer;
 	uint64_t free_bytes;     /* last statvfs of the data directory */
+	uint64_t since_statvfs;  /* payload bytes admitted since then */
 	int needs_reopen;        /* RocksDB failed with no space: reopen before writing */
 	int reopening;           /* a reopen runs on the reader thread */
 	uint64_t bg_errors_seen; /* rocksdb.background-errors already handled */
@@ -380,6 +381,7 @@ check_space(struct qs_ingest *in)
 	if (qs_store_free_bytes(in->cfg->data_dir, &free_bytes) != 0)
 		return;
 	in->free_bytes = free_bytes;
+	in->since_statvfs = 0;
 	if (free_bytes < in->cfg->free_space_watermark_bytes + in->cfg->db_write_buffer_bytes)
 		in->full_seen_us = qs_clock_mono_us();
 	if (in->state == QS_STORAGE_OK && free_bytes < in->cfg->free_space_watermark_bytes) {
@@ -388,6 +390,26 @@ check_space(struct qs_ingest *in)
 		         free_bytes, in->cfg->free_space_watermark_bytes);
 		set_state(in, QS_STORAGE_FULL, reason);
 	}
+}
+
+/*
+ * Before admitting a message of `bytes`: check the free space again once the
+ * bytes admitted since the last statvfs could have used half the room it
+ * left above the watermark and a memtable. Far from full that is seldom
+ * (a statvfs per message was a system call per message at full rate);
+ * near it, every message. What RocksDB's flushes and compactions write
+ * meanwhile the disk poll sees (QS_DISK_POLL_MS), and a memtable's worth
+ * of it is in the margin.
+ */
+static void
+check_space_for(struct qs_ingest *in, uint64_t bytes)
+{
+	uint64_t floor = in->cfg->free_space_watermark_bytes + in->cfg->db_write_buffer_bytes;
+	uint64_t room = in->free_bytes > floor ? in->free_bytes - floor : 0;
+
+	in->since_statvfs += bytes;
+	if (in->since_statvfs >= room / 2)
+		check_space(in);
 }
 
 static void
@@ -534,7 +556,7 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 		qs_frame_msg_free(&msg->base);
 		return;
 	}
-	check_space(in);
+	check_space_for(in, total);
 	ref = calloc(1, sizeof(*ref));
 	if (!ref) {
 		qs_frame_msg_free(&msg->base);
