@@ -28,6 +28,9 @@ struct qs_cache_entry {
 	uint32_t id;
 	size_t n_txns;
 	ProtobufCBinaryData *txns; /* right after the entry */
+	/* NULL: the payload follows the slices, in the entry's allocation.
+	 * Else each transaction is a block of its own, freed with this. */
+	void (*free_block)(void *block);
 };
 
 struct qs_cache_ref {
@@ -129,6 +132,18 @@ qs_cache_touch(struct qs_cache *c, struct qs_cache_entry *e)
 
 /* ---- entries ---- */
 
+/* Free an entry and, when it took them, its transactions' blocks. */
+static void
+qs_cache_entry_free(struct qs_cache_entry *e)
+{
+	if (e->free_block) {
+		for (size_t i = 0; i < e->n_txns; i++)
+			if (e->txns[i].len)
+				e->free_block(e->txns[i].data);
+	}
+	free(e);
+}
+
 /* Take the entry out of every structure and free it. */
 static void
 qs_cache_drop(struct qs_cache *c, struct qs_cache_entry *e)
@@ -142,7 +157,7 @@ qs_cache_drop(struct qs_cache *c, struct qs_cache_entry *e)
 	c->free_head = e->id;
 	c->count--;
 	c->bytes -= e->charge;
-	free(e);
+	qs_cache_entry_free(e);
 }
 
 /* Evict least recently used entries until `charge` more bytes fit. */
@@ -175,10 +190,13 @@ qs_cache_check_payload(const struct qs_batch_info *info, const ProtobufCBinaryDa
 	return sum == info->num_bytes ? 0 : -EINVAL;
 }
 
-/* Allocate an entry holding a copy of the payload, checked already. */
+/*
+ * Allocate an entry for a payload, checked already: with a copy of it, or,
+ * with `free_block`, with its slices only (the blocks become the entry's).
+ */
 static struct qs_cache_entry *
 qs_cache_entry_new(const struct qs_batch_info *info, const ProtobufCBinaryData *txns, size_t n_txns,
-                   uint64_t charge)
+                   uint64_t charge, void (*free_block)(void *))
 {
 	struct qs_cache_entry *e;
 	size_t slices_off, bytes_off, size, i;
@@ -191,7 +209,7 @@ qs_cache_entry_new(const struct qs_batch_info *info, const ProtobufCBinaryData *
 	bytes_off = slices_off + n_txns * sizeof(*txns);
 	if (info->num_bytes > SIZE_MAX - bytes_off)
 		return NULL;
-	size = bytes_off + (size_t)info->num_bytes;
+	size = bytes_off + (free_block ? 0 : (size_t)info->num_bytes);
 	e = malloc(size);
 	if (!e)
 		return NULL;
@@ -199,6 +217,19 @@ qs_cache_entry_new(const struct qs_batch_info *info, const ProtobufCBinaryData *
 	e->charge = charge;
 	e->n_txns = n_txns;
 	e->txns = (ProtobufCBinaryData *)((uint8_t *)e + slices_off);
+	e->free_block = free_block;
+	if (free_block) {
+		for (i = 0; i < n_txns; i++) {
+			e->txns[i] = txns[i];
+			if (txns[i].len)
+				continue;
+			/* Empty transactions point somewhere too, as copied ones do. */
+			if (txns[i].data)
+				free_block(txns[i].data);
+			e->txns[i].data = (uint8_t *)e->txns;
+		}
+		return e;
+	}
 	p = (uint8_t *)e + bytes_off;
 	for (i = 0; i < n_txns; i++) {
 		e->txns[i].len = txns[i].len;
@@ -244,7 +275,7 @@ qs_cache_free(struct qs_cache *c)
 		return;
 	for (e = c->newest; e; e = older) {
 		older = e->older;
-		free(e);
+		qs_cache_entry_free(e);
 	}
 	free(c->refs);
 	qs_dtable_free(c->by_digest);
@@ -265,9 +296,9 @@ qs_cache_charge(const struct qs_batch_info *info, size_t n_txns)
 	return info->num_bytes + fixed;
 }
 
-int
-qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info, const ProtobufCBinaryData *txns,
-             size_t n_txns)
+static int
+qs_cache_insert(struct qs_cache *c, const struct qs_batch_info *info,
+                const ProtobufCBinaryData *txns, size_t n_txns, void (*free_block)(void *))
 {
 	struct qs_cache_entry *e = NULL;
 	uint64_t charge;
@@ -289,6 +320,13 @@ qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info, const Protobu
 		goto out;
 	}
 	charge = qs_cache_charge(info, n_txns);
+	if (free_block && charge != UINT64_MAX) {
+		uint64_t blocks = (uint64_t)n_txns * QS_CACHE_BLOCK_OVERHEAD;
+
+		charge = blocks / QS_CACHE_BLOCK_OVERHEAD != n_txns || charge > UINT64_MAX - blocks
+		             ? UINT64_MAX
+		             : charge + blocks;
+	}
 	if (charge == UINT64_MAX || charge > c->budget) {
 		rc = QS_ELIMIT;
 		goto out;
@@ -296,7 +334,7 @@ qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info, const Protobu
 	rc = -ENOMEM;
 	if (qs_cache_reserve(c) != 0)
 		goto out;
-	e = qs_cache_entry_new(info, txns, n_txns, charge);
+	e = qs_cache_entry_new(info, txns, n_txns, charge, free_block);
 	if (!e)
 		goto out;
 	/* Eviction frees ids: take one after it. */
@@ -314,11 +352,29 @@ qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info, const Protobu
 	qs_heap_push(c->heap, id, e->info.expiration_us);
 	c->count++;
 	c->bytes += charge;
-	e = NULL;
 	rc = 0;
 out:
-	free(e);
+	/* Not cached: blocks given to the cache go now. */
+	if (rc && free_block) {
+		for (size_t i = 0; i < n_txns; i++)
+			if (txns[i].data)
+				free_block(txns[i].data);
+	}
 	return rc;
+}
+
+int
+qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info, const ProtobufCBinaryData *txns,
+             size_t n_txns)
+{
+	return qs_cache_insert(c, info, txns, n_txns, NULL);
+}
+
+int
+qs_cache_put_taken(struct qs_cache *c, const struct qs_batch_info *info,
+                   const ProtobufCBinaryData *txns, size_t n_txns, void (*free_block)(void *))
+{
+	return qs_cache_insert(c, info, txns, n_txns, free_block);
 }
 
 int

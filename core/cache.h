@@ -1,6 +1,6 @@
 /*
- * The payload cache: copies of the transactions of durable batches, kept in
- * memory up to a byte budget, for GetBatch and for the batches GetPayload
+ * The payload cache: the transactions of durable batches (copied, or taken
+ * over from a decoded message), kept in memory up to a byte budget, for GetBatch and for the batches GetPayload
  * sends inline. Least recently used entries are evicted to make room; every
  * entry also leaves when its batch expires (qs_cache_expire()).
  *
@@ -28,6 +28,10 @@
 
 /* Bytes charged for each entry beyond its payload and slices. */
 #define QS_CACHE_ENTRY_OVERHEAD 256
+
+/* And for each transaction of an entry that took its blocks
+ * (qs_cache_put_taken()): the block's own header and malloc()'s. */
+#define QS_CACHE_BLOCK_OVERHEAD 48
 
 struct qs_cache;
 
@@ -68,6 +72,20 @@ uint64_t qs_cache_charge(const struct qs_batch_info *info, size_t n_txns);
  */
 int qs_cache_put(struct qs_cache *c, const struct qs_batch_info *info,
                  const ProtobufCBinaryData *txns, size_t n_txns);
+
+/*
+ * qs_cache_put() without the copy: the cache takes the transactions' memory.
+ * Every non-NULL txns[i].data is a block of its own that becomes the
+ * cache's, whatever is returned: kept with the entry and freed with
+ * free_block() when it goes, or freed before the call returns when nothing
+ * is cached (QS_EEXISTS, QS_ELIMIT, -EINVAL, -ENOMEM). The caller must
+ * forget the pointers. The charge adds QS_CACHE_BLOCK_OVERHEAD per
+ * transaction to qs_cache_charge(). Empty transactions are kept as
+ * qs_cache_put() keeps them (a block given for one is freed at once).
+ */
+int qs_cache_put_taken(struct qs_cache *c, const struct qs_batch_info *info,
+                       const ProtobufCBinaryData *txns, size_t n_txns,
+                       void (*free_block)(void *block));
 
 /* A cached payload. Everything points into the cache. */
 struct qs_cached {

@@ -341,6 +341,31 @@ qs_frame_msg_free(ProtobufCMessage *msg)
 }
 
 int
+qs_frame_bytes_own_blocks(const ProtobufCBinaryData *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].data && ((struct qs_frame_block *)(void *)v[i].data - 1)->arena != NULL)
+			return 0;
+	}
+	return 1;
+}
+
+void
+qs_frame_bytes_disown(ProtobufCBinaryData *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		v[i].data = NULL;
+		v[i].len = 0;
+	}
+}
+
+void
+qs_frame_bytes_free(void *block)
+{
+	qs_frame_block_free(NULL, block);
+}
+
+int
 qs_frame_bev_tune(struct bufferevent *bev)
 {
 	if (bufferevent_set_max_single_read(bev, QS_FRAME_MAX_SINGLE_IO) != 0 ||

@@ -99,6 +99,23 @@ void qs_frame_pack(const ProtobufCMessage *msg, size_t len, uint8_t *frame);
 void qs_frame_msg_free(ProtobufCMessage *msg);
 
 /*
+ * Handing bytes fields out of a decoded message, so that a payload kept
+ * after the message goes is not copied (the payload cache takes peers'
+ * transactions this way). `v` are fields of a message returned by
+ * qs_frame_read() or qs_frame_unpack().
+ *
+ * qs_frame_bytes_own_blocks(): 1 if every non-empty v[i].data is a block
+ * of its own, which qs_frame_bytes_disown() can hand over; 0 when they were
+ * cut from an arena (qs_frame_unpack_arena()), which goes whole.
+ * qs_frame_bytes_disown(): the message forgets v[0..n) (left empty; freeing
+ * the message no longer frees them): whoever copied the pointers before
+ * owns the blocks and frees each with qs_frame_bytes_free(), on any thread.
+ */
+int qs_frame_bytes_own_blocks(const ProtobufCBinaryData *v, size_t n);
+void qs_frame_bytes_disown(ProtobufCBinaryData *v, size_t n);
+void qs_frame_bytes_free(void *block);
+
+/*
  * Most bytes a connection reads or writes per readiness event. libevent's
  * default is 16 KiB, so a 64 KiB batch or a 40 KiB GetPayload answer took
  * one trip through epoll per 16 KiB; one event now moves a whole frame.

@@ -613,6 +613,110 @@ START_TEST(many_entries_then_free)
 }
 END_TEST
 
+/* Blocks handed to qs_cache_put_taken(): counted as they are freed. */
+static int blocks_freed;
+
+static void
+count_free(void *block)
+{
+	blocks_freed++;
+	free(block);
+}
+
+/* Give a's blocks to the cache, as the daemon does; a keeps no pointers. */
+static int
+put_taken(struct qs_cache *c, struct payload *a)
+{
+	int rc = qs_cache_put_taken(c, &a->info, a->txns, a->n_txns, count_free);
+
+	for (size_t i = 0; i < a->n_txns; i++)
+		a->txns[i].data = NULL;
+	return rc;
+}
+
+START_TEST(taken_blocks_are_served_and_freed_with_the_entry)
+{
+	static const size_t lens[] = {40, 0, 7};
+	struct qs_cache *c = new_cache(100000);
+	struct payload a = mk(1, 100, lens, 3), b = mk(2, 100, lens, 3);
+	uint8_t *first = a.txns[0].data;
+	struct qs_cached got;
+
+	blocks_freed = 0;
+	ck_assert_int_eq(put_taken(c, &a), 0);
+	ck_assert_uint_eq(qs_cache_bytes(c), charge(&a) + 3 * QS_CACHE_BLOCK_OVERHEAD);
+	/* No copy: the entry serves the blocks it was given. */
+	ck_assert_int_eq(qs_cache_get(c, a.info.digest, &got), 0);
+	ck_assert_ptr_eq(got.txns[0].data, first);
+	expect_cached(c, 1, 100, lens, 3);
+	ck_assert_int_eq(put_taken(c, &b), 0);
+	ck_assert_int_eq(blocks_freed, 0);
+	qs_cache_remove(c, a.info.digest);
+	ck_assert_int_eq(blocks_freed, 2); /* the empty one was never a block */
+	ck_assert_uint_eq(qs_cache_expire(c, UINT64_MAX), 1);
+	ck_assert_int_eq(blocks_freed, 4);
+	ck_assert_uint_eq(qs_cache_bytes(c), 0);
+	payload_free(&a);
+	payload_free(&b);
+	qs_cache_free(c);
+}
+END_TEST
+
+START_TEST(taken_blocks_not_cached_are_freed_at_once)
+{
+	static const size_t lens[] = {10, 20};
+	struct qs_cache *c = new_cache(1000);
+	struct payload a = mk(1, 100, lens, 2), dup = mk(1, 100, lens, 2);
+	struct payload big = mk1(2, 100, 5000), bad = mk(3, 100, lens, 2);
+
+	blocks_freed = 0;
+	ck_assert_int_eq(put_taken(c, &a), 0);
+	ck_assert_int_eq(put_taken(c, &dup), QS_EEXISTS);
+	ck_assert_int_eq(blocks_freed, 2);
+	ck_assert_int_eq(put_taken(c, &big), QS_ELIMIT);
+	ck_assert_int_eq(blocks_freed, 3);
+	bad.info.num_bytes++;
+	ck_assert_int_eq(put_taken(c, &bad), -EINVAL);
+	ck_assert_int_eq(blocks_freed, 5);
+	expect_cached(c, 1, 100, lens, 2);
+	qs_cache_free(c); /* and the cached one's with the cache */
+	ck_assert_int_eq(blocks_freed, 7);
+	payload_free(&a);
+	payload_free(&dup);
+	payload_free(&big);
+	payload_free(&bad);
+}
+END_TEST
+
+START_TEST(taken_entries_evicted_within_the_budget)
+{
+	enum {
+		N = 200
+	};
+	struct qs_cache *c;
+	struct payload one = mk1(0, 0, 1000);
+	uint64_t each = charge(&one) + QS_CACHE_BLOCK_OVERHEAD;
+
+	c = new_cache(10 * each);
+	blocks_freed = 0;
+	for (int i = 0; i < N; i++) {
+		struct payload p = mk1((uint64_t)i, (uint64_t)i, 1000);
+
+		ck_assert_int_eq(put_taken(c, &p), 0);
+		ck_assert_uint_le(qs_cache_bytes(c), 10 * each);
+		payload_free(&p);
+	}
+	ck_assert_uint_eq(qs_cache_count(c), 10);
+	ck_assert_int_eq(blocks_freed, N - 10);
+	qs_cache_set_budget(c, 3 * each);
+	ck_assert_int_eq(blocks_freed, N - 3);
+	expect_cached(c, N - 1, N - 1, (size_t[]){1000}, 1);
+	qs_cache_free(c);
+	ck_assert_int_eq(blocks_freed, N);
+	payload_free(&one);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -638,6 +742,9 @@ main(void)
 	tcase_add_test(tc, expire_drops_due_entries);
 	tcase_add_test(tc, set_budget_shrinking_evicts_least_recently_used);
 	tcase_add_test(tc, remove_drops_entry);
+	tcase_add_test(tc, taken_blocks_are_served_and_freed_with_the_entry);
+	tcase_add_test(tc, taken_blocks_not_cached_are_freed_at_once);
+	tcase_add_test(tc, taken_entries_evicted_within_the_budget);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(ts, 300);
 	tcase_add_test(ts, budget_never_exceeded);

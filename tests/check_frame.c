@@ -317,6 +317,63 @@ START_TEST(arena_decode_of_many_blocks_reads_back_and_frees)
 }
 END_TEST
 
+/* A BatchMsg of one batch with transactions "aaa", "" and "bbbbb". */
+static void
+write_batch(struct evbuffer *b)
+{
+	static uint8_t t0[] = "aaa", t2[] = "bbbbb";
+	ProtobufCBinaryData txns[3] = {{3, t0}, {0, NULL}, {5, t2}};
+	Quorumstore__V1__Batch batch = QUORUMSTORE__V1__BATCH__INIT;
+	Quorumstore__V1__Batch *bp = &batch;
+	Quorumstore__V1__BatchMsg bm = QUORUMSTORE__V1__BATCH_MSG__INIT;
+	Quorumstore__V1__PeerMessage m = QUORUMSTORE__V1__PEER_MESSAGE__INIT;
+
+	batch.n_transactions = 3;
+	batch.transactions = txns;
+	bm.n_batches = 1;
+	bm.batches = &bp;
+	m.msg_case = QUORUMSTORE__V1__PEER_MESSAGE__MSG_BATCH_MSG;
+	m.batch_msg = &bm;
+	ck_assert_int_eq(qs_frame_write(b, &m.base, MAX_FRAME), 0);
+}
+
+START_TEST(disowned_bytes_outlive_their_message)
+{
+	struct evbuffer *b = evbuffer_new();
+	ProtobufCMessage *msg = NULL;
+	ProtobufCBinaryData kept[3];
+	Quorumstore__V1__Batch *batch;
+	const uint8_t *body;
+	size_t len;
+
+	write_batch(b);
+	ck_assert_int_eq(qs_frame_read(b, MAX_FRAME, peer_desc, BUDGET, &msg), 1);
+	batch = ((Quorumstore__V1__PeerMessage *)msg)->batch_msg->batches[0];
+	ck_assert(qs_frame_bytes_own_blocks(batch->transactions, 3));
+	memcpy(kept, batch->transactions, sizeof(kept));
+	qs_frame_bytes_disown(batch->transactions, 3);
+	ck_assert_ptr_null(batch->transactions[0].data);
+	ck_assert_uint_eq(batch->transactions[2].len, 0);
+	/* The message goes without them (a double free under the sanitizer
+	 * otherwise), and they read back after it. */
+	qs_frame_msg_free(msg);
+	ck_assert_mem_eq(kept[0].data, "aaa", 3);
+	ck_assert_ptr_null(kept[1].data);
+	ck_assert_mem_eq(kept[2].data, "bbbbb", 5);
+	qs_frame_bytes_free(kept[0].data);
+	qs_frame_bytes_free(kept[2].data);
+	/* An arena's blocks go with their message: not handed out. */
+	write_batch(b);
+	body = frame_body(b, &len);
+	ck_assert_int_eq(qs_frame_unpack_arena(peer_desc, body, len, BUDGET, &msg), 0);
+	batch = ((Quorumstore__V1__PeerMessage *)msg)->batch_msg->batches[0];
+	ck_assert(!qs_frame_bytes_own_blocks(batch->transactions, 3));
+	ck_assert(qs_frame_bytes_own_blocks(batch->transactions + 1, 1)); /* empty only */
+	qs_frame_msg_free(msg);
+	evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(arena_decode_over_budget_or_undecodable_is_edecode)
 {
 	static const uint8_t garbage[] = {0x12, 0x05, 0x0a};
@@ -470,6 +527,7 @@ frame_suite(void)
 	tcase_add_test(tc, budget_exceeded_is_edecode);
 	tcase_add_test(tc, many_empty_repeated_bytes_exceed_budget);
 	tcase_add_test(tc, arena_decode_of_many_blocks_reads_back_and_frees);
+	tcase_add_test(tc, disowned_bytes_outlive_their_message);
 	tcase_add_test(tc, arena_decode_over_budget_or_undecodable_is_edecode);
 	tcase_add_test(tc, zero_length_frame_decodes_as_empty_message);
 	tcase_add_test(tc, write_over_limit_is_elimit_and_appends_nothing);
