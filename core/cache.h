@@ -1,7 +1,7 @@
 /*
  * The payload cache: the transactions of durable batches (copied, or taken
- * over from a decoded message), kept in memory up to a byte budget, for GetBatch and for the batches GetPayload
- * sends inline. Least recently used entries are evicted to make room; every
+ * over from a decoded message), kept in memory up to a byte budget, for
+ * GetBatch and for the batches GetPayload sends inline. Least recently used entries are evicted to make room; every
  * entry also leaves when its batch expires (qs_cache_expire()).
  *
  * Accounting. Each entry is charged qs_cache_charge(): its payload bytes,
@@ -10,7 +10,7 @@
  * allocator's own overhead). The sum of the charges never exceeds the budget.
  *
  * Complexity, for n entries: get, contains, remove O(1) expected; put O(1)
- * expected plus O(log n) per eviction and the copy; expire O(log n) per
+ * expected plus O(log n) per eviction and the copy (none when taken); expire O(log n) per
  * entry removed (a min-heap on expiration; nothing else is scanned). The
  * table grows by doubling and never shrinks.
  *
