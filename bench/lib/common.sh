@@ -46,10 +46,10 @@ phase() {
 	fi
 	fig "phase_seconds.$name" "$(((($(now_ms) - t0) + 500) / 1000))"
 	stop_nodes
-	# The next phase starts on a quiet disk: what this one left in the page
-	# cache (a stopped node's last flush, db_bench's files and their
-	# deletion, which on a file system mounted with discard means TRIMs at
-	# the next journal commit) is written back now, not during its run.
+	# The next phase starts on a quiet disk: what this one left to the
+	# kernel (a stopped node's last flush, db_bench's files and their
+	# deletion, which on a file system mounted with discard also means
+	# TRIMs) is written back now, not during its run.
 	sync
 	return 0
 }
