@@ -248,9 +248,9 @@ qs_proof_builder_free(struct qs_proof_builder *b)
 	free(b);
 }
 
-int
-qs_proof_builder_add(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_BYTES],
-                     const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
+static int
+builder_add(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_BYTES],
+            const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES], bool verify)
 {
 	const struct qs_valset *vs = b->vs;
 	int i = qs_valset_index(vs, signer);
@@ -264,16 +264,32 @@ qs_proof_builder_add(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_
 	 * not count again. */
 	if (qs_bit_get(b->counted, (size_t)i))
 		return QS_PROOF_SIG_DUPLICATE;
-	rc = qs_codec_info_verify(vs->pubs[i], vs->chain_id, &b->info, sig);
-	if (rc == QS_EBADSIG)
-		return QS_PROOF_SIG_BAD_SIGNATURE;
-	if (rc)
-		return rc;
+	if (verify) {
+		rc = qs_codec_info_verify(vs->pubs[i], vs->chain_id, &b->info, sig);
+		if (rc == QS_EBADSIG)
+			return QS_PROOF_SIG_BAD_SIGNATURE;
+		if (rc)
+			return rc;
+	}
 	memcpy(b->sigs[i], sig, QS_SIG_BYTES);
 	qs_bit_set(b->counted, (size_t)i);
 	b->signed_power += vs->powers[i];
 	b->n_signers++;
 	return QS_PROOF_SIG_ADDED;
+}
+
+int
+qs_proof_builder_add(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_BYTES],
+                     const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
+{
+	return builder_add(b, signer, info, sig, true);
+}
+
+int
+qs_proof_builder_add_own(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_BYTES],
+                         const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES])
+{
+	return builder_add(b, signer, info, sig, false);
 }
 
 int

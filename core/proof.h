@@ -92,9 +92,10 @@ void qs_proof_builder_free(struct qs_proof_builder *b);
 
 /*
  * Count one signature: `signer`'s `sig` over `info`. The author's own
- * signature is added the same way (it counts towards the quorum like any
- * other). The signer is authenticated by the signature alone, so it does not
- * matter which peer relayed it. The checks, in this order:
+ * signature counts towards the quorum like any other (the author adds it
+ * with qs_proof_builder_add_own(), below). The signer is authenticated by
+ * the signature alone, so it does not matter which peer relayed it. The
+ * checks, in this order:
  *   signer not in the set                         UNKNOWN_SIGNER
  *   any field of info differs from the one sent   INFO_MISMATCH
  *   signer counted already                        DUPLICATE
@@ -105,6 +106,18 @@ void qs_proof_builder_free(struct qs_proof_builder *b);
  */
 int qs_proof_builder_add(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_BYTES],
                          const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES]);
+
+/*
+ * The author's own signature, made by this node's signer a moment ago with
+ * the key the daemon matched against the validator set at start: counted
+ * like qs_proof_builder_add() (UNKNOWN_SIGNER, INFO_MISMATCH, DUPLICATE in
+ * the same order) but not verified, which would cost one Ed25519
+ * verification per own batch for a signature that is published unverified
+ * in every ack anyway. A wrong `sig` here is counted: a proof built with it
+ * is refused by every peer (qs_proof_verify(), BAD_SIGNATURE).
+ */
+int qs_proof_builder_add_own(struct qs_proof_builder *b, const uint8_t signer[QS_PUBKEY_BYTES],
+                             const struct qs_batch_info *info, const uint8_t sig[QS_SIG_BYTES]);
 
 /*
  * qs_proof_builder_add() for a SignedBatchInfo as received: returns

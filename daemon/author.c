@@ -565,7 +565,7 @@ on_own_written(struct qs_write_item *w)
 	b->call = NULL;
 	/* Durable and signed by us: now the others may have it. */
 	send_batch(a, -1, b);
-	if (qs_proof_builder_add(b->builder, a->opt.signing_pub, &w->info, w->sig) !=
+	if (qs_proof_builder_add_own(b->builder, a->opt.signing_pub, &w->info, w->sig) !=
 	    QS_PROOF_SIG_ADDED) {
 		qs_log_err("own_signature_refused", "batch_id=%" PRIu64, w->info.batch_id);
 		own_free(b);

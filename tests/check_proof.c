@@ -404,6 +404,58 @@ START_TEST(authors_own_signature_counts)
 }
 END_TEST
 
+/* The author's own signature is counted with the same refusals but without
+ * a verification; a wrong one is caught by every peer's proof check. */
+START_TEST(own_signature_counted_unverified_and_caught_by_peers)
+{
+	struct cluster c;
+	struct qs_batch_info info, other;
+	struct qs_proof_builder *b;
+	Quorumstore__V1__ProofOfStore proof;
+	uint8_t sig[QS_SIG_BYTES], stranger[QS_PUBKEY_BYTES];
+	static const uint64_t ones[4] = {1, 1, 1, 1};
+
+	cluster_init(&c, 4, ones);
+	info = batch_of(&c, 0);
+	other = info;
+	other.batch_id++;
+	memset(stranger, 0x5a, sizeof(stranger));
+
+	/* Genuine: counted, and the proof verifies. */
+	b = builder_for(&c, &info);
+	sign_as(&c, 0, &info, sig);
+	ck_assert_int_eq(qs_proof_builder_add_own(b, stranger, &info, sig),
+	                 QS_PROOF_SIG_UNKNOWN_SIGNER);
+	ck_assert_int_eq(qs_proof_builder_add_own(b, c.pub[0], &other, sig),
+	                 QS_PROOF_SIG_INFO_MISMATCH);
+	ck_assert_int_eq(qs_proof_builder_add_own(b, c.pub[0], &info, sig), QS_PROOF_SIG_ADDED);
+	ck_assert_int_eq(qs_proof_builder_add_own(b, c.pub[0], &info, sig), QS_PROOF_SIG_DUPLICATE);
+	ck_assert_int_eq(add_signer(b, &c, 1, &info), QS_PROOF_SIG_ADDED);
+	ck_assert_int_eq(add_signer(b, &c, 2, &info), QS_PROOF_SIG_ADDED);
+	ck_assert_int_eq(qs_proof_builder_build(b, &proof), 0);
+	ck_assert_int_eq(qs_proof_verify(c.vs, NOW_US, &proof, NULL), QS_PROOF_OK);
+	qs_proof_builder_free(b);
+
+	/* Not verified: a flipped bit is counted here, and the proof is
+	 * refused by qs_proof_verify() as every peer runs it. */
+	b = builder_for(&c, &info);
+	sign_as(&c, 0, &info, sig);
+	sig[9] ^= 0x10;
+	ck_assert_int_eq(qs_proof_builder_add_own(b, c.pub[0], &info, sig), QS_PROOF_SIG_ADDED);
+	ck_assert_int_eq(add_signer(b, &c, 1, &info), QS_PROOF_SIG_ADDED);
+	ck_assert_int_eq(add_signer(b, &c, 2, &info), QS_PROOF_SIG_ADDED);
+	ck_assert_int_eq(qs_proof_builder_build(b, &proof), 0);
+	ck_assert_int_eq(qs_proof_verify(c.vs, NOW_US, &proof, NULL), QS_PROOF_BAD_SIGNATURE);
+	/* The verifying path still refuses the same signature. */
+	ck_assert_int_eq(qs_proof_builder_add(b, c.pub[0], &info, sig), QS_PROOF_SIG_DUPLICATE);
+	qs_proof_builder_free(b);
+	b = builder_for(&c, &info);
+	ck_assert_int_eq(qs_proof_builder_add(b, c.pub[0], &info, sig), QS_PROOF_SIG_BAD_SIGNATURE);
+	qs_proof_builder_free(b);
+	cluster_free(&c);
+}
+END_TEST
+
 START_TEST(forged_signature_not_counted)
 {
 	struct cluster c;
@@ -1162,6 +1214,7 @@ main(void)
 	tcase_add_test(ta, every_subset_forms_proof_iff_quorum);
 	tcase_add_test(ta, authors_own_signature_counts);
 	tcase_add_test(ta, forged_signature_not_counted);
+	tcase_add_test(ta, own_signature_counted_unverified_and_caught_by_peers);
 	tcase_add_test(ta, repeated_signer_not_double_counted);
 	tcase_add_test(ta, unknown_signer_not_counted);
 	tcase_add_test(ta, info_mismatch_in_any_field_not_counted);
