@@ -100,6 +100,7 @@ struct ingest_item {
 	ProtobufCBinaryData *txns; /* = w.txns, in ref's message: the cache takes them */
 	int author;                /* validator index, = the sending peer */
 	int admitted;              /* qs_index_write_done() owed */
+	uint64_t t_in_us;          /* its message handed to ingest (monotonic) */
 	struct ingest_item *next;  /* waiting for room in the writer queue */
 };
 
@@ -194,6 +195,7 @@ struct qs_ingest {
 	struct qs_metric *m_persist_failures;
 	struct qs_metric *m_group_size;
 	struct qs_metric *m_persist_seconds;
+	struct qs_metric *m_ack_seconds;
 	struct qs_metric *m_requests;
 	struct qs_metric *m_ignored;
 	struct qs_metric *m_protocol_errors;
@@ -536,7 +538,7 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 	    .limits = lim,
 	};
 	struct msg_ref *ref;
-	uint64_t total = 0;
+	uint64_t total = 0, t_in_us = qs_clock_mono_us();
 	int64_t skew = in->peers ? qs_peers_clock_skew_us(in->peers, peer) : 0;
 	/* Expirations are wall-clock times: a sender whose clock is far off ours
 	 * would have its lifetime checks judged against the wrong "now". */
@@ -609,6 +611,7 @@ on_batch_msg(struct qs_ingest *in, int peer, Quorumstore__V1__PeerMessage *msg)
 		it->w.n_txns = b->n_transactions;
 		it->w.owner = it;
 		it->ref = ref;
+		it->t_in_us = t_in_us;
 		ref->refs++;
 		enqueue(in, it);
 	}
@@ -650,6 +653,8 @@ on_write_done(void *arg, struct qs_write_item *w)
 		 * (nothing reads them there after this) instead of copying. */
 		cache_take(in, &w->info, it->txns, w->n_txns);
 		send_signed(in, it->author, w);
+		qs_metric_observe(in->m_ack_seconds, 0,
+		                  (double)(qs_clock_mono_us() - it->t_in_us) / 1e6);
 		item_free(it);
 	} else {
 		/* A failed flush or compaction makes every later write fail:
@@ -1142,6 +1147,11 @@ register_metrics(struct qs_ingest *in)
 	in->m_persist_seconds =
 	    qs_metrics_histogram(m, "qsd_persist_seconds", "Time to write and sync one group.",
 	                         seconds_bounds, N(seconds_bounds), NULL, NULL, 0);
+	in->m_ack_seconds = qs_metrics_histogram(
+	    m, "qsd_batch_ack_seconds",
+	    "From a peer's batch message handed to ingest to its signed ack queued: validation, "
+	    "the writer queue, the synced write, signing, the return to the event loop.",
+	    seconds_bounds, N(seconds_bounds), NULL, NULL, 0);
 	in->m_requests = qs_metrics_counter(m, "qsd_batch_requests_total",
 	                                    "BatchRequest from peers, by outcome.", "result",
 	                                    req_names, REQ_COUNT);
@@ -1165,8 +1175,8 @@ register_metrics(struct qs_ingest *in)
 	}
 	if (!in->m_received || !in->m_persisted || !in->m_signed || !in->m_rejected ||
 	    !in->m_persist_failures || !in->m_group_size || !in->m_persist_seconds ||
-	    !in->m_requests || !in->m_ignored || !in->m_protocol_errors || !in->m_gc_runs ||
-	    !in->m_gc_batches ||
+	    !in->m_ack_seconds || !in->m_requests || !in->m_ignored || !in->m_protocol_errors ||
+	    !in->m_gc_runs || !in->m_gc_batches ||
 	    !qs_metrics_gauge_fn(m, "qsd_submit_queue_bytes",
 	                         "Bytes queued for the writer or being written.", queue_bytes_fn,
 	                         in) ||

@@ -71,6 +71,7 @@
 
 #define PERSISTED       "qsd_batches_persisted_total"
 #define SIGNED          "qsd_batches_signed_total"
+#define ACK_SECONDS     "qsd_batch_ack_seconds"
 #define REJECTED(r)     "qsd_batches_rejected_total{reason=\"" r "\"}"
 #define DISCONNECTS(r)  "qsd_peer_disconnects_total{reason=\"" r "\"}"
 #define HS_FAILURES(r)  "qsd_tls_handshake_failures_total{reason=\"" r "\"}"
@@ -801,6 +802,8 @@ START_TEST(good_batch_is_signed_by_v0_after_it_is_persisted)
 	    {.series = PERSISTED, .delta = 1},
 	    {.series = SIGNED, .delta = 1},
 	    {.series = "qsd_batches_received_total", .delta = 1},
+	    {.series = ACK_SECONDS "_count", .delta = 1},
+	    {.series = ACK_SECONDS "_bucket{le=\"+Inf\"}", .delta = 1},
 	};
 
 	conn_peer(&a, 1);
@@ -825,6 +828,8 @@ START_TEST(one_message_mixing_good_and_bad_batches_answers_each_once)
 	    {.series = REJECTED("EMPTY_BATCH"), .delta = 1},
 	    {.series = PERSISTED, .delta = 3},
 	    {.series = "qsd_batches_received_total", .delta = 5},
+	    /* the three signed, not the two refused */
+	    {.series = ACK_SECONDS "_count", .delta = 3},
 	};
 
 	conn_peer(&w, 2);
