@@ -87,6 +87,20 @@ START_TEST(agrees_with_the_table_and_with_rocksdb)
 		if (len < 8192)
 			ck_assert_uint_eq(qs_crc32c_extend_table(init, buf + off, len), want);
 	}
+	/* Each side of the three-stream blocks (3 x 256 and 3 x 8 KiB) and a
+	 * 64 KiB value, at every alignment. */
+	{
+		static const size_t edges[] = {767,   768,   769,   775,   1535,  1536,  24575,
+		                               24576, 24577, 25343, 25344, 49152, 65536, 65559};
+
+		for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++)
+			for (size_t off = 0; off < 8; off++) {
+				uint32_t init = (uint32_t)rng_next(&s);
+
+				ck_assert_uint_eq(qs_crc32c_extend(init, buf + off, edges[e]),
+				                  lib(init, (const char *)buf + off, edges[e]));
+			}
+	}
 	free(buf);
 }
 END_TEST
