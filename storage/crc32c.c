@@ -16,6 +16,13 @@
 static uint32_t crc_table[256];
 static pthread_once_t crc_table_once = PTHREAD_ONCE_INIT;
 
+/* The register after one more zero bit of data. */
+static uint32_t
+crc_bit(uint32_t c)
+{
+	return (c >> 1) ^ (CRC32C_POLY & (0u - (c & 1)));
+}
+
 static void
 crc_table_init(void)
 {
@@ -23,7 +30,7 @@ crc_table_init(void)
 		uint32_t c = i;
 
 		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (CRC32C_POLY & (0u - (c & 1)));
+			c = crc_bit(c);
 		crc_table[i] = c;
 	}
 }
@@ -38,6 +45,7 @@ crc_soft(uint32_t c, const uint8_t *p, size_t n)
 	return c;
 }
 
+#if defined(__x86_64__)
 /*
  * Appending n zero bytes to the data is a linear map of the (uninverted)
  * register. shift_op() builds it as 32 columns, each the image of one
@@ -69,11 +77,8 @@ shift_op(size_t n_bytes, uint32_t op[32])
 	uint32_t byte[32], sq[32], acc[32], t[32];
 
 	/* One zero bit, then eight of them. */
-	for (int i = 0; i < 32; i++) {
-		uint32_t c = 1u << i;
-
-		byte[i] = (c >> 1) ^ (CRC32C_POLY & (0u - (c & 1)));
-	}
+	for (int i = 0; i < 32; i++)
+		byte[i] = crc_bit(1u << i);
 	for (int k = 0; k < 3; k++) {
 		op_compose(sq, byte, byte);
 		memcpy(byte, sq, sizeof(byte));
@@ -111,7 +116,6 @@ shift(uint32_t tab[4][256], uint32_t c)
 	       tab[3][c >> 24];
 }
 
-#if defined(__x86_64__)
 /*
  * The instruction takes three cycles and can start one per cycle: three
  * independent streams (thirds of a block, the second and third from a zero
