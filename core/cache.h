@@ -1,8 +1,9 @@
 /*
  * The payload cache: the transactions of durable batches (copied, or taken
  * over from a decoded message), kept in memory up to a byte budget, for
- * GetBatch and for the batches GetPayload sends inline. Least recently used entries are evicted to make room; every
- * entry also leaves when its batch expires (qs_cache_expire()).
+ * GetBatch and for the batches GetPayload sends inline. Least recently used
+ * entries are evicted to make room; every entry also leaves when its batch
+ * expires (qs_cache_expire()).
  *
  * Accounting. Each entry is charged qs_cache_charge(): its payload bytes,
  * one ProtobufCBinaryData per transaction and QS_CACHE_ENTRY_OVERHEAD bytes
@@ -10,9 +11,9 @@
  * allocator's own overhead). The sum of the charges never exceeds the budget.
  *
  * Complexity, for n entries: get, contains, remove O(1) expected; put O(1)
- * expected plus O(log n) per eviction and the copy (none when taken); expire O(log n) per
- * entry removed (a min-heap on expiration; nothing else is scanned). The
- * table grows by doubling and never shrinks.
+ * expected plus O(log n) per eviction and the copy (none when taken);
+ * expire O(log n) per entry removed (a min-heap on expiration; nothing else
+ * is scanned). The table grows by doubling and never shrinks.
  *
  * Pure and single-threaded (the event loop's): no I/O, no clock, no locks.
  */
